@@ -1,0 +1,174 @@
+//! A job as the master knows it: spec, state, attempt, progress, outcome and history.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{JobId, NodeId};
+use crate::spec::JobSpec;
+use crate::state::JobState;
+
+/// Live progress of a running encode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Frames encoded so far.
+    pub frame: u64,
+    /// Current encoding rate in frames per second.
+    pub fps: f64,
+    /// Encoding speed relative to real time (2.0 = twice real time).
+    pub speed: f64,
+    /// Percent done, 0..=100, when the total is known.
+    pub percent: f64,
+    /// Seconds of output written.
+    pub out_time_s: f64,
+}
+
+/// Why a job failed. The kind decides whether the failure is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The encoder refused the codec, format or input. Terminal.
+    EncodeError,
+    /// A parameter was wrong in a way only the node could see. Terminal.
+    InvalidParameter,
+    /// Killed for exceeding its own memory limit. Terminal.
+    ResourceExhausted,
+    /// Ran past its own `timeout_sec`. Terminal.
+    Timeout,
+    /// The node holding the job stopped heartbeating. Transient.
+    NodeLost,
+    /// The node could not start the job (full scratch disk, missing engine…). Transient.
+    NodeUnavailable,
+    /// The agent stopped (drain, crash) before the job finished. Transient.
+    Interrupted,
+    /// Anything else that a retry may fix. Transient.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Transient failures are retried until `max_retries`; the others fail the job at once.
+    ///
+    /// ```
+    /// use ffrtmp_core::ErrorKind;
+    /// assert!(ErrorKind::NodeLost.is_transient());
+    /// assert!(!ErrorKind::EncodeError.is_transient());
+    /// ```
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NodeLost | ErrorKind::NodeUnavailable | ErrorKind::Interrupted | ErrorKind::Internal
+        )
+    }
+}
+
+/// A failure with its kind and a human message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// The class of failure.
+    pub kind: ErrorKind,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl JobError {
+    /// Shorthand constructor.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        JobError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Energy used by one job, or why it could not be measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnergyReport {
+    /// The source used (`rapl`, `nvml`, `file`), or `unavailable`.
+    pub source: String,
+    /// Total joules attributed to the job; `None` when unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_joules: Option<f64>,
+    /// Mean power over the job's wall time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_watts: Option<f64>,
+    /// Joules per encoded frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joules_per_frame: Option<f64>,
+    /// Why energy is missing, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_reason: Option<String>,
+}
+
+/// What a finished encode produced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// Exit status of the workload.
+    pub exit_code: Option<i32>,
+    /// Frames encoded.
+    pub frames: u64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Mean frames per second over the wall time.
+    pub avg_fps: f64,
+    /// Bytes written to the output (0 for null output).
+    pub output_bytes: u64,
+    /// The engine and encoder used, e.g. `ffmpeg/libx264`.
+    pub encoder: String,
+    /// Whether resource limits were enforced, and if not why.
+    pub limits: String,
+    /// Energy.
+    pub energy: EnergyReport,
+}
+
+/// One transition in a job's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// State before (`None` for the submission itself).
+    pub from: Option<JobState>,
+    /// State after.
+    pub to: JobState,
+    /// Attempt number at the time.
+    pub attempt: u32,
+    /// Node involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<NodeId>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A job as stored by the master.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identifier.
+    pub id: JobId,
+    /// Human-friendly sequence number, increasing with submission.
+    pub seq: u64,
+    /// What was submitted.
+    pub spec: JobSpec,
+    /// Current state.
+    pub state: JobState,
+    /// Attempt number; bumped by every claim and used as the fencing token.
+    pub attempt: u32,
+    /// Node holding (or last holding) the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<NodeId>,
+    /// Last reported progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// Outcome of a completed job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResult>,
+    /// Last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// When a retrying job becomes claimable again (ms since epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
+    /// Submission time (ms since epoch).
+    pub created_at_ms: u64,
+    /// Last change (ms since epoch).
+    pub updated_at_ms: u64,
+    /// Transitions, oldest first. Lists may leave it empty; single-job reads fill it.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}

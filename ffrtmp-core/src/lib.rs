@@ -1,0 +1,55 @@
+//! Core of ffrtmp: domain types, the job state machine, and the four seams of the system.
+//!
+//! - [`JobStore`]: durable jobs, nodes, claims and history (SQLite and PostgreSQL in
+//!   `ffrtmp-sched`).
+//! - [`Executor`]: run one job to an outcome (FFmpeg in `ffrtmp-exec`).
+//! - [`PowerSource`]: cumulative energy counters (RAPL in `ffrtmp-power`).
+//! - [`Transport`]: what an agent says to a master (HTTPS in `ffrtmp-http`).
+//!
+//! Each is a small object-safe trait, so a researcher can implement one and swap it into
+//! the reference master or agent. This crate has no runtime, no SQL and no HTTP.
+//!
+//! ```
+//! use ffrtmp_core::{JobSpec, JobState};
+//! let spec: JobSpec = serde_json::from_str(r#"{"scenario":"720p-h264","parameters":{"duration":2}}"#).unwrap();
+//! assert_eq!(spec.validate().unwrap().width, 1280);
+//! assert!(JobState::Queued.can_become(JobState::Assigned));
+//! ```
+#![warn(missing_docs)]
+
+pub mod executor;
+pub mod ids;
+pub mod job;
+pub mod node;
+pub mod power;
+pub mod retry;
+pub mod scenario;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod transport;
+
+pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
+pub use ids::{JobId, NodeId};
+pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
+pub use node::{
+    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodeRegistration, NodeStatus,
+    RunningJob,
+};
+pub use power::{EnergySample, PowerError, PowerSource, ZoneEnergy};
+pub use retry::Backoff;
+pub use scenario::{Codec, Scenario, ScenarioError};
+pub use spec::{
+    Classification, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
+};
+pub use state::{InvalidTransition, JobState};
+pub use store::{JobPage, JobQuery, JobStore, StoreError, SweepSummary};
+pub use transport::{Transport, TransportError};
+
+/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

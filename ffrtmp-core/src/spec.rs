@@ -1,0 +1,375 @@
+//! What a user submits: [`JobSpec`] and its parts, with validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Codec, Scenario, ScenarioError};
+
+/// Which queue a job waits in; `live` is served before `default`, `default` before `batch`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Queue {
+    /// Latency-sensitive work.
+    Live,
+    /// Ordinary work.
+    #[default]
+    Default,
+    /// Throughput work that may wait.
+    Batch,
+}
+
+/// Priority within a queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// First.
+    High,
+    /// Normal.
+    #[default]
+    Medium,
+    /// Last.
+    Low,
+}
+
+/// The transcoding engine a job asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Let the node choose (GStreamer for live work when installed, else FFmpeg).
+    #[default]
+    Auto,
+    /// FFmpeg.
+    Ffmpeg,
+    /// GStreamer (`gst-launch-1.0`).
+    Gstreamer,
+}
+
+/// What the job is for; stored and reported, used to filter results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    /// Real work.
+    #[default]
+    Production,
+    /// Test traffic.
+    Test,
+    /// A benchmark run.
+    Benchmark,
+    /// Debugging.
+    Debug,
+}
+
+/// Where the encoded stream goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// A file in the node's output directory.
+    #[default]
+    File,
+    /// Encode and discard (measures the encoder alone).
+    Null,
+    /// Stream to an RTMP endpoint configured on the node.
+    Rtmp,
+}
+
+/// Encoding parameters. Every field is optional; the scenario supplies the rest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameters {
+    /// Seconds of video to encode (synthetic source) or to take from the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Target bitrate, e.g. `"5M"`, `"2500k"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<String>,
+    /// Encoder preset, e.g. `"veryfast"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// Overrides the scenario's frame rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    /// Overrides the scenario's size, `"<w>x<h>"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// Overrides the scenario's codec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    /// Input file, relative to the node's input directory. Absent: synthetic `testsrc2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Where the output goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_mode: Option<OutputMode>,
+}
+
+/// Limits enforced on the node while the job runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// CPU quota in percent of one core (200 = two cores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_percent: Option<u32>,
+    /// Memory limit in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    /// Scratch space the job needs, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_mb: Option<u64>,
+    /// Wall-clock limit in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_sec: Option<u64>,
+}
+
+fn default_max_retries() -> u32 {
+    3
+}
+
+/// A job as submitted.
+///
+/// The body of the original project is accepted as is:
+///
+/// ```
+/// use ffrtmp_core::JobSpec;
+/// let spec: JobSpec = serde_json::from_str(
+///     r#"{"scenario":"1080p-h264","confidence":"auto","parameters":{"duration":300,"bitrate":"5M"}}"#,
+/// ).unwrap();
+/// let scenario = spec.validate().unwrap();
+/// assert_eq!(scenario.height, 1080);
+/// // Unknown fields are refused rather than silently dropped.
+/// assert!(serde_json::from_str::<JobSpec>(r#"{"scenario":"720p-h264","bogus":1}"#).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Scenario name, see [`Scenario`].
+    pub scenario: String,
+    /// Confidence level of a benchmark run (`"auto"`, `"high"`, …); stored as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<String>,
+    /// Encoding parameters.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// Limits on the node.
+    #[serde(default)]
+    pub resource_limits: ResourceLimits,
+    /// Queue.
+    #[serde(default)]
+    pub queue: Queue,
+    /// Priority within the queue.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Engine.
+    #[serde(default)]
+    pub engine: EngineChoice,
+    /// Purpose.
+    #[serde(default)]
+    pub classification: Classification,
+    /// How many times a transient failure is retried.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+impl JobSpec {
+    /// A spec for `scenario` with every other field at its default.
+    pub fn new(scenario: impl Into<String>) -> Self {
+        JobSpec {
+            scenario: scenario.into(),
+            confidence: None,
+            parameters: Parameters::default(),
+            resource_limits: ResourceLimits::default(),
+            queue: Queue::default(),
+            priority: Priority::default(),
+            engine: EngineChoice::default(),
+            classification: Classification::default(),
+            max_retries: default_max_retries(),
+        }
+    }
+
+    /// Checks every field and returns the effective scenario (parameters applied).
+    pub fn validate(&self) -> Result<Scenario, SpecError> {
+        let mut scenario = Scenario::parse(&self.scenario)?;
+        let p = &self.parameters;
+        if let Some(d) = p.duration {
+            if !d.is_finite() || d <= 0.0 || d > 86_400.0 {
+                return Err(SpecError::invalid("duration", "must be > 0 and at most 86400 seconds"));
+            }
+        }
+        if let Some(b) = &p.bitrate {
+            parse_bitrate(b).ok_or_else(|| {
+                SpecError::invalid(
+                    "bitrate",
+                    "expected a number with an optional k, M or G suffix, e.g. \"5M\"",
+                )
+            })?;
+        }
+        if let Some(preset) = &p.preset {
+            if !PRESETS.contains(&preset.as_str()) {
+                return Err(SpecError::invalid(
+                    "preset",
+                    &format!("expected one of {}", PRESETS.join(", ")),
+                ));
+            }
+        }
+        if let Some(fps) = p.fps {
+            if !(1..=240).contains(&fps) {
+                return Err(SpecError::invalid("fps", "must be 1..=240"));
+            }
+            scenario.fps = fps;
+        }
+        if let Some(res) = &p.resolution {
+            let (w, h) = parse_resolution(res).ok_or_else(|| {
+                SpecError::invalid("resolution", "expected <width>x<height>, even numbers, 16..=7680")
+            })?;
+            scenario.width = w;
+            scenario.height = h;
+        }
+        if let Some(codec) = &p.codec {
+            scenario.codec = codec.parse::<Codec>()?;
+        }
+        if let Some(input) = &p.input {
+            check_relative_path(input)?;
+        }
+        let l = &self.resource_limits;
+        if l.max_cpu_percent == Some(0) {
+            return Err(SpecError::invalid("resource_limits.max_cpu_percent", "must be > 0"));
+        }
+        if l.max_memory_mb == Some(0) {
+            return Err(SpecError::invalid("resource_limits.max_memory_mb", "must be > 0"));
+        }
+        if l.timeout_sec == Some(0) {
+            return Err(SpecError::invalid("resource_limits.timeout_sec", "must be > 0"));
+        }
+        if self.max_retries > 100 {
+            return Err(SpecError::invalid("max_retries", "must be at most 100"));
+        }
+        Ok(scenario)
+    }
+}
+
+/// Encoder presets accepted in `parameters.preset` (the x264/x265 names).
+pub const PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// Parses `"5M"`, `"2500k"`, `"800000"` into bits per second.
+///
+/// ```
+/// assert_eq!(ffrtmp_core::spec::parse_bitrate("5M"), Some(5_000_000));
+/// assert_eq!(ffrtmp_core::spec::parse_bitrate("2500k"), Some(2_500_000));
+/// assert_eq!(ffrtmp_core::spec::parse_bitrate("fast"), None);
+/// ```
+pub fn parse_bitrate(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1_000),
+        'm' | 'M' => (&s[..s.len() - 1], 1_000_000),
+        'g' | 'G' => (&s[..s.len() - 1], 1_000_000_000),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().ok()?;
+    if !v.is_finite() || v <= 0.0 {
+        return None;
+    }
+    let bps = v * mult as f64;
+    (bps >= 1_000.0 && bps <= 1e10).then_some(bps as u64)
+}
+
+fn parse_resolution(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.split_once(['x', 'X'])?;
+    let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
+    let ok = |v: u32| (16..=7680).contains(&v) && v % 2 == 0;
+    (ok(w) && ok(h)).then_some((w, h))
+}
+
+fn check_relative_path(p: &str) -> Result<(), SpecError> {
+    let path = std::path::Path::new(p);
+    let bad = p.is_empty()
+        || p.contains("://")
+        || path.is_absolute()
+        || path.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+    if bad {
+        return Err(SpecError::invalid(
+            "parameters.input",
+            "must be a relative path inside the node's input directory (no '..', no absolute paths, no URLs)",
+        ));
+    }
+    Ok(())
+}
+
+/// Why a [`JobSpec`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The scenario name did not parse.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// A field has a value outside its domain.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The field, as named in JSON.
+        field: String,
+        /// What is expected.
+        message: String,
+    },
+}
+
+impl SpecError {
+    fn invalid(field: &str, message: &str) -> Self {
+        SpecError::Invalid {
+            field: field.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<Scenario, String> {
+        let spec: JobSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let s: JobSpec = serde_json::from_str(r#"{"scenario":"720p-h264"}"#).unwrap();
+        assert_eq!(s.max_retries, 3);
+        assert_eq!(s.queue, Queue::Default);
+        assert_eq!(s.priority, Priority::Medium);
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"duration":-1}}"#)
+            .unwrap_err()
+            .contains("duration"));
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"bitrate":"lots"}}"#)
+            .unwrap_err()
+            .contains("bitrate"));
+        assert!(
+            spec(r#"{"scenario":"720p-h264","parameters":{"input":"../etc/passwd"}}"#)
+                .unwrap_err()
+                .contains("input")
+        );
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"input":"/etc/passwd"}}"#).is_err());
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"input":"rtmp://x/y"}}"#).is_err());
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"preset":"warp"}}"#).is_err());
+        assert!(spec(r#"{"scenario":"720p-h264","queue":"urgent"}"#).is_err());
+        assert!(spec(r#"{"scenario":"720p-h264","parameters":{"colour":"red"}}"#).is_err());
+    }
+
+    #[test]
+    fn parameters_override_the_scenario() {
+        let s =
+            spec(r#"{"scenario":"720p-h264","parameters":{"fps":60,"resolution":"640x360","codec":"vp9"}}"#).unwrap();
+        assert_eq!((s.width, s.height, s.fps, s.codec), (640, 360, 60, Codec::Vp9));
+    }
+}
