@@ -97,6 +97,19 @@ impl JobState {
         }
     }
 
+    /// Whether an operator may queue the job again (`POST /jobs/{id}/retry`): the one
+    /// deliberate way out of `failed` and `canceled`, recorded in history like any other
+    /// transition and starting a fresh retry budget.
+    ///
+    /// ```
+    /// use ffrtmp_core::JobState;
+    /// assert!(JobState::Failed.can_requeue());
+    /// assert!(!JobState::Completed.can_requeue());
+    /// ```
+    pub fn can_requeue(self) -> bool {
+        matches!(self, JobState::Failed | JobState::Canceled)
+    }
+
     /// No transition leaves a terminal state.
     pub fn is_terminal(self) -> bool {
         matches!(

@@ -1,1 +1,31 @@
-//! ffrtmp-sched
+//! Scheduling for ffrtmp: durable [`JobStore`](ffrtmp_core::JobStore) implementations and
+//! the pieces a master composes around them.
+//!
+//! - [`SqliteStore`]: the default store, one SQLite file in WAL mode with durable commits.
+//!   Writes go through one writer thread that groups concurrent requests into a single
+//!   transaction, so `synchronous=FULL` stays fast.
+//! - [`StoreTransport`]: an in-process [`Transport`](ffrtmp_core::Transport) over any store,
+//!   for embedding an agent beside the master, tests and benches.
+//! - [`spawn_sweeper`]: the failure-detection loop (dead nodes, retry backoff).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use ffrtmp_core::{JobSpec, JobStore, JobState};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = ffrtmp_sched::SqliteStore::open(&dir.path().join("jobs.db")).unwrap();
+//! let job = store.submit(JobSpec::new("720p-h264")).await.unwrap();
+//! assert_eq!(job.state, JobState::Queued);
+//! assert_eq!(store.get(job.id).await.unwrap().history.len(), 1);
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod sqlite;
+mod sweeper;
+mod transport;
+
+pub use config::{Clock, SchedConfig};
+pub use sqlite::SqliteStore;
+pub use sweeper::spawn_sweeper;
+pub use transport::StoreTransport;

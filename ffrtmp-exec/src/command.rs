@@ -1,0 +1,425 @@
+//! Building the FFmpeg command line of a job: [`FfmpegConfig`] and [`FfmpegCommand`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ffrtmp_core::spec::parse_bitrate;
+use ffrtmp_core::{Codec, Job, OutputMode, Scenario};
+
+use crate::error::ExecError;
+
+/// Node-side settings of the FFmpeg engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfmpegConfig {
+    /// The `ffmpeg` binary; a bare name is looked up in `PATH`.
+    pub ffmpeg_path: PathBuf,
+    /// Jobs may only read files under this directory (`parameters.input` is relative to it).
+    pub input_dir: PathBuf,
+    /// Output files are written here as `<job_id>-a<attempt>.<ext>`.
+    pub output_dir: PathBuf,
+    /// Time between SIGTERM and SIGKILL when a job is canceled or times out.
+    pub grace: Duration,
+    /// Seconds encoded when a job gives no `parameters.duration`.
+    pub default_duration_s: f64,
+    /// RTMP endpoint for `output_mode: rtmp`; `{job_id}` in it is replaced by the job id.
+    /// `None`: RTMP jobs fail with `invalid_parameter`.
+    pub rtmp_url: Option<String>,
+}
+
+impl Default for FfmpegConfig {
+    fn default() -> Self {
+        FfmpegConfig {
+            ffmpeg_path: PathBuf::from("ffmpeg"),
+            input_dir: PathBuf::from("/var/lib/ffrtmp/input"),
+            output_dir: PathBuf::from("/var/lib/ffrtmp/output"),
+            grace: Duration::from_secs(10),
+            default_duration_s: 10.0,
+            rtmp_url: None,
+        }
+    }
+}
+
+impl FfmpegConfig {
+    /// The defaults with the given input and output directories.
+    pub fn new(input_dir: impl Into<PathBuf>, output_dir: impl Into<PathBuf>) -> Self {
+        FfmpegConfig {
+            input_dir: input_dir.into(),
+            output_dir: output_dir.into(),
+            ..FfmpegConfig::default()
+        }
+    }
+}
+
+/// The FFmpeg invocation for one job attempt, and what to expect from it.
+///
+/// ```
+/// use ffrtmp_core::{Job, JobId, JobSpec, JobState};
+/// use ffrtmp_exec::{FfmpegCommand, FfmpegConfig};
+///
+/// let mut spec = JobSpec::new("720p-h264");
+/// spec.parameters.duration = Some(2.0);
+/// let job = Job {
+///     id: JobId::new(), seq: 1, spec, state: JobState::Running, attempt: 1, node_id: None,
+///     progress: None, result: None, error: None, retry_at_ms: None, created_at_ms: 0,
+///     updated_at_ms: 0, history: vec![],
+/// };
+/// let cmd = FfmpegCommand::build(&job, &FfmpegConfig::new("/srv/in", "/srv/out")).unwrap();
+/// let argv = cmd.argv().join(" ");
+/// assert!(argv.starts_with("ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1"));
+/// assert!(argv.contains("-f lavfi -i testsrc2=size=1280x720:rate=30:duration=2"));
+/// assert!(argv.contains("-c:v libx264 -preset veryfast"));
+/// assert_eq!(cmd.output, Some(format!("/srv/out/{}-a1.mp4", job.id).into()));
+/// assert_eq!(cmd.encoder_label(), "ffmpeg/libx264");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FfmpegCommand {
+    /// The program (from [`FfmpegConfig::ffmpeg_path`]).
+    pub program: PathBuf,
+    /// Arguments after the program.
+    pub args: Vec<OsString>,
+    /// The output file, for [`OutputMode::File`].
+    pub output: Option<PathBuf>,
+    /// The effective scenario (parameters applied).
+    pub scenario: Scenario,
+    /// The FFmpeg encoder, e.g. `libx264`.
+    pub encoder: &'static str,
+    /// Seconds of output expected, when known (always for the synthetic source).
+    pub expected_duration_s: Option<f64>,
+}
+
+impl FfmpegCommand {
+    /// Builds the command for `job`, refusing parameters this node cannot honour.
+    ///
+    /// Reads the file system only to resolve `parameters.input` inside the input directory.
+    pub fn build(job: &Job, config: &FfmpegConfig) -> Result<FfmpegCommand, ExecError> {
+        let scenario = job
+            .spec
+            .validate()
+            .map_err(|e| ExecError::InvalidParameter(e.to_string()))?;
+        let p = &job.spec.parameters;
+        let codec = scenario.codec;
+        let encoder = codec.software_encoder();
+        let mode = p.output_mode.unwrap_or_default();
+        let mut a = Args::default();
+        a.push_all(&["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]);
+        a.push("-y");
+
+        // Input.
+        let expected_duration_s;
+        if let Some(input) = &p.input {
+            let path = resolve_input(&config.input_dir, input)?;
+            if mode == OutputMode::Rtmp {
+                a.push("-re");
+            }
+            a.push("-i");
+            a.push(path);
+            if let Some(d) = p.duration {
+                a.push("-t");
+                a.push(fmt_secs(d));
+            }
+            a.push("-vf");
+            a.push(format!("scale={}:{}", scenario.width, scenario.height));
+            a.push("-r");
+            a.push(scenario.fps.to_string());
+            expected_duration_s = p.duration;
+        } else {
+            let d = p.duration.unwrap_or(config.default_duration_s);
+            if mode == OutputMode::Rtmp {
+                a.push("-re");
+            }
+            a.push_all(&["-f", "lavfi", "-i"]);
+            a.push(format!(
+                "testsrc2=size={}x{}:rate={}:duration={}",
+                scenario.width,
+                scenario.height,
+                scenario.fps,
+                fmt_secs(d)
+            ));
+            expected_duration_s = Some(d);
+        }
+
+        // Encoder.
+        a.push("-an");
+        a.push_all(&["-c:v", encoder]);
+        if let Some(b) = &p.bitrate {
+            let bps = parse_bitrate(b).ok_or_else(|| ExecError::InvalidParameter(format!("invalid bitrate {b:?}")))?;
+            a.push("-b:v");
+            a.push(bps.to_string());
+        }
+        push_preset(&mut a, codec, p.preset.as_deref().unwrap_or("veryfast"));
+        a.push_all(&["-pix_fmt", "yuv420p", "-g"]);
+        a.push((scenario.fps * 2).to_string());
+
+        // Output.
+        let mut output = None;
+        match mode {
+            OutputMode::File => {
+                let path = config.output_dir.join(format!(
+                    "{}-a{}.{}",
+                    job.id,
+                    job.attempt,
+                    container_ext(codec)
+                ));
+                a.push(path.clone());
+                output = Some(path);
+            }
+            OutputMode::Null => a.push_all(&["-f", "null", "-"]),
+            OutputMode::Rtmp => {
+                let url = config.rtmp_url.as_deref().ok_or_else(|| {
+                    ExecError::InvalidParameter("rtmp output needs a configured rtmp endpoint".to_string())
+                })?;
+                a.push_all(&["-f", "flv"]);
+                a.push(url.replace("{job_id}", &job.id.to_string()));
+            }
+        }
+
+        Ok(FfmpegCommand {
+            program: config.ffmpeg_path.clone(),
+            args: a.0,
+            output,
+            scenario,
+            encoder,
+            expected_duration_s,
+        })
+    }
+
+    /// The whole command line, program first, lossily converted to text (for logs and tests).
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// `ffmpeg/<encoder>`, as reported in [`JobResult::encoder`](ffrtmp_core::JobResult).
+    pub fn encoder_label(&self) -> String {
+        format!("ffmpeg/{}", self.encoder)
+    }
+}
+
+#[derive(Default)]
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn push(&mut self, a: impl Into<OsString>) {
+        self.0.push(a.into());
+    }
+    fn push_all(&mut self, args: &[&str]) {
+        self.0.extend(args.iter().map(OsString::from));
+    }
+}
+
+/// Seconds without a trailing `.0` (`2`, `2.5`).
+fn fmt_secs(d: f64) -> String {
+    format!("{d}")
+}
+
+/// The container for a codec: WebM for VP9, MP4 otherwise.
+fn container_ext(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Vp9 => "webm",
+        Codec::H264 | Codec::H265 | Codec::Av1 => "mp4",
+    }
+}
+
+/// Maps an x264-style preset name onto each encoder's own speed control.
+fn push_preset(a: &mut Args, codec: Codec, preset: &str) {
+    match codec {
+        Codec::H264 | Codec::H265 => a.push_all(&["-preset", preset]),
+        Codec::Av1 => {
+            // SVT-AV1 presets run 0 (slowest) ..= 13 (fastest).
+            let n = match preset {
+                "ultrafast" => 12,
+                "superfast" => 11,
+                "veryfast" => 10,
+                "faster" => 9,
+                "fast" => 8,
+                "medium" => 7,
+                "slow" => 5,
+                "slower" => 4,
+                "veryslow" => 2,
+                _ => 0,
+            };
+            a.push("-preset");
+            a.push(n.to_string());
+        }
+        Codec::Vp9 => {
+            let (deadline, cpu_used) = match preset {
+                "ultrafast" => ("realtime", 8),
+                "superfast" => ("realtime", 7),
+                "veryfast" => ("realtime", 6),
+                "faster" => ("good", 5),
+                "fast" => ("good", 4),
+                "medium" => ("good", 3),
+                "slow" => ("good", 2),
+                "slower" => ("good", 1),
+                _ => ("good", 0),
+            };
+            a.push_all(&["-deadline", deadline, "-cpu-used"]);
+            a.push(cpu_used.to_string());
+            a.push_all(&["-row-mt", "1"]);
+        }
+    }
+}
+
+/// Resolves `input` under `input_dir`, refusing anything that lands outside it (symlinks
+/// included) or does not exist.
+fn resolve_input(input_dir: &Path, input: &str) -> Result<PathBuf, ExecError> {
+    let dir = input_dir.canonicalize().map_err(|e| {
+        ExecError::InvalidParameter(format!("input directory {} is not usable: {e}", input_dir.display()))
+    })?;
+    let path = dir
+        .join(input)
+        .canonicalize()
+        .map_err(|e| ExecError::InvalidParameter(format!("input {input:?} not found in the input directory: {e}")))?;
+    if !path.starts_with(&dir) {
+        return Err(ExecError::InvalidParameter(format!(
+            "input {input:?} resolves outside the input directory"
+        )));
+    }
+    if !path.is_file() {
+        return Err(ExecError::InvalidParameter(format!("input {input:?} is not a regular file")));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ffrtmp_core::{JobId, JobSpec, JobState};
+
+    fn job(json: &str) -> Job {
+        Job {
+            id: JobId::new(),
+            seq: 1,
+            spec: serde_json::from_str::<JobSpec>(json).unwrap(),
+            state: JobState::Running,
+            attempt: 2,
+            node_id: None,
+            progress: None,
+            result: None,
+            error: None,
+            retry_at_ms: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            history: vec![],
+        }
+    }
+
+    fn argv(json: &str, config: &FfmpegConfig) -> Result<(Job, Vec<String>), ExecError> {
+        let j = job(json);
+        let cmd = FfmpegCommand::build(&j, config)?;
+        Ok((j, cmd.argv()))
+    }
+
+    fn cfg() -> FfmpegConfig {
+        FfmpegConfig::new("/nonexistent/in", "/out")
+    }
+
+    fn after<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+        argv.iter().position(|a| a == flag).map(|i| argv[i + 1].as_str())
+    }
+
+    #[test]
+    fn synthetic_file_output() {
+        let (j, a) = argv(
+            r#"{"scenario":"1080p60-h264","parameters":{"duration":3,"bitrate":"5M"}}"#,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(
+            &a[..9],
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-y"]
+        );
+        assert_eq!(after(&a, "-f"), Some("lavfi"));
+        assert_eq!(after(&a, "-i"), Some("testsrc2=size=1920x1080:rate=60:duration=3"));
+        assert_eq!(after(&a, "-c:v"), Some("libx264"));
+        assert_eq!(after(&a, "-b:v"), Some("5000000"));
+        assert_eq!(after(&a, "-preset"), Some("veryfast"));
+        assert_eq!(after(&a, "-pix_fmt"), Some("yuv420p"));
+        assert_eq!(after(&a, "-g"), Some("120"));
+        assert_eq!(a.last().unwrap(), &format!("/out/{}-a2.mp4", j.id));
+    }
+
+    #[test]
+    fn default_duration_and_null_output() {
+        let mut c = cfg();
+        c.default_duration_s = 7.5;
+        let (_, a) = argv(
+            r#"{"scenario":"720p-h265","parameters":{"output_mode":"null","preset":"slow"}}"#,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(after(&a, "-i"), Some("testsrc2=size=1280x720:rate=30:duration=7.5"));
+        assert_eq!(after(&a, "-c:v"), Some("libx265"));
+        assert_eq!(after(&a, "-preset"), Some("slow"));
+        assert_eq!(&a[a.len() - 3..], ["-f", "null", "-"]);
+        assert!(!a.iter().any(|x| x == "-b:v"));
+    }
+
+    #[test]
+    fn av1_and_vp9_presets() {
+        let (_, a) = argv(r#"{"scenario":"1080p-av1"}"#, &cfg()).unwrap();
+        assert_eq!(after(&a, "-c:v"), Some("libsvtav1"));
+        assert_eq!(after(&a, "-preset"), Some("10"));
+        let (j, a) = argv(r#"{"scenario":"720p-vp9","parameters":{"preset":"medium"}}"#, &cfg()).unwrap();
+        assert_eq!(after(&a, "-c:v"), Some("libvpx-vp9"));
+        assert_eq!(after(&a, "-deadline"), Some("good"));
+        assert_eq!(after(&a, "-cpu-used"), Some("3"));
+        assert!(!a.iter().any(|x| x == "-preset"));
+        assert!(a.last().unwrap().ends_with(&format!("{}-a2.webm", j.id)));
+    }
+
+    #[test]
+    fn rtmp_needs_an_endpoint() {
+        let json = r#"{"scenario":"live-rtmp","parameters":{"output_mode":"rtmp"}}"#;
+        let err = argv(json, &cfg()).unwrap_err();
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter);
+        assert_eq!(err.to_string(), "rtmp output needs a configured rtmp endpoint");
+        let mut c = cfg();
+        c.rtmp_url = Some("rtmp://media.local/live/{job_id}".into());
+        let (j, a) = argv(json, &c).unwrap();
+        assert_eq!(&a[a.len() - 3..a.len() - 1], ["-f", "flv"]);
+        assert_eq!(a.last().unwrap(), &format!("rtmp://media.local/live/{}", j.id));
+        assert!(a.iter().any(|x| x == "-re"));
+    }
+
+    #[test]
+    fn input_files_stay_inside_the_input_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let input = root.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        std::fs::write(input.join("clip.mp4"), b"x").unwrap();
+        std::fs::write(root.path().join("secret.mp4"), b"x").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret.mp4"), input.join("link.mp4")).unwrap();
+        let c = FfmpegConfig::new(&input, root.path().join("out"));
+
+        let (_, a) = argv(
+            r#"{"scenario":"720p-h264","parameters":{"input":"clip.mp4","duration":4}}"#,
+            &c,
+        )
+        .unwrap();
+        let canon = input.canonicalize().unwrap().join("clip.mp4");
+        assert_eq!(after(&a, "-i"), Some(canon.to_str().unwrap()));
+        assert_eq!(after(&a, "-t"), Some("4"));
+        assert_eq!(after(&a, "-vf"), Some("scale=1280:720"));
+        assert!(!a.iter().any(|x| x == "lavfi"));
+
+        for bad in ["link.mp4", "missing.mp4"] {
+            let json = format!(r#"{{"scenario":"720p-h264","parameters":{{"input":"{bad}"}}}}"#);
+            let err = argv(&json, &c).unwrap_err();
+            assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter, "{bad}: {err}");
+        }
+        // `..` never reaches the file system: the spec refuses it.
+        let err = argv(r#"{"scenario":"720p-h264","parameters":{"input":"../secret.mp4"}}"#, &c).unwrap_err();
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn invalid_spec_is_an_invalid_parameter() {
+        let err = argv(r#"{"scenario":"720p-h264","parameters":{"duration":-1}}"#, &cfg()).unwrap_err();
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter);
+        assert!(err.to_string().contains("duration"));
+    }
+}

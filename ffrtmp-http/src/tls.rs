@@ -1,0 +1,257 @@
+//! TLS for the server (self-signed by default) and the trust roots of the client.
+//!
+//! Only the `ring` crypto provider is used; it is passed explicitly to every rustls
+//! builder, so no process-wide default provider has to be installed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
+
+use crate::error::HttpError;
+
+/// The system CA bundle used by clients when no CA file is given (Debian/Ubuntu layout).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// File name of the generated certificate inside a [`TlsSetup::SelfSigned`] directory.
+pub const CERT_FILE: &str = "cert.pem";
+
+/// File name of the generated private key inside a [`TlsSetup::SelfSigned`] directory.
+pub const KEY_FILE: &str = "key.pem";
+
+/// Names every self-signed certificate is valid for.
+pub const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// How the server gets its certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSetup {
+    /// Generate a self-signed certificate into `dir` on first start (`cert.pem`, and
+    /// `key.pem` with mode 0600), and reuse both on later starts. The certificate is valid
+    /// for `localhost`, `127.0.0.1`, `::1` and `extra_names` (host names or IP
+    /// addresses). Delete the files to regenerate them, e.g. after changing the names.
+    /// Agents trust it by pointing their CA file at `dir/cert.pem`.
+    SelfSigned {
+        /// Directory holding `cert.pem` and `key.pem`.
+        dir: PathBuf,
+        /// Extra subject alternative names.
+        extra_names: Vec<String>,
+    },
+    /// Use an existing certificate chain and private key (PEM).
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// No TLS at all. Only for an explicit opt-out (e.g. behind a TLS-terminating proxy).
+    Plaintext,
+}
+
+impl TlsSetup {
+    /// A self-signed setup in `dir` with no extra names.
+    pub fn self_signed(dir: impl Into<PathBuf>) -> Self {
+        TlsSetup::SelfSigned {
+            dir: dir.into(),
+            extra_names: Vec::new(),
+        }
+    }
+
+    /// The rustls server configuration, or `None` for [`TlsSetup::Plaintext`]. Generates
+    /// the self-signed certificate when needed.
+    pub fn server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, HttpError> {
+        let (cert_path, key_path) = match self {
+            TlsSetup::Plaintext => return Ok(None),
+            TlsSetup::Files { cert, key } => (cert.clone(), key.clone()),
+            TlsSetup::SelfSigned { dir, extra_names } => ensure_self_signed(dir, extra_names)?,
+        };
+        let certs = load_certs(&cert_path)?;
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .map_err(|e| HttpError::Tls(format!("reading private key {}: {e}", key_path.display())))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| HttpError::Tls(format!("certificate {} and key do not fit: {e}", cert_path.display())))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// The crypto provider used everywhere in this crate: `ring`.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Makes sure `dir` holds a self-signed certificate and its key, generating them when
+/// either is missing. Returns the paths of `cert.pem` and `key.pem`.
+pub fn ensure_self_signed(dir: &Path, extra_names: &[String]) -> Result<(PathBuf, PathBuf), HttpError> {
+    let cert_path = dir.join(CERT_FILE);
+    let key_path = dir.join(KEY_FILE);
+    if cert_path.is_file() && key_path.is_file() {
+        warn_if_key_readable_by_others(&key_path);
+        return Ok((cert_path, key_path));
+    }
+    create_private_dir(dir)?;
+    let (cert_pem, key_pem) = generate_self_signed(extra_names)?;
+    // Key first, so that a crash in between leaves no certificate without its key.
+    write_atomically(&key_path, key_pem.as_bytes(), 0o600)?;
+    write_atomically(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
+    Ok((cert_path, key_path))
+}
+
+/// Generates a self-signed certificate for [`DEFAULT_NAMES`] plus `extra_names`; returns
+/// `(certificate PEM, private key PEM)`.
+pub fn generate_self_signed(extra_names: &[String]) -> Result<(String, String), HttpError> {
+    let mut names: Vec<String> = DEFAULT_NAMES.iter().map(|s| s.to_string()).collect();
+    for name in extra_names {
+        let name = name.trim();
+        if !name.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_string());
+        }
+    }
+    let mut params =
+        CertificateParams::new(names).map_err(|e| HttpError::Tls(format!("invalid certificate name: {e}")))?;
+    params.distinguished_name.push(DnType::CommonName, "ffrtmp master (self-signed)");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().map_err(|e| HttpError::Tls(format!("generating a key: {e}")))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| HttpError::Tls(format!("signing the certificate: {e}")))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The rustls client configuration: trust exactly the certificates in `ca_file` (e.g. the
+/// master's `cert.pem`) or, when `None`, the system bundle [`SYSTEM_CA_BUNDLE`]. The peer
+/// is always verified, whatever the host name.
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, HttpError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in load_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| HttpError::Tls(format!("CA file {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let path = Path::new(SYSTEM_CA_BUNDLE);
+            let (added, _ignored) = roots.add_parsable_certificates(load_certs(path)?);
+            if added == 0 {
+                return Err(HttpError::Tls(format!("no usable CA certificate in {}", path.display())));
+            }
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, HttpError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| HttpError::Tls(format!("reading certificates {}: {e}", path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HttpError::Tls(format!("reading certificates {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(HttpError::Tls(format!("no certificate in {}", path.display())));
+    }
+    Ok(certs)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), HttpError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| HttpError::io("creating TLS directory", dir, e))
+}
+
+/// Writes `data` to a temporary file created with `mode`, then renames it over `path`.
+fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), HttpError> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let result = options.open(&tmp).and_then(|mut file| {
+        file.write_all(data)?;
+        file.sync_all()
+    });
+    if let Err(e) = result.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HttpError::io("writing", path, e));
+    }
+    Ok(())
+}
+
+fn warn_if_key_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(key = %path.display(), "TLS private key is readable by group or others; chmod 600 it");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls_dir = dir.path().join("tls");
+        let setup = TlsSetup::SelfSigned {
+            dir: tls_dir.clone(),
+            extra_names: vec!["master.example".into(), "10.0.0.7".into()],
+        };
+        assert!(setup.server_config().unwrap().is_some());
+        let first = std::fs::read(tls_dir.join(CERT_FILE)).unwrap();
+        assert!(setup.server_config().unwrap().is_some());
+        assert_eq!(first, std::fs::read(tls_dir.join(CERT_FILE)).unwrap(), "certificate regenerated");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(tls_dir.join(KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // The certificate is usable as a client trust root.
+        client_config(Some(&tls_dir.join(CERT_FILE))).unwrap();
+    }
+
+    #[test]
+    fn plaintext_has_no_config() {
+        assert!(TlsSetup::Plaintext.server_config().unwrap().is_none());
+    }
+
+    #[test]
+    fn missing_files_are_errors() {
+        let setup = TlsSetup::Files {
+            cert: "/nonexistent/cert.pem".into(),
+            key: "/nonexistent/key.pem".into(),
+        };
+        assert!(matches!(setup.server_config(), Err(HttpError::Tls(_))));
+        assert!(client_config(Some(Path::new("/nonexistent/ca.pem"))).is_err());
+    }
+}

@@ -1,0 +1,589 @@
+//! [`RaplSource`]: RAPL energy counters read from the Linux powercap sysfs tree.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
+
+/// Where Linux exposes powercap zones.
+pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
+
+/// How deep to look for subzones nested inside zone directories (real sysfs nests them once).
+const MAX_DEPTH: usize = 3;
+
+/// Which RAPL zones a [`RaplSource`] reads. Zones that contain one another are never summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ZoneSelection {
+    /// Every `package-N` zone plus every `dram` subzone (DRAM is not inside the package domain).
+    /// `core` and `uncore` lie inside their package and are never read; `psys` is skipped.
+    #[default]
+    PackagesAndDram,
+    /// Only the `psys` (platform) zone, which already contains the packages.
+    Psys,
+}
+
+/// A zone a [`RaplSource`] reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// Unique name used in [`ZoneEnergy::zone`]: `package-0`, `package-1`, `dram-0` (the DRAM of
+    /// package 0), `psys`.
+    pub name: String,
+    /// The zone's directory, e.g. `/sys/class/powercap/intel-rapl:0`.
+    pub path: PathBuf,
+    /// Value at which `energy_uj` wraps back to zero.
+    pub max_energy_range_uj: u64,
+}
+
+/// Energy counters of the RAPL zones under a powercap directory (normally `/sys/class/powercap`).
+///
+/// Any directory laid out like `/sys/class/powercap` works the same way, which is how tests and
+/// hosts without RAPL (VMs fed by an external meter) get a file-backed source. Zone entries are
+/// the names containing `rapl` with a `:N` index (`intel-rapl:0`, `intel-rapl:0:2`,
+/// `intel-rapl-mmio:0`, `amd-rapl:0`), each a directory with `name`, `energy_uj` and
+/// `max_energy_range_uj`. Subzones found both flat at the top level and nested in their parent
+/// are read once; an `intel-rapl-mmio` zone that repeats an `intel-rapl` package is skipped.
+///
+/// Counters wrap at `max_energy_range_uj`; every [`sample`](PowerSource::sample) corrects wraps
+/// and reports microjoules since the source was opened, so readings are monotone. A wrap is only
+/// seen if the source is sampled at least once per wrap period (tens of minutes at full load).
+/// A counter reset (rather than a wrap) cannot be told apart and is counted as a wrap.
+///
+/// ```
+/// use ffrtmp_core::PowerSource;
+/// use ffrtmp_power::RaplSource;
+/// use std::fs;
+///
+/// // A tree laid out like /sys/class/powercap: package-0 with a core and a dram subzone.
+/// let root = std::env::temp_dir().join(format!("ffrtmp-power-doc-{}", std::process::id()));
+/// let zone = |entry: &str, name: &str, uj: u64| {
+///     let dir = root.join(entry);
+///     fs::create_dir_all(&dir).unwrap();
+///     fs::write(dir.join("name"), format!("{name}\n")).unwrap();
+///     fs::write(dir.join("energy_uj"), format!("{uj}\n")).unwrap();
+///     fs::write(dir.join("max_energy_range_uj"), "262143328850\n").unwrap();
+/// };
+/// zone("intel-rapl:0", "package-0", 1_000_000);
+/// zone("intel-rapl:0:0", "core", 500_000);
+/// zone("intel-rapl:0:1", "dram", 200_000);
+///
+/// let rapl = RaplSource::open(&root).unwrap();
+/// let before = rapl.sample().unwrap();
+/// fs::write(root.join("intel-rapl:0/energy_uj"), "3000000\n").unwrap(); // +2 J
+/// fs::write(root.join("intel-rapl:0:0/energy_uj"), "1500000\n").unwrap(); // core: inside package
+/// fs::write(root.join("intel-rapl:0:1/energy_uj"), "700000\n").unwrap(); // +0.5 J
+/// let after = rapl.sample().unwrap();
+///
+/// let names: Vec<_> = after.zones.iter().map(|z| z.zone.as_str()).collect();
+/// assert_eq!(names, ["package-0", "dram-0"]);
+/// assert_eq!(after.joules_since(&before), 2.5);
+/// fs::remove_dir_all(&root).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct RaplSource {
+    root: PathBuf,
+    selection: ZoneSelection,
+    zones: Vec<ZoneInfo>,
+    energy_files: Vec<PathBuf>,
+    state: Mutex<State>,
+}
+
+/// Wrap-correction state, updated only after every zone has been read.
+#[derive(Debug)]
+struct State {
+    counters: Vec<Counter>,
+    wraps: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Counter {
+    last_raw: u64,
+    total_uj: u64,
+}
+
+impl RaplSource {
+    /// Opens the host's RAPL zones under `/sys/class/powercap` with the default selection.
+    pub fn system() -> Result<Self, PowerError> {
+        Self::open(SYSTEM_POWERCAP)
+    }
+
+    /// Opens the RAPL zones under `root` with [`ZoneSelection::PackagesAndDram`].
+    ///
+    /// Fails with [`PowerError::Unavailable`] and a reason when `root` is missing, holds no RAPL
+    /// zones, or a counter cannot be read (unprivileged users cannot read `energy_uj` on kernels
+    /// patched since 2020).
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, PowerError> {
+        Self::open_with(root, ZoneSelection::default())
+    }
+
+    /// Opens the zones under `root` picked by `selection`, reading each counter once as the zero
+    /// point of later samples.
+    pub fn open_with(root: impl AsRef<Path>, selection: ZoneSelection) -> Result<Self, PowerError> {
+        let root = root.as_ref().to_path_buf();
+        let entries = discover(&root)?;
+        let zones = select(&root, &entries, selection)?;
+        let energy_files: Vec<PathBuf> = zones.iter().map(|z| z.path.join("energy_uj")).collect();
+        let mut counters = Vec::with_capacity(zones.len());
+        for (zone, file) in zones.iter().zip(&energy_files) {
+            let raw = read_counter(file).map_err(CounterError::unavailable)?;
+            check_range(raw, zone, file).map_err(CounterError::unavailable)?;
+            counters.push(Counter {
+                last_raw: raw,
+                total_uj: 0,
+            });
+        }
+        tracing::debug!(
+            root = %root.display(),
+            zones = ?zones.iter().map(|z| z.name.as_str()).collect::<Vec<_>>(),
+            "opened RAPL powercap zones"
+        );
+        Ok(RaplSource {
+            root,
+            selection,
+            zones,
+            energy_files,
+            state: Mutex::new(State { counters, wraps: 0 }),
+        })
+    }
+
+    /// The powercap directory this source reads.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The selection the source was opened with.
+    pub fn selection(&self) -> ZoneSelection {
+        self.selection
+    }
+
+    /// The zones read, in the order they appear in samples.
+    pub fn zones(&self) -> &[ZoneInfo] {
+        &self.zones
+    }
+}
+
+impl PowerSource for RaplSource {
+    fn name(&self) -> &str {
+        "rapl"
+    }
+
+    /// Reads every zone. A zone that read fine at open and now fails gives [`PowerError::Read`];
+    /// the wrap-correction state is then left as it was.
+    fn sample(&self) -> Result<EnergySample, PowerError> {
+        // Reads happen under the lock so concurrent samples cannot mistake each other for wraps.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut raws = Vec::with_capacity(self.zones.len());
+        for (zone, file) in self.zones.iter().zip(&self.energy_files) {
+            let raw = read_counter(file).map_err(CounterError::read_failed)?;
+            check_range(raw, zone, file).map_err(CounterError::read_failed)?;
+            raws.push(raw);
+        }
+        let mut wraps = 0;
+        let mut zones = Vec::with_capacity(self.zones.len());
+        for ((zone, counter), raw) in self.zones.iter().zip(state.counters.iter_mut()).zip(raws) {
+            let delta = if raw >= counter.last_raw {
+                raw - counter.last_raw
+            } else {
+                wraps += 1;
+                zone.max_energy_range_uj - counter.last_raw + raw
+            };
+            counter.last_raw = raw;
+            counter.total_uj = counter.total_uj.saturating_add(delta);
+            zones.push(ZoneEnergy {
+                zone: zone.name.clone(),
+                energy_uj: counter.total_uj,
+            });
+        }
+        if wraps > 0 {
+            tracing::debug!(root = %self.root.display(), wraps, "RAPL counter wrap corrected");
+        }
+        state.wraps += wraps;
+        Ok(EnergySample {
+            zones,
+            wraps: state.wraps,
+        })
+    }
+}
+
+/// Why one counter file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum CounterError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} holds {content:?}, not a counter", .path.display())]
+    Parse { path: PathBuf, content: String },
+    #[error("{} reads {raw}, above max_energy_range_uj {max}", .path.display())]
+    AboveRange { path: PathBuf, raw: u64, max: u64 },
+}
+
+impl CounterError {
+    /// The error while opening: the source is unavailable, and permission problems say so.
+    fn unavailable(self) -> PowerError {
+        match self {
+            CounterError::Io { path, source } if source.kind() == io::ErrorKind::PermissionDenied => {
+                PowerError::Unavailable(format!("needs root or read access to {}", path.display()))
+            }
+            other => PowerError::Unavailable(other.to_string()),
+        }
+    }
+
+    /// The error after a successful open: a counter that used to read failed.
+    fn read_failed(self) -> PowerError {
+        PowerError::Read(self.to_string())
+    }
+}
+
+fn read_counter(path: &Path) -> Result<u64, CounterError> {
+    let text = fs::read_to_string(path).map_err(|source| CounterError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.trim().parse().map_err(|_| CounterError::Parse {
+        path: path.to_path_buf(),
+        content: text.trim().to_string(),
+    })
+}
+
+fn check_range(raw: u64, zone: &ZoneInfo, file: &Path) -> Result<(), CounterError> {
+    if raw > zone.max_energy_range_uj {
+        return Err(CounterError::AboveRange {
+            path: file.to_path_buf(),
+            raw,
+            max: zone.max_energy_range_uj,
+        });
+    }
+    Ok(())
+}
+
+/// What a zone measures, from its `name` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `package-N` (or `package-N-die-M`).
+    Package,
+    /// `dram`, outside the package domain.
+    Dram,
+    /// `psys`, the platform: contains the packages.
+    Psys,
+    /// `core`, `uncore`: inside the package.
+    Contained,
+    /// Anything else; never read.
+    Other,
+}
+
+fn kind_of(label: &str) -> Kind {
+    match label {
+        "dram" => Kind::Dram,
+        "psys" => Kind::Psys,
+        "core" | "uncore" => Kind::Contained,
+        l if l.starts_with("package") => Kind::Package,
+        _ => Kind::Other,
+    }
+}
+
+/// One zone directory found under the root.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// Directory name, e.g. `intel-rapl:0:2`.
+    id: String,
+    /// Control type, e.g. `intel-rapl`, `intel-rapl-mmio`.
+    control: String,
+    /// Zone indices, e.g. `[0, 2]`.
+    indices: Vec<u32>,
+    path: PathBuf,
+    /// Contents of the `name` file.
+    label: String,
+}
+
+/// Splits `intel-rapl:0:2` into `("intel-rapl", [0, 2])`; `None` for non-zones like `intel-rapl`.
+fn parse_id(id: &str) -> Option<(&str, Vec<u32>)> {
+    let mut parts = id.split(':');
+    let control = parts.next().filter(|c| c.contains("rapl"))?;
+    let indices = parts.map(|p| p.parse().ok()).collect::<Option<Vec<u32>>>()?;
+    if indices.is_empty() {
+        return None;
+    }
+    Some((control, indices))
+}
+
+/// Every RAPL zone under `root`, flat or nested, each once, sorted (`intel-rapl` before
+/// `intel-rapl-mmio`, parents before their subzones).
+fn discover(root: &Path) -> Result<Vec<Entry>, PowerError> {
+    let dir = match fs::read_dir(root) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(PowerError::Unavailable(format!(
+                "no powercap interface at {} (no RAPL driver, or a VM)",
+                root.display()
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(PowerError::Unavailable(format!(
+                "needs root or read access to {}",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(PowerError::Unavailable(format!("cannot read {}: {e}", root.display()))),
+    };
+    let mut seen = HashSet::new();
+    let mut entries = Vec::new();
+    collect(dir, 0, &mut seen, &mut entries);
+    entries.sort_by(|a, b| {
+        let mmio = |e: &Entry| e.control.contains("mmio");
+        (mmio(a), &a.control, &a.indices).cmp(&(mmio(b), &b.control, &b.indices))
+    });
+    Ok(entries)
+}
+
+fn collect(dir: fs::ReadDir, depth: usize, seen: &mut HashSet<String>, out: &mut Vec<Entry>) {
+    for item in dir.flatten() {
+        let file_name = item.file_name();
+        let Some(id) = file_name.to_str() else { continue };
+        let Some((control, indices)) = parse_id(id) else { continue };
+        let path = item.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if seen.insert(id.to_string()) {
+            match fs::read_to_string(path.join("name")) {
+                Ok(label) => out.push(Entry {
+                    id: id.to_string(),
+                    control: control.to_string(),
+                    indices,
+                    path: path.clone(),
+                    label: label.trim().to_string(),
+                }),
+                Err(e) => tracing::debug!(zone = %path.display(), error = %e, "skipping zone without a name"),
+            }
+        }
+        if depth + 1 < MAX_DEPTH {
+            if let Ok(sub) = fs::read_dir(&path) {
+                collect(sub, depth + 1, seen, out);
+            }
+        }
+    }
+}
+
+/// The unique name of `entry` in samples, or `None` when the selection does not read it.
+fn zone_name(entry: &Entry, entries: &[Entry], selection: ZoneSelection) -> Option<String> {
+    match (kind_of(&entry.label), selection) {
+        (Kind::Package, ZoneSelection::PackagesAndDram) => Some(entry.label.clone()),
+        (Kind::Dram, ZoneSelection::PackagesAndDram) => Some(dram_name(entry, entries)),
+        (Kind::Psys, ZoneSelection::Psys) => Some("psys".to_string()),
+        _ => None,
+    }
+}
+
+/// `dram-0` for the DRAM of `package-0` (`dram-0-die-1` for `package-0-die-1`).
+fn dram_name(entry: &Entry, entries: &[Entry]) -> String {
+    let parent_id = entry.id.rsplit_once(':').map(|(parent, _)| parent);
+    let parent = entries.iter().find(|e| Some(e.id.as_str()) == parent_id && entry.indices.len() > 1);
+    match parent.and_then(|p| p.label.strip_prefix("package-")) {
+        Some(suffix) => format!("dram-{suffix}"),
+        None => format!("dram-{}", entry.indices[0]),
+    }
+}
+
+/// The zones of `selection`, each read once: a later zone with a name already taken (an
+/// `intel-rapl-mmio` copy of a package) is skipped.
+fn select(root: &Path, entries: &[Entry], selection: ZoneSelection) -> Result<Vec<ZoneInfo>, PowerError> {
+    if entries.is_empty() {
+        return Err(PowerError::Unavailable(format!("no RAPL zones under {}", root.display())));
+    }
+    let mut zones: Vec<ZoneInfo> = Vec::new();
+    let mut has_package = false;
+    for entry in entries {
+        let Some(name) = zone_name(entry, entries, selection) else { continue };
+        if zones.iter().any(|z| z.name == name) {
+            tracing::debug!(zone = %entry.path.display(), name, "skipping duplicate RAPL zone");
+            continue;
+        }
+        has_package |= kind_of(&entry.label) == Kind::Package;
+        let max_file = entry.path.join("max_energy_range_uj");
+        let max_energy_range_uj = read_counter(&max_file).map_err(CounterError::unavailable)?;
+        if max_energy_range_uj == 0 {
+            return Err(PowerError::Unavailable(format!("{} is zero", max_file.display())));
+        }
+        zones.push(ZoneInfo {
+            name,
+            path: entry.path.clone(),
+            max_energy_range_uj,
+        });
+    }
+    let found = || entries.iter().map(|e| e.label.as_str()).collect::<Vec<_>>().join(", ");
+    match selection {
+        ZoneSelection::PackagesAndDram if !has_package => Err(PowerError::Unavailable(format!(
+            "no RAPL package zones under {} (found: {})",
+            root.display(),
+            found()
+        ))),
+        ZoneSelection::Psys if zones.is_empty() => Err(PowerError::Unavailable(format!(
+            "no RAPL psys zone under {} (found: {})",
+            root.display(),
+            found()
+        ))),
+        _ => Ok(zones),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: u64 = 262_143_328_850;
+
+    fn zone(root: &Path, entry: &str, name: &str, uj: u64) {
+        let dir = root.join(entry);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("name"), format!("{name}\n")).unwrap();
+        fs::write(dir.join("energy_uj"), format!("{uj}\n")).unwrap();
+        fs::write(dir.join("max_energy_range_uj"), format!("{MAX}\n")).unwrap();
+    }
+
+    fn names(source: &RaplSource) -> Vec<&str> {
+        source.zones().iter().map(|z| z.name.as_str()).collect()
+    }
+
+    /// Whether this process reads files whatever their mode (root, or CAP_DAC_OVERRIDE).
+    fn privileged(dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = dir.join("probe");
+        fs::write(&probe, "1").unwrap();
+        fs::set_permissions(&probe, fs::Permissions::from_mode(0o000)).unwrap();
+        fs::read(&probe).is_ok()
+    }
+
+    #[test]
+    fn parse_id_accepts_zones_only() {
+        assert_eq!(parse_id("intel-rapl:0:2"), Some(("intel-rapl", vec![0, 2])));
+        assert_eq!(parse_id("intel-rapl-mmio:0"), Some(("intel-rapl-mmio", vec![0])));
+        assert_eq!(parse_id("amd-rapl:1"), Some(("amd-rapl", vec![1])));
+        assert_eq!(parse_id("intel-rapl"), None);
+        assert_eq!(parse_id("intel-rapl:x"), None);
+        assert_eq!(parse_id("dtpm:0"), None);
+    }
+
+    #[test]
+    fn kinds_follow_zone_names() {
+        assert_eq!(kind_of("package-0"), Kind::Package);
+        assert_eq!(kind_of("package-1-die-0"), Kind::Package);
+        assert_eq!(kind_of("dram"), Kind::Dram);
+        assert_eq!(kind_of("psys"), Kind::Psys);
+        assert_eq!(kind_of("core"), Kind::Contained);
+        assert_eq!(kind_of("uncore"), Kind::Contained);
+        assert_eq!(kind_of("gpu"), Kind::Other);
+    }
+
+    #[test]
+    fn permission_denied_maps_to_needs_root_reason() {
+        let err = CounterError::Io {
+            path: PathBuf::from("/sys/class/powercap/intel-rapl:0/energy_uj"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            err.unavailable(),
+            PowerError::Unavailable("needs root or read access to /sys/class/powercap/intel-rapl:0/energy_uj".into())
+        );
+    }
+
+    #[test]
+    fn other_open_errors_are_unavailable_and_later_errors_are_read() {
+        let io_err = || CounterError::Io {
+            path: PathBuf::from("/x/energy_uj"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert!(matches!(io_err().unavailable(), PowerError::Unavailable(r) if r.starts_with("cannot read /x/energy_uj")));
+        let PowerError::Read(reason) = CounterError::Io {
+            path: PathBuf::from("/x/energy_uj"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        }
+        .read_failed() else {
+            panic!("a failure after open is a read error")
+        };
+        assert!(reason.contains("/x/energy_uj"), "{reason}");
+    }
+
+    #[test]
+    fn unreadable_energy_uj_is_unavailable_when_not_privileged() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        zone(dir.path(), "intel-rapl:0", "package-0", 10);
+        let file = dir.path().join("intel-rapl:0/energy_uj");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).unwrap();
+        if privileged(dir.path()) {
+            // Root reads mode-000 files; the mapping is covered by permission_denied_maps_to_needs_root_reason.
+            assert!(RaplSource::open(dir.path()).is_ok());
+            return;
+        }
+        let err = RaplSource::open(dir.path()).unwrap_err();
+        let want = format!("needs root or read access to {}", file.display());
+        assert_eq!(err, PowerError::Unavailable(want));
+    }
+
+    #[test]
+    fn dram_is_named_after_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        zone(dir.path(), "intel-rapl:0", "package-0-die-1", 1);
+        zone(dir.path(), "intel-rapl:0:0", "dram", 1);
+        zone(dir.path(), "intel-rapl:3", "package-3", 1);
+        zone(dir.path(), "intel-rapl:3:1", "dram", 1);
+        let rapl = RaplSource::open(dir.path()).unwrap();
+        assert_eq!(names(&rapl), ["package-0-die-1", "dram-0-die-1", "package-3", "dram-3"]);
+    }
+
+    #[test]
+    fn counter_above_range_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        zone(dir.path(), "intel-rapl:0", "package-0", 1);
+        let rapl = RaplSource::open(dir.path()).unwrap();
+        fs::write(dir.path().join("intel-rapl:0/energy_uj"), format!("{}\n", MAX + 1)).unwrap();
+        assert!(matches!(rapl.sample(), Err(PowerError::Read(r)) if r.contains("above max_energy_range_uj")));
+        fs::write(dir.path().join("intel-rapl:0/energy_uj"), "5\n").unwrap();
+        let sample = rapl.sample().unwrap();
+        assert_eq!((sample.total_uj(), sample.wraps), (4, 0), "a failed sample leaves the state alone");
+    }
+
+    #[test]
+    fn zero_max_range_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        zone(dir.path(), "intel-rapl:0", "package-0", 1);
+        fs::write(dir.path().join("intel-rapl:0/max_energy_range_uj"), "0\n").unwrap();
+        assert!(matches!(RaplSource::open(dir.path()), Err(PowerError::Unavailable(r)) if r.ends_with("is zero")));
+    }
+
+    #[test]
+    fn concurrent_samples_stay_monotone_without_false_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        zone(dir.path(), "intel-rapl:0", "package-0", 0);
+        let rapl = std::sync::Arc::new(RaplSource::open(dir.path()).unwrap());
+        let file = dir.path().join("intel-rapl:0/energy_uj");
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let rapl = rapl.clone();
+                std::thread::spawn(move || {
+                    let mut last = 0;
+                    for _ in 0..200 {
+                        // A half-written file may read as garbage; only good samples count.
+                        if let Ok(s) = rapl.sample() {
+                            assert!(s.total_uj() >= last);
+                            last = s.total_uj();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for uj in 1..=200u64 {
+            fs::write(&file, format!("{}\n", uj * 1000)).unwrap();
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+        let end = rapl.sample().unwrap();
+        assert_eq!((end.total_uj(), end.wraps), (200_000, 0));
+    }
+}

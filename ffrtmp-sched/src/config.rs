@@ -1,0 +1,63 @@
+//! Scheduling parameters shared by every store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ffrtmp_core::Backoff;
+
+/// Source of "now" in milliseconds since the Unix epoch; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Timing and durability settings of a store.
+#[derive(Clone)]
+pub struct SchedConfig {
+    /// How often agents heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A node silent for this many intervals is lost and its jobs are retried.
+    pub dead_after_intervals: u32,
+    /// Backoff between attempts of a job after a transient failure.
+    pub job_backoff: Backoff,
+    /// `synchronous=FULL` (durable on power loss) when true, `NORMAL` otherwise.
+    pub durable: bool,
+    /// Largest number of write requests committed in one transaction.
+    pub max_batch: usize,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl SchedConfig {
+    /// Time after which a silent node is lost.
+    pub fn dead_after(&self) -> Duration {
+        self.heartbeat_interval * self.dead_after_intervals
+    }
+
+    /// Current time from the configured clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+impl Default for SchedConfig {
+    fn default() -> Self {
+        SchedConfig {
+            heartbeat_interval: Duration::from_secs(30),
+            dead_after_intervals: 3,
+            job_backoff: Backoff::JOB,
+            durable: true,
+            max_batch: 512,
+            clock: Arc::new(ffrtmp_core::now_ms),
+        }
+    }
+}
+
+impl std::fmt::Debug for SchedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedConfig")
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("dead_after_intervals", &self.dead_after_intervals)
+            .field("job_backoff", &self.job_backoff)
+            .field("durable", &self.durable)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,159 @@
+//! Job operations; each runs inside the writer's transaction.
+
+use ffrtmp_core::{
+    ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError,
+};
+use rusqlite::{params, Connection};
+
+use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
+use crate::config::SchedConfig;
+
+pub fn submit(conn: &Connection, spec: JobSpec, now: u64) -> Result<Job, StoreError> {
+    spec.validate()?;
+    let id = JobId::new();
+    conn.prepare_cached(
+        "INSERT INTO jobs (id, spec, state, rank, queue, max_retries, created_at_ms, updated_at_ms) \
+         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
+    )
+    .map_err(db)?
+    .execute(params![
+        id.to_string(),
+        to_json(&spec),
+        rank(spec.queue, spec.priority),
+        queue_name(spec.queue),
+        spec.max_retries,
+        now as i64,
+    ])
+    .map_err(db)?;
+    let job = Job {
+        id,
+        seq: conn.last_insert_rowid() as u64,
+        spec,
+        state: JobState::Queued,
+        attempt: 0,
+        node_id: None,
+        progress: None,
+        result: None,
+        error: None,
+        retry_at_ms: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+        history: Vec::new(),
+    };
+    append_history(conn, &job, None, "submitted", now)?;
+    Ok(job)
+}
+
+pub fn cancel(conn: &Connection, id: JobId, reason: &str, now: u64) -> Result<Job, StoreError> {
+    let mut stored = load_job(conn, id)?;
+    // The node keeps its id on the job so that its next heartbeat is told to stop.
+    transition(conn, &mut stored.job, JobState::Canceled, reason, now)?;
+    stored.job.retry_at_ms = None;
+    save_job(conn, &stored)?;
+    Ok(stored.job)
+}
+
+pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError> {
+    let mut stored = load_job(conn, id)?;
+    let from = stored.job.state;
+    if !from.can_requeue() {
+        return Err(ffrtmp_core::InvalidTransition {
+            from,
+            to: JobState::Queued,
+        }
+        .into());
+    }
+    stored.job.state = JobState::Queued;
+    stored.job.retry_at_ms = None;
+    stored.job.updated_at_ms = now;
+    stored.attempt_base = stored.job.attempt;
+    append_history(conn, &stored.job, Some(from), "re-queued by operator", now)?;
+    save_job(conn, &stored)?;
+    Ok(stored.job)
+}
+
+/// Applies a node's report, refusing it unless the node holds that attempt.
+pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> Result<Job, StoreError> {
+    let mut stored = load_job(conn, r.job_id)?;
+    let job = &stored.job;
+    if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        });
+    }
+    touch_node(conn, r.node_id, now)?;
+    let job = &mut stored.job;
+    match &r.event {
+        JobEvent::Started => {
+            if job.state == JobState::Assigned {
+                transition(conn, job, JobState::Running, "workload started", now)?;
+            }
+        }
+        JobEvent::Progress { progress } => {
+            if job.state == JobState::Assigned {
+                transition(conn, job, JobState::Running, "progress reported", now)?;
+            }
+            job.progress = Some(progress.clone());
+            job.updated_at_ms = now;
+        }
+        JobEvent::Completed { result } => {
+            if job.state == JobState::Assigned {
+                transition(conn, job, JobState::Running, "workload started", now)?;
+            }
+            transition(conn, job, JobState::Completed, "completed", now)?;
+            job.result = Some(result.clone());
+            job.error = None;
+        }
+        JobEvent::Failed { error } => {
+            fail_attempt(conn, cfg, &mut stored, error.clone(), now)?;
+        }
+        JobEvent::TimedOut { message } => {
+            transition(conn, job, JobState::TimedOut, message, now)?;
+            // A job that outran its own limit would outrun it again: no retry.
+            job.error = Some(JobError::new(ErrorKind::Timeout, message.clone()));
+            transition(conn, job, JobState::Failed, "timed out; not retried", now)?;
+        }
+    }
+    save_job(conn, &stored)?;
+    Ok(stored.job)
+}
+
+/// Ends the current attempt with `error`: `retrying` with backoff when the error is
+/// transient and retries remain, `failed` otherwise. The caller saves the job.
+pub fn fail_attempt(
+    conn: &Connection,
+    cfg: &SchedConfig,
+    stored: &mut StoredJob,
+    error: JobError,
+    now: u64,
+) -> Result<(), StoreError> {
+    let used = stored.job.attempt.saturating_sub(stored.attempt_base);
+    let job = &mut stored.job;
+    let reason = format!("{:?}: {}", error.kind, error.message);
+    if error.kind.is_transient() && used <= job.spec.max_retries {
+        let delay = cfg.job_backoff.delay(used.saturating_sub(1));
+        job.retry_at_ms = Some(now + delay.as_millis() as u64);
+        transition(conn, job, JobState::Retrying, &reason, now)?;
+    } else {
+        let why = if error.kind.is_transient() {
+            format!("retries exhausted; {reason}")
+        } else {
+            reason
+        };
+        transition(conn, job, JobState::Failed, &why, now)?;
+    }
+    job.error = Some(error);
+    Ok(())
+}
+
+pub fn touch_node(conn: &Connection, node: NodeId, now: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE nodes SET last_seen_ms = ?2, status = 'online' WHERE id = ?1")
+        .map_err(db)?
+        .execute(params![node.to_string(), now as i64])
+        .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The SQLite [`JobStore`].
+
+mod jobs;
+mod nodes;
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ffrtmp_core::{
+    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobId, JobPage, JobQuery, JobReport, JobSpec, JobStore,
+    Node, NodeId, NodeRegistration, StoreError, SweepSummary,
+};
+use rusqlite::{Connection, OpenFlags};
+
+use self::rows::{db, job_from_raw, load_history, load_job, queue_name, raw_job, JOB_COLUMNS};
+use self::writer::Writer;
+use crate::config::SchedConfig;
+
+/// A [`JobStore`] in one SQLite file.
+///
+/// WAL journal, `BEGIN IMMEDIATE` write transactions from one writer thread that groups
+/// concurrent requests (group commit), `synchronous=FULL` unless
+/// [`SchedConfig::durable`] is false. Reads use their own connections and never block
+/// the writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    config: SchedConfig,
+}
+
+const READERS: usize = 2;
+
+fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Connection, StoreError> {
+    let flags = if write {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Backend(format!("cannot open SQLite database {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+    if write {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!("could not enable WAL (journal_mode is {mode})")));
+        }
+        let sync = if config.durable { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))
+            .map_err(db)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with default settings.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SchedConfig::default())
+    }
+
+    /// Opens the database at `path` with the given settings and migrates its schema.
+    pub fn open_with(path: &Path, config: SchedConfig) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut conn = open_connection(path, &config, true)?;
+        schema::migrate(&mut conn).map_err(StoreError::Backend)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path, &config, false).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = Writer::spawn(conn, config.max_batch)
+            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                readers,
+                next_reader: AtomicUsize::new(0),
+                config,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SchedConfig {
+        &self.inner.config
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &SchedConfig, u64) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner
+            .writer
+            .write(move |conn| {
+                let now = inner.config.now();
+                f(conn, &inner.config, now)
+            })
+            .await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            let conn = inner.readers[i]
+                .lock()
+                .map_err(|_| StoreError::Backend("reader connection poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
+    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(state) = q.state {
+        args.push(Box::new(state.as_str()));
+        sql.push_str(&format!(" AND state = ?{}", args.len()));
+    }
+    if let Some(queue) = q.queue {
+        args.push(Box::new(queue_name(queue)));
+        sql.push_str(&format!(" AND queue = ?{}", args.len()));
+    }
+    if let Some(node) = q.node_id {
+        args.push(Box::new(node.to_string()));
+        sql.push_str(&format!(" AND node_id = ?{}", args.len()));
+    }
+    if let Some(before) = q.before_seq {
+        args.push(Box::new(before as i64));
+        sql.push_str(&format!(" AND seq < ?{}", args.len()));
+    }
+    let limit = q.effective_limit();
+    args.push(Box::new(i64::from(limit) + 1));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+    let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), raw_job)
+        .map_err(db)?;
+    let mut jobs = Vec::new();
+    for raw in rows {
+        jobs.push(job_from_raw(raw.map_err(db)?)?.job);
+    }
+    let next_cursor = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.seq)
+    } else {
+        None
+    };
+    Ok(JobPage { jobs, next_cursor })
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn submit(&self, spec: JobSpec) -> Result<Job, StoreError> {
+        spec.validate()?;
+        self.write(move |c, _, now| jobs::submit(c, spec, now)).await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Job, StoreError> {
+        self.read(move |c| {
+            let mut job = load_job(c, id)?.job;
+            job.history = load_history(c, id)?;
+            Ok(job)
+        })
+        .await
+    }
+
+    async fn list(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let q = query.clone();
+        self.read(move |c| list_jobs(c, &q)).await
+    }
+
+    async fn cancel(&self, id: JobId, reason: &str) -> Result<Job, StoreError> {
+        let reason = reason.to_string();
+        self.write(move |c, _, now| jobs::cancel(c, id, &reason, now)).await
+    }
+
+    async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
+        self.write(move |c, _, now| jobs::requeue(c, id, now)).await
+    }
+
+    async fn register_node(&self, registration: NodeRegistration) -> Result<Node, StoreError> {
+        self.write(move |c, _, now| nodes::register(c, registration, now)).await
+    }
+
+    async fn heartbeat(&self, node_id: NodeId, heartbeat: &Heartbeat) -> Result<HeartbeatReply, StoreError> {
+        let hb = heartbeat.clone();
+        self.write(move |c, _, now| nodes::heartbeat(c, node_id, &hb, now)).await
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {
+        self.read(nodes::list).await
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, StoreError> {
+        let req = request.clone();
+        self.write(move |c, _, now| nodes::claim(c, &req, now)).await
+    }
+
+    async fn report(&self, report: &JobReport) -> Result<Job, StoreError> {
+        let r = report.clone();
+        self.write(move |c, cfg, now| jobs::report(c, cfg, &r, now)).await
+    }
+
+    async fn sweep(&self) -> Result<SweepSummary, StoreError> {
+        self.write(nodes::sweep).await
+    }
+}

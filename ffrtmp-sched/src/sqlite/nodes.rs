@@ -1,0 +1,253 @@
+//! Node operations: registration, heartbeats, claims and failure detection.
+
+use ffrtmp_core::{
+    Assignment, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
+    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+};
+use rusqlite::{params, Connection};
+
+use super::jobs::{fail_attempt, touch_node};
+use super::rows::{
+    db, job_from_raw, load_job, load_node, node_id_from, node_status, raw_job, save_job, to_json, transition,
+    JOB_COLUMNS,
+};
+use crate::config::SchedConfig;
+
+/// Claims older than this are forgotten; a client retrying a claim later gets a new one.
+const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
+
+pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
+    if reg.max_concurrent_jobs == 0 || reg.max_concurrent_jobs > 1024 {
+        return Err(StoreError::InvalidRequest("max_concurrent_jobs must be 1..=1024".into()));
+    }
+    if reg.name.is_empty() || reg.name.len() > 255 {
+        return Err(StoreError::InvalidRequest("name must be 1..=255 bytes".into()));
+    }
+    let id = NodeId::new();
+    conn.prepare_cached(
+        "INSERT INTO nodes (id, registration, max_concurrent, status, registered_at_ms, last_seen_ms) \
+         VALUES (?1, ?2, ?3, 'online', ?4, ?4)",
+    )
+    .map_err(db)?
+    .execute(params![id.to_string(), to_json(&reg), reg.max_concurrent_jobs, now as i64])
+    .map_err(db)?;
+    Ok(Node {
+        id,
+        registration: reg,
+        status: NodeStatus::Online,
+        active_jobs: 0,
+        registered_at_ms: now,
+        last_seen_ms: now,
+    })
+}
+
+fn active_count(conn: &Connection, node: NodeId) -> Result<u32, StoreError> {
+    conn.prepare_cached("SELECT COUNT(*) FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running')")
+        .map_err(db)?
+        .query_row([node.to_string()], |r| r.get::<_, i64>(0))
+        .map(|n| n as u32)
+        .map_err(db)
+}
+
+pub fn heartbeat(conn: &Connection, node: NodeId, hb: &Heartbeat, now: u64) -> Result<HeartbeatReply, StoreError> {
+    load_node(conn, node)?;
+    touch_node(conn, node, now)?;
+    let mut cancel = Vec::new();
+    for running in &hb.running {
+        let mut stored = match load_job(conn, running.job_id) {
+            Ok(s) => s,
+            Err(StoreError::NotFound { .. }) => {
+                cancel.push(running.job_id);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let job = &mut stored.job;
+        if job.node_id != Some(node) || job.attempt != running.attempt || !job.state.is_active() {
+            cancel.push(running.job_id);
+            continue;
+        }
+        if let Some(p) = &running.progress {
+            job.progress = Some(p.clone());
+            job.updated_at_ms = now;
+            save_job(conn, &stored)?;
+        }
+    }
+    Ok(HeartbeatReply { cancel })
+}
+
+pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assignment>, StoreError> {
+    if req.claim_id.is_empty() || req.claim_id.len() > 128 {
+        return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()));
+    }
+    let node = load_node(conn, req.node_id)?;
+    touch_node(conn, req.node_id, now)?;
+
+    // A repeated claim returns what the first one assigned, as long as the node still holds it.
+    let previous: Vec<(String, i64)> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT job_id, attempt FROM claims WHERE claim_id = ?1 AND node_id = ?2 ORDER BY rowid")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![req.claim_id, req.node_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)?
+    };
+    if !previous.is_empty() {
+        let mut out = Vec::new();
+        for (job_id, attempt) in previous {
+            let id: JobId = job_id
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("corrupt job id {job_id:?} in claims")))?;
+            let stored = load_job(conn, id)?;
+            let j = &stored.job;
+            if j.node_id == Some(req.node_id) && j.attempt as i64 == attempt && j.state.is_active() {
+                out.push(Assignment { job: stored.job });
+            }
+        }
+        return Ok(out);
+    }
+
+    let free = node
+        .registration
+        .max_concurrent_jobs
+        .saturating_sub(active_count(conn, req.node_id)?);
+    let want = req.max_jobs.min(free);
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    let candidates = {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY rank, seq LIMIT ?1"
+            ))
+            .map_err(db)?;
+        let rows = stmt.query_map([want], raw_job).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+    };
+    let mut out = Vec::with_capacity(candidates.len());
+    for raw in candidates {
+        let mut stored = job_from_raw(raw)?;
+        let job = &mut stored.job;
+        job.attempt += 1;
+        job.node_id = Some(req.node_id);
+        job.progress = None;
+        job.retry_at_ms = None;
+        transition(conn, job, JobState::Assigned, "claimed", now)?;
+        save_job(conn, &stored)?;
+        conn.prepare_cached("INSERT INTO claims (claim_id, node_id, job_id, attempt, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(db)?
+            .execute(params![
+                req.claim_id,
+                req.node_id.to_string(),
+                stored.job.id.to_string(),
+                stored.job.attempt,
+                now as i64
+            ])
+            .map_err(db)?;
+        out.push(Assignment { job: stored.job });
+    }
+    Ok(out)
+}
+
+pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64) -> Result<SweepSummary, StoreError> {
+    let mut summary = SweepSummary::default();
+    let deadline = now.saturating_sub(cfg.dead_after().as_millis() as u64);
+    let lost: Vec<String> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM nodes WHERE status = 'online' AND last_seen_ms < ?1")
+            .map_err(db)?;
+        let rows = stmt.query_map([deadline as i64], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)?
+    };
+    for node in lost {
+        conn.prepare_cached("UPDATE nodes SET status = 'offline' WHERE id = ?1")
+            .map_err(db)?
+            .execute([&node])
+            .map_err(db)?;
+        summary.nodes_lost += 1;
+        let jobs = {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running')"
+                ))
+                .map_err(db)?;
+            let rows = stmt.query_map([&node], raw_job).map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+        };
+        for raw in jobs {
+            let mut stored = job_from_raw(raw)?;
+            let silent_s = cfg.dead_after().as_secs_f64();
+            let error = JobError::new(
+                ErrorKind::NodeLost,
+                format!("node {node} sent no heartbeat for {silent_s:.1} s"),
+            );
+            fail_attempt(conn, cfg, &mut stored, error, now)?;
+            if stored.job.state == JobState::Retrying {
+                summary.jobs_requeued += 1;
+            } else {
+                summary.jobs_failed += 1;
+            }
+            save_job(conn, &stored)?;
+        }
+    }
+    let due = {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'retrying' AND retry_at_ms <= ?1 LIMIT 1000"
+            ))
+            .map_err(db)?;
+        let rows = stmt.query_map([now as i64], raw_job).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+    };
+    for raw in due {
+        let mut stored = job_from_raw(raw)?;
+        let job = &mut stored.job;
+        job.retry_at_ms = None;
+        // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
+        transition(conn, job, JobState::Queued, "backoff ended", now)?;
+        save_job(conn, &stored)?;
+        summary.jobs_released += 1;
+    }
+    conn.prepare_cached("DELETE FROM claims WHERE at_ms < ?1")
+        .map_err(db)?
+        .execute([now.saturating_sub(CLAIM_MEMORY_MS) as i64])
+        .map_err(db)?;
+    Ok(summary)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
+             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')) \
+             FROM nodes n ORDER BY n.registered_at_ms, n.id",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, reg, status, registered, seen, active) = row.map_err(db)?;
+        out.push(Node {
+            id: node_id_from(&id)?,
+            registration: serde_json::from_str(&reg)
+                .map_err(|e| StoreError::Backend(format!("corrupt node registration: {e}")))?,
+            status: node_status(&status)?,
+            active_jobs: active as u32,
+            registered_at_ms: registered as u64,
+            last_seen_ms: seen as u64,
+        });
+    }
+    Ok(out)
+}
