@@ -279,7 +279,7 @@ pub fn parse_bitrate(s: &str) -> Option<u64> {
         return None;
     }
     let bps = v * mult as f64;
-    (bps >= 1_000.0 && bps <= 1e10).then_some(bps as u64)
+    (1_000.0..=1e10).contains(&bps).then_some(bps as u64)
 }
 
 fn parse_resolution(s: &str) -> Option<(u32, u32)> {

@@ -186,8 +186,8 @@ fn check_samples(start: &EnergySample, end: &EnergySample) -> Result<(), String>
     if end.zones.is_empty() {
         return Err("the energy samples have no zones".to_string());
     }
-    let same_zones = start.zones.len() == end.zones.len()
-        && end.zones.iter().all(|z| start.zones.iter().any(|s| s.zone == z.zone));
+    let same_zones =
+        start.zones.len() == end.zones.len() && end.zones.iter().all(|z| start.zones.iter().any(|s| s.zone == z.zone));
     if !same_zones {
         let names = |s: &EnergySample| s.zones.iter().map(|z| z.zone.as_str()).collect::<Vec<_>>().join(", ");
         return Err(format!(
@@ -260,7 +260,10 @@ mod tests {
     fn zero_frames_or_wall_time_leave_ratios_out() {
         let (start, end) = (sample(&[("package-0", 0)]), sample(&[("package-0", 2_000_000)]));
         let r = energy_report("rapl", &start, &end, 0.0, 0);
-        assert_eq!((r.energy_joules, r.avg_watts, r.joules_per_frame), (Some(2.0), None, None));
+        assert_eq!(
+            (r.energy_joules, r.avg_watts, r.joules_per_frame),
+            (Some(2.0), None, None)
+        );
         let r = energy_report("rapl", &start, &end, f64::NAN, 1);
         assert_eq!((r.avg_watts, r.joules_per_frame), (None, Some(2.0)));
     }
@@ -282,7 +285,9 @@ mod tests {
 
     #[test]
     fn unavailable_report_keeps_the_reason() {
-        let r = unavailable_report(&PowerError::Unavailable("needs root or read access to /x/energy_uj".into()));
+        let r = unavailable_report(&PowerError::Unavailable(
+            "needs root or read access to /x/energy_uj".into(),
+        ));
         assert_eq!(
             r,
             EnergyReport {
@@ -305,7 +310,10 @@ mod tests {
         let interval = m.start();
         assert!(interval.start_sample().is_ok());
         let r = m.finish(interval, 3.0, 6);
-        assert_eq!((r.source.as_str(), r.energy_joules, r.avg_watts), ("script", Some(6.0), Some(2.0)));
+        assert_eq!(
+            (r.source.as_str(), r.energy_joules, r.avg_watts),
+            ("script", Some(6.0), Some(2.0))
+        );
         assert_eq!(r.joules_per_frame, Some(1.0));
     }
 

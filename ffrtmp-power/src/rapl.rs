@@ -58,6 +58,7 @@ pub struct ZoneInfo {
 ///
 /// // A tree laid out like /sys/class/powercap: package-0 with a core and a dram subzone.
 /// let root = std::env::temp_dir().join(format!("ffrtmp-power-doc-{}", std::process::id()));
+/// let _ = fs::remove_dir_all(&root);
 /// let zone = |entry: &str, name: &str, uj: u64| {
 ///     let dir = root.join(entry);
 ///     fs::create_dir_all(&dir).unwrap();
@@ -344,7 +345,9 @@ fn collect(dir: fs::ReadDir, depth: usize, seen: &mut HashSet<String>, out: &mut
     for item in dir.flatten() {
         let file_name = item.file_name();
         let Some(id) = file_name.to_str() else { continue };
-        let Some((control, indices)) = parse_id(id) else { continue };
+        let Some((control, indices)) = parse_id(id) else {
+            continue;
+        };
         let path = item.path();
         if !path.is_dir() {
             continue;
@@ -382,7 +385,9 @@ fn zone_name(entry: &Entry, entries: &[Entry], selection: ZoneSelection) -> Opti
 /// `dram-0` for the DRAM of `package-0` (`dram-0-die-1` for `package-0-die-1`).
 fn dram_name(entry: &Entry, entries: &[Entry]) -> String {
     let parent_id = entry.id.rsplit_once(':').map(|(parent, _)| parent);
-    let parent = entries.iter().find(|e| Some(e.id.as_str()) == parent_id && entry.indices.len() > 1);
+    let parent = entries
+        .iter()
+        .find(|e| Some(e.id.as_str()) == parent_id && entry.indices.len() > 1);
     match parent.and_then(|p| p.label.strip_prefix("package-")) {
         Some(suffix) => format!("dram-{suffix}"),
         None => format!("dram-{}", entry.indices[0]),
@@ -393,12 +398,17 @@ fn dram_name(entry: &Entry, entries: &[Entry]) -> String {
 /// `intel-rapl-mmio` copy of a package) is skipped.
 fn select(root: &Path, entries: &[Entry], selection: ZoneSelection) -> Result<Vec<ZoneInfo>, PowerError> {
     if entries.is_empty() {
-        return Err(PowerError::Unavailable(format!("no RAPL zones under {}", root.display())));
+        return Err(PowerError::Unavailable(format!(
+            "no RAPL zones under {}",
+            root.display()
+        )));
     }
     let mut zones: Vec<ZoneInfo> = Vec::new();
     let mut has_package = false;
     for entry in entries {
-        let Some(name) = zone_name(entry, entries, selection) else { continue };
+        let Some(name) = zone_name(entry, entries, selection) else {
+            continue;
+        };
         if zones.iter().any(|z| z.name == name) {
             tracing::debug!(zone = %entry.path.display(), name, "skipping duplicate RAPL zone");
             continue;
@@ -497,7 +507,9 @@ mod tests {
             path: PathBuf::from("/x/energy_uj"),
             source: io::Error::from(io::ErrorKind::NotFound),
         };
-        assert!(matches!(io_err().unavailable(), PowerError::Unavailable(r) if r.starts_with("cannot read /x/energy_uj")));
+        assert!(
+            matches!(io_err().unavailable(), PowerError::Unavailable(r) if r.starts_with("cannot read /x/energy_uj"))
+        );
         let PowerError::Read(reason) = CounterError::Io {
             path: PathBuf::from("/x/energy_uj"),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
@@ -545,7 +557,11 @@ mod tests {
         assert!(matches!(rapl.sample(), Err(PowerError::Read(r)) if r.contains("above max_energy_range_uj")));
         fs::write(dir.path().join("intel-rapl:0/energy_uj"), "5\n").unwrap();
         let sample = rapl.sample().unwrap();
-        assert_eq!((sample.total_uj(), sample.wraps), (4, 0), "a failed sample leaves the state alone");
+        assert_eq!(
+            (sample.total_uj(), sample.wraps),
+            (4, 0),
+            "a failed sample leaves the state alone"
+        );
     }
 
     #[test]

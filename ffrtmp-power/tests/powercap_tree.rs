@@ -123,8 +123,16 @@ fn package_wrap_mid_run_is_corrected_exactly() {
 
     t.set("intel-rapl:0", 40_000_000); // +10 J, no new wrap
     let later = rapl.sample().unwrap();
-    assert_eq!((uj(&later, "package-0"), later.wraps), (140_000_000, 1), "wraps counts every wrap so far");
-    assert!(later.zones.iter().zip(&end.zones).all(|(l, e)| l.energy_uj >= e.energy_uj));
+    assert_eq!(
+        (uj(&later, "package-0"), later.wraps),
+        (140_000_000, 1),
+        "wraps counts every wrap so far"
+    );
+    assert!(later
+        .zones
+        .iter()
+        .zip(&end.zones)
+        .all(|(l, e)| l.energy_uj >= e.energy_uj));
 }
 
 #[test]
@@ -155,7 +163,10 @@ fn missing_root_is_unavailable_with_reason() {
     let t = Tree::empty();
     let root = t.root().join("powercap");
     let reason = unavailable_reason(RaplSource::open(&root));
-    assert_eq!(reason, format!("no powercap interface at {} (no RAPL driver, or a VM)", root.display()));
+    assert_eq!(
+        reason,
+        format!("no powercap interface at {} (no RAPL driver, or a VM)", root.display())
+    );
 }
 
 #[test]
@@ -185,7 +196,11 @@ fn nested_and_flat_subzones_are_read_once() {
     let pkg = t.zone("intel-rapl:0", "package-0", 0, MAX);
     let nested = pkg.join("intel-rapl:0:2");
     fs::create_dir_all(&nested).unwrap();
-    for (file, value) in [("name", "dram"), ("energy_uj", "0"), ("max_energy_range_uj", "262143328850")] {
+    for (file, value) in [
+        ("name", "dram"),
+        ("energy_uj", "0"),
+        ("max_energy_range_uj", "262143328850"),
+    ] {
         fs::write(nested.join(file), format!("{value}\n")).unwrap();
     }
     std::os::unix::fs::symlink(&nested, t.root().join("intel-rapl:0:2")).unwrap();
@@ -257,7 +272,10 @@ fn zone_failing_after_open_is_a_read_error() {
 
     t.set("intel-rapl:0", 1_000_000);
     let after = rapl.sample().unwrap();
-    assert_eq!(after.wraps, 1, "failed samples left the state alone: one wrap, counted once");
+    assert_eq!(
+        after.wraps, 1,
+        "failed samples left the state alone: one wrap, counted once"
+    );
     assert_eq!(uj(&after, "package-1"), MAX - 3_000_000);
     assert_eq!(uj(&after, "package-0"), 0);
     assert_eq!(uj(&after, "dram-1"), uj(&before, "dram-1"));
@@ -316,6 +334,12 @@ fn meter_without_powercap_reports_the_reason() {
     let meter = EnergyMeter::from_result(RaplSource::open(t.root().join("missing")));
     let report = meter.finish(meter.start(), 5.0, 150);
     assert_eq!(report.source, "unavailable");
-    assert_eq!((report.energy_joules, report.avg_watts, report.joules_per_frame), (None, None, None));
-    assert!(report.unavailable_reason.unwrap().starts_with("no powercap interface at"));
+    assert_eq!(
+        (report.energy_joules, report.avg_watts, report.joules_per_frame),
+        (None, None, None)
+    );
+    assert!(report
+        .unavailable_reason
+        .unwrap()
+        .starts_with("no powercap interface at"));
 }
