@@ -1,1 +1,57 @@
-//! ffrtmp-http
+//! HTTPS API of ffrtmp: the master's server, the agent's [`Transport`](ffrtmp_core::Transport)
+//! and the CLI's client.
+//!
+//! - [`Server`] serves a [`JobStore`](ffrtmp_core::JobStore) over hyper and rustls (ring),
+//!   TLS on by default with a self-signed certificate generated once ([`TlsSetup`]),
+//!   `Authorization: Bearer <key>` on every route but `GET /health` ([`ApiKey`]), 1 MiB
+//!   body limit, JSON errors `{"error":{"kind","message"}}` ([`ApiError`]), long-poll
+//!   claims, Prometheus metrics ([`Metrics`]) and graceful shutdown.
+//! - [`HttpClient`] talks to it with verified TLS, pooling, timeouts and retries of
+//!   transient failures only; [`HttpTransport`] (agents) and [`ApiClient`] (users) sit on it.
+//!
+//! Routes:
+//!
+//! | Route | Answer |
+//! |---|---|
+//! | `GET /health` (no key) | 200 `{"status":"ok"}` |
+//! | `GET /ready` | 200 `{"status":"ready"}`, 503 when the store does not answer |
+//! | `POST /jobs` | 201 `Job` |
+//! | `GET /jobs?state=&queue=&node_id=&before_seq=&limit=` | 200 `JobPage` |
+//! | `GET /jobs/{id}` | 200 `Job` with history |
+//! | `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry` | 200 `Job` |
+//! | `POST /jobs/{id}/report` | 200 `Job`; 409 `fenced` for a stale attempt |
+//! | `GET /scenarios` | 200 `{"scenarios":[...],"grammar":"..."}` |
+//! | `POST /nodes/register` | 201 `Node` |
+//! | `GET /nodes` | 200 `{"nodes":[...]}` |
+//! | `POST /nodes/{id}/heartbeat` | 200 `HeartbeatReply` |
+//! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
+//! | `GET /metrics` | 200 Prometheus text |
+//!
+//! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
+//! `invalid_request`), 401 `unauthorized`, 404 `not_found`, 405 `method_not_allowed`, 409
+//! (`invalid_transition`, `fenced`), 413 `body_too_large`, 500 `backend`, 503 `not_ready`.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+mod body;
+pub mod client;
+pub mod error;
+mod handlers;
+pub mod metrics;
+mod routes;
+pub mod server;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+pub use api::ApiClient;
+pub use auth::ApiKey;
+pub use body::DEFAULT_BODY_LIMIT;
+pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
+pub use error::{ApiError, HttpError};
+pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
+pub use metrics::Metrics;
+pub use server::{BoundServer, Server, ServerConfig};
+pub use tls::TlsSetup;
+pub use transport::HttpTransport;

@@ -68,7 +68,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP ffrtmp_http_requests_total HTTP requests answered, by route template, method and status.\n");
+        out.push_str(
+            "# HELP ffrtmp_http_requests_total HTTP requests answered, by route template, method and status.\n",
+        );
         out.push_str("# TYPE ffrtmp_http_requests_total counter\n");
         for ((route, method, status), n) in &inner.requests {
             let _ = writeln!(
@@ -76,7 +78,9 @@ impl Metrics {
                 "ffrtmp_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
             );
         }
-        out.push_str("# HELP ffrtmp_http_request_duration_seconds Time to answer an HTTP request, by route template.\n");
+        out.push_str(
+            "# HELP ffrtmp_http_request_duration_seconds Time to answer an HTTP request, by route template.\n",
+        );
         out.push_str("# TYPE ffrtmp_http_request_duration_seconds histogram\n");
         for (route, h) in &inner.durations {
             for (bound, n) in DURATION_BUCKETS.iter().zip(h.counts.iter()) {
@@ -90,8 +94,16 @@ impl Metrics {
                 "ffrtmp_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "ffrtmp_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "ffrtmp_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "ffrtmp_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "ffrtmp_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP ffrtmp_jobs_submitted_total Jobs accepted by POST /jobs.\n");
         out.push_str("# TYPE ffrtmp_jobs_submitted_total counter\n");

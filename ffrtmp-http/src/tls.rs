@@ -118,7 +118,9 @@ pub fn generate_self_signed(extra_names: &[String]) -> Result<(String, String), 
     }
     let mut params =
         CertificateParams::new(names).map_err(|e| HttpError::Tls(format!("invalid certificate name: {e}")))?;
-    params.distinguished_name.push(DnType::CommonName, "ffrtmp master (self-signed)");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ffrtmp master (self-signed)");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().map_err(|e| HttpError::Tls(format!("generating a key: {e}")))?;
     let cert = params
@@ -144,7 +146,10 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Htt
             let path = Path::new(SYSTEM_CA_BUNDLE);
             let (added, _ignored) = roots.add_parsable_certificates(load_certs(path)?);
             if added == 0 {
-                return Err(HttpError::Tls(format!("no usable CA certificate in {}", path.display())));
+                return Err(HttpError::Tls(format!(
+                    "no usable CA certificate in {}",
+                    path.display()
+                )));
             }
         }
     }
@@ -229,7 +234,11 @@ mod tests {
         assert!(setup.server_config().unwrap().is_some());
         let first = std::fs::read(tls_dir.join(CERT_FILE)).unwrap();
         assert!(setup.server_config().unwrap().is_some());
-        assert_eq!(first, std::fs::read(tls_dir.join(CERT_FILE)).unwrap(), "certificate regenerated");
+        assert_eq!(
+            first,
+            std::fs::read(tls_dir.join(CERT_FILE)).unwrap(),
+            "certificate regenerated"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

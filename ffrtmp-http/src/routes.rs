@@ -1,0 +1,196 @@
+//! The routing table: which paths exist, their templates (metric labels), allowed methods,
+//! and authentication in front of every route but `GET /health`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ffrtmp_core::JobStore;
+use http::{header, HeaderValue, Method, Request, Response};
+use http_body_util::Full;
+use hyper::body::Body;
+use tokio::sync::{watch, Notify};
+
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::handlers;
+use crate::metrics::{method_label, Metrics};
+
+/// Everything a request handler may touch.
+pub(crate) struct AppState {
+    pub store: Arc<dyn JobStore>,
+    pub key: ApiKey,
+    pub metrics: Arc<Metrics>,
+    /// Notified after every change that may let a waiting claim succeed.
+    pub work: Arc<Notify>,
+    /// Becomes `true` when the server shuts down; long polls end early.
+    pub shutdown: watch::Receiver<bool>,
+    pub body_limit: usize,
+}
+
+/// A matched route; `String`s are the raw path parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Health,
+    Ready,
+    Metrics,
+    Scenarios,
+    Jobs,
+    Job(String),
+    JobCancel(String),
+    JobRetry(String),
+    JobReport(String),
+    Nodes,
+    NodeRegister,
+    NodeHeartbeat(String),
+    NodeClaim(String),
+}
+
+impl Route {
+    /// Matches a path (without query), ignoring one trailing slash.
+    pub(crate) fn parse(path: &str) -> Option<Route> {
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        let id = |s: &str| s.to_string();
+        Some(match segments.as_slice() {
+            ["health"] => Route::Health,
+            ["ready"] => Route::Ready,
+            ["metrics"] => Route::Metrics,
+            ["scenarios"] => Route::Scenarios,
+            ["jobs"] => Route::Jobs,
+            ["jobs", j] => Route::Job(id(j)),
+            ["jobs", j, "cancel"] => Route::JobCancel(id(j)),
+            ["jobs", j, "retry"] => Route::JobRetry(id(j)),
+            ["jobs", j, "report"] => Route::JobReport(id(j)),
+            ["nodes"] => Route::Nodes,
+            ["nodes", "register"] => Route::NodeRegister,
+            ["nodes", n, "heartbeat"] => Route::NodeHeartbeat(id(n)),
+            ["nodes", n, "claim"] => Route::NodeClaim(id(n)),
+            _ => return None,
+        })
+    }
+
+    /// The route template, used as the `route` metric label.
+    pub(crate) fn template(&self) -> &'static str {
+        match self {
+            Route::Health => "/health",
+            Route::Ready => "/ready",
+            Route::Metrics => "/metrics",
+            Route::Scenarios => "/scenarios",
+            Route::Jobs => "/jobs",
+            Route::Job(_) => "/jobs/{id}",
+            Route::JobCancel(_) => "/jobs/{id}/cancel",
+            Route::JobRetry(_) => "/jobs/{id}/retry",
+            Route::JobReport(_) => "/jobs/{id}/report",
+            Route::Nodes => "/nodes",
+            Route::NodeRegister => "/nodes/register",
+            Route::NodeHeartbeat(_) => "/nodes/{id}/heartbeat",
+            Route::NodeClaim(_) => "/nodes/{id}/claim",
+        }
+    }
+
+    /// The methods the route answers.
+    pub(crate) fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Route::Jobs => &["GET", "POST"],
+            Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
+            _ => &["POST"],
+        }
+    }
+}
+
+/// Metric label for paths that match no route.
+const UNMATCHED: &str = "unmatched";
+
+/// Answers one request; never fails, never panics on input.
+pub(crate) async fn handle<B>(state: &AppState, request: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = Route::parse(request.uri().path());
+    let template = route.as_ref().map_or(UNMATCHED, Route::template);
+    let allowed = route.as_ref().map(Route::methods);
+    let mut response = match dispatch(state, route, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    if let (http::StatusCode::METHOD_NOT_ALLOWED, Some(allowed)) = (response.status(), allowed) {
+        if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state.metrics.observe(template, method_label(&method), status, elapsed);
+    tracing::debug!(route = template, method = %method, status, elapsed_ms = elapsed.as_millis() as u64, "request");
+    response
+}
+
+async fn dispatch<B>(
+    state: &AppState,
+    route: Option<Route>,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let public = route == Some(Route::Health) && request.method() == Method::GET;
+    if !public && !state.key.authorizes(request.headers()) {
+        return Err(ApiError::unauthorized());
+    }
+    let Some(route) = route else {
+        return Err(ApiError::not_found(format!("no route {}", request.uri().path())));
+    };
+    if !route.methods().contains(&request.method().as_str()) {
+        return Err(ApiError::method_not_allowed(route.methods()));
+    }
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let query = parts.uri.query().unwrap_or("");
+    let read = || crate::body::read_limited(body, &parts.headers, state.body_limit);
+    match route {
+        Route::Health => handlers::health(),
+        Route::Ready => handlers::ready(state).await,
+        Route::Metrics => Ok(handlers::metrics(state)),
+        Route::Scenarios => handlers::scenarios(),
+        Route::Jobs if method == Method::GET => handlers::list_jobs(state, query).await,
+        Route::Jobs => handlers::submit(state, &read().await?).await,
+        Route::Job(id) => handlers::get_job(state, &id).await,
+        Route::JobCancel(id) => handlers::cancel(state, &id, &read().await?).await,
+        Route::JobRetry(id) => handlers::retry(state, &id).await,
+        Route::JobReport(id) => handlers::report(state, &id, &read().await?).await,
+        Route::Nodes => handlers::list_nodes(state).await,
+        Route::NodeRegister => handlers::register(state, &read().await?).await,
+        Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
+        Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths() {
+        assert_eq!(Route::parse("/health"), Some(Route::Health));
+        assert_eq!(Route::parse("/jobs/"), Some(Route::Jobs));
+        assert_eq!(Route::parse("/jobs/abc"), Some(Route::Job("abc".into())));
+        assert_eq!(Route::parse("/jobs/abc/cancel"), Some(Route::JobCancel("abc".into())));
+        assert_eq!(Route::parse("/nodes/register"), Some(Route::NodeRegister));
+        assert_eq!(Route::parse("/nodes/n1/claim"), Some(Route::NodeClaim("n1".into())));
+        assert_eq!(Route::parse("/"), None);
+        assert_eq!(Route::parse(""), None);
+        assert_eq!(Route::parse("/jobs/a/b/c"), None);
+        assert_eq!(Route::parse("//jobs"), None);
+    }
+
+    #[test]
+    fn templates_never_hold_ids() {
+        let r = Route::parse("/jobs/0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11/report").unwrap();
+        assert_eq!(r.template(), "/jobs/{id}/report");
+    }
+}

@@ -1,0 +1,306 @@
+//! The HTTPS server: a TCP listener, TLS handshakes, hyper HTTP/1.1 connections and a
+//! graceful shutdown that stops accepting and lets in-flight requests finish.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ffrtmp_core::JobStore;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::ApiKey;
+use crate::body::DEFAULT_BODY_LIMIT;
+use crate::error::HttpError;
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState};
+use crate::tls::TlsSetup;
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Request headers must arrive within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything needed to start a server.
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port (see [`BoundServer::local_addr`]).
+    pub addr: SocketAddr,
+    /// Certificate source. Use [`TlsSetup::Plaintext`] only to opt out of TLS explicitly.
+    pub tls: TlsSetup,
+    /// The Bearer key every route but `GET /health` requires.
+    pub api_key: String,
+    /// The job store behind the API.
+    pub store: Arc<dyn JobStore>,
+    /// Largest request body; larger ones get 413. Default 1 MiB.
+    pub body_limit: usize,
+    /// On shutdown, how long in-flight requests may take before their connections are
+    /// dropped. Default 30 s.
+    pub shutdown_grace: Duration,
+    /// Connections served at once; further clients wait in the listen backlog. Default 1024.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with the default body limit and shutdown grace.
+    pub fn new(addr: SocketAddr, tls: TlsSetup, api_key: impl Into<String>, store: Arc<dyn JobStore>) -> Self {
+        ServerConfig {
+            addr,
+            tls,
+            api_key: api_key.into(),
+            store,
+            body_limit: DEFAULT_BODY_LIMIT,
+            shutdown_grace: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("api_key", &"<redacted>")
+            .field("body_limit", &self.body_limit)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entry point: `Server::bind(config).await?.run(shutdown).await`.
+///
+/// ```no_run
+/// # async fn demo(store: std::sync::Arc<dyn ffrtmp_core::JobStore>) -> Result<(), ffrtmp_http::HttpError> {
+/// use ffrtmp_http::{Server, ServerConfig, TlsSetup};
+/// let config = ServerConfig::new(
+///     "127.0.0.1:8443".parse().unwrap(),
+///     TlsSetup::self_signed("/var/lib/ffrtmp/tls"),
+///     "a-long-random-api-key",
+///     store,
+/// );
+/// let server = Server::bind(config).await?;
+/// println!("listening on {}", server.base_url());
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// // Keep `stop` and send on it (or drop it) to shut the server down gracefully.
+/// # drop(stop);
+/// server.run(async { let _ = stopped.await; }).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Prepares TLS (generating the self-signed certificate when needed), checks the API
+    /// key and opens the listening socket.
+    pub async fn bind(config: ServerConfig) -> Result<BoundServer, HttpError> {
+        let key = ApiKey::new(&config.api_key)?;
+        let tls = config.tls.server_config()?.map(TlsAcceptor::from);
+        if tls.is_none() {
+            tracing::warn!("TLS is disabled: API keys and job data travel in clear text");
+        }
+        let listener = TcpListener::bind(config.addr).await.map_err(|source| HttpError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| HttpError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            store: config.store,
+            key,
+            metrics: Arc::new(Metrics::default()),
+            work: Arc::new(Notify::new()),
+            shutdown: shutdown_rx,
+            body_limit: config.body_limit,
+        });
+        Ok(BoundServer {
+            listener,
+            local_addr,
+            tls,
+            state,
+            shutdown_tx,
+            grace: config.shutdown_grace,
+            limiter: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        })
+    }
+}
+
+/// A server whose socket is open; [`BoundServer::run`] serves it.
+pub struct BoundServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown_tx: watch::Sender<bool>,
+    grace: Duration,
+    limiter: Arc<Semaphore>,
+}
+
+impl fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundServer {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A URL clients on this host can use, e.g. `https://127.0.0.1:8443` (an unspecified
+    /// bind address becomes the loopback address).
+    pub fn base_url(&self) -> String {
+        let ip = match self.local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, self.local_addr.port()))
+    }
+
+    /// The signal that wakes waiting claims. Notify it (`notify_waiters`) after changes
+    /// made outside this server that create work, e.g. a sweep releasing retrying jobs.
+    pub fn work_signal(&self) -> Arc<Notify> {
+        self.state.work.clone()
+    }
+
+    /// The metrics this server records (also served on `GET /metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, ends waiting claims,
+    /// lets in-flight requests finish (up to the shutdown grace) and returns.
+    pub async fn run<F>(self, shutdown: F) -> Result<(), HttpError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let BoundServer {
+            listener,
+            local_addr,
+            tls,
+            state,
+            shutdown_tx,
+            grace,
+            limiter,
+        } = self;
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving the API");
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while connections.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = limiter.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    let (tls, state, stop) = (tls.clone(), state.clone(), shutdown_tx.subscribe());
+                    connections.spawn(async move {
+                        serve_connection(tcp, peer, tls, state, stop).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        drop(listener);
+        let _ = shutdown_tx.send(true);
+        tracing::info!(in_flight = connections.len(), "shutting down the API");
+        let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(left = connections.len(), "shutdown grace ended; dropping connections");
+            connections.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => serve_http(TokioIo::new(tcp), peer, state, stop).await,
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, state, stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_http<S>(io: TokioIo<S>, peer: SocketAddr, state: Arc<AppState>, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(routes::handle(&state, request).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Completes when the server shuts down (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
