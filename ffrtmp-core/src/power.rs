@@ -75,3 +75,32 @@ pub trait PowerSource: Send + Sync {
     /// Reads every zone now.
     fn sample(&self) -> Result<EnergySample, PowerError>;
 }
+
+/// A source that is known to be unavailable, carrying the reason into every result.
+///
+/// ```
+/// use ffrtmp_core::{PowerSource, power::UnavailableSource};
+/// let s = UnavailableSource::new("no powercap interface (a VM)");
+/// assert_eq!(s.sample().unwrap_err().to_string(), "energy unavailable: no powercap interface (a VM)");
+/// ```
+#[derive(Clone, Debug)]
+pub struct UnavailableSource {
+    reason: String,
+}
+
+impl UnavailableSource {
+    /// A source that always answers [`PowerError::Unavailable`] with `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        UnavailableSource { reason: reason.into() }
+    }
+}
+
+impl PowerSource for UnavailableSource {
+    fn name(&self) -> &str {
+        "unavailable"
+    }
+
+    fn sample(&self) -> Result<EnergySample, PowerError> {
+        Err(PowerError::Unavailable(self.reason.clone()))
+    }
+}

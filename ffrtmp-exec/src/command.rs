@@ -102,7 +102,15 @@ impl FfmpegCommand {
         let encoder = codec.software_encoder();
         let mode = p.output_mode.unwrap_or_default();
         let mut a = Args::default();
-        a.push_all(&["-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]);
+        a.push_all(&[
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-nostats",
+            "-progress",
+            "pipe:1",
+        ]);
         a.push("-y");
 
         // Input.
@@ -155,12 +163,9 @@ impl FfmpegCommand {
         let mut output = None;
         match mode {
             OutputMode::File => {
-                let path = config.output_dir.join(format!(
-                    "{}-a{}.{}",
-                    job.id,
-                    job.attempt,
-                    container_ext(codec)
-                ));
+                let path = config
+                    .output_dir
+                    .join(format!("{}-a{}.{}", job.id, job.attempt, container_ext(codec)));
                 a.push(path.clone());
                 output = Some(path);
             }
@@ -279,7 +284,9 @@ fn resolve_input(input_dir: &Path, input: &str) -> Result<PathBuf, ExecError> {
         )));
     }
     if !path.is_file() {
-        return Err(ExecError::InvalidParameter(format!("input {input:?} is not a regular file")));
+        return Err(ExecError::InvalidParameter(format!(
+            "input {input:?} is not a regular file"
+        )));
     }
     Ok(path)
 }
@@ -330,7 +337,17 @@ mod tests {
         .unwrap();
         assert_eq!(
             &a[..9],
-            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-y"]
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-nostats",
+                "-progress",
+                "pipe:1",
+                "-y"
+            ]
         );
         assert_eq!(after(&a, "-f"), Some("lavfi"));
         assert_eq!(after(&a, "-i"), Some("testsrc2=size=1920x1080:rate=60:duration=3"));

@@ -1,1 +1,33 @@
-//! ffrtmp-exec
+//! Execution engine of ffrtmp: runs jobs on an agent.
+//!
+//! - [`command`]: the FFmpeg command line of a job ([`FfmpegCommand`], [`FfmpegConfig`]).
+//! - [`progress`]: parsing `-progress pipe:1` ([`ProgressParser`]).
+//! - [`supervise`]: running any program in its own process group, `nice`d, with cancel,
+//!   timeout, SIGTERM → grace → SIGKILL and no orphans.
+//! - [`cgroup`]: per-job cgroups (v1 and v2) with CPU and memory limits read back.
+//! - [`workload`]: a supervised program in a job cgroup, classified into an outcome.
+//! - [`disk`]: scratch-disk checks.
+//! - [`ffmpeg`]: [`FfmpegExecutor`], the default [`ffrtmp_core::Executor`].
+//! - [`detect`]: what the node can do (encoders, cores, memory).
+//! - [`agent`]: the agent loop ([`agent::Agent`]): register, heartbeat, claim, run, report, drain.
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod cgroup;
+pub mod command;
+pub mod detect;
+pub mod disk;
+pub mod error;
+pub mod ffmpeg;
+pub mod progress;
+pub mod supervise;
+pub mod workload;
+
+pub use cgroup::{CgroupMode, Cgroups, JobCgroup};
+pub use command::{FfmpegCommand, FfmpegConfig};
+pub use disk::DiskUsage;
+pub use error::ExecError;
+pub use ffmpeg::{FfmpegExecutor, FFMPEG_ENCODE_ERRORS};
+pub use progress::ProgressParser;
+pub use supervise::{ProcessExit, ProcessSpec, StopReason, Termination};
+pub use workload::{run_workload, WorkloadRun};

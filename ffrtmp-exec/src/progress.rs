@@ -61,14 +61,8 @@ impl ProgressParser {
                     c.out_time_s = us as f64 / 1e6;
                 }
             }
-            "out_time" => {
-                // Only a fallback: the microsecond keys come first and are exact.
-                if c.out_time_s == 0.0 {
-                    if let Some(s) = parse_clock(value) {
-                        c.out_time_s = s;
-                    }
-                }
-            }
+            // Only a fallback: the microsecond keys come first and are exact.
+            "out_time" if c.out_time_s == 0.0 => c.out_time_s = parse_clock(value).unwrap_or(0.0),
             "speed" => c.speed = parse_f64(value.trim_end_matches('x')).unwrap_or(0.0),
             "progress" => {
                 self.ended |= value == "end";

@@ -13,18 +13,24 @@ use ffrtmp_sched::SqliteStore;
 /// Raw SQLite: one `UPDATE` per durable transaction (WAL, synchronous=FULL), same file system.
 fn raw_sqlite_tx_per_sec(dir: &std::path::Path, n: usize) -> f64 {
     let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .unwrap();
     conn.execute_batch(
         "PRAGMA synchronous = FULL; CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, state TEXT, n INTEGER);",
     )
     .unwrap();
     for i in 0..1000 {
-        conn.execute("INSERT OR REPLACE INTO t VALUES (?1, 'queued', 0)", [i]).unwrap();
+        conn.execute("INSERT OR REPLACE INTO t VALUES (?1, 'queued', 0)", [i])
+            .unwrap();
     }
     let start = Instant::now();
     for i in 0..n {
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute("UPDATE t SET state = 'done', n = n + 1 WHERE id = ?1", [(i % 1000) as i64]).unwrap();
+        conn.execute(
+            "UPDATE t SET state = 'done', n = n + 1 WHERE id = ?1",
+            [(i % 1000) as i64],
+        )
+        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
     }
     n as f64 / start.elapsed().as_secs_f64()
@@ -109,9 +115,9 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> usize
+async fn futures_join<F>(futs: impl Iterator<Item = F>) -> usize
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
@@ -123,7 +129,11 @@ where
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
 
     let raw = raw_sqlite_tx_per_sec(dir.path(), 2000);

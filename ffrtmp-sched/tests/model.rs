@@ -15,12 +15,28 @@ use proptest::prelude::*;
 #[derive(Clone, Debug)]
 enum Op {
     Submit,
-    Claim { node: usize, max: u32 },
-    Report { job: usize, node: usize, stale: bool, event: Ev },
-    Cancel { job: usize },
-    Retry { job: usize },
-    Heartbeat { node: usize },
-    Advance { secs: u64 },
+    Claim {
+        node: usize,
+        max: u32,
+    },
+    Report {
+        job: usize,
+        node: usize,
+        stale: bool,
+        event: Ev,
+    },
+    Cancel {
+        job: usize,
+    },
+    Retry {
+        job: usize,
+    },
+    Heartbeat {
+        node: usize,
+    },
+    Advance {
+        secs: u64,
+    },
     Sweep,
 }
 
@@ -88,7 +104,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut mnodes = Vec::new();
     for i in 0..2 {
-        nodes.push(store.register_node(registration(&format!("n{i}"), SLOTS)).await.unwrap());
+        nodes.push(
+            store
+                .register_node(registration(&format!("n{i}"), SLOTS))
+                .await
+                .unwrap(),
+        );
         mnodes.push(MNode {
             last_seen: clock.0.load(std::sync::atomic::Ordering::SeqCst),
             online: true,
@@ -115,10 +136,17 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = claim(&store, &nodes[node], max).await;
                 mnodes[node].last_seen = now(&clock);
                 mnodes[node].online = true;
-                let active = jobs.iter().filter(|j| j.node == Some(node) && j.state.is_active()).count() as u32;
+                let active = jobs
+                    .iter()
+                    .filter(|j| j.node == Some(node) && j.state.is_active())
+                    .count() as u32;
                 let want = max.min(SLOTS - active) as usize;
-                let expect: Vec<JobId> =
-                    jobs.iter().filter(|j| j.state == JobState::Queued).take(want).map(|j| j.id).collect();
+                let expect: Vec<JobId> = jobs
+                    .iter()
+                    .filter(|j| j.state == JobState::Queued)
+                    .take(want)
+                    .map(|j| j.id)
+                    .collect();
                 let ids: Vec<JobId> = got.iter().map(|a| a.job.id).collect();
                 prop_assert_eq!(&ids, &expect);
                 for j in jobs.iter_mut().filter(|j| expect.contains(&j.id)) {
@@ -127,7 +155,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     j.state = JobState::Assigned;
                 }
             }
-            Op::Report { job, node, stale, event } => {
+            Op::Report {
+                job,
+                node,
+                stale,
+                event,
+            } => {
                 let Some(j) = jobs.get_mut(job) else { continue };
                 let attempt = if stale { j.attempt.wrapping_sub(1) } else { j.attempt };
                 let event_value = match event {

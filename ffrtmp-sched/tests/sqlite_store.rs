@@ -39,7 +39,12 @@ async fn lifecycle_is_recorded_in_history() {
     let states: Vec<JobState> = full.history.iter().map(|h| h.to).collect();
     assert_eq!(
         states,
-        [JobState::Queued, JobState::Assigned, JobState::Running, JobState::Completed]
+        [
+            JobState::Queued,
+            JobState::Assigned,
+            JobState::Running,
+            JobState::Completed
+        ]
     );
 }
 
@@ -54,14 +59,23 @@ async fn stale_attempts_and_other_nodes_are_fenced() {
 
     let mut wrong_attempt = completed(&a, &n1, 1);
     wrong_attempt.attempt = 7;
-    assert!(matches!(store.report(&wrong_attempt).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.report(&wrong_attempt).await,
+        Err(StoreError::Fenced { .. })
+    ));
     let wrong_node = completed(&a, &n2, 1);
-    assert!(matches!(store.report(&wrong_node).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.report(&wrong_node).await,
+        Err(StoreError::Fenced { .. })
+    ));
     assert_eq!(store.get(a.job.id).await.unwrap().state, JobState::Assigned);
 
     // Completing twice: the second report is refused and changes nothing.
     store.report(&completed(&a, &n1, 10)).await.unwrap();
-    assert!(matches!(store.report(&completed(&a, &n1, 99)).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.report(&completed(&a, &n1, 99)).await,
+        Err(StoreError::Fenced { .. })
+    ));
     assert_eq!(store.get(a.job.id).await.unwrap().result.unwrap().frames, 10);
 }
 
@@ -123,7 +137,10 @@ async fn cancel_reaches_the_node_through_its_heartbeat() {
     // The first job is claimed; cancel the other while it is queued.
     let a = claim(&store, &node, 1).await.remove(0);
     assert_eq!(a.job.id, queued.id);
-    assert_eq!(store.cancel(running.id, "user").await.unwrap().state, JobState::Canceled);
+    assert_eq!(
+        store.cancel(running.id, "user").await.unwrap().state,
+        JobState::Canceled
+    );
     assert!(matches!(
         store.cancel(running.id, "again").await,
         Err(StoreError::InvalidTransition(_))
@@ -139,7 +156,10 @@ async fn cancel_reaches_the_node_through_its_heartbeat() {
     assert!(store.heartbeat(node.id, &hb).await.unwrap().cancel.is_empty());
     store.cancel(a.job.id, "user").await.unwrap();
     assert_eq!(store.heartbeat(node.id, &hb).await.unwrap().cancel, vec![a.job.id]);
-    assert!(matches!(store.report(&completed(&a, &node, 1)).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.report(&completed(&a, &node, 1)).await,
+        Err(StoreError::Fenced { .. })
+    ));
 
     // An operator may queue a canceled job again; it gets a new attempt.
     assert_eq!(store.retry(a.job.id).await.unwrap().state, JobState::Queued);
@@ -175,7 +195,10 @@ async fn a_lost_node_loses_its_jobs_and_its_late_report_is_refused() {
     assert_eq!((b.job.id, b.job.attempt), (job.id, 2));
 
     // The dead node comes back with its old result: refused, nothing changes.
-    assert!(matches!(store.report(&completed(&a, &dead, 5)).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.report(&completed(&a, &dead, 5)).await,
+        Err(StoreError::Fenced { .. })
+    ));
     let hb = Heartbeat {
         running: vec![RunningJob {
             job_id: a.job.id,
@@ -210,7 +233,10 @@ async fn transient_failures_retry_until_exhausted_and_terminal_ones_do_not() {
         },
     };
     let a = claim(&store, &node, 1).await.remove(0);
-    assert_eq!(store.report(&fail(&a, ErrorKind::Internal)).await.unwrap().state, JobState::Retrying);
+    assert_eq!(
+        store.report(&fail(&a, ErrorKind::Internal)).await.unwrap().state,
+        JobState::Retrying
+    );
     clock.advance(Duration::from_secs(10));
     store.sweep().await.unwrap();
     let a = claim(&store, &node, 1).await.remove(0);
@@ -244,7 +270,10 @@ async fn jobs_and_states_survive_a_restart() {
     assert_eq!(store.get(queued).await.unwrap().state, JobState::Queued);
     assert_eq!(store.get(done).await.unwrap().state, JobState::Completed);
     let a = store.get(assigned).await.unwrap();
-    assert_eq!((a.state, a.attempt, a.spec.scenario.as_str()), (JobState::Assigned, 1, "1080p-h265"));
+    assert_eq!(
+        (a.state, a.attempt, a.spec.scenario.as_str()),
+        (JobState::Assigned, 1, "1080p-h265")
+    );
     assert_eq!(store.list_nodes().await.unwrap().len(), 1);
     let page = store.list(&JobQuery::default()).await.unwrap();
     assert_eq!(page.jobs.len(), 3);
@@ -296,7 +325,10 @@ async fn listing_is_paginated_and_filtered() {
 async fn invalid_specs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, SchedConfig::default());
-    assert!(matches!(store.submit(spec("1080p-mpeg2")).await, Err(StoreError::InvalidSpec(_))));
+    assert!(matches!(
+        store.submit(spec("1080p-mpeg2")).await,
+        Err(StoreError::InvalidSpec(_))
+    ));
     assert!(store.list(&JobQuery::default()).await.unwrap().jobs.is_empty());
 }
 
@@ -304,7 +336,10 @@ async fn invalid_specs_are_refused() {
 #[test]
 fn claim_race_hands_out_each_job_once() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let store = Arc::new(rt.block_on(async {
         let store = SqliteStore::open(&dir.path().join("race.db")).unwrap();
         let mut handles = Vec::new();
@@ -321,7 +356,10 @@ fn claim_race_hands_out_each_job_once() {
         .map(|i| {
             let store = store.clone();
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     let node = store.register_node(registration(&format!("n{i}"), 16)).await.unwrap();
                     let mut mine = Vec::new();

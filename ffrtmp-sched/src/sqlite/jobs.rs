@@ -1,8 +1,6 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{
-    ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError,
-};
+use ffrtmp_core::{ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
 use rusqlite::{params, Connection};
 
 use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};

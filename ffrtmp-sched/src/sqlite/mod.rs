@@ -57,7 +57,9 @@ fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Con
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!("could not enable WAL (journal_mode is {mode})")));
+            return Err(StoreError::Backend(format!(
+                "could not enable WAL (journal_mode is {mode})"
+            )));
         }
         let sync = if config.durable { "FULL" } else { "NORMAL" };
         conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))
@@ -215,7 +217,8 @@ impl JobStore for SqliteStore {
 
     async fn heartbeat(&self, node_id: NodeId, heartbeat: &Heartbeat) -> Result<HeartbeatReply, StoreError> {
         let hb = heartbeat.clone();
-        self.write(move |c, _, now| nodes::heartbeat(c, node_id, &hb, now)).await
+        self.write(move |c, _, now| nodes::heartbeat(c, node_id, &hb, now))
+            .await
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {

@@ -18,7 +18,9 @@ const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 
 pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
     if reg.max_concurrent_jobs == 0 || reg.max_concurrent_jobs > 1024 {
-        return Err(StoreError::InvalidRequest("max_concurrent_jobs must be 1..=1024".into()));
+        return Err(StoreError::InvalidRequest(
+            "max_concurrent_jobs must be 1..=1024".into(),
+        ));
     }
     if reg.name.is_empty() || reg.name.len() > 255 {
         return Err(StoreError::InvalidRequest("name must be 1..=255 bytes".into()));
@@ -29,7 +31,12 @@ pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<No
          VALUES (?1, ?2, ?3, 'online', ?4, ?4)",
     )
     .map_err(db)?
-    .execute(params![id.to_string(), to_json(&reg), reg.max_concurrent_jobs, now as i64])
+    .execute(params![
+        id.to_string(),
+        to_json(&reg),
+        reg.max_concurrent_jobs,
+        now as i64
+    ])
     .map_err(db)?;
     Ok(Node {
         id,
@@ -89,7 +96,9 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
             .prepare_cached("SELECT job_id, attempt FROM claims WHERE claim_id = ?1 AND node_id = ?2 ORDER BY rowid")
             .map_err(db)?;
         let rows = stmt
-            .query_map(params![req.claim_id, req.node_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![req.claim_id, req.node_id.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)?
     };
@@ -135,16 +144,18 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         job.retry_at_ms = None;
         transition(conn, job, JobState::Assigned, "claimed", now)?;
         save_job(conn, &stored)?;
-        conn.prepare_cached("INSERT INTO claims (claim_id, node_id, job_id, attempt, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .map_err(db)?
-            .execute(params![
-                req.claim_id,
-                req.node_id.to_string(),
-                stored.job.id.to_string(),
-                stored.job.attempt,
-                now as i64
-            ])
-            .map_err(db)?;
+        conn.prepare_cached(
+            "INSERT INTO claims (claim_id, node_id, job_id, attempt, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(db)?
+        .execute(params![
+            req.claim_id,
+            req.node_id.to_string(),
+            stored.job.id.to_string(),
+            stored.job.attempt,
+            now as i64
+        ])
+        .map_err(db)?;
         out.push(Assignment { job: stored.job });
     }
     Ok(out)

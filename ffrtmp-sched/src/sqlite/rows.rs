@@ -40,7 +40,8 @@ fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, StoreErro
 }
 
 fn parse_state(text: &str) -> Result<JobState, StoreError> {
-    text.parse().map_err(|e| StoreError::Backend(format!("corrupt state: {e}")))
+    text.parse()
+        .map_err(|e| StoreError::Backend(format!("corrupt state: {e}")))
 }
 
 type RawJob = (
@@ -202,13 +203,7 @@ pub fn append_history(
 
 /// The only way a stored job changes state: validated by the state machine, recorded in
 /// history. The caller saves the job afterwards.
-pub fn transition(
-    conn: &Connection,
-    job: &mut Job,
-    to: JobState,
-    reason: &str,
-    now: u64,
-) -> Result<(), StoreError> {
+pub fn transition(conn: &Connection, job: &mut Job, to: JobState, reason: &str, now: u64) -> Result<(), StoreError> {
     let from = job.state;
     job.state = from.transition(to)?;
     job.updated_at_ms = now;

@@ -82,7 +82,8 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, String> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
     }
-    tx.execute("DELETE FROM schema_version", []).map_err(|e| e.to_string())?;
+    tx.execute("DELETE FROM schema_version", [])
+        .map_err(|e| e.to_string())?;
     tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [CURRENT_VERSION])
         .map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;

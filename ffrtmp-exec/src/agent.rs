@@ -1,0 +1,448 @@
+//! The agent loop: register, heartbeat, claim, execute, report, drain.
+//!
+//! The loop is written against the [`Transport`], [`Executor`] and [`PowerSource`] traits,
+//! so the same code runs the reference agent over HTTPS and an embedded agent in-process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ffrtmp_core::{
+    cancel_pair, Assignment, Backoff, CancelHandle, ClaimRequest, EnergyReport, EnergySample, ErrorKind, ExecOutcome,
+    Executor, Heartbeat, JobError, JobEvent, JobId, JobReport, JobResult, Node, NodeId, NodeRegistration, PowerSource,
+    Progress, ProgressSink, RunningJob, Transport, TransportError,
+};
+use tokio::sync::Notify;
+
+/// Settings of an [`Agent`].
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// What the node tells the master about itself; `max_concurrent_jobs` bounds the slots.
+    pub registration: NodeRegistration,
+    /// Heartbeat period (must match the master's expectation).
+    pub heartbeat_interval: Duration,
+    /// How long one claim may wait at the master for work (long poll).
+    pub claim_wait: Duration,
+    /// Pause after a claim that returned nothing immediately (master without long poll).
+    pub idle_pause: Duration,
+    /// On shutdown, how long running jobs may take before they are stopped.
+    pub drain_timeout: Duration,
+    /// How long a finished job's report is retried while the master is unreachable.
+    pub report_patience: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults around a registration: 30 s heartbeats, 20 s long polls, 30 s drain.
+    pub fn new(registration: NodeRegistration) -> Self {
+        AgentConfig {
+            registration,
+            heartbeat_interval: Duration::from_secs(30),
+            claim_wait: Duration::from_secs(20),
+            idle_pause: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(30),
+            report_patience: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What an agent did before it stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentSummary {
+    /// The node id the master gave this agent.
+    pub node_id: Option<NodeId>,
+    /// Jobs whose outcome the master accepted.
+    pub reported: u64,
+    /// Jobs stopped because the master canceled or fenced them.
+    pub stopped: u64,
+}
+
+struct Slot {
+    attempt: u32,
+    cancel: CancelHandle,
+    progress: Arc<LatestProgress>,
+}
+
+/// Keeps the last progress of a job for the next heartbeat.
+#[derive(Default)]
+struct LatestProgress(Mutex<Option<Progress>>);
+
+impl ProgressSink for LatestProgress {
+    fn update(&self, progress: Progress) {
+        if let Ok(mut p) = self.0.lock() {
+            *p = Some(progress);
+        }
+    }
+}
+
+impl LatestProgress {
+    fn get(&self) -> Option<Progress> {
+        self.0.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+struct Shared {
+    transport: Arc<dyn Transport>,
+    executor: Arc<dyn Executor>,
+    power: Option<Arc<dyn PowerSource>>,
+    config: AgentConfig,
+    slots: Mutex<HashMap<JobId, Slot>>,
+    slot_freed: Notify,
+    summary: Mutex<AgentSummary>,
+}
+
+/// A worker agent.
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+impl Agent {
+    /// Builds an agent. `power` is optional: without it results say energy is unavailable.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        executor: Arc<dyn Executor>,
+        power: Option<Arc<dyn PowerSource>>,
+        config: AgentConfig,
+    ) -> Self {
+        Agent {
+            shared: Arc::new(Shared {
+                transport,
+                executor,
+                power,
+                config,
+                slots: Mutex::new(HashMap::new()),
+                slot_freed: Notify::new(),
+                summary: Mutex::new(AgentSummary::default()),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then stops claiming, drains running jobs (up to
+    /// the drain timeout, after which they are stopped and reported as interrupted so the
+    /// master retries them) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> AgentSummary {
+        let shared = self.shared;
+        tokio::pin!(shutdown);
+        let node = tokio::select! {
+            node = register(&shared) => node,
+            _ = &mut shutdown => return AgentSummary::default(),
+        };
+        tracing::info!(node_id = %node.id, "registered with master");
+        lock(&shared.summary).node_id = Some(node.id);
+        let heartbeats = tokio::spawn(heartbeat_loop(shared.clone(), node.id));
+        tokio::select! {
+            _ = claim_loop(shared.clone(), node.id) => {}
+            _ = &mut shutdown => tracing::info!("shutdown requested: no new claims, draining"),
+        }
+        drain(&shared).await;
+        heartbeats.abort();
+        let summary = lock(&shared.summary).clone();
+        summary
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn register(shared: &Shared) -> Node {
+    let mut n = 0;
+    loop {
+        match shared.transport.register(&shared.config.registration).await {
+            Ok(node) => return node,
+            Err(e) => {
+                let wait = Backoff::TRANSPORT.delay(n.min(5));
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "registration failed");
+                n += 1;
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
+    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let running: Vec<RunningJob> = lock(&shared.slots)
+            .iter()
+            .map(|(id, s)| RunningJob {
+                job_id: *id,
+                attempt: s.attempt,
+                progress: s.progress.get(),
+            })
+            .collect();
+        match shared.transport.heartbeat(node_id, &Heartbeat { running }).await {
+            Ok(reply) => {
+                let slots = lock(&shared.slots);
+                for id in reply.cancel {
+                    if let Some(slot) = slots.get(&id) {
+                        tracing::info!(job_id = %id, "master says stop: canceled or fenced");
+                        slot.cancel.cancel();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
+    let max = shared.config.registration.max_concurrent_jobs;
+    let mut failures = 0u32;
+    let mut pending_claim: Option<String> = None;
+    loop {
+        let free = max.saturating_sub(lock(&shared.slots).len() as u32);
+        if free == 0 {
+            shared.slot_freed.notified().await;
+            continue;
+        }
+        // Reuse the claim id after a transport failure: the master may have assigned jobs
+        // whose answer was lost, and the same id returns them.
+        let claim_id = pending_claim.take().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request = ClaimRequest {
+            node_id,
+            claim_id: claim_id.clone(),
+            max_jobs: free,
+            wait_ms: shared.config.claim_wait.as_millis() as u64,
+        };
+        let started = Instant::now();
+        match shared.transport.claim(&request).await {
+            Ok(assignments) => {
+                failures = 0;
+                let empty = assignments.is_empty();
+                for a in assignments {
+                    start_job(&shared, node_id, a);
+                }
+                if empty && started.elapsed() < shared.config.idle_pause {
+                    tokio::time::sleep(shared.config.idle_pause).await;
+                }
+            }
+            Err(e) => {
+                if e.is_retryable() {
+                    pending_claim = Some(claim_id);
+                }
+                let wait = Backoff::TRANSPORT.delay(failures.min(5));
+                failures += 1;
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
+    let job = assignment.job;
+    let (cancel, signal) = cancel_pair();
+    let progress = Arc::new(LatestProgress::default());
+    lock(&shared.slots).insert(
+        job.id,
+        Slot {
+            attempt: job.attempt,
+            cancel,
+            progress: progress.clone(),
+        },
+    );
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let id = job.id;
+        let attempt = job.attempt;
+        let report = |event| JobReport {
+            job_id: id,
+            node_id,
+            attempt,
+            event,
+        };
+        tracing::info!(job_id = %id, attempt, scenario = %job.spec.scenario, "starting job");
+        let outcome = match shared.transport.report(&report(JobEvent::Started)).await {
+            Err(TransportError::Fenced(msg)) | Err(TransportError::Rejected { message: msg, .. }) => {
+                tracing::warn!(job_id = %id, reason = %msg, "master no longer assigns this job to us");
+                None
+            }
+            // Unreachable: run anyway; the outcome report is retried patiently.
+            _ => {
+                let before = sample(&shared.power);
+                let t0 = Instant::now();
+                let outcome = shared.executor.execute(&job, progress.as_ref(), signal).await;
+                let after = sample(&shared.power);
+                Some(with_energy(outcome, &shared.power, before, after, t0.elapsed()))
+            }
+        };
+        let event = match outcome {
+            Some(ExecOutcome::Completed { result }) => Some(JobEvent::Completed { result }),
+            Some(ExecOutcome::Failed { error }) => Some(JobEvent::Failed { error }),
+            Some(ExecOutcome::TimedOut { message }) => Some(JobEvent::TimedOut { message }),
+            Some(ExecOutcome::Canceled) | None => None,
+        };
+        match event {
+            Some(event) => {
+                let accepted = send_report(&shared, report(event)).await;
+                let mut s = lock(&shared.summary);
+                if accepted {
+                    s.reported += 1;
+                } else {
+                    s.stopped += 1;
+                }
+            }
+            None => lock(&shared.summary).stopped += 1,
+        }
+        lock(&shared.slots).remove(&id);
+        shared.slot_freed.notify_one();
+    });
+}
+
+/// Retries a final report while the master is unreachable, so a finished job's result is
+/// not lost to a short outage. Returns whether the master accepted it.
+async fn send_report(shared: &Shared, report: JobReport) -> bool {
+    let deadline = Instant::now() + shared.config.report_patience;
+    let mut n = 0;
+    loop {
+        match shared.transport.report(&report).await {
+            Ok(_) => return true,
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                let wait = Backoff::TRANSPORT.delay(n.min(5));
+                n += 1;
+                tracing::warn!(job_id = %report.job_id, error = %e, "report failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %report.job_id, error = %e, "report refused");
+                return false;
+            }
+        }
+    }
+}
+
+async fn drain(shared: &Arc<Shared>) {
+    let deadline = Instant::now() + shared.config.drain_timeout;
+    while !lock(&shared.slots).is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), shared.slot_freed.notified()).await;
+    }
+    let remaining: Vec<(JobId, u32, CancelHandle)> = lock(&shared.slots)
+        .iter()
+        .map(|(id, s)| (*id, s.attempt, s.cancel.clone()))
+        .collect();
+    let Some(node_id) = lock(&shared.summary).node_id else {
+        return;
+    };
+    for (id, attempt, cancel) in remaining {
+        cancel.cancel();
+        let report = JobReport {
+            job_id: id,
+            node_id,
+            attempt,
+            event: JobEvent::Failed {
+                error: JobError::new(ErrorKind::Interrupted, "agent shut down before the job finished"),
+            },
+        };
+        // One try each: the master retries the job after this report or after the node is
+        // declared lost, whichever comes first.
+        if let Err(e) = shared.transport.report(&report).await {
+            tracing::warn!(job_id = %id, error = %e, "could not report interrupted job");
+        }
+    }
+    // Give the stopped processes a moment to be reaped by their tasks.
+    let until = Instant::now() + Duration::from_secs(15);
+    while !lock(&shared.slots).is_empty() && Instant::now() < until {
+        let _ = tokio::time::timeout(Duration::from_millis(200), shared.slot_freed.notified()).await;
+    }
+}
+
+fn sample(power: &Option<Arc<dyn PowerSource>>) -> Option<Result<EnergySample, String>> {
+    power.as_ref().map(|p| p.sample().map_err(|e| e.to_string()))
+}
+
+/// Adds whole-node energy over the job's interval to a completed result.
+fn with_energy(
+    outcome: ExecOutcome,
+    power: &Option<Arc<dyn PowerSource>>,
+    before: Option<Result<EnergySample, String>>,
+    after: Option<Result<EnergySample, String>>,
+    wall: Duration,
+) -> ExecOutcome {
+    let ExecOutcome::Completed { mut result } = outcome else {
+        return outcome;
+    };
+    result.energy = energy_report(power, before, after, wall, &result);
+    ExecOutcome::Completed { result }
+}
+
+fn energy_report(
+    power: &Option<Arc<dyn PowerSource>>,
+    before: Option<Result<EnergySample, String>>,
+    after: Option<Result<EnergySample, String>>,
+    wall: Duration,
+    result: &JobResult,
+) -> EnergyReport {
+    let unavailable = |reason: String| EnergyReport {
+        source: "unavailable".into(),
+        unavailable_reason: Some(reason),
+        ..Default::default()
+    };
+    match (power, before, after) {
+        (Some(p), Some(Ok(b)), Some(Ok(a))) => {
+            let joules = a.joules_since(&b);
+            let secs = wall.as_secs_f64();
+            EnergyReport {
+                source: p.name().to_string(),
+                energy_joules: Some(joules),
+                avg_watts: (secs > 0.0).then(|| joules / secs),
+                joules_per_frame: (result.frames > 0).then(|| joules / result.frames as f64),
+                unavailable_reason: None,
+            }
+        }
+        (_, Some(Err(e)), _) | (_, _, Some(Err(e))) => unavailable(e),
+        _ => unavailable("no power source configured on this agent".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ffrtmp_core::{PowerError, ZoneEnergy};
+
+    struct Counter(Mutex<u64>);
+    impl PowerSource for Counter {
+        fn name(&self) -> &str {
+            "test"
+        }
+        fn sample(&self) -> Result<EnergySample, PowerError> {
+            let mut v = self.0.lock().unwrap();
+            *v += 5_000_000;
+            Ok(EnergySample {
+                zones: vec![ZoneEnergy {
+                    zone: "package-0".into(),
+                    energy_uj: *v,
+                }],
+                wraps: 0,
+            })
+        }
+    }
+
+    #[test]
+    fn energy_is_the_counter_delta_over_the_job() {
+        let p: Option<Arc<dyn PowerSource>> = Some(Arc::new(Counter(Mutex::new(0))));
+        let before = sample(&p);
+        let after = sample(&p);
+        let result = JobResult {
+            frames: 50,
+            ..Default::default()
+        };
+        let r = energy_report(&p, before, after, Duration::from_secs(2), &result);
+        assert_eq!(r.energy_joules, Some(5.0));
+        assert_eq!(r.avg_watts, Some(2.5));
+        assert_eq!(r.joules_per_frame, Some(0.1));
+    }
+
+    #[test]
+    fn missing_power_says_why() {
+        let r = energy_report(&None, None, None, Duration::from_secs(1), &JobResult::default());
+        assert_eq!(r.source, "unavailable");
+        assert!(r.unavailable_reason.unwrap().contains("no power source"));
+    }
+}

@@ -1,0 +1,187 @@
+//! [`FfmpegExecutor`]: the default [`Executor`], running each job as one FFmpeg process.
+
+use async_trait::async_trait;
+use ffrtmp_core::ProgressSink;
+use ffrtmp_core::{CancelSignal, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobError, JobResult, OutputMode};
+
+use crate::cgroup::Cgroups;
+use crate::command::{FfmpegCommand, FfmpegConfig};
+use crate::disk::DiskUsage;
+use crate::error::ExecError;
+use crate::progress::ProgressParser;
+use crate::supervise::ProcessSpec;
+use crate::workload::run_workload;
+
+/// Stderr text that means the codec, format, parameters or input were refused: a terminal
+/// `encode_error`, never retried.
+pub const FFMPEG_ENCODE_ERRORS: &[&str] = &[
+    "Unknown encoder",
+    "Encoder not found",
+    "Unknown decoder",
+    "Invalid argument",
+    "No such file or directory",
+    "Error while opening encoder",
+    "Error initializing output stream",
+    "Invalid data found",
+    "moov atom not found",
+    "Could not find codec parameters",
+    "does not contain any stream",
+    "Unrecognized option",
+    "Option not found",
+    "Error parsing options",
+    "Error opening filters",
+    "Error reinitializing filters",
+    "Unknown input format",
+    "Invalid frame dimensions",
+    "Conversion failed",
+];
+
+/// Runs jobs with FFmpeg: builds the command ([`FfmpegCommand`]), checks the scratch disk,
+/// runs it supervised in a per-job cgroup at `nice 10`, streams `-progress` to the sink and
+/// classifies the outcome. Never panics on a job.
+///
+/// ```no_run
+/// # async fn demo(job: ffrtmp_core::Job) {
+/// use ffrtmp_core::{Executor, ExecOutcome, NoProgress};
+/// use ffrtmp_exec::{FfmpegConfig, FfmpegExecutor};
+/// let exec = FfmpegExecutor::new(FfmpegConfig::new("/srv/in", "/srv/out"));
+/// let (_cancel, signal) = ffrtmp_core::cancel_pair();
+/// if let ExecOutcome::Completed { result } = exec.execute(&job, &NoProgress, signal).await {
+///     println!("{} frames, limits {}", result.frames, result.limits);
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FfmpegExecutor {
+    config: FfmpegConfig,
+    cgroups: Cgroups,
+    nice: Option<i32>,
+}
+
+impl FfmpegExecutor {
+    /// An executor with `config` and the host's cgroups ([`Cgroups::detect`]).
+    pub fn new(config: FfmpegConfig) -> Self {
+        Self::with_cgroups(config, Cgroups::detect())
+    }
+
+    /// An executor with explicit cgroup support (e.g. [`Cgroups::disabled`]).
+    pub fn with_cgroups(config: FfmpegConfig, cgroups: Cgroups) -> Self {
+        FfmpegExecutor {
+            config,
+            cgroups,
+            nice: Some(10),
+        }
+    }
+
+    /// Sets the niceness of encodes (`None`: inherit the agent's). Default 10.
+    pub fn with_nice(mut self, nice: Option<i32>) -> Self {
+        self.nice = nice;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FfmpegConfig {
+        &self.config
+    }
+
+    /// The cgroup support in use.
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
+    }
+
+    async fn run(
+        &self,
+        job: &Job,
+        progress: &dyn ProgressSink,
+        cancel: CancelSignal,
+    ) -> Result<ExecOutcome, ExecError> {
+        if job.spec.engine == EngineChoice::Gstreamer {
+            return Err(ExecError::NodeUnavailable(
+                "this executor runs FFmpeg; the job asks for the gstreamer engine".to_string(),
+            ));
+        }
+        let cmd = FfmpegCommand::build(job, &self.config)?;
+        if cancel.is_canceled() {
+            return Ok(ExecOutcome::Canceled);
+        }
+        let limits = &job.spec.resource_limits;
+        if job.spec.parameters.output_mode.unwrap_or_default() == OutputMode::File {
+            let dir = &self.config.output_dir;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ExecError::NodeUnavailable(format!("output directory {} is not usable: {e}", dir.display()))
+            })?;
+            DiskUsage::of(dir)?.check(limits.max_disk_mb)?;
+        }
+
+        let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
+        spec.grace = self.config.grace;
+        spec.nice = self.nice;
+        let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
+        let run = run_workload(
+            spec,
+            &format!("{}-a{}", job.id, job.attempt),
+            limits,
+            &self.cgroups,
+            cancel,
+            |line| {
+                if let Some(p) = parser.feed_line(line) {
+                    progress.update(p);
+                }
+            },
+        )
+        .await;
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                remove_output(&cmd);
+                return Err(e);
+            }
+        };
+        if let Some(outcome) = run.failure("ffmpeg", FFMPEG_ENCODE_ERRORS) {
+            remove_output(&cmd);
+            return Ok(outcome);
+        }
+
+        let wall_s = run.exit.wall.as_secs_f64();
+        let frames = parser.frames();
+        let output_bytes = match &cmd.output {
+            Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            None => 0,
+        };
+        Ok(ExecOutcome::Completed {
+            result: JobResult {
+                exit_code: run.exit.code(),
+                frames,
+                wall_s,
+                avg_fps: if wall_s > 0.0 { frames as f64 / wall_s } else { 0.0 },
+                output_bytes,
+                encoder: cmd.encoder_label(),
+                limits: run.limits,
+                energy: Default::default(),
+            },
+        })
+    }
+}
+
+/// Deletes a partial output file after a failed, canceled or timed-out attempt.
+fn remove_output(cmd: &FfmpegCommand) {
+    if let Some(path) = &cmd.output {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[async_trait]
+impl Executor for FfmpegExecutor {
+    async fn execute(&self, job: &Job, progress: &dyn ProgressSink, cancel: CancelSignal) -> ExecOutcome {
+        match self.run(job, progress, cancel).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let error = JobError::from(e);
+                if error.kind == ErrorKind::Internal {
+                    tracing::warn!(job = %job.id, error = %error.message, "ffmpeg job failed");
+                }
+                ExecOutcome::Failed { error }
+            }
+        }
+    }
+}
