@@ -216,8 +216,8 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
     }
     let line = |cells: Vec<String>| {
@@ -249,13 +249,14 @@ fn job_row(j: &Job) -> Vec<String> {
         opt(r.map(|r| format!("{:.2}", r.wall_s))),
         opt(r.map(|r| format!("{:.1}", r.avg_fps))),
         opt(r.map(|r| r.frames)),
+        opt(r.map(|r| format!("{:.2}", r.output_bytes as f64 / 1e6))),
         opt(r.and_then(|r| r.energy.energy_joules).map(|e| format!("{e:.1}"))),
         opt(j.error.as_ref().map(|e| format!("{:?}", e.kind))),
     ]
 }
 
-const JOB_HEADERS: [&str; 10] = [
-    "SEQ", "ID", "SCENARIO", "STATE", "ATT", "WALL_S", "FPS", "FRAMES", "JOULES", "ERROR",
+const JOB_HEADERS: [&str; 11] = [
+    "SEQ", "ID", "SCENARIO", "STATE", "ATT", "WALL_S", "FPS", "FRAMES", "OUT_MB", "JOULES", "ERROR",
 ];
 
 #[tokio::main]

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Demo on one machine: installs ffmpeg if missing, builds release binaries, starts a master
+# (TLS, self-signed certificate, generated API key) and an agent on loopback, runs real
+# transcode jobs across scenarios, prints a results table, writes demo-out/report.md, and
+# stops both processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT="$ROOT/demo-out"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v ffmpeg >/dev/null; then
+    echo "demo: installing ffmpeg"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
+command -v cargo >/dev/null || { echo "demo: cargo is required (https://rustup.rs)"; exit 1; }
+
+echo "demo: building release binaries"
+cargo build --release -q -p ffrtmp --bins
+BIN="$ROOT/target/release"
+
+rm -rf "$OUT"
+mkdir -p "$OUT/output" "$OUT/input"
+MASTER_API_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export MASTER_API_KEY
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$BIN/ffrtmp-master" --port 0 --db "$OUT/master.db" --ready-file "$OUT/master.url" \
+    --heartbeat-interval 2s 2>"$OUT/master.log" &
+master_pid=$!
+pids+=("$master_pid")
+for _ in $(seq 1 300); do [ -s "$OUT/master.url" ] && break; sleep 0.1; done
+[ -s "$OUT/master.url" ] || { echo "demo: master did not start; see $OUT/master.log"; exit 1; }
+FFRTMP_MASTER=$(cat "$OUT/master.url")
+FFRTMP_CA_CERT="$OUT/tls/cert.pem"
+export FFRTMP_MASTER FFRTMP_CA_CERT
+echo "demo: master at $FFRTMP_MASTER (TLS, certificate $FFRTMP_CA_CERT)"
+
+"$BIN/ffrtmp-agent" --max-concurrent-jobs 2 --heartbeat-interval 2s --name demo-agent \
+    --output-dir "$OUT/output" --input-dir "$OUT/input" 2>"$OUT/agent.log" &
+agent_pid=$!
+pids+=("$agent_pid")
+
+ids=()
+submit() { ids+=("$("$BIN/ffrtmp" jobs submit "$@")"); }
+submit --scenario 720p-h264 --bitrate 2M --duration 4
+submit --scenario 1080p-h264 --bitrate 5M --duration 3
+submit --scenario 720p-h265 --bitrate 2M --duration 2
+submit --scenario 1080p-h265 --bitrate 4M --duration 2 --max-cpu-percent 100 --max-memory-mb 1024
+submit --scenario 720p-vp9 --bitrate 2M --duration 2
+submit --scenario 720p-av1 --bitrate 2M --duration 2 --output-mode null
+echo "demo: submitted ${#ids[@]} jobs; waiting"
+
+"$BIN/ffrtmp" jobs wait "${ids[@]}" --timeout 10m --output json >"$OUT/results.json" || {
+    echo "demo: not every job completed"
+}
+"$BIN/ffrtmp" jobs list --limit 100 | tee "$OUT/results.txt"
+"$BIN/ffrtmp" nodes list >"$OUT/nodes.txt"
+
+{
+    echo "# ffrtmp demo report"
+    echo
+    echo "Generated $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n) ($(nproc) cores)."
+    echo
+    echo "## Jobs"
+    echo
+    echo '```'
+    cat "$OUT/results.txt"
+    echo '```'
+    echo
+    echo "## Nodes"
+    echo
+    echo '```'
+    cat "$OUT/nodes.txt"
+    echo '```'
+    echo
+    echo "Energy: $(grep -o '"unavailable_reason": *"[^"]*"' "$OUT/results.json" | head -1 | sed 's/.*: *//' || true)"
+    echo
+    echo "Full results: results.json. Logs: master.log, agent.log."
+} >"$OUT/report.md"
+
+kill -TERM "$agent_pid"; wait "$agent_pid" || true
+kill -TERM "$master_pid"; wait "$master_pid" || true
+pids=()
+echo "demo: report written to $OUT/report.md"
+grep -q '"state": "failed"\|"state": "canceled"' "$OUT/results.json" && exit 1
+exit 0
