@@ -36,6 +36,30 @@ impl Codec {
         }
     }
 
+    /// The codec an FFmpeg encoder name produces (`libx264`, `h264_nvenc`, `hevc_qsv`,
+    /// `libsvtav1`, `vp9_vaapi`, …), if it is one of ours.
+    ///
+    /// ```
+    /// use ffrtmp_core::Codec;
+    /// assert_eq!(Codec::of_encoder("h264_nvenc"), Some(Codec::H264));
+    /// assert_eq!(Codec::of_encoder("libx265"), Some(Codec::H265));
+    /// assert_eq!(Codec::of_encoder("aac"), None);
+    /// ```
+    pub fn of_encoder(encoder: &str) -> Option<Codec> {
+        let e = encoder.to_ascii_lowercase();
+        if e.contains("264") {
+            Some(Codec::H264)
+        } else if e.contains("265") || e.contains("hevc") {
+            Some(Codec::H265)
+        } else if e.contains("av1") {
+            Some(Codec::Av1)
+        } else if e.contains("vp9") {
+            Some(Codec::Vp9)
+        } else {
+            None
+        }
+    }
+
     /// The software encoder FFmpeg uses for this codec when no hardware encoder is chosen.
     pub fn software_encoder(self) -> &'static str {
         match self {

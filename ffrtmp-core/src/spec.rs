@@ -93,6 +93,10 @@ pub struct Parameters {
     /// Overrides the scenario's codec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<String>,
+    /// A specific encoder, e.g. `"h264_nvenc"`; only nodes that advertise it run the job.
+    /// Absent: the node's encoder for the codec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
     /// Input file, relative to the node's input directory. Absent: synthetic `testsrc2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -224,6 +228,20 @@ impl JobSpec {
         }
         if let Some(codec) = &p.codec {
             scenario.codec = codec.parse::<Codec>()?;
+        }
+        if let Some(encoder) = &p.encoder {
+            let well_formed = !encoder.is_empty()
+                && encoder.len() <= 64
+                && encoder.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !well_formed {
+                return Err(SpecError::invalid("encoder", "expected an FFmpeg encoder name such as h264_nvenc"));
+            }
+            if Codec::of_encoder(encoder) != Some(scenario.codec) {
+                return Err(SpecError::invalid(
+                    "encoder",
+                    &format!("{encoder} does not produce {} (the scenario's codec)", scenario.codec),
+                ));
+            }
         }
         if let Some(input) = &p.input {
             check_relative_path(input)?;

@@ -101,6 +101,12 @@ pub struct SweepSummary {
     pub jobs_released: u32,
     /// Jobs that ran out of retries.
     pub jobs_failed: u32,
+    /// Queued jobs whose rank rose by aging.
+    #[serde(default)]
+    pub jobs_aged: u32,
+    /// Completed jobs deleted by retention.
+    #[serde(default)]
+    pub jobs_pruned: u32,
 }
 
 /// Durable storage of jobs and nodes, with the scheduling decisions that must be atomic.

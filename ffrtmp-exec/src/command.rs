@@ -100,6 +100,13 @@ impl FfmpegCommand {
         let p = &job.spec.parameters;
         let codec = scenario.codec;
         let encoder = codec.software_encoder();
+        if let Some(asked) = p.encoder.as_deref().filter(|e| *e != encoder) {
+            // Hardware encoders need device and upload options per vendor; until the engine
+            // builds those, a job naming one is refused rather than silently run in software.
+            return Err(ExecError::InvalidParameter(format!(
+                "encoder {asked} is not supported by this FFmpeg engine; for {codec} it uses {encoder}"
+            )));
+        }
         let mode = p.output_mode.unwrap_or_default();
         let mut a = Args::default();
         a.push_all(&[
@@ -431,6 +438,14 @@ mod tests {
         // `..` never reaches the file system: the spec refuses it.
         let err = argv(r#"{"scenario":"720p-h264","parameters":{"input":"../secret.mp4"}}"#, &c).unwrap_err();
         assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn hardware_encoders_are_refused_not_faked() {
+        let err = argv(r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_nvenc"}}"#, &cfg()).unwrap_err();
+        assert!(err.to_string().contains("h264_nvenc"), "{err}");
+        let (_, a) = argv(r#"{"scenario":"720p-h264","parameters":{"encoder":"libx264"}}"#, &cfg()).unwrap();
+        assert_eq!(after(&a, "-c:v"), Some("libx264"));
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub struct SchedConfig {
     pub durable: bool,
     /// Largest number of write requests committed in one transaction.
     pub max_batch: usize,
+    /// A queued job rises one rank (queue × priority level) per interval waited, so that
+    /// nothing starves under a constant stream of higher-priority work.
+    pub aging_interval: Duration,
+    /// Completed jobs older than this are deleted with their history; `None` keeps all.
+    pub retention: Option<Duration>,
+    /// Most jobs deleted by one sweep, so retention never holds the writer for long.
+    pub prune_batch: u32,
     /// Time source.
     pub clock: Clock,
 }
@@ -45,6 +52,9 @@ impl Default for SchedConfig {
             job_backoff: Backoff::JOB,
             durable: true,
             max_batch: 512,
+            aging_interval: Duration::from_secs(300),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            prune_batch: 500,
             clock: Arc::new(ffrtmp_core::now_ms),
         }
     }
@@ -58,6 +68,9 @@ impl std::fmt::Debug for SchedConfig {
             .field("job_backoff", &self.job_backoff)
             .field("durable", &self.durable)
             .field("max_batch", &self.max_batch)
+            .field("aging_interval", &self.aging_interval)
+            .field("retention", &self.retention)
+            .field("prune_batch", &self.prune_batch)
             .finish_non_exhaustive()
     }
 }

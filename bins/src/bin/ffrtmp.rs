@@ -146,6 +146,9 @@ struct SubmitArgs {
     /// Codec override: h264, h265, av1, vp9.
     #[arg(long)]
     codec: Option<String>,
+    /// A specific encoder, e.g. h264_nvenc; only nodes advertising it run the job.
+    #[arg(long)]
+    encoder: Option<String>,
     /// Input file relative to the agent's input directory (default: synthetic source).
     #[arg(long)]
     input: Option<String>,
@@ -182,6 +185,7 @@ impl SubmitArgs {
                 fps: self.fps,
                 resolution: self.resolution.clone(),
                 codec: self.codec.clone(),
+                encoder: self.encoder.clone(),
                 input: self.input.clone(),
                 output_mode: self.output_mode.map(|m| match m {
                     OutputModeArg::File => OutputMode::File,

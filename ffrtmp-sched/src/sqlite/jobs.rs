@@ -7,11 +7,11 @@ use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_j
 use crate::config::SchedConfig;
 
 pub fn submit(conn: &Connection, spec: JobSpec, now: u64) -> Result<Job, StoreError> {
-    spec.validate()?;
+    let scenario = spec.validate()?;
     let id = JobId::new();
     conn.prepare_cached(
-        "INSERT INTO jobs (id, spec, state, rank, queue, max_retries, created_at_ms, updated_at_ms) \
-         VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
+         queued_at_ms, codec, encoder) VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8)",
     )
     .map_err(db)?
     .execute(params![
@@ -21,6 +21,8 @@ pub fn submit(conn: &Connection, spec: JobSpec, now: u64) -> Result<Job, StoreEr
         queue_name(spec.queue),
         spec.max_retries,
         now as i64,
+        scenario.codec.as_str(),
+        spec.parameters.encoder.as_deref(),
     ])
     .map_err(db)?;
     let job = Job {
@@ -67,6 +69,7 @@ pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError
     stored.attempt_base = stored.job.attempt;
     append_history(conn, &stored.job, Some(from), "re-queued by operator", now)?;
     save_job(conn, &stored)?;
+    mark_queued(conn, id, now)?;
     Ok(stored.job)
 }
 
@@ -152,6 +155,15 @@ pub fn touch_node(conn: &Connection, node: NodeId, now: u64) -> Result<(), Store
     conn.prepare_cached("UPDATE nodes SET last_seen_ms = ?2, status = 'online' WHERE id = ?1")
         .map_err(db)?
         .execute(params![node.to_string(), now as i64])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// A job (re-)entering the queue starts at its own rank and ages from now.
+pub fn mark_queued(conn: &Connection, id: JobId, now: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE jobs SET rank = base_rank, queued_at_ms = ?2 WHERE id = ?1")
+        .map_err(db)?
+        .execute(params![id.to_string(), now as i64])
         .map_err(db)?;
     Ok(())
 }

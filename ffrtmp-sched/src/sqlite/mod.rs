@@ -39,6 +39,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     config: SchedConfig,
+    opened_at_ms: u64,
 }
 
 const READERS: usize = 2;
@@ -94,6 +95,7 @@ impl SqliteStore {
                 writer,
                 readers,
                 next_reader: AtomicUsize::new(0),
+                opened_at_ms: config.now(),
                 config,
             }),
         })
@@ -236,6 +238,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn sweep(&self) -> Result<SweepSummary, StoreError> {
-        self.write(nodes::sweep).await
+        let opened_at = self.inner.opened_at_ms;
+        self.write(move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at)).await
     }
 }

@@ -1,12 +1,12 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
+    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
     NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
-use super::jobs::{fail_attempt, touch_node};
+use super::jobs::{fail_attempt, mark_queued, touch_node};
 use super::rows::{
     db, job_from_raw, load_job, load_node, node_id_from, node_status, raw_job, save_job, to_json, transition,
     JOB_COLUMNS,
@@ -126,12 +126,33 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         return Ok(Vec::new());
     }
     let candidates = {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY rank, seq LIMIT ?1"
-            ))
-            .map_err(db)?;
-        let rows = stmt.query_map([want], raw_job).map_err(db)?;
+        // Jobs this node cannot run are skipped, not waited on: the walk continues down the
+        // claim index to the next job the node can take.
+        let encoders = &node.registration.encoders;
+        let mut codecs: Vec<&'static str> = encoders
+            .iter()
+            .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
+            .collect();
+        codecs.sort_unstable();
+        codecs.dedup();
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&want];
+        let encoder_list = placeholders(args.len() + 1, encoders.len());
+        args.extend(encoders.iter().map(|e| e as &dyn rusqlite::ToSql));
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND (encoder IS NULL");
+        if !encoders.is_empty() {
+            sql.push_str(&format!(" OR encoder IN ({encoder_list})"));
+        }
+        sql.push(')');
+        // A node that advertises no encoders (a custom executor) is not filtered by codec.
+        if !encoders.is_empty() {
+            let codec_list = placeholders(args.len() + 1, codecs.len());
+            args.extend(codecs.iter().map(|c| c as &dyn rusqlite::ToSql));
+            let in_list = if codecs.is_empty() { String::new() } else { format!(" OR codec IN ({codec_list})") };
+            sql.push_str(&format!(" AND (codec = ''{in_list})"));
+        }
+        sql.push_str(" ORDER BY rank, seq LIMIT ?1");
+        let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
+        let rows = stmt.query_map(args.as_slice(), raw_job).map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)?
     };
     let mut out = Vec::with_capacity(candidates.len());
@@ -161,9 +182,21 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
     Ok(out)
 }
 
-pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64) -> Result<SweepSummary, StoreError> {
+/// `?first, ?first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> Result<SweepSummary, StoreError> {
     let mut summary = SweepSummary::default();
-    let deadline = now.saturating_sub(cfg.dead_after().as_millis() as u64);
+    let dead_after = cfg.dead_after().as_millis() as u64;
+    // After a master restart every node looks silent; give them one full window to come
+    // back before declaring any lost.
+    let deadline = if now.saturating_sub(opened_at) < dead_after {
+        0
+    } else {
+        now.saturating_sub(dead_after)
+    };
     let lost: Vec<String> = {
         let mut stmt = conn
             .prepare_cached("SELECT id FROM nodes WHERE status = 'online' AND last_seen_ms < ?1")
@@ -218,7 +251,41 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64) -> Result<SweepSumm
         // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
         transition(conn, job, JobState::Queued, "backoff ended", now)?;
         save_job(conn, &stored)?;
+        mark_queued(conn, stored.job.id, now)?;
         summary.jobs_released += 1;
+    }
+    let aging_ms = (cfg.aging_interval.as_millis() as i64).max(1);
+    summary.jobs_aged = conn
+        .prepare_cached(
+            "UPDATE jobs SET rank = MAX(0, base_rank - (?1 - queued_at_ms) / ?2) \
+             WHERE state = 'queued' AND rank > MAX(0, base_rank - (?1 - queued_at_ms) / ?2)",
+        )
+        .map_err(db)?
+        .execute(params![now as i64, aging_ms])
+        .map_err(db)? as u32;
+    if let Some(retention) = cfg.retention {
+        let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+        let old: Vec<String> = {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE state = 'completed' AND updated_at_ms < ?1 \
+                     ORDER BY updated_at_ms LIMIT ?2",
+                )
+                .map_err(db)?;
+            let rows = stmt.query_map(params![cutoff, cfg.prune_batch], |r| r.get(0)).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)?
+        };
+        for id in &old {
+            conn.prepare_cached("DELETE FROM job_history WHERE job_id = ?1")
+                .map_err(db)?
+                .execute([id])
+                .map_err(db)?;
+            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")
+                .map_err(db)?
+                .execute([id])
+                .map_err(db)?;
+        }
+        summary.jobs_pruned = old.len() as u32;
     }
     conn.prepare_cached("DELETE FROM claims WHERE at_ms < ?1")
         .map_err(db)?

@@ -57,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX claims_at ON claims (at_ms);
     "#,
+    // 2: aging (base rank, time queued), capability matching (codec, encoder), retention.
+    r#"
+    ALTER TABLE jobs ADD COLUMN base_rank INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN queued_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN codec TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN encoder TEXT;
+    UPDATE jobs SET base_rank = rank, queued_at_ms = updated_at_ms;
+    CREATE INDEX jobs_state_updated ON jobs (state, updated_at_ms);
+    "#,
 ];
 
 /// The version this build of the store writes.
