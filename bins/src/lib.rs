@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Parses durations written like `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,7 +23,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m or h")),
+        "d" => value * 86400.0,
+        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m, h or d")),
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration {text:?}"));

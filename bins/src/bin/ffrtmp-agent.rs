@@ -11,7 +11,7 @@ use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::power::UnavailableSource;
 use ffrtmp_core::{Executor, NodeRegistration, PowerSource, Transport};
 use ffrtmp_exec::agent::{Agent, AgentConfig};
-use ffrtmp_exec::{detect, FfmpegConfig, FfmpegExecutor};
+use ffrtmp_exec::{detect, FfmpegConfig, FfmpegExecutor, NoopExecutor};
 use ffrtmp_http::{ClientConfig, HttpTransport};
 use ffrtmp_power::RaplSource;
 
@@ -53,12 +53,24 @@ struct Args {
     /// The ffmpeg binary.
     #[arg(long, default_value = "ffmpeg", env = "FFMPEG")]
     ffmpeg: PathBuf,
+    /// Engine that runs jobs: `ffmpeg`, or `noop` (waits --noop-delay and succeeds; for load tests).
+    #[arg(long, value_enum, default_value = "ffmpeg")]
+    executor: ExecutorKind,
+    /// How long each job takes under `--executor noop`.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    noop_delay: Duration,
     /// Powercap root to read RAPL energy from.
     #[arg(long, default_value = ffrtmp_power::SYSTEM_POWERCAP)]
     powercap_root: PathBuf,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    Ffmpeg,
+    Noop,
 }
 
 fn resolve_ffmpeg(p: &PathBuf) -> anyhow::Result<PathBuf> {
@@ -84,15 +96,23 @@ async fn main() -> anyhow::Result<()> {
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
     }
-    let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
-    for dir in [&args.output_dir, &args.input_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let encoders = detect::software_encoders(&ffmpeg)
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("detecting encoders")?;
-    tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
+    let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
+        ExecutorKind::Noop => (Arc::new(NoopExecutor::new(args.noop_delay)), Vec::new(), vec!["noop".into()]),
+        ExecutorKind::Ffmpeg => {
+            let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
+            for dir in [&args.output_dir, &args.input_dir] {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let encoders = detect::software_encoders(&ffmpeg)
+                .await
+                .map_err(anyhow::Error::msg)
+                .context("detecting encoders")?;
+            tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
+            let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
+            exec_config.ffmpeg_path = ffmpeg;
+            (Arc::new(FfmpegExecutor::new(exec_config)), encoders, vec!["ffmpeg".into()])
+        }
+    };
 
     let power: Arc<dyn PowerSource> = match RaplSource::open(&args.powercap_root) {
         Ok(src) => Arc::new(src),
@@ -104,9 +124,6 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(UnavailableSource::new(reason))
         }
     };
-    let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
-    exec_config.ffmpeg_path = ffmpeg;
-    let executor: Arc<dyn Executor> = Arc::new(FfmpegExecutor::new(exec_config));
 
     let mut client = ClientConfig::new(args.master.clone(), args.api_key.clone());
     client.ca_cert = args.ca_cert.clone();
@@ -119,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         memory_mb: detect::memory_mb(),
         max_concurrent_jobs: args.max_concurrent_jobs,
         encoders,
-        engines: vec!["ffmpeg".into()],
+        engines,
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let mut config = AgentConfig::new(registration);

@@ -58,6 +58,12 @@ struct Args {
     /// Once listening, write the base URL here (useful with --port 0).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Queued jobs rise one priority level per this interval waited, so nothing starves.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    aging_interval: Duration,
+    /// Completed jobs older than this are deleted (0 keeps them forever).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    retention: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -77,6 +83,8 @@ async fn main() -> anyhow::Result<()> {
             base: args.retry_base,
             ..ffrtmp_core::Backoff::JOB
         },
+        aging_interval: args.aging_interval.max(Duration::from_millis(1)),
+        retention: (!args.retention.is_zero()).then_some(args.retention),
         ..SchedConfig::default()
     };
     let store = SqliteStore::open_with(&args.db, config)

@@ -1,0 +1,160 @@
+//! Crash safety of the real binaries: `kill -9` of the master while four agents work through
+//! 2,000 short jobs; after a restart on the same database every job completes exactly once.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffrtmp_core::{JobId, JobQuery, JobSpec, JobState, OutputMode};
+use ffrtmp_http::{ApiClient, ClientConfig};
+
+const KEY: &str = "crash-test-key-0123456789abcdef";
+const JOBS: usize = 2000;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn master(dir: &Path, port: u16, log: &str) -> Proc {
+    let _ = std::fs::remove_file(dir.join("ready"));
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+            .args(["--port", &port.to_string(), "--heartbeat-interval", "500ms", "--sweep-interval", "200ms"])
+            .args(["--retry-base", "100ms"])
+            .arg("--db")
+            .arg(dir.join("master.db"))
+            .arg("--ready-file")
+            .arg(dir.join("ready"))
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join(log)).unwrap()))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait_ready(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(dir.join("ready")) {
+            if !url.is_empty() {
+                return url;
+            }
+        }
+        assert!(Instant::now() < deadline, "master did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn count(api: &ApiClient, state: JobState) -> usize {
+    let mut q = JobQuery {
+        state: Some(state),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let mut n = 0;
+    loop {
+        let page = api.list(&q).await.unwrap();
+        n += page.jobs.len();
+        match page.next_cursor {
+            Some(c) => q.before_seq = Some(c),
+            None => return n,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut m = master(d, 0, "master-1.log");
+    let url = wait_ready(d);
+    let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+
+    let mut agents = Vec::new();
+    for i in 0..4 {
+        agents.push(Proc(
+            Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+                .args(["--master", &url, "--executor", "noop", "--noop-delay", "5ms"])
+                .args(["--max-concurrent-jobs", "4", "--heartbeat-interval", "500ms", "--claim-wait", "1s"])
+                .args(["--name", &format!("noop-{i}")])
+                .arg("--ca-cert")
+                .arg(d.join("tls/cert.pem"))
+                .env("MASTER_API_KEY", KEY)
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(std::fs::File::create(d.join(format!("agent-{i}.log"))).unwrap()))
+                .spawn()
+                .unwrap(),
+        ));
+    }
+
+    let mut config = ClientConfig::new(url.clone(), KEY.to_string());
+    config.ca_cert = Some(d.join("tls/cert.pem"));
+    let api = Arc::new(ApiClient::new(config).unwrap());
+    let mut ids: Vec<JobId> = Vec::with_capacity(JOBS);
+    let mut handles = Vec::new();
+    for chunk in 0..16 {
+        let api = api.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..JOBS / 16 {
+                let mut spec = JobSpec::new("720p-h264");
+                spec.parameters.output_mode = Some(OutputMode::Null);
+                mine.push(api.submit(&spec).await.unwrap().id);
+            }
+            let _ = chunk;
+            mine
+        }));
+    }
+    for h in handles {
+        ids.extend(h.await.unwrap());
+    }
+    assert_eq!(ids.len(), JOBS);
+
+    // Kill the master once a good part of the work is done, mid-flight.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(&api, JobState::Completed).await < JOBS / 4 {
+        assert!(Instant::now() < deadline, "agents made no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    m.0.kill().unwrap();
+    m.0.wait().unwrap();
+    let before_restart = std::fs::metadata(d.join("master.db")).is_ok();
+    assert!(before_restart);
+
+    let _m2 = master(d, port, "master-2.log");
+    wait_ready(d);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = count(&api, JobState::Completed).await;
+        if done == JOBS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {done} of {JOBS} jobs completed after the restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Exactly one completion per job in the durable history.
+    let mut handles = Vec::new();
+    for chunk in ids.chunks(JOBS / 8) {
+        let api = api.clone();
+        let chunk = chunk.to_vec();
+        handles.push(tokio::spawn(async move {
+            for id in chunk {
+                let job = api.get(id).await.unwrap();
+                let completions = job.history.iter().filter(|h| h.to == JobState::Completed).count();
+                assert_eq!(completions, 1, "job {id}: {:?}", job.history);
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    drop(agents);
+}
