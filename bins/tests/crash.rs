@@ -25,7 +25,14 @@ fn master(dir: &Path, port: u16, log: &str) -> Proc {
     let _ = std::fs::remove_file(dir.join("ready"));
     Proc(
         Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
-            .args(["--port", &port.to_string(), "--heartbeat-interval", "500ms", "--sweep-interval", "200ms"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--heartbeat-interval",
+                "500ms",
+                "--sweep-interval",
+                "200ms",
+            ])
             .args(["--retry-base", "100ms"])
             .arg("--db")
             .arg(dir.join("master.db"))
@@ -82,13 +89,22 @@ async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
         agents.push(Proc(
             Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
                 .args(["--master", &url, "--executor", "noop", "--noop-delay", "5ms"])
-                .args(["--max-concurrent-jobs", "4", "--heartbeat-interval", "500ms", "--claim-wait", "1s"])
+                .args([
+                    "--max-concurrent-jobs",
+                    "4",
+                    "--heartbeat-interval",
+                    "500ms",
+                    "--claim-wait",
+                    "1s",
+                ])
                 .args(["--name", &format!("noop-{i}")])
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
                 .env("MASTER_API_KEY", KEY)
                 .stdout(Stdio::null())
-                .stderr(Stdio::from(std::fs::File::create(d.join(format!("agent-{i}.log"))).unwrap()))
+                .stderr(Stdio::from(
+                    std::fs::File::create(d.join(format!("agent-{i}.log"))).unwrap(),
+                ))
                 .spawn()
                 .unwrap(),
         ));
@@ -136,7 +152,10 @@ async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
         if done == JOBS {
             break;
         }
-        assert!(Instant::now() < deadline, "only {done} of {JOBS} jobs completed after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {JOBS} jobs completed after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 

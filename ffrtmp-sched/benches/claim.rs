@@ -10,30 +10,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ffrtmp_core::{ClaimRequest, JobEvent, JobReport, JobResult, JobSpec, JobStore, NodeRegistration};
 use ffrtmp_sched::SqliteStore;
 
-/// Raw SQLite: one `UPDATE` per durable transaction (WAL, synchronous=FULL), same file system.
 fn raw_sqlite_tx_per_sec(dir: &std::path::Path, n: usize) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-        .unwrap();
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, state TEXT, n INTEGER);",
-    )
-    .unwrap();
-    for i in 0..1000 {
-        conn.execute("INSERT OR REPLACE INTO t VALUES (?1, 'queued', 0)", [i])
-            .unwrap();
-    }
-    let start = Instant::now();
-    for i in 0..n {
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.execute(
-            "UPDATE t SET state = 'done', n = n + 1 WHERE id = ?1",
-            [(i % 1000) as i64],
-        )
-        .unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+    ffrtmp_sched::baseline::raw_update_tx_per_s(dir, n, true).unwrap()
 }
 
 /// Lifecycles with `workers` concurrent agents, each claiming up to 16 and completing them.

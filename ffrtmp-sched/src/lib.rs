@@ -20,12 +20,17 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod baseline;
 mod config;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 mod sweeper;
 mod transport;
 
 pub use config::{Clock, SchedConfig};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use sweeper::spawn_sweeper;
 pub use transport::StoreTransport;

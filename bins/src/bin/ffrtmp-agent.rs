@@ -97,7 +97,11 @@ async fn main() -> anyhow::Result<()> {
         bail!("--max-concurrent-jobs must be at least 1");
     }
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
-        ExecutorKind::Noop => (Arc::new(NoopExecutor::new(args.noop_delay)), Vec::new(), vec!["noop".into()]),
+        ExecutorKind::Noop => (
+            Arc::new(NoopExecutor::new(args.noop_delay)),
+            Vec::new(),
+            vec!["noop".into()],
+        ),
         ExecutorKind::Ffmpeg => {
             let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
             for dir in [&args.output_dir, &args.input_dir] {
@@ -110,7 +114,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
             let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
             exec_config.ffmpeg_path = ffmpeg;
-            (Arc::new(FfmpegExecutor::new(exec_config)), encoders, vec!["ffmpeg".into()])
+            (
+                Arc::new(FfmpegExecutor::new(exec_config)),
+                encoders,
+                vec!["ffmpeg".into()],
+            )
         }
     };
 

@@ -54,6 +54,29 @@ enum Command {
     Nodes(NodesCommand),
     /// Scenario names the master accepts.
     Scenarios,
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Scheduler load: no-op job lifecycles/s in-process and over HTTPS on loopback, claim
+    /// latency of idle agents, against raw SQLite durable transactions in the same run.
+    Load {
+        #[arg(long, default_value_t = 5000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 4)]
+        agents: usize,
+        /// Most jobs one claim takes.
+        #[arg(long, default_value_t = 16)]
+        batch: u32,
+        /// Use synchronous=NORMAL instead of durable commits.
+        #[arg(long)]
+        no_durable: bool,
+        #[arg(long, default_value_t = 200)]
+        latency_samples: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,6 +289,63 @@ const JOB_HEADERS: [&str; 11] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Bench(BenchCommand::Load {
+        jobs,
+        agents,
+        batch,
+        no_durable,
+        latency_samples,
+    }) = cli.command
+    {
+        let dir = tempfile::tempdir().context("creating a scratch directory")?;
+        let config = ffrtmp::load::LoadConfig {
+            jobs,
+            agents: agents.max(1),
+            batch: batch.max(1),
+            durable: !no_durable,
+            latency_samples: latency_samples.max(1),
+        };
+        let r = ffrtmp::load::run(config, dir.path()).await?;
+        if cli.output == Output::Json {
+            return print_json(&r);
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        println!(
+            "load: {} jobs, {} agents, durable={}, {cores} cores",
+            r.jobs, r.agents, r.durable
+        );
+        table(
+            &["MEASURE", "VALUE", "VS RAW SQLITE TX/S"],
+            vec![
+                vec![
+                    "raw SQLite single-row tx/s".into(),
+                    format!("{:.0}", r.raw_sqlite_tx_per_s),
+                    "1.00".into(),
+                ],
+                vec![
+                    "lifecycles/s in-process".into(),
+                    format!("{:.0}", r.in_process_per_s),
+                    format!("{:.2}", r.in_process_per_s / r.raw_sqlite_tx_per_s),
+                ],
+                vec![
+                    "lifecycles/s over HTTPS".into(),
+                    format!("{:.0}", r.https_per_s),
+                    format!("{:.2}", r.https_per_s / r.raw_sqlite_tx_per_s),
+                ],
+                vec![
+                    "enqueue-to-claim p50 ms".into(),
+                    format!("{:.2}", r.claim_latency_p50_ms),
+                    "-".into(),
+                ],
+                vec![
+                    "enqueue-to-claim p99 ms".into(),
+                    format!("{:.2}", r.claim_latency_p99_ms),
+                    "-".into(),
+                ],
+            ],
+        );
+        return Ok(());
+    }
     let mut config = ClientConfig::new(cli.master.clone(), cli.api_key.clone());
     config.ca_cert = cli.ca_cert.clone();
     let api = ApiClient::new(config).context("building the HTTPS client")?;
@@ -408,6 +488,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS"], rows);
         }
+        Command::Bench(_) => unreachable!("handled before connecting"),
         Command::Scenarios => {
             let v = api.scenarios().await?;
             print_json(&v)?;
