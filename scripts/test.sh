@@ -14,14 +14,61 @@ command -v ffmpeg >/dev/null || { echo "test.sh: installing ffmpeg"; apt_install
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)"; exit 1; }
 
+# --- PostgreSQL for the PgStore tests (feature ffrtmp-sched/postgres) -------------------------
+# Unless FFRTMP_TEST_PG_URL already names a server, start a private, throw-away cluster on a
+# free loopback port (trust auth, socket in its own directory) and stop it on exit. Each test
+# creates and drops its own database in it.
+pg_dir=""
+pg_bin=""
+pg_user=""
+pg_as() { if [ -n "$pg_user" ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
+stop_private_pg() {
+    if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+        pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$pg_dir"
+    fi
+}
+start_private_pg() {
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+    if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+        echo "test.sh: installing postgresql"
+        apt_install postgresql
+        pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        # initdb and postgres refuse to run as root: run them as an unprivileged system user.
+        pg_user=ffrtmp-pg
+        id -u "$pg_user" >/dev/null 2>&1 \
+            || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$pg_user"
+    fi
+    pg_dir=$(mktemp -d /tmp/ffrtmp-pg.XXXXXX)
+    trap stop_private_pg EXIT
+    chmod 755 "$pg_dir"
+    if [ -n "$pg_user" ]; then chown "$pg_user" "$pg_dir"; fi
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    pg_as "$pg_bin/initdb" -D "$pg_dir/data" -U ffrtmp --auth=trust -E UTF8 --no-sync >"$pg_dir/initdb.log" 2>&1 \
+        || { cat "$pg_dir/initdb.log"; echo "test.sh: initdb failed"; exit 1; }
+    # No durability needed for a throw-away cluster; fsync off makes CREATE DATABASE fast.
+    pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/data/server.log" -w -t 60 \
+        -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+        || { cat "$pg_dir/data/server.log"; echo "test.sh: PostgreSQL did not start"; exit 1; }
+    export FFRTMP_TEST_PG_URL="postgres://ffrtmp@127.0.0.1:$port/postgres"
+    echo "test.sh: private PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+if [ -z "${FFRTMP_TEST_PG_URL:-}" ] && [ "${FFRTMP_SKIP_PG:-0}" != "1" ]; then
+    start_private_pg
+fi
+# ----------------------------------------------------------------------------------------------
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features ffrtmp-sched/postgres -- -D warnings
 echo "== cargo test"
 mkdir -p target
 set +e
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo test --workspace --features ffrtmp-sched/postgres --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')

@@ -28,6 +28,8 @@ pub struct LoadReport {
     pub claim_latency_p50_ms: f64,
     /// 99th percentile of the same.
     pub claim_latency_p99_ms: f64,
+    /// Mean number of writes committed per transaction in the in-process run (group commit).
+    pub in_process_mean_group: f64,
     /// Jobs per throughput run.
     pub jobs: usize,
     /// Concurrent agents.
@@ -179,6 +181,8 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> anyhow::Result<LoadReport> {
         .map(|_| Arc::new(StoreTransport::new(store.clone())) as Arc<dyn Transport>)
         .collect();
     let in_process = throughput(submit, transports, &cfg).await;
+    let (ops, groups) = store.write_counts();
+    let mean_group = ops as f64 / groups.max(1) as f64;
 
     // HTTPS on loopback.
     let key = "load-harness-key-0123456789abcdef";
@@ -284,6 +288,7 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> anyhow::Result<LoadReport> {
     Ok(LoadReport {
         raw_sqlite_tx_per_s: raw,
         in_process_per_s: in_process,
+        in_process_mean_group: mean_group,
         https_per_s: https,
         claim_latency_p50_ms: pct(0.5),
         claim_latency_p99_ms: pct(0.99),

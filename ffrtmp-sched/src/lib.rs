@@ -4,6 +4,8 @@
 //! - [`SqliteStore`]: the default store, one SQLite file in WAL mode with durable commits.
 //!   Writes go through one writer thread that groups concurrent requests into a single
 //!   transaction, so `synchronous=FULL` stays fast.
+//! - `PgStore` (cargo feature `postgres`): the same behaviour in PostgreSQL, for several
+//!   masters sharing one database (`FOR UPDATE SKIP LOCKED` claims, advisory-lock sweeps).
 //! - [`StoreTransport`]: an in-process [`Transport`](ffrtmp_core::Transport) over any store,
 //!   for embedding an agent beside the master, tests and benches.
 //! - [`spawn_sweeper`]: the failure-detection loop (dead nodes, retry backoff).

@@ -106,6 +106,13 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Write requests executed and transactions committed since the store was opened; their
+    /// ratio is the mean group-commit size.
+    pub fn write_counts(&self) -> (u64, u64) {
+        let s = self.inner.writer.stats();
+        (s.ops.load(Ordering::Relaxed), s.groups.load(Ordering::Relaxed))
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &SchedConfig {
         &self.inner.config
@@ -239,6 +246,7 @@ impl JobStore for SqliteStore {
 
     async fn sweep(&self) -> Result<SweepSummary, StoreError> {
         let opened_at = self.inner.opened_at_ms;
-        self.write(move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at)).await
+        self.write(move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at))
+            .await
     }
 }

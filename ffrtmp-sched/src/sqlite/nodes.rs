@@ -147,7 +147,11 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         if !encoders.is_empty() {
             let codec_list = placeholders(args.len() + 1, codecs.len());
             args.extend(codecs.iter().map(|c| c as &dyn rusqlite::ToSql));
-            let in_list = if codecs.is_empty() { String::new() } else { format!(" OR codec IN ({codec_list})") };
+            let in_list = if codecs.is_empty() {
+                String::new()
+            } else {
+                format!(" OR codec IN ({codec_list})")
+            };
             sql.push_str(&format!(" AND (codec = ''{in_list})"));
         }
         sql.push_str(" ORDER BY rank, seq LIMIT ?1");
@@ -184,7 +188,10 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
 
 /// `?first, ?first+1, …` for `n` parameters.
 fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> Result<SweepSummary, StoreError> {
@@ -272,7 +279,9 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
                      ORDER BY updated_at_ms LIMIT ?2",
                 )
                 .map_err(db)?;
-            let rows = stmt.query_map(params![cutoff, cfg.prune_batch], |r| r.get(0)).map_err(db)?;
+            let rows = stmt
+                .query_map(params![cutoff, cfg.prune_batch], |r| r.get(0))
+                .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)?
         };
         for id in &old {

@@ -5,7 +5,8 @@
 //! while the others in the group commit. Replies are sent only after COMMIT returns, so a
 //! caller never sees a write that is not durable.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use ffrtmp_core::StoreError;
 use rusqlite::Connection;
@@ -20,16 +21,33 @@ pub type WriteOp = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<WriteOp>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the writer: how well group commit is grouping.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Write requests executed.
+    pub ops: AtomicU64,
+    /// Transactions committed (or attempted).
+    pub groups: AtomicU64,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn spawn(conn: Connection, max_batch: usize) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<WriteOp>();
+        let stats = Arc::new(WriterStats::default());
+        let s = stats.clone();
         std::thread::Builder::new()
             .name("ffrtmp-sqlite-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1)))?;
-        Ok(Writer { tx })
+            .spawn(move || run(conn, rx, max_batch.max(1), &s))?;
+        Ok(Writer { tx, stats })
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `f` in the next group and returns its result once the group is durable.
@@ -63,7 +81,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
+fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: &WriterStats) {
     let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -73,6 +91,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
                 Err(_) => break,
             }
         }
+        stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.groups.fetch_add(1, Ordering::Relaxed);
         commit_group(&conn, &mut batch);
     }
 }

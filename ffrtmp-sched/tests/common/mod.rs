@@ -15,7 +15,9 @@ pub fn registration(name: &str, slots: u32) -> NodeRegistration {
         cpu_cores: 2,
         memory_mb: 1024,
         max_concurrent_jobs: slots,
-        encoders: ["libx264", "libx265", "libsvtav1", "libvpx-vp9"].map(String::from).to_vec(),
+        encoders: ["libx264", "libx265", "libsvtav1", "libvpx-vp9"]
+            .map(String::from)
+            .to_vec(),
         engines: vec!["ffmpeg".into()],
         version: "test".into(),
     }

@@ -1,0 +1,217 @@
+//! Job operations; each runs inside one transaction.
+
+use ffrtmp_core::{
+    ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
+};
+use tokio_postgres::types::ToSql;
+
+use super::pool::Db;
+use super::rows::{
+    append_history, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
+};
+use super::{Ctx, Result};
+
+pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
+    let scenario = spec.validate()?;
+    let id = JobId::new();
+    let now = ctx.now as i64;
+    let rank = rank(spec.queue, spec.priority);
+    let row = tx
+        .query_one(
+            "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, codec, encoder, max_retries, queued_at_ms, \
+             created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, 'queued', $3, $3, $4, $5, $6, $7, $8, $8, $8) RETURNING seq",
+            &[
+                &id.to_string(),
+                &to_json(&spec),
+                &rank,
+                &queue_name(spec.queue),
+                &scenario.codec.as_str(),
+                &spec.parameters.encoder,
+                &i64::from(spec.max_retries),
+                &now,
+            ],
+        )
+        .await?;
+    let job = Job {
+        id,
+        seq: u(row.try_get(0)?),
+        spec,
+        state: JobState::Queued,
+        attempt: 0,
+        node_id: None,
+        progress: None,
+        result: None,
+        error: None,
+        retry_at_ms: None,
+        created_at_ms: ctx.now,
+        updated_at_ms: ctx.now,
+        history: Vec::new(),
+    };
+    append_history(tx, &job, None, "submitted", ctx.now).await?;
+    Ok(job)
+}
+
+pub async fn cancel(tx: &Db<'_>, ctx: &Ctx<'_>, id: JobId, reason: String) -> Result<Job> {
+    let mut stored = load_job(tx, id, true).await?;
+    // The node keeps its id on the job so that its next heartbeat is told to stop.
+    transition(tx, &mut stored.job, JobState::Canceled, &reason, ctx.now).await?;
+    stored.job.retry_at_ms = None;
+    save_job(tx, &stored).await?;
+    Ok(stored.job)
+}
+
+pub async fn requeue(tx: &Db<'_>, ctx: &Ctx<'_>, id: JobId) -> Result<Job> {
+    let mut stored = load_job(tx, id, true).await?;
+    let from = stored.job.state;
+    if !from.can_requeue() {
+        return Err(ffrtmp_core::InvalidTransition {
+            from,
+            to: JobState::Queued,
+        }
+        .into());
+    }
+    stored.job.state = JobState::Queued;
+    stored.job.retry_at_ms = None;
+    stored.job.updated_at_ms = ctx.now;
+    stored.attempt_base = stored.job.attempt;
+    append_history(tx, &stored.job, Some(from), "re-queued by operator", ctx.now).await?;
+    save_job(tx, &stored).await?;
+    mark_queued(tx, id, ctx.now).await?;
+    Ok(stored.job)
+}
+
+/// Applies a node's report, refusing it unless the node holds that attempt.
+pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
+    let now = ctx.now;
+    // Node row first, then the job row: the lock order of every operation. A refused report
+    // rolls the touch back.
+    touch_node(tx, r.node_id, now).await?;
+    let mut stored = load_job(tx, r.job_id, true).await?;
+    let job = &stored.job;
+    if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        }
+        .into());
+    }
+    let job = &mut stored.job;
+    match &r.event {
+        JobEvent::Started => {
+            if job.state == JobState::Assigned {
+                transition(tx, job, JobState::Running, "workload started", now).await?;
+            }
+        }
+        JobEvent::Progress { progress } => {
+            if job.state == JobState::Assigned {
+                transition(tx, job, JobState::Running, "progress reported", now).await?;
+            }
+            job.progress = Some(progress.clone());
+            job.updated_at_ms = now;
+        }
+        JobEvent::Completed { result } => {
+            if job.state == JobState::Assigned {
+                transition(tx, job, JobState::Running, "workload started", now).await?;
+            }
+            transition(tx, job, JobState::Completed, "completed", now).await?;
+            job.result = Some(result.clone());
+            job.error = None;
+        }
+        JobEvent::Failed { error } => {
+            fail_attempt(tx, ctx, &mut stored, error.clone()).await?;
+        }
+        JobEvent::TimedOut { message } => {
+            transition(tx, job, JobState::TimedOut, message, now).await?;
+            // A job that outran its own limit would outrun it again: no retry.
+            job.error = Some(JobError::new(ErrorKind::Timeout, message.clone()));
+            transition(tx, job, JobState::Failed, "timed out; not retried", now).await?;
+        }
+    }
+    save_job(tx, &stored).await?;
+    Ok(stored.job)
+}
+
+/// Ends the current attempt with `error`: `retrying` with backoff when the error is
+/// transient and retries remain, `failed` otherwise. The caller saves the job.
+pub async fn fail_attempt(tx: &Db<'_>, ctx: &Ctx<'_>, stored: &mut StoredJob, error: JobError) -> Result<()> {
+    let now = ctx.now;
+    let used = stored.job.attempt.saturating_sub(stored.attempt_base);
+    let job = &mut stored.job;
+    let reason = format!("{:?}: {}", error.kind, error.message);
+    if error.kind.is_transient() && used <= job.spec.max_retries {
+        let delay = ctx.cfg.job_backoff.delay(used.saturating_sub(1));
+        job.retry_at_ms = Some(now + delay.as_millis() as u64);
+        transition(tx, job, JobState::Retrying, &reason, now).await?;
+    } else {
+        let why = if error.kind.is_transient() {
+            format!("retries exhausted; {reason}")
+        } else {
+            reason
+        };
+        transition(tx, job, JobState::Failed, &why, now).await?;
+    }
+    job.error = Some(error);
+    Ok(())
+}
+
+/// Marks the node alive; returns whether it exists. Takes the node's row lock.
+pub async fn touch_node(tx: &Db<'_>, node: NodeId, now: u64) -> Result<bool> {
+    let n = tx
+        .execute(
+            "UPDATE nodes SET last_seen_ms = $2, status = 'online' WHERE id = $1",
+            &[&node.to_string(), &(now as i64)],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// A job (re-)entering the queue starts at its own rank and ages from now.
+pub async fn mark_queued(tx: &Db<'_>, id: JobId, now: u64) -> Result<()> {
+    tx.execute(
+        "UPDATE jobs SET rank = base_rank, queued_at_ms = $2 WHERE id = $1",
+        &[&id.to_string(), &(now as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn list(tx: &Db<'_>, q: JobQuery) -> Result<JobPage> {
+    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE TRUE");
+    let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    if let Some(state) = q.state {
+        args.push(Box::new(state.as_str()));
+        sql.push_str(&format!(" AND state = ${}", args.len()));
+    }
+    if let Some(queue) = q.queue {
+        args.push(Box::new(queue_name(queue)));
+        sql.push_str(&format!(" AND queue = ${}", args.len()));
+    }
+    if let Some(node) = q.node_id {
+        args.push(Box::new(node.to_string()));
+        sql.push_str(&format!(" AND node_id = ${}", args.len()));
+    }
+    if let Some(before) = q.before_seq {
+        args.push(Box::new(i64::try_from(before).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" AND seq < ${}", args.len()));
+    }
+    let limit = q.effective_limit();
+    args.push(Box::new(i64::from(limit) + 1));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+    let rows = tx.query(&sql, &params).await?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        jobs.push(job_from_row(r)?.job);
+    }
+    let next_cursor = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.seq)
+    } else {
+        None
+    };
+    Ok(JobPage { jobs, next_cursor })
+}

@@ -1,0 +1,325 @@
+//! Node operations: registration, heartbeats, claims and failure detection.
+
+use super::jobs::{fail_attempt, mark_queued, touch_node};
+use super::pool::Db;
+use super::rows::{
+    jobs_from_rows, load_job, load_node, node_id_from, node_registration, node_status, save_job, to_json, transition,
+    u, JOB_COLUMNS,
+};
+use super::{Ctx, Error, Result};
+use ffrtmp_core::{
+    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
+    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+};
+
+/// Claims older than this are forgotten; a client retrying a claim later gets a new one.
+const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
+
+/// Held (transaction-scoped) by the one master whose sweep runs; the others skip theirs.
+pub const SWEEP_LOCK: i64 = 0x6666_7274_6d70_0002;
+
+pub async fn register(tx: &Db<'_>, ctx: &Ctx<'_>, reg: NodeRegistration) -> Result<Node> {
+    if reg.max_concurrent_jobs == 0 || reg.max_concurrent_jobs > 1024 {
+        return Err(StoreError::InvalidRequest("max_concurrent_jobs must be 1..=1024".into()).into());
+    }
+    if reg.name.is_empty() || reg.name.len() > 255 {
+        return Err(StoreError::InvalidRequest("name must be 1..=255 bytes".into()).into());
+    }
+    let id = NodeId::new();
+    tx.execute(
+        "INSERT INTO nodes (id, registration, max_concurrent, status, registered_at_ms, last_seen_ms) \
+         VALUES ($1, $2, $3, 'online', $4, $4)",
+        &[
+            &id.to_string(),
+            &to_json(&reg),
+            &i64::from(reg.max_concurrent_jobs),
+            &(ctx.now as i64),
+        ],
+    )
+    .await?;
+    Ok(Node {
+        id,
+        registration: reg,
+        status: NodeStatus::Online,
+        active_jobs: 0,
+        registered_at_ms: ctx.now,
+        last_seen_ms: ctx.now,
+    })
+}
+
+async fn active_count(tx: &Db<'_>, node: NodeId) -> Result<u32> {
+    let row = tx
+        .query_one(
+            "SELECT COUNT(*) FROM jobs WHERE node_id = $1 AND state IN ('assigned', 'running')",
+            &[&node.to_string()],
+        )
+        .await?;
+    Ok(u(row.try_get(0)?) as u32)
+}
+
+fn node_not_found(node: NodeId) -> Error {
+    StoreError::NotFound {
+        what: "node",
+        id: node.to_string(),
+    }
+    .into()
+}
+
+pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) -> Result<HeartbeatReply> {
+    if !touch_node(tx, node, ctx.now).await? {
+        return Err(node_not_found(node));
+    }
+    let node_text = node.to_string();
+    let mut cancel = Vec::new();
+    for running in &hb.running {
+        let id = running.job_id.to_string();
+        let attempt = i64::from(running.attempt);
+        // One statement checks the fencing token and, with progress, stores it: the node must
+        // hold this attempt of an active job, or it is told to stop.
+        let held = match &running.progress {
+            Some(p) => {
+                tx.execute(
+                    "UPDATE jobs SET progress = $4, updated_at_ms = $5 \
+                     WHERE id = $1 AND node_id = $2 AND attempt = $3 AND state IN ('assigned', 'running')",
+                    &[&id, &node_text, &attempt, &to_json(p), &(ctx.now as i64)],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "SELECT 1 FROM jobs \
+                     WHERE id = $1 AND node_id = $2 AND attempt = $3 AND state IN ('assigned', 'running')",
+                    &[&id, &node_text, &attempt],
+                )
+                .await?
+            }
+        };
+        if held == 0 {
+            cancel.push(running.job_id);
+        }
+    }
+    Ok(HeartbeatReply { cancel })
+}
+
+pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<Assignment>> {
+    if req.claim_id.is_empty() || req.claim_id.len() > 128 {
+        return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()).into());
+    }
+    let now = ctx.now;
+    // The node's row lock serializes this node's claims (and repeats of one claim) across
+    // masters, which makes the concurrency check and the claim memory exact.
+    let node = load_node(tx, req.node_id, true).await?;
+    touch_node(tx, req.node_id, now).await?;
+    let node_text = req.node_id.to_string();
+
+    // A repeated claim returns what the first one assigned, as long as the node still holds it.
+    let previous = tx
+        .query(
+            "SELECT job_id, attempt FROM claims WHERE claim_id = $1 AND node_id = $2 ORDER BY pos",
+            &[&req.claim_id, &node_text],
+        )
+        .await?;
+    if !previous.is_empty() {
+        let mut out = Vec::new();
+        for row in previous {
+            let job_id: String = row.try_get(0)?;
+            let attempt = u(row.try_get(1)?);
+            let id: JobId = job_id
+                .parse()
+                .map_err(|_| Error::backend(format!("corrupt job id {job_id:?} in claims")))?;
+            let stored = load_job(tx, id, false).await?;
+            let j = &stored.job;
+            if j.node_id == Some(req.node_id) && u64::from(j.attempt) == attempt && j.state.is_active() {
+                out.push(Assignment { job: stored.job });
+            }
+        }
+        return Ok(out);
+    }
+
+    let free = node
+        .registration
+        .max_concurrent_jobs
+        .saturating_sub(active_count(tx, req.node_id).await?);
+    let want = req.max_jobs.min(free);
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    // Jobs this node cannot run (an encoder it lacks, a codec none of its encoders produce)
+    // are skipped, never waited on; so are rows another transaction holds (a concurrent claim
+    // through another master, a cancel).
+    let encoders = &node.registration.encoders;
+    let mut codecs: Vec<&'static str> = encoders
+        .iter()
+        .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
+        .collect();
+    codecs.sort_unstable();
+    codecs.dedup();
+    // A node that advertises no encoders (a custom executor) is not filtered by codec.
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' \
+                 AND (encoder IS NULL OR encoder = ANY($2)) \
+                 AND (cardinality($2) = 0 OR codec = ANY($3)) \
+                 ORDER BY rank, seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&i64::from(want), encoders, &codecs],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (pos, mut stored) in jobs_from_rows(&rows)?.into_iter().enumerate() {
+        let job = &mut stored.job;
+        job.attempt += 1;
+        job.node_id = Some(req.node_id);
+        job.progress = None;
+        job.retry_at_ms = None;
+        transition(tx, job, JobState::Assigned, "claimed", now).await?;
+        save_job(tx, &stored).await?;
+        tx.execute(
+            "INSERT INTO claims (claim_id, node_id, job_id, attempt, pos, at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &req.claim_id,
+                &node_text,
+                &stored.job.id.to_string(),
+                &i64::from(stored.job.attempt),
+                &(pos as i64),
+                &(now as i64),
+            ],
+        )
+        .await?;
+        out.push(Assignment { job: stored.job });
+    }
+    Ok(out)
+}
+
+pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
+    let mut summary = SweepSummary::default();
+    let locked: bool = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+        .await?
+        .try_get(0)?;
+    if !locked {
+        // Another master is sweeping right now; its pass covers this one.
+        return Ok(summary);
+    }
+    let now = ctx.now;
+    let dead_after = ctx.cfg.dead_after().as_millis() as u64;
+    // After a master restart every node looks silent; give them one full window to come
+    // back before declaring any lost.
+    let deadline = if now.saturating_sub(ctx.opened_at_ms) < dead_after {
+        0
+    } else {
+        now.saturating_sub(dead_after)
+    };
+    let lost = tx
+        .query(
+            "SELECT id FROM nodes WHERE status = 'online' AND last_seen_ms < $1 ORDER BY id FOR UPDATE",
+            &[&(deadline as i64)],
+        )
+        .await?;
+    for row in lost {
+        let node: String = row.try_get(0)?;
+        tx.execute("UPDATE nodes SET status = 'offline' WHERE id = $1", &[&node])
+            .await?;
+        summary.nodes_lost += 1;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = $1 AND state IN ('assigned', 'running') \
+                     ORDER BY seq FOR UPDATE"
+                ),
+                &[&node],
+            )
+            .await?;
+        for mut stored in jobs_from_rows(&rows)? {
+            let silent_s = ctx.cfg.dead_after().as_secs_f64();
+            let error = JobError::new(
+                ErrorKind::NodeLost,
+                format!("node {node} sent no heartbeat for {silent_s:.1} s"),
+            );
+            fail_attempt(tx, ctx, &mut stored, error).await?;
+            if stored.job.state == JobState::Retrying {
+                summary.jobs_requeued += 1;
+            } else {
+                summary.jobs_failed += 1;
+            }
+            save_job(tx, &stored).await?;
+        }
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'retrying' AND retry_at_ms <= $1 \
+                 ORDER BY seq LIMIT 1000 FOR UPDATE"
+            ),
+            &[&(now as i64)],
+        )
+        .await?;
+    for mut stored in jobs_from_rows(&rows)? {
+        let job = &mut stored.job;
+        job.retry_at_ms = None;
+        // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
+        transition(tx, job, JobState::Queued, "backoff ended", now).await?;
+        save_job(tx, &stored).await?;
+        mark_queued(tx, stored.job.id, now).await?;
+        summary.jobs_released += 1;
+    }
+    // Aging: a queued job rises one rank per interval waited. Only rows whose rank changes
+    // are written (and locked); rows a claim holds right now are left for the next sweep.
+    let aging_ms = (ctx.cfg.aging_interval.as_millis() as i64).max(1);
+    summary.jobs_aged = tx
+        .execute(
+            "UPDATE jobs SET rank = GREATEST(0, base_rank - ($1 - queued_at_ms) / $2) \
+             WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' \
+                 AND rank > GREATEST(0, base_rank - ($1 - queued_at_ms) / $2) FOR UPDATE SKIP LOCKED)",
+            &[&(now as i64), &aging_ms],
+        )
+        .await? as u32;
+    if let Some(retention) = ctx.cfg.retention {
+        let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+        let pruned: Vec<String> = tx
+            .query(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 'completed' \
+                 AND updated_at_ms < $1 ORDER BY updated_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id",
+                &[&cutoff, &i64::from(ctx.cfg.prune_batch)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        if !pruned.is_empty() {
+            tx.execute("DELETE FROM job_history WHERE job_id = ANY($1)", &[&pruned])
+                .await?;
+        }
+        summary.jobs_pruned = pruned.len() as u32;
+    }
+    tx.execute(
+        "DELETE FROM claims WHERE at_ms < $1",
+        &[&(now.saturating_sub(CLAIM_MEMORY_MS) as i64)],
+    )
+    .await?;
+    Ok(summary)
+}
+
+pub async fn list(tx: &Db<'_>) -> Result<Vec<Node>> {
+    let rows = tx
+        .query(
+            "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
+             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')) \
+             FROM nodes n ORDER BY n.registered_at_ms, n.id",
+            &[],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Node {
+            id: node_id_from(&r.try_get::<_, String>(0)?)?,
+            registration: node_registration(&r.try_get::<_, String>(1)?)?,
+            status: node_status(&r.try_get::<_, String>(2)?)?,
+            active_jobs: u(r.try_get(5)?) as u32,
+            registered_at_ms: u(r.try_get(3)?),
+            last_seen_ms: u(r.try_get(4)?),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,647 @@
+//! Behaviour every [`JobStore`] must show, written once and run against each store:
+//! `tests/sqlite_store.rs` and `tests/postgres_store.rs` wrap each function in a test.
+//!
+//! Each test takes a [`Backend`] (fresh, empty storage) and opens stores on it with the
+//! [`SchedConfig`] it needs, usually a [`ManualClock`]'s.
+#![allow(dead_code)]
+
+pub mod backend;
+mod concurrency;
+#[cfg(feature = "postgres")]
+pub mod pg;
+mod scheduling;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use ffrtmp_core::{
+    Assignment, Backoff, ClaimRequest, ErrorKind, Heartbeat, JobError, JobEvent, JobQuery, JobReport, JobState,
+    NodeStatus, Priority, Progress, Queue, RunningJob, StoreError,
+};
+use ffrtmp_sched::SchedConfig;
+
+pub use self::backend::Backend;
+pub use self::concurrency::*;
+pub use self::scheduling::*;
+use crate::common::*;
+
+/// Wraps conformance tests for one backend: `conformance_tests!(make_backend().await; name, ...)`
+/// where the expression yields `Option<impl Backend>` (`None` skips the test). Multi-threaded
+/// runtime: the race tests block worker threads and the sweeps must really run concurrently.
+macro_rules! conformance_tests {
+    ($backend:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(backend) = $backend else { return };
+                conformance::$name(&backend).await;
+            }
+        )*
+    };
+}
+
+fn failed(a: &Assignment, node: &ffrtmp_core::Node, kind: ErrorKind) -> JobReport {
+    JobReport {
+        job_id: a.job.id,
+        node_id: node.id,
+        attempt: a.job.attempt,
+        event: JobEvent::Failed {
+            error: JobError::new(kind, "boom"),
+        },
+    }
+}
+
+fn claim_request(node: &ffrtmp_core::Node, claim_id: &str, max_jobs: u32) -> ClaimRequest {
+    ClaimRequest {
+        node_id: node.id,
+        claim_id: claim_id.into(),
+        max_jobs,
+        wait_ms: 0,
+    }
+}
+
+fn ids(v: &[Assignment]) -> Vec<(ffrtmp_core::JobId, u32)> {
+    v.iter().map(|a| (a.job.id, a.job.attempt)).collect()
+}
+
+pub async fn lifecycle_is_recorded_in_history(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n1", 2)).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &node, 1).await;
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].job.id, job.id);
+    assert_eq!(a[0].job.attempt, 1);
+    assert_eq!(a[0].job.state, JobState::Assigned);
+    assert_eq!(a[0].job.node_id, Some(node.id));
+    store
+        .report(&JobReport {
+            job_id: job.id,
+            node_id: node.id,
+            attempt: 1,
+            event: JobEvent::Started,
+        })
+        .await
+        .unwrap();
+    let done = store.report(&completed(&a[0], &node, 60)).await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.result.unwrap().frames, 60);
+    let full = store.get(job.id).await.unwrap();
+    let states: Vec<JobState> = full.history.iter().map(|h| h.to).collect();
+    assert_eq!(
+        states,
+        [
+            JobState::Queued,
+            JobState::Assigned,
+            JobState::Running,
+            JobState::Completed
+        ]
+    );
+    let reasons: Vec<&str> = full.history.iter().map(|h| h.reason.as_str()).collect();
+    assert_eq!(reasons, ["submitted", "claimed", "workload started", "completed"]);
+    assert_eq!(full.history[0].from, None);
+    assert_eq!(full.history[1].node_id, Some(node.id));
+    assert_eq!(full.history[3].attempt, 1);
+}
+
+pub async fn stale_attempts_and_other_nodes_are_fenced(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let n1 = store.register_node(registration("n1", 1)).await.unwrap();
+    let n2 = store.register_node(registration("n2", 1)).await.unwrap();
+    store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &n1, 1).await.remove(0);
+
+    let mut wrong_attempt = completed(&a, &n1, 1);
+    wrong_attempt.attempt = 7;
+    match store.report(&wrong_attempt).await {
+        Err(StoreError::Fenced {
+            job_id,
+            attempt,
+            node_id,
+            state,
+            current_attempt,
+        }) => {
+            assert_eq!((job_id, attempt, node_id), (a.job.id, 7, n1.id));
+            assert_eq!((state, current_attempt), (JobState::Assigned, 1));
+        }
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    let wrong_node = completed(&a, &n2, 1);
+    assert!(matches!(
+        store.report(&wrong_node).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert_eq!(store.get(a.job.id).await.unwrap().state, JobState::Assigned);
+
+    // Completing twice: the second report is refused and changes nothing.
+    store.report(&completed(&a, &n1, 10)).await.unwrap();
+    assert!(matches!(
+        store.report(&completed(&a, &n1, 99)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let job = store.get(a.job.id).await.unwrap();
+    assert_eq!(job.result.unwrap().frames, 10);
+    assert_eq!(job.history.len(), 4, "the refused report left no history");
+}
+
+pub async fn order_is_queue_then_priority_then_fifo(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 64)).await.unwrap();
+    let mut submitted = Vec::new();
+    for (queue, priority) in [
+        (Queue::Batch, Priority::High),
+        (Queue::Default, Priority::Low),
+        (Queue::Default, Priority::High),
+        (Queue::Live, Priority::Low),
+        (Queue::Default, Priority::Medium),
+        (Queue::Default, Priority::High),
+    ] {
+        let mut s = spec("720p-h264");
+        s.queue = queue;
+        s.priority = priority;
+        submitted.push(store.submit(s).await.unwrap().seq);
+    }
+    let order: Vec<u64> = claim(&*store, &node, 64).await.iter().map(|a| a.job.seq).collect();
+    let s = &submitted;
+    assert_eq!(order, vec![s[3], s[2], s[5], s[4], s[1], s[0]]);
+}
+
+pub async fn claims_respect_concurrency_and_are_idempotent(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 2)).await.unwrap();
+    for _ in 0..5 {
+        store.submit(spec("720p-h264")).await.unwrap();
+    }
+    let req = claim_request(&node, "claim-1", 10);
+    let first = store.claim(&req).await.unwrap();
+    assert_eq!(first.len(), 2, "never more than the node's concurrency");
+    let again = store.claim(&req).await.unwrap();
+    assert_eq!(ids(&first), ids(&again), "a repeated claim returns the same assignment");
+    assert!(claim(&*store, &node, 10).await.is_empty(), "slots are full");
+    store.report(&completed(&first[0], &node, 1)).await.unwrap();
+    assert_eq!(claim(&*store, &node, 10).await.len(), 1);
+}
+
+/// A repeated claim returns the jobs the node still holds, in the order first returned,
+/// even when that is not the claim order any more; another node cannot replay it.
+pub async fn repeated_claims_keep_their_first_order(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 8)).await.unwrap();
+    let other = store.register_node(registration("o", 8)).await.unwrap();
+    let mut seqs = Vec::new();
+    for priority in [Priority::Low, Priority::High, Priority::Medium, Priority::High] {
+        let mut s = spec("720p-h264");
+        s.priority = priority;
+        seqs.push(store.submit(s).await.unwrap().seq);
+    }
+    let req = claim_request(&node, "same-claim", 4);
+    let first = store.claim(&req).await.unwrap();
+    let order: Vec<u64> = first.iter().map(|a| a.job.seq).collect();
+    assert_eq!(order, vec![seqs[1], seqs[3], seqs[2], seqs[0]]);
+    for _ in 0..3 {
+        assert_eq!(ids(&store.claim(&req).await.unwrap()), ids(&first));
+    }
+    // Jobs no longer held drop out; the rest keep their order.
+    store.report(&completed(&first[1], &node, 1)).await.unwrap();
+    store.cancel(first[2].job.id, "user").await.unwrap();
+    let again = store.claim(&req).await.unwrap();
+    assert_eq!(ids(&again), vec![ids(&first)[0], ids(&first)[3]]);
+    assert!(again.iter().all(|a| a.job.state == JobState::Assigned));
+    // The same claim id from another node is a different claim (and finds nothing queued).
+    assert!(store
+        .claim(&claim_request(&other, "same-claim", 4))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.claim(&claim_request(&node, "", 1)).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        store.claim(&claim_request(&node, &"x".repeat(129), 1)).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    let unknown = ClaimRequest {
+        node_id: ffrtmp_core::NodeId::new(),
+        ..claim_request(&node, "c", 1)
+    };
+    assert!(matches!(
+        store.claim(&unknown).await,
+        Err(StoreError::NotFound { what: "node", .. })
+    ));
+}
+
+/// Claim memory lasts an hour; after that a repeated claim id is a new claim.
+pub async fn claims_are_forgotten_after_an_hour(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 4)).await.unwrap();
+    for _ in 0..3 {
+        store.submit(spec("720p-h264")).await.unwrap();
+    }
+    let req = claim_request(&node, "old", 1);
+    let first = store.claim(&req).await.unwrap();
+    assert_eq!(first.len(), 1);
+    clock.advance(Duration::from_secs(30 * 60));
+    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    store.sweep().await.unwrap();
+    assert_eq!(ids(&store.claim(&req).await.unwrap()), ids(&first), "still remembered");
+    clock.advance(Duration::from_secs(31 * 60));
+    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    store.sweep().await.unwrap();
+    let second = store.claim(&req).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].job.id, first[0].job.id, "a forgotten claim id claims anew");
+}
+
+pub async fn cancel_reaches_the_node_through_its_heartbeat(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let queued = store.submit(spec("720p-h264")).await.unwrap();
+    let running = store.submit(spec("720p-h264")).await.unwrap();
+    // The first job is claimed; cancel the other while it is queued.
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.id, queued.id);
+    assert_eq!(
+        store.cancel(running.id, "user").await.unwrap().state,
+        JobState::Canceled
+    );
+    assert!(matches!(
+        store.cancel(running.id, "again").await,
+        Err(StoreError::InvalidTransition(_))
+    ));
+
+    let hb = Heartbeat {
+        running: vec![RunningJob {
+            job_id: a.job.id,
+            attempt: a.job.attempt,
+            progress: None,
+        }],
+    };
+    assert!(store.heartbeat(node.id, &hb).await.unwrap().cancel.is_empty());
+    let canceled = store.cancel(a.job.id, "user").await.unwrap();
+    assert_eq!(canceled.node_id, Some(node.id), "the node stays on the job until told");
+    assert_eq!(store.heartbeat(node.id, &hb).await.unwrap().cancel, vec![a.job.id]);
+    assert!(matches!(
+        store.report(&completed(&a, &node, 1)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let history = store.get(a.job.id).await.unwrap().history;
+    assert_eq!(history.last().unwrap().reason, "user");
+
+    // An operator may queue a canceled job again; it gets a new attempt.
+    assert_eq!(store.retry(a.job.id).await.unwrap().state, JobState::Queued);
+    let again = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!((again.job.id, again.job.attempt), (a.job.id, 2));
+}
+
+/// Heartbeats store progress of held jobs, tell the node to stop anything else, and refuse
+/// unknown nodes.
+pub async fn heartbeats_store_progress_and_fence_the_rest(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 2)).await.unwrap();
+    let other = store.register_node(registration("o", 2)).await.unwrap();
+    store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    let progress = Progress {
+        frame: 120,
+        fps: 60.0,
+        speed: 2.0,
+        percent: 40.0,
+        out_time_s: 4.0,
+    };
+    let unknown = ffrtmp_core::JobId::new();
+    let hb = Heartbeat {
+        running: vec![
+            RunningJob {
+                job_id: a.job.id,
+                attempt: a.job.attempt,
+                progress: Some(progress.clone()),
+            },
+            RunningJob {
+                job_id: unknown,
+                attempt: 1,
+                progress: None,
+            },
+        ],
+    };
+    assert_eq!(store.heartbeat(node.id, &hb).await.unwrap().cancel, vec![unknown]);
+    let job = store.get(a.job.id).await.unwrap();
+    assert_eq!(job.progress, Some(progress.clone()));
+    assert_eq!(job.state, JobState::Assigned, "a heartbeat does not change state");
+    // Another node claiming to run it, or a stale attempt, is told to stop; nothing changes.
+    let stolen = Heartbeat {
+        running: vec![RunningJob {
+            job_id: a.job.id,
+            attempt: a.job.attempt,
+            progress: Some(Progress::default()),
+        }],
+    };
+    assert_eq!(store.heartbeat(other.id, &stolen).await.unwrap().cancel, vec![a.job.id]);
+    assert_eq!(store.get(a.job.id).await.unwrap().progress, Some(progress));
+    assert!(matches!(
+        store.heartbeat(ffrtmp_core::NodeId::new(), &Heartbeat::default()).await,
+        Err(StoreError::NotFound { what: "node", .. })
+    ));
+    // Progress reports move an assigned job to running.
+    let r = store
+        .report(&JobReport {
+            job_id: a.job.id,
+            node_id: node.id,
+            attempt: a.job.attempt,
+            event: JobEvent::Progress {
+                progress: Progress {
+                    frame: 7,
+                    ..Default::default()
+                },
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.state, JobState::Running);
+    assert_eq!(r.progress.unwrap().frame, 7);
+    assert_eq!(
+        store.get(a.job.id).await.unwrap().history.last().unwrap().reason,
+        "progress reported"
+    );
+}
+
+pub async fn a_lost_node_loses_its_jobs_and_its_late_report_is_refused(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let dead = store.register_node(registration("dead", 1)).await.unwrap();
+    let alive = store.register_node(registration("alive", 1)).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &dead, 1).await.remove(0);
+
+    clock.advance(Duration::from_secs(60));
+    store.heartbeat(alive.id, &Heartbeat::default()).await.unwrap();
+    assert_eq!(store.sweep().await.unwrap().nodes_lost, 0, "60 s < 3 intervals");
+    clock.advance(Duration::from_secs(31));
+    let s = store.sweep().await.unwrap();
+    assert_eq!((s.nodes_lost, s.jobs_requeued), (1, 1));
+    let j = store.get(job.id).await.unwrap();
+    assert_eq!(j.state, JobState::Retrying);
+    assert_eq!(j.error.unwrap().kind, ErrorKind::NodeLost);
+    let nodes = store.list_nodes().await.unwrap();
+    let status: HashMap<_, _> = nodes.iter().map(|n| (n.id, (n.status, n.active_jobs))).collect();
+    assert_eq!(status[&dead.id], (NodeStatus::Offline, 0));
+    assert_eq!(status[&alive.id], (NodeStatus::Online, 0));
+    assert_eq!(
+        store.sweep().await.unwrap(),
+        Default::default(),
+        "a lost node is lost once"
+    );
+
+    // Backoff: not claimable until it ends (5 s nominal, jitter within [2.5, 5] s).
+    assert!(claim(&*store, &alive, 1).await.is_empty());
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(store.sweep().await.unwrap().jobs_released, 1);
+    let b2 = claim(&*store, &alive, 1).await.remove(0);
+    assert_eq!((b2.job.id, b2.job.attempt), (job.id, 2));
+
+    // The dead node comes back with its old result: refused, nothing changes.
+    assert!(matches!(
+        store.report(&completed(&a, &dead, 5)).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let hb = Heartbeat {
+        running: vec![RunningJob {
+            job_id: a.job.id,
+            attempt: 1,
+            progress: None,
+        }],
+    };
+    assert_eq!(store.heartbeat(dead.id, &hb).await.unwrap().cancel, vec![job.id]);
+    store.report(&completed(&b2, &alive, 7)).await.unwrap();
+    let done = store.get(job.id).await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.result.unwrap().frames, 7);
+    let completions = done.history.iter().filter(|h| h.to == JobState::Completed).count();
+    assert_eq!(completions, 1);
+    let reasons: Vec<&str> = done.history.iter().map(|h| h.reason.as_str()).collect();
+    assert_eq!(reasons[3], "backoff ended");
+    assert!(reasons[2].starts_with("NodeLost: node "), "{reasons:?}");
+}
+
+pub async fn transient_failures_retry_until_exhausted_and_terminal_ones_do_not(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let mut s = spec("720p-h264");
+    s.max_retries = 1;
+    let job = store.submit(s).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    let retrying = store.report(&failed(&a, &node, ErrorKind::Internal)).await.unwrap();
+    assert_eq!(retrying.state, JobState::Retrying);
+    let at = retrying.retry_at_ms.expect("retry time");
+    let now = clock.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (now + 2_500..=now + 5_000).contains(&at),
+        "first backoff is 5 s with jitter"
+    );
+    clock.advance(Duration::from_secs(10));
+    store.sweep().await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.attempt, 2);
+    let j = store.report(&failed(&a, &node, ErrorKind::Internal)).await.unwrap();
+    assert_eq!(j.state, JobState::Failed, "max_retries = 1: two attempts in all");
+    assert_eq!(job.id, j.id);
+    assert!(store
+        .get(j.id)
+        .await
+        .unwrap()
+        .history
+        .last()
+        .unwrap()
+        .reason
+        .starts_with("retries exhausted"));
+
+    let other = store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.id, other.id);
+    let j = store.report(&failed(&a, &node, ErrorKind::EncodeError)).await.unwrap();
+    assert_eq!(j.state, JobState::Failed, "an encode error is terminal");
+    assert_eq!(j.error.unwrap().kind, ErrorKind::EncodeError);
+}
+
+/// An operator retry starts a fresh retry budget; a timeout fails without retry.
+pub async fn operator_retry_resets_the_budget_and_timeouts_fail(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let mut cfg = clock.config();
+    cfg.job_backoff = Backoff {
+        base: Duration::ZERO,
+        cap: Duration::ZERO,
+        max_retries: 0,
+    };
+    let store = b.open(cfg).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let mut s = spec("720p-h264");
+    s.max_retries = 0;
+    let job = store.submit(s).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    let j = store
+        .report(&failed(&a, &node, ErrorKind::NodeUnavailable))
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Failed, "max_retries = 0: no retry");
+    assert!(matches!(
+        store.retry(ffrtmp_core::JobId::new()).await,
+        Err(StoreError::NotFound { what: "job", .. })
+    ));
+    let q = store.retry(job.id).await.unwrap();
+    assert_eq!((q.state, q.attempt), (JobState::Queued, 1));
+    assert_eq!(
+        store.get(job.id).await.unwrap().history.last().unwrap().reason,
+        "re-queued by operator"
+    );
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.attempt, 2);
+    // Timed out: terminal even though retries would count from the re-queue.
+    let j = store
+        .report(&JobReport {
+            job_id: a.job.id,
+            node_id: node.id,
+            attempt: 2,
+            event: JobEvent::TimedOut {
+                message: "ran past 10 s".into(),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert_eq!(j.error.as_ref().unwrap().kind, ErrorKind::Timeout);
+    let h = store.get(job.id).await.unwrap().history;
+    let tail: Vec<(JobState, &str)> = h.iter().rev().take(2).map(|e| (e.to, e.reason.as_str())).collect();
+    assert_eq!(
+        tail,
+        [
+            (JobState::Failed, "timed out; not retried"),
+            (JobState::TimedOut, "ran past 10 s")
+        ]
+    );
+    // Completed jobs cannot be re-queued.
+    let done = store.submit(spec("720p-h264")).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.id, done.id);
+    store.report(&completed(&a, &node, 1)).await.unwrap();
+    assert!(matches!(
+        store.retry(done.id).await,
+        Err(StoreError::InvalidTransition(_))
+    ));
+}
+
+pub async fn jobs_and_states_survive_a_restart(b: &dyn Backend) {
+    let (queued, done, assigned) = {
+        let store = b.open(SchedConfig::default()).await;
+        let node = store.register_node(registration("n", 4)).await.unwrap();
+        let done = store.submit(spec("720p-h264")).await.unwrap();
+        let assigned = store.submit(spec("1080p-h265")).await.unwrap();
+        let queued = store.submit(spec("4K-h265")).await.unwrap();
+        let a = claim(&*store, &node, 2).await;
+        store.report(&completed(&a[0], &node, 3)).await.unwrap();
+        (queued.id, done.id, assigned.id)
+    };
+    let store = b.open(SchedConfig::default()).await;
+    assert_eq!(store.get(queued).await.unwrap().state, JobState::Queued);
+    assert_eq!(store.get(done).await.unwrap().state, JobState::Completed);
+    let a = store.get(assigned).await.unwrap();
+    assert_eq!(
+        (a.state, a.attempt, a.spec.scenario.as_str()),
+        (JobState::Assigned, 1, "1080p-h265")
+    );
+    assert_eq!(store.list_nodes().await.unwrap().len(), 1);
+    let page = store.list(&JobQuery::default()).await.unwrap();
+    assert_eq!(page.jobs.len(), 3);
+}
+
+pub async fn listing_is_paginated_and_filtered(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("n", 2)).await.unwrap();
+    for i in 0..25 {
+        let mut s = spec("720p-h264");
+        if i % 5 == 0 {
+            s.queue = Queue::Batch;
+        }
+        store.submit(s).await.unwrap();
+    }
+    claim(&*store, &node, 2).await;
+    let mut seen = HashSet::new();
+    let mut last_seq = u64::MAX;
+    let mut q = JobQuery {
+        limit: Some(10),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list(&q).await.unwrap();
+        assert!(page.jobs.len() <= 10);
+        for j in &page.jobs {
+            assert!(j.seq < last_seq, "newest first");
+            assert!(j.history.is_empty(), "lists leave history out");
+            last_seq = j.seq;
+        }
+        seen.extend(page.jobs.iter().map(|j| j.id));
+        match page.next_cursor {
+            Some(c) => q.before_seq = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    let assigned = store
+        .list(&JobQuery {
+            state: Some(JobState::Assigned),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(assigned.jobs.len(), 2);
+    let on_node = store
+        .list(&JobQuery {
+            node_id: Some(node.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_node.jobs.len(), 2);
+    let batch = store
+        .list(&JobQuery {
+            queue: Some(Queue::Batch),
+            state: Some(JobState::Queued),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(batch.jobs.len(), 5);
+    assert_eq!(batch.next_cursor, None);
+    let one = store
+        .list(&JobQuery {
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.jobs.len(), 1, "limits are clamped to at least one");
+    assert!(one.next_cursor.is_some());
+}
+
+pub async fn invalid_specs_and_registrations_are_refused(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    assert!(matches!(
+        store.submit(spec("1080p-mpeg2")).await,
+        Err(StoreError::InvalidSpec(_))
+    ));
+    assert!(store.list(&JobQuery::default()).await.unwrap().jobs.is_empty());
+    assert!(matches!(
+        store.get(ffrtmp_core::JobId::new()).await,
+        Err(StoreError::NotFound { what: "job", .. })
+    ));
+    assert!(matches!(
+        store.register_node(registration("n", 0)).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        store.register_node(registration("", 1)).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    assert!(store.list_nodes().await.unwrap().is_empty());
+}

@@ -1,0 +1,205 @@
+//! The PostgreSQL store against the store conformance suite (`tests/conformance`), each test
+//! in a fresh database on the server named by `FFRTMP_TEST_PG_URL` (`scripts/test.sh` starts
+//! a private one), plus what only PostgreSQL has: URLs, migrations, the sweep lock.
+//!
+//! Without `FFRTMP_TEST_PG_URL` these tests fail, unless `FFRTMP_SKIP_PG=1`.
+#![cfg(feature = "postgres")]
+
+mod common;
+#[macro_use]
+mod conformance;
+
+use std::time::Duration;
+
+use common::*;
+use conformance::pg::{with_database, PgBackend};
+use conformance::Backend;
+use ffrtmp_core::{Heartbeat, JobState, JobStore, StoreError};
+use ffrtmp_sched::{PgStore, SchedConfig};
+
+conformance_tests!(PgBackend::create().await;
+    lifecycle_is_recorded_in_history,
+    stale_attempts_and_other_nodes_are_fenced,
+    order_is_queue_then_priority_then_fifo,
+    claims_respect_concurrency_and_are_idempotent,
+    repeated_claims_keep_their_first_order,
+    claims_are_forgotten_after_an_hour,
+    cancel_reaches_the_node_through_its_heartbeat,
+    heartbeats_store_progress_and_fence_the_rest,
+    a_lost_node_loses_its_jobs_and_its_late_report_is_refused,
+    transient_failures_retry_until_exhausted_and_terminal_ones_do_not,
+    operator_retry_resets_the_budget_and_timeouts_fail,
+    jobs_and_states_survive_a_restart,
+    listing_is_paginated_and_filtered,
+    invalid_specs_and_registrations_are_refused,
+    claim_race_hands_out_each_job_once,
+    two_masters_hand_out_each_job_once,
+    concurrent_sweeps_do_the_work_once,
+    a_low_batch_job_is_not_starved_by_a_stream_of_high_live_jobs,
+    a_requeued_job_ages_from_its_own_rank_again,
+    a_job_for_hardware_the_node_lacks_does_not_block_the_queue,
+    an_encoder_that_does_not_match_the_codec_is_refused,
+    completed_jobs_are_pruned_after_retention_in_bounded_batches,
+    a_restarted_master_gives_nodes_a_window_to_come_back,
+);
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Needs no server: nothing reaches one.
+#[tokio::test]
+async fn errors_never_show_the_password() {
+    let cfg = SchedConfig::default;
+    // (URL, whether it parses: connect errors name the target, parse errors the option.)
+    for (url, parses) in [
+        ("postgres://ffrtmp:hunter2@127.0.0.1:1/db?connect_timeout=2", true),
+        ("postgres://ffrtmp:hunter2@127.0.0.1:notaport/db", false),
+        (
+            "host=127.0.0.1 port=1 user=ffrtmp password=hunter2 dbname=db connect_timeout=2",
+            true,
+        ),
+        ("postgres://ffrtmp:hunter2@127.0.0.1:1/db?bogus=1", false),
+    ] {
+        let err = match PgStore::connect(url, cfg()).await {
+            Ok(_) => panic!("{url}: connected"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Backend(_)), "{msg}");
+        assert!(!msg.contains("hunter2"), "password in {msg:?}");
+        if parses {
+            assert!(
+                msg.contains("cannot connect to PostgreSQL at ffrtmp@127.0.0.1:1/db"),
+                "{msg}"
+            );
+        } else {
+            assert!(msg.contains("invalid PostgreSQL URL"), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn test_urls_name_the_test_database() {
+    assert_eq!(
+        with_database("postgres://u@127.0.0.1:5432/postgres", "t_1"),
+        "postgres://u@127.0.0.1:5432/t_1"
+    );
+    assert_eq!(
+        with_database("postgresql://u:p@h/postgres?sslmode=disable", "t_1"),
+        "postgresql://u:p@h/t_1?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "t_1"), "postgres://u@h/t_1");
+    assert_eq!(with_database("host=h user=u", "t_1"), "host=h user=u dbname=t_1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_and_newer_schemas_are_refused() {
+    let Some(b) = PgBackend::create().await else { return };
+    // Masters starting together migrate once.
+    let (x, y, z) = tokio::join!(
+        PgStore::connect(b.url(), SchedConfig::default()),
+        PgStore::connect(b.url(), SchedConfig::default()),
+        PgStore::connect(b.url(), SchedConfig::default()),
+    );
+    let (x, _y, _z) = (x.unwrap(), y.unwrap(), z.unwrap());
+    assert!(x
+        .target()
+        .ends_with(&format!("/{}", b.url().rsplit('/').next().unwrap())));
+    let db = admin(b.url()).await;
+    let versions: Vec<i64> = db
+        .query("SELECT version FROM schema_version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    db.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
+    let err = PgStore::connect(b.url(), SchedConfig::default()).await.err().unwrap();
+    assert!(err.to_string().contains("newer than this build supports"), "{err}");
+}
+
+/// While another master holds the sweep lock, a sweep changes nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_defers_to_the_master_holding_the_lock() {
+    let Some(b) = PgBackend::create().await else { return };
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    claim(&*store, &node, 1).await;
+    clock.advance(Duration::from_secs(120));
+
+    let other = admin(b.url()).await;
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&PgStore::SWEEP_LOCK_KEY])
+        .await
+        .unwrap();
+    assert_eq!(store.sweep().await.unwrap(), Default::default());
+    assert_eq!(store.get(job.id).await.unwrap().state, JobState::Assigned);
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&PgStore::SWEEP_LOCK_KEY])
+        .await
+        .unwrap();
+    let s = store.sweep().await.unwrap();
+    assert_eq!((s.nodes_lost, s.jobs_requeued), (1, 1));
+    assert_eq!(store.get(job.id).await.unwrap().state, JobState::Retrying);
+    assert!(store.heartbeat(node.id, &Heartbeat::default()).await.is_ok());
+}
+
+/// A store keeps working when the runtime that opened it is gone.
+#[test]
+fn a_store_outlives_the_runtime_that_opened_it() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(b) = rt.block_on(PgBackend::create()) else {
+        return;
+    };
+    let store = rt.block_on(PgStore::connect(b.url(), SchedConfig::default())).unwrap();
+    let job = rt.block_on(store.submit(spec("720p-h264"))).unwrap();
+    drop(rt);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(store.get(job.id)).unwrap().state, JobState::Queued);
+}
+
+/// Connections the server drops (restart, failover, an administrator) are replaced: the
+/// next operations succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_replaces_connections_the_server_dropped() {
+    let Some(b) = PgBackend::create().await else { return };
+    let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    // Several concurrent reads leave several idle connections in the pool.
+    let reads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get(job.id).await })
+        })
+        .collect();
+    for r in reads {
+        r.await.unwrap().unwrap();
+    }
+    let db = admin(b.url()).await;
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    for _ in 0..8 {
+        assert_eq!(store.get(job.id).await.unwrap().state, JobState::Queued);
+    }
+    store.submit(spec("720p-h264")).await.unwrap();
+}
