@@ -232,9 +232,14 @@ impl JobSpec {
         if let Some(encoder) = &p.encoder {
             let well_formed = !encoder.is_empty()
                 && encoder.len() <= 64
-                && encoder.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                && encoder
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
             if !well_formed {
-                return Err(SpecError::invalid("encoder", "expected an FFmpeg encoder name such as h264_nvenc"));
+                return Err(SpecError::invalid(
+                    "encoder",
+                    "expected an FFmpeg encoder name such as h264_nvenc",
+                ));
             }
             if Codec::of_encoder(encoder) != Some(scenario.codec) {
                 return Err(SpecError::invalid(

@@ -442,7 +442,11 @@ mod tests {
 
     #[test]
     fn hardware_encoders_are_refused_not_faked() {
-        let err = argv(r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_nvenc"}}"#, &cfg()).unwrap_err();
+        let err = argv(
+            r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_nvenc"}}"#,
+            &cfg(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("h264_nvenc"), "{err}");
         let (_, a) = argv(r#"{"scenario":"720p-h264","parameters":{"encoder":"libx264"}}"#, &cfg()).unwrap();
         assert_eq!(after(&a, "-c:v"), Some("libx264"));
