@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $make:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -16,7 +16,7 @@ macro_rules! uuid_id {
         impl $name {
             /// A fresh random identifier.
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self($make)
             }
         }
 
@@ -50,10 +50,15 @@ uuid_id!(
     /// let parsed: JobId = id.to_string().parse().unwrap();
     /// assert_eq!(id, parsed);
     /// ```
-    JobId
+    ///
+    /// Job ids are UUIDv7: time-ordered, so stores index new jobs at the end of their
+    /// B-trees instead of at random pages.
+    JobId,
+    Uuid::now_v7()
 );
 
 uuid_id!(
     /// Identifier of a worker node, assigned by the master at registration.
-    NodeId
+    NodeId,
+    Uuid::new_v4()
 );

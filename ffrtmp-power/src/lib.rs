@@ -5,12 +5,18 @@
 //!   By default it reads every `package-N` zone and every `dram` subzone; `core` and `uncore`
 //!   are inside their package and `psys` contains the packages, so they are never summed with
 //!   them ([`ZoneSelection::Psys`] reads `psys` alone). Counter wraps are corrected.
-//! - [`EnergyMeter`] samples a source at the start and end of a job and builds the job's
-//!   [`ffrtmp_core::EnergyReport`]; [`unavailable_report`] records why energy is missing instead
-//!   of reporting zero.
-//!
-//! Energy is whole-node energy over the job's interval. Per-job attribution by cgroup CPU share
-//! comes later.
+//! - [`Sampler`] reads a source at a fixed rate (10 Hz by default) on its own thread and splits
+//!   each interval's energy between running jobs by their cgroup CPU-time share of the machine
+//!   ([`ATTRIBUTION_METHOD`], `cgroup-cpu-share`), the rest going to "other"; it measures idle
+//!   power and keeps bounded memory. Jobs' CPU time comes in through [`CpuTimes`], which the
+//!   agent implements over its job cgroups
+//!   ([`cgroup_cpu_ns`], with [`MachineClock`] for the machine's CPU time).
+//! - [`detailed_report`] turns a job's [`JobEnergy`] into core's [`ffrtmp_core::EnergyReport`]
+//!   plus the split, per-frame and per-pixel figures ([`DetailedEnergy`]).
+//! - [`EnergyMeter`] samples a source at the start and end of a job and builds a **whole-node**
+//!   report; [`unavailable_report`] records why energy is missing instead of reporting zero.
+//! - [`compare`] holds the baseline-versus-test statistics of `ffrtmp bench compare`: medians,
+//!   bootstrap confidence intervals of their relative change, verdicts and an exit code.
 //!
 //! Where there is no meter the reason is kept, as [`ffrtmp_core::PowerError::Unavailable`]:
 //! `no powercap interface at <root> (no RAPL driver, or a VM)`, `no RAPL zones under <root>`,
@@ -18,8 +24,21 @@
 //! readable by root only).
 #![warn(missing_docs)]
 
+pub mod compare;
+mod cpu;
 mod meter;
 mod rapl;
+mod report;
+mod sampler;
+mod small_file;
 
+pub use cpu::{
+    cgroup_cpu_ns, online_cpus, parse_proc_stat_total_ns, proc_stat_total_ns, CpuTimes, MachineClock, USER_HZ,
+};
 pub use meter::{energy_report, unavailable_report, EnergyInterval, EnergyMeter, UNAVAILABLE_SOURCE};
 pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, SYSTEM_POWERCAP};
+pub use report::{detailed_report, DetailedEnergy, WHOLE_NODE};
+pub use sampler::{
+    IdlePower, IntervalRecord, JobEnergy, Sampler, SamplerConfig, SamplerStats, Totals, ZoneTotal, ATTRIBUTION_METHOD,
+    DEFAULT_HZ,
+};

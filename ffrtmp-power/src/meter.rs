@@ -14,7 +14,8 @@ pub const UNAVAILABLE_SOURCE: &str = "unavailable";
 ///
 /// The energy reported is **whole-node** energy over the job's interval: every zone the source
 /// reads, from [`start`](Self::start) to [`finish`](Self::finish). Jobs running side by side are
-/// each charged the whole node. Per-job attribution by cgroup CPU share comes later.
+/// each charged the whole node; [`Sampler`](crate::Sampler) splits energy between jobs by their
+/// cgroup CPU share.
 ///
 /// ```
 /// use ffrtmp_core::PowerError;

@@ -8,6 +8,8 @@ use std::sync::{Mutex, PoisonError};
 
 use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
 
+use crate::small_file::{read_small, SMALL_FILE_MAX};
+
 /// Where Linux exposes powercap zones.
 pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
 
@@ -241,7 +243,8 @@ impl CounterError {
 }
 
 fn read_counter(path: &Path) -> Result<u64, CounterError> {
-    let text = fs::read_to_string(path).map_err(|source| CounterError::Io {
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    let text = read_small(path, &mut buf).map_err(|source| CounterError::Io {
         path: path.to_path_buf(),
         source,
     })?;

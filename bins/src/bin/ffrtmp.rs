@@ -333,6 +333,11 @@ async fn main() -> anyhow::Result<()> {
                     format!("{:.2}", r.https_per_s / r.raw_sqlite_tx_per_s),
                 ],
                 vec![
+                    "writes per commit (in-process)".into(),
+                    format!("{:.1}", r.in_process_mean_group),
+                    "-".into(),
+                ],
+                vec![
                     "enqueue-to-claim p50 ms".into(),
                     format!("{:.2}", r.claim_latency_p50_ms),
                     "-".into(),

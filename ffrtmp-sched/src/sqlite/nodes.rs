@@ -1,7 +1,7 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
+    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
     NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
@@ -13,7 +13,7 @@ use super::rows::{
 };
 use crate::config::SchedConfig;
 
-/// Claims older than this are forgotten; a client retrying a claim later gets a new one.
+/// Claims older than this are forgotten; a client repeating a claim id later claims anew.
 const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 
 pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
@@ -90,31 +90,27 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
     let node = load_node(conn, req.node_id)?;
     touch_node(conn, req.node_id, now)?;
 
-    // A repeated claim returns what the first one assigned, as long as the node still holds it.
-    let previous: Vec<(String, i64)> = {
+    // A repeated claim returns what the first one assigned, as long as the node still holds
+    // it. The claim id lives on the job row: a later claim of the job overwrites it, so only
+    // the current holder's attempt can match.
+    let previous = {
         let mut stmt = conn
-            .prepare_cached("SELECT job_id, attempt FROM claims WHERE claim_id = ?1 AND node_id = ?2 ORDER BY rowid")
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running') \
+                 AND claim_id = ?2 AND claimed_at_ms >= ?3 ORDER BY claim_pos"
+            ))
             .map_err(db)?;
+        let since = now.saturating_sub(CLAIM_MEMORY_MS) as i64;
         let rows = stmt
-            .query_map(params![req.claim_id, req.node_id.to_string()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_map(params![req.node_id.to_string(), req.claim_id, since], raw_job)
             .map_err(db)?;
-        rows.collect::<Result<_, _>>().map_err(db)?
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)?
     };
     if !previous.is_empty() {
-        let mut out = Vec::new();
-        for (job_id, attempt) in previous {
-            let id: JobId = job_id
-                .parse()
-                .map_err(|_| StoreError::Backend(format!("corrupt job id {job_id:?} in claims")))?;
-            let stored = load_job(conn, id)?;
-            let j = &stored.job;
-            if j.node_id == Some(req.node_id) && j.attempt as i64 == attempt && j.state.is_active() {
-                out.push(Assignment { job: stored.job });
-            }
-        }
-        return Ok(out);
+        return previous
+            .into_iter()
+            .map(|raw| job_from_raw(raw).map(|s| Assignment { job: s.job }))
+            .collect();
     }
 
     let free = node
@@ -169,18 +165,15 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         job.retry_at_ms = None;
         transition(conn, job, JobState::Assigned, "claimed", now)?;
         save_job(conn, &stored)?;
-        conn.prepare_cached(
-            "INSERT INTO claims (claim_id, node_id, job_id, attempt, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(db)?
-        .execute(params![
-            req.claim_id,
-            req.node_id.to_string(),
-            stored.job.id.to_string(),
-            stored.job.attempt,
-            now as i64
-        ])
-        .map_err(db)?;
+        conn.prepare_cached("UPDATE jobs SET claim_id = ?2, claim_pos = ?3, claimed_at_ms = ?4 WHERE id = ?1")
+            .map_err(db)?
+            .execute(params![
+                stored.job.id.to_string(),
+                req.claim_id,
+                out.len() as i64,
+                now as i64
+            ])
+            .map_err(db)?;
         out.push(Assignment { job: stored.job });
     }
     Ok(out)
@@ -296,10 +289,6 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         }
         summary.jobs_pruned = old.len() as u32;
     }
-    conn.prepare_cached("DELETE FROM claims WHERE at_ms < ?1")
-        .map_err(db)?
-        .execute([now.saturating_sub(CLAIM_MEMORY_MS) as i64])
-        .map_err(db)?;
     Ok(summary)
 }
 

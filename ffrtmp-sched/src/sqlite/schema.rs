@@ -66,6 +66,16 @@ const MIGRATIONS: &[&str] = &[
     UPDATE jobs SET base_rank = rank, queued_at_ms = updated_at_ms;
     CREATE INDEX jobs_state_updated ON jobs (state, updated_at_ms);
     "#,
+    // 3: the claim id moves onto the job row (found through the node index), so a claim
+    // writes no extra table and no index keyed by a random id.
+    r#"
+    ALTER TABLE jobs ADD COLUMN claim_id TEXT;
+    ALTER TABLE jobs ADD COLUMN claim_pos INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN claimed_at_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET claim_id = (SELECT c.claim_id FROM claims c WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt),
+                    claimed_at_ms = COALESCE((SELECT c.at_ms FROM claims c WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt), 0);
+    DROP TABLE claims;
+    "#,
 ];
 
 /// The version this build of the store writes.

@@ -97,8 +97,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: &
     }
 }
 
+/// Runs a statement without parameters through the statement cache (no re-parsing per use).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_group(conn: &Connection, batch: &mut Vec<WriteOp>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
         tracing::error!(error = %msg, "could not begin a write transaction");
         for op in batch.drain(..) {
@@ -109,23 +114,23 @@ fn commit_group(conn: &Connection, batch: &mut Vec<WriteOp>) {
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     for op in batch.drain(..) {
-        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+        if let Err(e) = exec(conn, "SAVEPOINT op") {
             let (_, finish) = op(None);
             finishes.push(Box::new(move |_| finish(Err(format!("savepoint failed: {e}")))));
             continue;
         }
         let (ok, finish) = op(Some(conn));
         let end = if ok {
-            conn.execute_batch("RELEASE op")
+            exec(conn, "RELEASE op")
         } else {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            exec(conn, "ROLLBACK TO op").and_then(|_| exec(conn, "RELEASE op"))
         };
         if let Err(e) = end {
             tracing::error!(error = %e, "savepoint release failed");
         }
         finishes.push(finish);
     }
-    match conn.execute_batch("COMMIT") {
+    match exec(conn, "COMMIT") {
         Ok(()) => finishes.into_iter().for_each(|f| f(Ok(()))),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");

@@ -1,0 +1,292 @@
+//! [`CpuTimes`]: the CPU time of jobs and of the whole machine, which the [`Sampler`](crate::Sampler)
+//! uses to split energy between jobs.
+//!
+//! The agent implements the trait over its job cgroups; this crate only reads the counters through
+//! it (it does not depend on `ffrtmp-exec`). [`cgroup_cpu_ns`] and [`proc_stat_total_ns`] read the
+//! usual files.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::small_file::{read_small, SMALL_FILE_MAX};
+
+/// Cumulative CPU-time counters: one per running job, and one for the whole machine.
+///
+/// Both are cumulative nanoseconds that only go up; the sampler takes differences between its
+/// ticks. A job's share of an interval's energy is its CPU-time delta divided by the machine's
+/// ([`total_ns`](Self::total_ns)) delta over the same interval, so the machine total must count
+/// **every** CPU second, busy and idle (the sum of all columns of the `cpu` line of `/proc/stat`,
+/// or online CPUs × wall time as [`MachineClock`] counts it): the share not used by jobs then goes
+/// to "other", which includes idle.
+///
+/// An agent implements it over the job cgroups it creates, e.g. with [`cgroup_cpu_ns`] on
+/// `cpu.stat` (`usage_usec`, cgroup v2) or `cpuacct.usage` (cgroup v1), and a [`MachineClock`]
+/// (or [`proc_stat_total_ns`]):
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::path::PathBuf;
+/// use std::sync::RwLock;
+/// use ffrtmp_power::{cgroup_cpu_ns, CpuTimes, MachineClock};
+///
+/// /// Job key -> the job's cgroup directory.
+/// struct JobCgroups(RwLock<HashMap<String, PathBuf>>, MachineClock);
+///
+/// impl CpuTimes for JobCgroups {
+///     fn job_cpu_ns(&self, job: &str) -> Option<u64> {
+///         let dir = self.0.read().unwrap().get(job)?.clone();
+///         cgroup_cpu_ns(dir).ok()
+///     }
+///     fn total_ns(&self) -> Option<u64> {
+///         Some(self.1.total_ns())
+///     }
+/// }
+/// let cgroups = JobCgroups(RwLock::new(HashMap::new()), MachineClock::new());
+/// assert_eq!(cgroups.job_cpu_ns("no-such-job"), None);
+/// ```
+///
+/// The sampler calls these methods while holding its own lock: they must not call back into the
+/// [`Sampler`](crate::Sampler).
+pub trait CpuTimes: Send + Sync {
+    /// Cumulative CPU time of `job` (the key given to [`Sampler::job_started`](crate::Sampler::job_started)),
+    /// in nanoseconds, counted from zero when its cgroup was created; `None` when it cannot be read
+    /// now (no cgroup yet, a transient error). A missing reading is not zero: the CPU time is
+    /// counted at the next reading that succeeds.
+    fn job_cpu_ns(&self, job: &str) -> Option<u64>;
+
+    /// Cumulative CPU time of the whole machine, all CPUs, busy **and idle**, in nanoseconds;
+    /// `None` when it cannot be read (the sampler then skips the tick and retries).
+    fn total_ns(&self) -> Option<u64>;
+}
+
+/// Clock ticks per second of `/proc/stat` (`USER_HZ`): 100 on every mainstream Linux architecture.
+pub const USER_HZ: u64 = 100;
+
+/// The machine's cumulative CPU time, busy and idle, from the `cpu` line of a `/proc/stat` file:
+/// the sum of `user nice system idle iowait irq softirq steal` (guest time is already in `user`
+/// and `nice`), converted from [`USER_HZ`] ticks to nanoseconds.
+///
+/// The resolution is one tick (10 ms) per CPU; sampling at 10 Hz on a few cores that is a few
+/// percent of one interval, and the error does not accumulate because the counters are
+/// cumulative.
+pub fn proc_stat_total_ns(path: impl AsRef<Path>) -> io::Result<u64> {
+    let path = path.as_ref();
+    let text = fs::read_to_string(path)?;
+    parse_proc_stat_total_ns(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} has no `cpu` line of counters", path.display()),
+        )
+    })
+}
+
+/// [`proc_stat_total_ns`] on the text of the file.
+///
+/// ```
+/// use ffrtmp_power::parse_proc_stat_total_ns;
+/// let stat = "cpu  100 0 50 800 10 0 5 0 20 0\ncpu0 50 0 25 400 5 0 3 0 10 0\n";
+/// // (100 + 0 + 50 + 800 + 10 + 0 + 5 + 0) ticks of 10 ms; guest (20) is inside user.
+/// assert_eq!(parse_proc_stat_total_ns(stat), Some(9_650_000_000));
+/// ```
+pub fn parse_proc_stat_total_ns(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let fields = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    if fields.len() < 4 {
+        return None;
+    }
+    let ticks: u64 = fields.iter().sum();
+    ticks.checked_mul(1_000_000_000 / USER_HZ)
+}
+
+/// The cumulative CPU time of the cgroup in `dir`, in nanoseconds: `usage_usec` of `cpu.stat`
+/// (cgroup v2), or else `cpuacct.usage` (cgroup v1, where `dir` is in the `cpuacct` hierarchy).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap();
+/// assert_eq!(ffrtmp_power::cgroup_cpu_ns(dir.path()).unwrap(), 1_500_000);
+/// ```
+pub fn cgroup_cpu_ns(dir: impl AsRef<Path>) -> io::Result<u64> {
+    let dir = dir.as_ref();
+    let invalid = |file: &Path| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} holds no CPU usage counter", file.display()),
+        )
+    };
+    let mut buf = [0u8; SMALL_FILE_MAX];
+    let stat = dir.join("cpu.stat");
+    match read_small(&stat, &mut buf) {
+        Ok(text) => {
+            let usec = text
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match usec {
+                Some(usec) => return Ok(usec.saturating_mul(1000)),
+                // cgroup v1's cpu controller also has a cpu.stat, without usage_usec.
+                None if dir.join("cpuacct.usage").exists() => {}
+                None => return Err(invalid(&stat)),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let usage = dir.join("cpuacct.usage");
+    let text = read_small(&usage, &mut buf)?;
+    text.trim().parse::<u64>().map_err(|_| invalid(&usage))
+}
+
+/// The machine's CPU time as `online CPUs × elapsed time`: what the sum of `/proc/stat`'s `cpu`
+/// line measures (every CPU second, busy and idle), without its 10 ms resolution and without a
+/// file read (about 17 µs on a small VM). An agent's [`CpuTimes::total_ns`] can return
+/// [`total_ns`](Self::total_ns) of one clock made at start-up.
+///
+/// ```
+/// let clock = ffrtmp_power::MachineClock::new();
+/// assert!(clock.cpus() >= 1);
+/// let (a, b) = (clock.total_ns(), clock.total_ns());
+/// assert!(b >= a);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MachineClock {
+    cpus: u64,
+    origin: Instant,
+}
+
+impl MachineClock {
+    /// A clock counting [`online_cpus`] CPUs from now.
+    pub fn new() -> Self {
+        Self::with_cpus(online_cpus())
+    }
+
+    /// A clock counting `cpus` CPUs (at least 1) from now.
+    pub fn with_cpus(cpus: u32) -> Self {
+        MachineClock {
+            cpus: u64::from(cpus.max(1)),
+            origin: Instant::now(),
+        }
+    }
+
+    /// CPUs counted.
+    pub fn cpus(&self) -> u32 {
+        self.cpus as u32
+    }
+
+    /// CPU nanoseconds of the whole machine since the clock was made.
+    pub fn total_ns(&self) -> u64 {
+        let elapsed = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        elapsed.saturating_mul(self.cpus)
+    }
+}
+
+impl Default for MachineClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// CPUs online on the host, from `/sys/devices/system/cpu/online` (`0-3,6`), or else the CPUs
+/// this process may use. The host's count is the right one for energy: RAPL measures whole
+/// packages, whatever CPU quota the agent runs under.
+pub fn online_cpus() -> u32 {
+    fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|text| parse_cpu_list(&text))
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get() as u32))
+        .unwrap_or(1)
+}
+
+/// Counts the CPUs of a kernel CPU list such as `0-3,6,8-9`.
+fn parse_cpu_list(text: &str) -> Option<u32> {
+    let mut count = 0u32;
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.trim().parse::<u32>().ok()?, hi.trim().parse::<u32>().ok()?),
+            None => {
+                let n = part.trim().parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        count += hi.checked_sub(lo)? + 1;
+    }
+    (count > 0).then_some(count)
+}
+
+/// A [`CpuTimes`] with no jobs and no machine counter, for samplers without a power source.
+pub(crate) struct NoCpuTimes;
+
+impl CpuTimes for NoCpuTimes {
+    fn job_cpu_ns(&self, _job: &str) -> Option<u64> {
+        None
+    }
+
+    fn total_ns(&self) -> Option<u64> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_needs_a_cpu_line() {
+        assert_eq!(parse_proc_stat_total_ns("cpu0 1 2 3 4\n"), None);
+        assert_eq!(parse_proc_stat_total_ns("cpu  1 2 x 4\n"), None);
+        assert_eq!(parse_proc_stat_total_ns("cpu  1 2\n"), None);
+        assert_eq!(parse_proc_stat_total_ns("intr 5\ncpu  1 2 3 4\n"), Some(100_000_000));
+    }
+
+    #[test]
+    fn cpu_lists_count() {
+        assert_eq!(parse_cpu_list("0-3,6,8-9\n"), Some(7));
+        assert_eq!(parse_cpu_list("0\n"), Some(1));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list(""), None);
+        assert!(online_cpus() >= 1);
+    }
+
+    #[test]
+    fn machine_clock_counts_every_cpu() {
+        let clock = MachineClock::with_cpus(4);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let ns = clock.total_ns();
+        assert!(ns >= 80_000_000, "{ns}");
+        assert_eq!(MachineClock::with_cpus(0).cpus(), 1);
+    }
+
+    #[test]
+    fn real_proc_stat_parses_when_present() {
+        if Path::new("/proc/stat").exists() {
+            let a = proc_stat_total_ns("/proc/stat").unwrap();
+            assert!(a > 0);
+        }
+    }
+
+    #[test]
+    fn cgroup_v1_and_v2_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_cpu_ns(dir.path()).unwrap_err().kind(), io::ErrorKind::NotFound);
+        fs::write(dir.path().join("cpuacct.usage"), "123456789\n").unwrap();
+        assert_eq!(cgroup_cpu_ns(dir.path()).unwrap(), 123_456_789);
+        // v1 cpu controller's cpu.stat (nr_periods…) does not hide cpuacct.usage.
+        fs::write(dir.path().join("cpu.stat"), "nr_periods 0\nnr_throttled 0\n").unwrap();
+        assert_eq!(cgroup_cpu_ns(dir.path()).unwrap(), 123_456_789);
+        fs::write(dir.path().join("cpu.stat"), "usage_usec 7\n").unwrap();
+        assert_eq!(cgroup_cpu_ns(dir.path()).unwrap(), 7000);
+        fs::remove_file(dir.path().join("cpuacct.usage")).unwrap();
+        fs::write(dir.path().join("cpu.stat"), "nr_periods 0\n").unwrap();
+        assert_eq!(
+            cgroup_cpu_ns(dir.path()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
+}
