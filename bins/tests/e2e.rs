@@ -91,6 +91,11 @@ impl Cluster {
     }
 
     fn add_agent(&mut self, i: usize) {
+        let powercap = self.dir.path().join("no-powercap");
+        self.add_agent_with_powercap(i, &powercap);
+    }
+
+    fn add_agent_with_powercap(&mut self, i: usize, powercap: &Path) {
         let d = self.dir.path();
         let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
             .args([
@@ -109,7 +114,7 @@ impl Cluster {
             .arg("--input-dir")
             .arg(d.join("in"))
             .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
+            .arg(powercap)
             .env("MASTER_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(log_file(d, &format!("agent-{i}.log")))
@@ -287,4 +292,87 @@ fn a_killed_agents_job_is_retried_elsewhere_and_completes_once() {
     assert!(history
         .iter()
         .any(|h| h["to"] == "retrying" && h["reason"].as_str().unwrap().contains("NodeLost")));
+}
+
+/// A powercap tree laid out like `/sys/class/powercap` whose package counter a thread
+/// advances at a steady 50 W, wrapping at a small range so the run also crosses a wrap.
+struct FakeRapl {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeRapl {
+    fn start(root: &Path) -> FakeRapl {
+        let zone = root.join("intel-rapl:0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("name"), "package-0\n").unwrap();
+        std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
+        std::fs::write(zone.join("energy_uj"), "0\n").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let uj = (start.elapsed().as_secs_f64() * 50e6) as u64 % 262_143_328_850;
+                // Write then rename so a reader never sees a half-written number.
+                std::fs::write(zone.join("energy_uj.tmp"), format!("{uj}\n")).unwrap();
+                std::fs::rename(zone.join("energy_uj.tmp"), zone.join("energy_uj")).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        FakeRapl {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeRapl {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let _rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with_powercap(0, &powercap);
+    let job = cluster.cli_json(&[
+        "jobs",
+        "submit",
+        "--scenario",
+        "720p-h264",
+        "--duration",
+        "4",
+        "--output-mode",
+        "null",
+    ]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = cluster.cli_json(&["jobs", "wait", &id, "--timeout", "120s"]);
+    let r = &done[0]["result"];
+    assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], cluster.logs());
+    let e = &r["energy"];
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        println!("skipped the attribution check: {reason}");
+        return;
+    }
+    assert_eq!(e["source"], "rapl", "{e:#}");
+    assert_eq!(e["attribution"], "cgroup-cpu-share");
+    let joules = e["energy_joules"].as_f64().unwrap();
+    let wall = r["wall_s"].as_f64().unwrap();
+    // The node drew 50 W; the job gets its CPU share of that, never more.
+    assert!(joules > 0.0, "{e:#}");
+    assert!(
+        joules <= 50.0 * (wall + 0.5),
+        "{joules} J in {wall} s is more than the node used"
+    );
+    assert!(e["joules_per_frame"].as_f64().unwrap() > 0.0);
+    assert!(e["pixels_per_joule"].as_f64().unwrap() > 0.0);
 }

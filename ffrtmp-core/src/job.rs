@@ -95,6 +95,23 @@ pub struct EnergyReport {
     /// Why energy is missing, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_reason: Option<String>,
+    /// How the energy was attributed to this job: `cgroup-cpu-share` (the job's share of the
+    /// machine's CPU time in each sampling interval) or `whole-node` (all of the node's energy
+    /// over the job's wall time, which double-counts concurrent jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+    /// Joules of the CPU package zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_joules: Option<f64>,
+    /// Joules of the DRAM zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dram_joules: Option<f64>,
+    /// Frames encoded per joule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_per_joule: Option<f64>,
+    /// Pixels encoded per joule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels_per_joule: Option<f64>,
 }
 
 /// What a finished encode produced.

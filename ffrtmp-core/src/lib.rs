@@ -36,7 +36,7 @@ pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodeRegistration, NodeStatus,
     RunningJob,
 };
-pub use power::{EnergySample, PowerError, PowerSource, ZoneEnergy};
+pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use retry::Backoff;
 pub use scenario::{Codec, Scenario, ScenarioError};
 pub use spec::{

@@ -1,6 +1,13 @@
 //! The [`PowerSource`] trait: cumulative energy counters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
+
+use crate::ids::JobId;
+use crate::job::{EnergyReport, Job, JobResult};
 
 /// Cumulative energy of one zone, corrected for counter wraps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,5 +109,103 @@ impl PowerSource for UnavailableSource {
 
     fn sample(&self) -> Result<EnergySample, PowerError> {
         Err(PowerError::Unavailable(self.reason.clone()))
+    }
+}
+
+/// Measures the energy of individual jobs on an agent. The agent calls
+/// [`started`](JobEnergyMeter::started) before a job runs and
+/// [`finished`](JobEnergyMeter::finished) after it, for every job whatever its outcome.
+pub trait JobEnergyMeter: Send + Sync {
+    /// The job is about to run.
+    fn started(&self, job: &Job);
+    /// The job ended with `result` (`None` when it did not complete); returns its energy, or
+    /// a report saying why there is none.
+    fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport;
+}
+
+/// A report that says energy is unavailable, and why.
+pub fn unavailable_energy(reason: impl Into<String>) -> EnergyReport {
+    EnergyReport {
+        source: "unavailable".into(),
+        unavailable_reason: Some(reason.into()),
+        ..Default::default()
+    }
+}
+
+/// Whole-node energy over each job's wall time, from any [`PowerSource`]: the simplest
+/// meter, exact for one job at a time and an over-count when jobs overlap (each is charged
+/// everything the node used meanwhile). Reports say `attribution: whole-node`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ffrtmp_core::power::{JobEnergyMeter, UnavailableSource, WholeNodeEnergy};
+/// use ffrtmp_core::{Job, JobId, JobResult, JobSpec, JobState};
+/// let meter = WholeNodeEnergy::new(Arc::new(UnavailableSource::new("no powercap")));
+/// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264"), state: JobState::Running,
+///     attempt: 1, node_id: None, progress: None, result: None, error: None, retry_at_ms: None,
+///     created_at_ms: 0, updated_at_ms: 0, history: vec![] };
+/// meter.started(&job);
+/// let report = meter.finished(&job, Some(&JobResult { frames: 60, ..Default::default() }));
+/// assert_eq!(report.unavailable_reason.as_deref(), Some("no powercap"));
+/// ```
+pub struct WholeNodeEnergy {
+    source: Arc<dyn PowerSource>,
+    starts: Mutex<HashMap<(JobId, u32), (Result<EnergySample, PowerError>, Instant)>>,
+}
+
+impl WholeNodeEnergy {
+    /// A meter over `source`.
+    pub fn new(source: Arc<dyn PowerSource>) -> Self {
+        WholeNodeEnergy {
+            source,
+            starts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn reason(e: &PowerError) -> String {
+    match e {
+        PowerError::Unavailable(r) => r.clone(),
+        PowerError::Read(r) => format!("energy read failed: {r}"),
+    }
+}
+
+impl JobEnergyMeter for WholeNodeEnergy {
+    fn started(&self, job: &Job) {
+        let sample = self.source.sample();
+        if let Ok(mut starts) = self.starts.lock() {
+            starts.insert((job.id, job.attempt), (sample, Instant::now()));
+        }
+    }
+
+    fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport {
+        let start = self
+            .starts
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(&(job.id, job.attempt)));
+        let Some((before, t0)) = start else {
+            return unavailable_energy("the job's start was not measured");
+        };
+        let before = match before {
+            Ok(b) => b,
+            Err(e) => return unavailable_energy(reason(&e)),
+        };
+        let after = match self.source.sample() {
+            Ok(a) => a,
+            Err(e) => return unavailable_energy(reason(&e)),
+        };
+        let joules = after.joules_since(&before);
+        let secs = t0.elapsed().as_secs_f64();
+        let frames = result.map(|r| r.frames).unwrap_or(0);
+        EnergyReport {
+            source: self.source.name().to_string(),
+            energy_joules: Some(joules),
+            avg_watts: (secs > 0.0).then(|| joules / secs),
+            joules_per_frame: (frames > 0).then(|| joules / frames as f64),
+            frames_per_joule: (joules > 0.0 && frames > 0).then(|| frames as f64 / joules),
+            attribution: Some("whole-node".into()),
+            ..Default::default()
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The agent loop: register, heartbeat, claim, execute, report, drain.
 //!
-//! The loop is written against the [`Transport`], [`Executor`] and [`PowerSource`] traits,
+//! The loop is written against the [`Transport`], [`Executor`] and [`JobEnergyMeter`] traits,
 //! so the same code runs the reference agent over HTTPS and an embedded agent in-process.
 
 use std::collections::HashMap;
@@ -8,10 +8,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ffrtmp_core::power::unavailable_energy;
 use ffrtmp_core::{
-    cancel_pair, Assignment, Backoff, CancelHandle, ClaimRequest, EnergyReport, EnergySample, ErrorKind, ExecOutcome,
-    Executor, Heartbeat, JobError, JobEvent, JobId, JobReport, JobResult, Node, NodeId, NodeRegistration, PowerSource,
-    Progress, ProgressSink, RunningJob, Transport, TransportError,
+    cancel_pair, Assignment, Backoff, CancelHandle, ClaimRequest, ErrorKind, ExecOutcome, Executor, Heartbeat, Job,
+    JobEnergyMeter, JobError, JobEvent, JobId, JobReport, Node, NodeId, NodeRegistration, Progress, ProgressSink,
+    RunningJob, Transport, TransportError,
 };
 use tokio::sync::Notify;
 
@@ -84,7 +85,7 @@ impl LatestProgress {
 struct Shared {
     transport: Arc<dyn Transport>,
     executor: Arc<dyn Executor>,
-    power: Option<Arc<dyn PowerSource>>,
+    energy: Option<Arc<dyn JobEnergyMeter>>,
     config: AgentConfig,
     slots: Mutex<HashMap<JobId, Slot>>,
     slot_freed: Notify,
@@ -97,18 +98,19 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Builds an agent. `power` is optional: without it results say energy is unavailable.
+    /// Builds an agent. `energy` is optional: without a meter, results say energy is
+    /// unavailable and why.
     pub fn new(
         transport: Arc<dyn Transport>,
         executor: Arc<dyn Executor>,
-        power: Option<Arc<dyn PowerSource>>,
+        energy: Option<Arc<dyn JobEnergyMeter>>,
         config: AgentConfig,
     ) -> Self {
         Agent {
             shared: Arc::new(Shared {
                 transport,
                 executor,
-                power,
+                energy,
                 config,
                 slots: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
@@ -262,11 +264,11 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
             }
             // Unreachable: run anyway; the outcome report is retried patiently.
             _ => {
-                let before = sample(&shared.power);
-                let t0 = Instant::now();
+                if let Some(m) = &shared.energy {
+                    m.started(&job);
+                }
                 let outcome = shared.executor.execute(&job, progress.as_ref(), signal).await;
-                let after = sample(&shared.power);
-                Some(with_energy(outcome, &shared.power, before, after, t0.elapsed()))
+                Some(measure(&shared.energy, &job, outcome))
             }
         };
         let event = match outcome {
@@ -353,58 +355,30 @@ async fn drain(shared: &Arc<Shared>) {
     }
 }
 
-fn sample(power: &Option<Arc<dyn PowerSource>>) -> Option<Result<EnergySample, String>> {
-    power.as_ref().map(|p| p.sample().map_err(|e| e.to_string()))
-}
-
-/// Adds whole-node energy over the job's interval to a completed result.
-fn with_energy(
-    outcome: ExecOutcome,
-    power: &Option<Arc<dyn PowerSource>>,
-    before: Option<Result<EnergySample, String>>,
-    after: Option<Result<EnergySample, String>>,
-    wall: Duration,
-) -> ExecOutcome {
-    let ExecOutcome::Completed { mut result } = outcome else {
-        return outcome;
-    };
-    result.energy = energy_report(power, before, after, wall, &result);
-    ExecOutcome::Completed { result }
-}
-
-fn energy_report(
-    power: &Option<Arc<dyn PowerSource>>,
-    before: Option<Result<EnergySample, String>>,
-    after: Option<Result<EnergySample, String>>,
-    wall: Duration,
-    result: &JobResult,
-) -> EnergyReport {
-    let unavailable = |reason: String| EnergyReport {
-        source: "unavailable".into(),
-        unavailable_reason: Some(reason),
-        ..Default::default()
-    };
-    match (power, before, after) {
-        (Some(p), Some(Ok(b)), Some(Ok(a))) => {
-            let joules = a.joules_since(&b);
-            let secs = wall.as_secs_f64();
-            EnergyReport {
-                source: p.name().to_string(),
-                energy_joules: Some(joules),
-                avg_watts: (secs > 0.0).then(|| joules / secs),
-                joules_per_frame: (result.frames > 0).then(|| joules / result.frames as f64),
-                unavailable_reason: None,
-            }
+/// Fills a completed result's energy from the meter; every outcome ends the measurement.
+fn measure(meter: &Option<Arc<dyn JobEnergyMeter>>, job: &Job, outcome: ExecOutcome) -> ExecOutcome {
+    match (meter, outcome) {
+        (Some(m), ExecOutcome::Completed { mut result }) => {
+            result.energy = m.finished(job, Some(&result));
+            ExecOutcome::Completed { result }
         }
-        (_, Some(Err(e)), _) | (_, _, Some(Err(e))) => unavailable(e),
-        _ => unavailable("no power source configured on this agent".into()),
+        (None, ExecOutcome::Completed { mut result }) => {
+            result.energy = unavailable_energy("no energy meter configured on this agent");
+            ExecOutcome::Completed { result }
+        }
+        (Some(m), other) => {
+            m.finished(job, None);
+            other
+        }
+        (None, other) => other,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ffrtmp_core::{PowerError, ZoneEnergy};
+    use ffrtmp_core::power::WholeNodeEnergy;
+    use ffrtmp_core::{EnergySample, JobResult, JobSpec, JobState, PowerError, PowerSource, ZoneEnergy};
 
     struct Counter(Mutex<u64>);
     impl PowerSource for Counter {
@@ -424,25 +398,53 @@ mod tests {
         }
     }
 
-    #[test]
-    fn energy_is_the_counter_delta_over_the_job() {
-        let p: Option<Arc<dyn PowerSource>> = Some(Arc::new(Counter(Mutex::new(0))));
-        let before = sample(&p);
-        let after = sample(&p);
-        let result = JobResult {
-            frames: 50,
-            ..Default::default()
-        };
-        let r = energy_report(&p, before, after, Duration::from_secs(2), &result);
-        assert_eq!(r.energy_joules, Some(5.0));
-        assert_eq!(r.avg_watts, Some(2.5));
-        assert_eq!(r.joules_per_frame, Some(0.1));
+    fn job() -> Job {
+        Job {
+            id: JobId::new(),
+            seq: 1,
+            spec: JobSpec::new("720p-h264"),
+            state: JobState::Running,
+            attempt: 1,
+            node_id: None,
+            progress: None,
+            result: None,
+            error: None,
+            retry_at_ms: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            history: vec![],
+        }
     }
 
     #[test]
-    fn missing_power_says_why() {
-        let r = energy_report(&None, None, None, Duration::from_secs(1), &JobResult::default());
-        assert_eq!(r.source, "unavailable");
-        assert!(r.unavailable_reason.unwrap().contains("no power source"));
+    fn completed_jobs_carry_the_meters_energy() {
+        let meter: Option<Arc<dyn JobEnergyMeter>> =
+            Some(Arc::new(WholeNodeEnergy::new(Arc::new(Counter(Mutex::new(0))))));
+        let j = job();
+        meter.as_ref().unwrap().started(&j);
+        let done = ExecOutcome::Completed {
+            result: JobResult {
+                frames: 50,
+                ..Default::default()
+            },
+        };
+        let ExecOutcome::Completed { result } = measure(&meter, &j, done) else {
+            panic!("outcome changed")
+        };
+        assert_eq!(result.energy.energy_joules, Some(5.0));
+        assert_eq!(result.energy.joules_per_frame, Some(0.1));
+        assert_eq!(result.energy.attribution.as_deref(), Some("whole-node"));
+    }
+
+    #[test]
+    fn without_a_meter_energy_says_why() {
+        let done = ExecOutcome::Completed {
+            result: JobResult::default(),
+        };
+        let ExecOutcome::Completed { result } = measure(&None, &job(), done) else {
+            panic!("outcome changed")
+        };
+        assert_eq!(result.energy.source, "unavailable");
+        assert!(result.energy.unavailable_reason.unwrap().contains("no energy meter"));
     }
 }

@@ -11,6 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ffrtmp_core::ResourceLimits;
@@ -57,6 +58,32 @@ impl CgroupMode {
 #[derive(Clone, Debug)]
 pub struct Cgroups {
     layout: Result<Layout, String>,
+    observer: ObserverSlot,
+}
+
+/// The cgroup name of a job attempt, `<job id>-a<attempt>`: every engine names its groups so,
+/// which lets observers match a group to the job it runs.
+pub fn job_cgroup_name(job: &ffrtmp_core::Job) -> String {
+    format!("{}-a{}", job.id, job.attempt)
+}
+
+/// Told when job cgroups come and go: e.g. an energy sampler that attributes power by each
+/// group's CPU time starts reading a group when it is created and takes its final reading
+/// just before it is removed.
+pub trait CgroupObserver: Send + Sync {
+    /// The group `name` exists and has its limits; the workload has not started yet.
+    fn created(&self, name: &str, cgroup: &JobCgroup);
+    /// The group's workload has ended and the group is about to be removed.
+    fn removing(&self, name: &str, cgroup: &JobCgroup);
+}
+
+#[derive(Clone, Default)]
+struct ObserverSlot(Option<Arc<dyn CgroupObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(observer)" } else { "None" })
+    }
 }
 
 impl Cgroups {
@@ -101,6 +128,7 @@ impl Cgroups {
         }
         Cgroups {
             layout: Ok(Layout::V1 { cpu, cpuacct, memory }),
+            observer: ObserverSlot::default(),
         }
     }
 
@@ -131,6 +159,7 @@ impl Cgroups {
         match prepare() {
             Ok(()) => Cgroups {
                 layout: Ok(Layout::V2 { parent }),
+                observer: ObserverSlot::default(),
             },
             Err(reason) => Cgroups::disabled(reason),
         }
@@ -140,6 +169,7 @@ impl Cgroups {
     pub fn disabled(reason: impl Into<String>) -> Cgroups {
         Cgroups {
             layout: Err(reason.into()),
+            observer: ObserverSlot::default(),
         }
     }
 
@@ -175,6 +205,12 @@ impl Cgroups {
         }
     }
 
+    /// The same support, with `observer` told about every group created from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn CgroupObserver>) -> Cgroups {
+        self.observer = ObserverSlot(Some(observer));
+        self
+    }
+
     /// Creates the group `name` (a single path component, e.g. `<job>-a<attempt>`) and applies
     /// `limits` (`max_cpu_percent`, `max_memory_mb`), reading each one back. A stale group of
     /// the same name is emptied and replaced. On error nothing is left behind.
@@ -194,6 +230,8 @@ impl Cgroups {
                 memory: memory.as_ref().map(|p| p.join(name)),
                 dirs: Vec::new(),
                 enforced: None,
+                name: name.to_string(),
+                observer: ObserverSlot::default(),
             },
             Layout::V2 { parent } => {
                 let dir = parent.join(name);
@@ -204,6 +242,8 @@ impl Cgroups {
                     memory: Some(dir),
                     dirs: Vec::new(),
                     enforced: None,
+                    name: name.to_string(),
+                    observer: ObserverSlot::default(),
                 }
             }
         };
@@ -229,6 +269,10 @@ impl Cgroups {
             cg.dirs.push(dir);
         }
         cg.apply(limits)?;
+        if let Some(observer) = &self.observer.0 {
+            observer.created(name, &cg);
+            cg.observer = self.observer.clone();
+        }
         Ok(cg)
     }
 }
@@ -244,9 +288,23 @@ pub struct JobCgroup {
     memory: Option<PathBuf>,
     dirs: Vec<PathBuf>,
     enforced: Option<String>,
+    name: String,
+    observer: ObserverSlot,
 }
 
 impl JobCgroup {
+    /// The directory whose CPU accounting counts this group (v1 `cpuacct`, v2 the group).
+    pub fn cpu_accounting_dir(&self) -> Option<&Path> {
+        self.acct.as_deref()
+    }
+
+    /// Tells the observer, once, that the group is going away.
+    fn notify_removing(&mut self) {
+        if let Some(observer) = self.observer.0.take() {
+            observer.removing(&self.name, self);
+        }
+    }
+
     /// The hierarchy.
     pub fn mode(&self) -> CgroupMode {
         self.mode
@@ -337,6 +395,7 @@ impl JobCgroup {
     /// Kills what is left in the group and removes its directories, retrying for up to two
     /// seconds while exiting tasks drain.
     pub async fn remove(mut self) -> Result<(), ExecError> {
+        self.notify_removing();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
             match self.try_remove() {
@@ -408,6 +467,7 @@ impl JobCgroup {
 
 impl Drop for JobCgroup {
     fn drop(&mut self) {
+        self.notify_removing();
         if !self.dirs.is_empty() {
             self.kill_all();
             let _ = self.try_remove();

@@ -119,7 +119,7 @@ impl FfmpegExecutor {
         let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
         let run = run_workload(
             spec,
-            &format!("{}-a{}", job.id, job.attempt),
+            &crate::cgroup::job_cgroup_name(job),
             limits,
             &self.cgroups,
             cancel,

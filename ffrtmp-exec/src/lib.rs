@@ -24,7 +24,7 @@ pub mod progress;
 pub mod supervise;
 pub mod workload;
 
-pub use cgroup::{CgroupMode, Cgroups, JobCgroup};
+pub use cgroup::{job_cgroup_name, CgroupMode, CgroupObserver, Cgroups, JobCgroup};
 pub use command::{FfmpegCommand, FfmpegConfig};
 pub use disk::DiskUsage;
 pub use error::ExecError;

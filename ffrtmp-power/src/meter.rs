@@ -156,6 +156,7 @@ pub fn energy_report(source: &str, start: &EnergySample, end: &EnergySample, wal
         avg_watts: (wall_s.is_finite() && wall_s > 0.0).then(|| joules / wall_s),
         joules_per_frame: (frames > 0).then(|| joules / frames as f64),
         unavailable_reason: None,
+        ..Default::default()
     }
 }
 

@@ -82,6 +82,19 @@ pub struct DetailedEnergy {
 }
 
 impl DetailedEnergy {
+    /// Core's report with the attribution, zone split and per-frame/per-pixel figures filled
+    /// in, as stored in a job's result.
+    pub fn into_report(self) -> EnergyReport {
+        EnergyReport {
+            attribution: Some(self.attribution),
+            cpu_joules: self.cpu_joules,
+            dram_joules: self.dram_joules,
+            frames_per_joule: self.frames_per_joule,
+            pixels_per_joule: self.pixels_per_joule,
+            ..self.report
+        }
+    }
+
     /// Details of a whole-node report from an [`EnergyMeter`](crate::EnergyMeter), adding the per
     /// frame and per pixel figures.
     pub fn whole_node(report: EnergyReport, frames: u64, wall_s: f64, pixels: u64) -> Self {
@@ -131,6 +144,7 @@ pub fn detailed_report(job: &JobEnergy, frames: u64, wall_s: f64, pixels: u64) -
             avg_watts: wall_s.map(|w| joules / w),
             joules_per_frame: (frames > 0).then(|| joules / frames as f64),
             unavailable_reason: None,
+            ..Default::default()
         },
         attribution: ATTRIBUTION_METHOD.to_string(),
         cpu_joules: Some(job.joules_cpu),

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use ffrtmp::energy::AttributedEnergy;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
-use ffrtmp_core::power::UnavailableSource;
-use ffrtmp_core::{Executor, NodeRegistration, PowerSource, Transport};
+use ffrtmp_core::{Executor, NodeRegistration, Transport};
 use ffrtmp_exec::agent::{Agent, AgentConfig};
-use ffrtmp_exec::{detect, FfmpegConfig, FfmpegExecutor, NoopExecutor};
+use ffrtmp_exec::{detect, Cgroups, FfmpegConfig, FfmpegExecutor, NoopExecutor};
 use ffrtmp_http::{ClientConfig, HttpTransport};
-use ffrtmp_power::RaplSource;
+use ffrtmp_power::{RaplSource, Sampler, SamplerConfig};
 
 /// ffrtmp agent: pulls transcode jobs from a master and runs them.
 #[derive(Parser, Debug)]
@@ -62,6 +62,9 @@ struct Args {
     /// Powercap root to read RAPL energy from.
     #[arg(long, default_value = ffrtmp_power::SYSTEM_POWERCAP)]
     powercap_root: PathBuf,
+    /// Energy sampling rate in Hz.
+    #[arg(long, default_value_t = 10.0)]
+    sample_hz: f64,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -96,6 +99,22 @@ async fn main() -> anyhow::Result<()> {
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
     }
+    let cgroups = Cgroups::detect();
+    if let Some(reason) = cgroups.unavailable_reason() {
+        tracing::warn!(
+            reason,
+            "job limits will not be enforced and energy cannot be attributed per job"
+        );
+    }
+    let sampler_config = SamplerConfig::hz(args.sample_hz);
+    let energy = Arc::new(AttributedEnergy::new(
+        |cpu| Sampler::start_or_unavailable(RaplSource::open(&args.powercap_root), cpu, sampler_config),
+        cgroups.unavailable_reason().map(String::from),
+    ));
+    if let Some(reason) = energy.sampler().unavailable_reason() {
+        tracing::warn!(reason = %reason, "energy will be reported as unavailable");
+    }
+    let cgroups = cgroups.with_observer(energy.clone());
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
         ExecutorKind::Noop => (
             Arc::new(NoopExecutor::new(args.noop_delay)),
@@ -115,21 +134,10 @@ async fn main() -> anyhow::Result<()> {
             let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
             exec_config.ffmpeg_path = ffmpeg;
             (
-                Arc::new(FfmpegExecutor::new(exec_config)),
+                Arc::new(FfmpegExecutor::with_cgroups(exec_config, cgroups)),
                 encoders,
                 vec!["ffmpeg".into()],
             )
-        }
-    };
-
-    let power: Arc<dyn PowerSource> = match RaplSource::open(&args.powercap_root) {
-        Ok(src) => Arc::new(src),
-        Err(e) => {
-            tracing::warn!(reason = %e, "energy will be reported as unavailable");
-            let reason = match e {
-                ffrtmp_core::PowerError::Unavailable(r) | ffrtmp_core::PowerError::Read(r) => r,
-            };
-            Arc::new(UnavailableSource::new(reason))
         }
     };
 
@@ -151,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
     config.heartbeat_interval = args.heartbeat_interval;
     config.claim_wait = args.claim_wait;
     config.drain_timeout = args.drain_timeout;
-    let summary = Agent::new(transport, executor, Some(power), config)
+    let summary = Agent::new(transport, executor, Some(energy), config)
         .run(shutdown_signal())
         .await;
     tracing::info!(reported = summary.reported, stopped = summary.stopped, "agent stopped");
