@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub mod energy;
 pub mod load;
 
 /// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.
