@@ -10,7 +10,7 @@ use clap::Parser;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
 use ffrtmp_http::{Server, ServerConfig, TlsSetup};
-use ffrtmp_sched::{spawn_sweeper, SchedConfig, SqliteStore};
+use ffrtmp_sched::{spawn_sweeper, PgStore, SchedConfig, SqliteStore};
 
 /// ffrtmp master: schedules transcode jobs onto pull-based agents.
 #[derive(Parser, Debug)]
@@ -22,7 +22,8 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1", env = "MASTER_BIND")]
     bind: IpAddr,
-    /// SQLite database file.
+    /// Job store: a SQLite database file, or a `postgres://user@host:port/db` URL to share
+    /// one PostgreSQL database between several masters.
     #[arg(long, default_value = "ffrtmp-master.db", env = "MASTER_DB")]
     db: PathBuf,
     /// API key agents and users must present as `Authorization: Bearer <key>`.
@@ -87,9 +88,18 @@ async fn main() -> anyhow::Result<()> {
         retention: (!args.retention.is_zero()).then_some(args.retention),
         ..SchedConfig::default()
     };
-    let store = SqliteStore::open_with(&args.db, config)
-        .with_context(|| format!("opening the job database {}", args.db.display()))?;
-    let store: Arc<dyn JobStore> = Arc::new(store);
+    let db = args.db.to_string_lossy().into_owned();
+    let store: Arc<dyn JobStore> = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = PgStore::connect(&db, config)
+            .await
+            .context("connecting to PostgreSQL")?;
+        tracing::info!(target = pg.target(), "job store: PostgreSQL");
+        Arc::new(pg)
+    } else {
+        let store = SqliteStore::open_with(&args.db, config)
+            .with_context(|| format!("opening the job database {}", args.db.display()))?;
+        Arc::new(store)
+    };
 
     let tls = if args.insecure_plaintext {
         tracing::warn!("TLS is off (--insecure-plaintext): keys and jobs travel in clear text");
@@ -98,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
         TlsSetup::Files { cert, key }
     } else {
         let dir = args.tls_dir.clone().unwrap_or_else(|| {
+            if db.contains("://") {
+                return PathBuf::from("tls");
+            }
             let parent = args.db.parent().filter(|p| !p.as_os_str().is_empty());
             parent.map(|p| p.join("tls")).unwrap_or_else(|| PathBuf::from("tls"))
         });
@@ -110,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::bind(ServerConfig::new(addr, tls, args.api_key.clone(), store.clone()))
         .await
         .with_context(|| format!("starting the API server on {addr}"))?;
-    tracing::info!(url = %server.base_url(), db = %args.db.display(), "master listening");
+    tracing::info!(url = %server.base_url(), "master listening");
     if let Some(path) = &args.ready_file {
         // Write then rename, so a reader never sees a partial URL.
         let tmp = path.with_extension("tmp");
