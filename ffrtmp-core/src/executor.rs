@@ -67,6 +67,8 @@ impl CancelSignal {
 /// How an execution ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+// Outcomes are moved once from executor to reporter; boxing the result would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ExecOutcome {
     /// Success.
     Completed {

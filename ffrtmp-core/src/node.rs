@@ -109,6 +109,8 @@ pub struct Assignment {
 /// What happened to an assigned job, as told by its node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// Events are built, sent once and dropped; boxing the completed result would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum JobEvent {
     /// The workload started.
     Started,

@@ -150,8 +150,11 @@ pub fn unavailable_energy(reason: impl Into<String>) -> EnergyReport {
 /// ```
 pub struct WholeNodeEnergy {
     source: Arc<dyn PowerSource>,
-    starts: Mutex<HashMap<(JobId, u32), (Result<EnergySample, PowerError>, Instant)>>,
+    starts: Mutex<HashMap<(JobId, u32), JobStart>>,
 }
+
+/// The reading (or its failure) and time at a job's start.
+type JobStart = (Result<EnergySample, PowerError>, Instant);
 
 impl WholeNodeEnergy {
     /// A meter over `source`.
