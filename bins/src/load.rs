@@ -15,6 +15,9 @@ use ffrtmp_core::{
 use ffrtmp_http::{ApiClient, ClientConfig, HttpTransport, Server, ServerConfig, TlsSetup};
 use ffrtmp_sched::{SchedConfig, SqliteStore, StoreTransport};
 
+/// Concurrent submitting clients in the throughput runs.
+const SUBMITTERS: usize = 32;
+
 /// What one run measured.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LoadReport {
@@ -132,10 +135,10 @@ async fn throughput(
     for (i, t) in transports.into_iter().enumerate() {
         agents.push(tokio::spawn(agent_loop(t, i, cfg.batch, cfg.jobs, done.clone())));
     }
-    let submitters: Vec<_> = (0..8)
+    let submitters: Vec<_> = (0..SUBMITTERS)
         .map(|_| {
             let submit = submit.clone();
-            let n = cfg.jobs / 8;
+            let n = cfg.jobs / SUBMITTERS;
             tokio::spawn(async move {
                 for _ in 0..n {
                     submit(JobSpec::new("720p-h264")).await;
@@ -149,7 +152,7 @@ async fn throughput(
     for a in agents {
         a.await.expect("agent");
     }
-    (cfg.jobs / 8 * 8) as f64 / start.elapsed().as_secs_f64()
+    (cfg.jobs / SUBMITTERS * SUBMITTERS) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Small boxed-future helper so the submit path can be either the store or the HTTPS API.
@@ -160,7 +163,7 @@ mod futures_lite {
 /// Runs the whole harness in a scratch directory.
 pub async fn run(cfg: LoadConfig, dir: &Path) -> anyhow::Result<LoadReport> {
     let cfg = LoadConfig {
-        jobs: cfg.jobs.max(8) / 8 * 8,
+        jobs: cfg.jobs.max(SUBMITTERS) / SUBMITTERS * SUBMITTERS,
         ..cfg
     };
     let raw = ffrtmp_sched::baseline::raw_update_tx_per_s(dir, 2000, cfg.durable)?;

@@ -63,8 +63,10 @@ fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Con
             )));
         }
         let sync = if config.durable { "FULL" } else { "NORMAL" };
-        conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"))
-            .map_err(db)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+        ))
+        .map_err(db)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
