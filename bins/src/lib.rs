@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+pub mod bench;
 pub mod energy;
 pub mod load;
+pub mod recommend;
 
 /// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.
 ///

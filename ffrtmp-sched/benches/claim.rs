@@ -14,14 +14,18 @@ fn raw_sqlite_tx_per_sec(dir: &std::path::Path, n: usize) -> f64 {
     ffrtmp_sched::baseline::raw_update_tx_per_s(dir, n, true).unwrap()
 }
 
+/// Concurrent submitting clients.
+const CLIENTS: usize = 32;
+
 /// Lifecycles with `workers` concurrent agents, each claiming up to 16 and completing them.
 async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize) -> f64 {
     let start = Instant::now();
     let mut submitters = Vec::new();
-    for _ in 0..4 {
+    let claimed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..CLIENTS {
         let s = store.clone();
         submitters.push(tokio::spawn(async move {
-            for _ in 0..jobs / 4 {
+            for _ in 0..jobs / CLIENTS {
                 s.submit(JobSpec::new("720p-h264")).await.unwrap();
             }
         }));
@@ -29,6 +33,7 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
     let mut agents = Vec::new();
     for w in 0..workers {
         let s = store.clone();
+        let claimed = claimed.clone();
         agents.push(tokio::spawn(async move {
             let node = s
                 .register_node(NodeRegistration {
@@ -43,8 +48,7 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
                 .await
                 .unwrap();
             let mut done = 0usize;
-            let mut idle = 0;
-            while idle < 50 {
+            while claimed.load(std::sync::atomic::Ordering::Relaxed) < jobs / CLIENTS * CLIENTS {
                 let got = s
                     .claim(&ClaimRequest {
                         node_id: node.id,
@@ -55,11 +59,10 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
                     .await
                     .unwrap();
                 if got.is_empty() {
-                    idle += 1;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
-                idle = 0;
+                claimed.fetch_add(got.len(), std::sync::atomic::Ordering::Relaxed);
                 let reports = got.into_iter().map(|a| {
                     let s = s.clone();
                     async move {
@@ -87,9 +90,7 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
     for a in agents {
         total += a.await.unwrap();
     }
-    assert_eq!(total, jobs / 4 * 4);
-    // The idle tail (50 empty claims) is not work; it is a few ms and is included, which
-    // only understates the rate.
+    assert_eq!(total, jobs / CLIENTS * CLIENTS);
     total as f64 / start.elapsed().as_secs_f64()
 }
 

@@ -1,10 +1,12 @@
 //! The ffrtmp command line: submit and inspect jobs, list nodes.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use ffrtmp::bench::{self, parse_threshold};
 use ffrtmp::parse_duration;
 use ffrtmp_core::{
     Classification, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters, Priority, Queue,
@@ -40,6 +42,8 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Output {
+    /// Tables and text (`text` is the same).
+    #[value(alias = "text")]
     Table,
     Json,
 }
@@ -57,6 +61,16 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Configuration help.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Suggest ffrtmp-agent settings for this machine (cores, memory, encoders, energy), with
+    /// reasons. `--output json` for JSON.
+    Recommend,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +91,61 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         latency_samples: usize,
     },
+    /// Run a benchmark matrix on the master's nodes and write per-run results (runs.json,
+    /// runs.csv, meta.json) into --out.
+    Run(BenchRunArgs),
+    /// Compare two result files (JSON or CSV by extension). Exit status: 0 no regression, 1 a
+    /// scenario regressed beyond the threshold, 2 the files could not be compared.
+    Compare {
+        /// Baseline results.
+        base: PathBuf,
+        /// Results to judge.
+        test: PathBuf,
+        /// Relative change that counts, e.g. 3% or 0.03.
+        #[arg(long, default_value = "3%", value_parser = parse_threshold)]
+        threshold: f64,
+    },
+    /// Write a self-contained HTML report (inline SVG charts) of one or more result files;
+    /// every file after the first is compared against the first.
+    Report {
+        /// Result files (JSON or CSV by extension).
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// The HTML file to write.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+        /// Relative change that counts in comparisons, e.g. 3% or 0.03.
+        #[arg(long, default_value = "3%", value_parser = parse_threshold)]
+        threshold: f64,
+        /// Page title.
+        #[arg(long, default_value = "ffrtmp bench report")]
+        title: String,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+struct BenchRunArgs {
+    /// Matrix file (JSON), e.g. {"scenarios":["720p-h264"],"bitrates":["2M","5M"],"duration":3}.
+    #[arg(long)]
+    matrix: PathBuf,
+    /// Recorded runs per cell.
+    #[arg(long, default_value_t = 5)]
+    repeat: u32,
+    /// Unrecorded warm-up runs per cell, before the recorded ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
+    /// Idle window before and after the runs (nothing submitted), e.g. 10s; 0s skips it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    idle_window: Duration,
+    /// Most runs in flight at once (1: runs never share a node).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
+    /// Deadline for the whole benchmark; unfinished runs are canceled.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Directory for runs.json, runs.csv and meta.json.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,24 +310,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r);
-    }
+    print!("{}", bench::text_table(headers, rows));
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -289,72 +341,57 @@ const JOB_HEADERS: [&str; 11] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Bench(BenchCommand::Load {
-        jobs,
-        agents,
-        batch,
-        no_durable,
-        latency_samples,
-    }) = cli.command
-    {
-        let dir = tempfile::tempdir().context("creating a scratch directory")?;
-        let config = ffrtmp::load::LoadConfig {
+    let json = cli.output == Output::Json;
+    // Commands that need no master.
+    match &cli.command {
+        Command::Bench(BenchCommand::Load {
             jobs,
-            agents: agents.max(1),
-            batch: batch.max(1),
-            durable: !no_durable,
-            latency_samples: latency_samples.max(1),
-        };
-        let r = ffrtmp::load::run(config, dir.path()).await?;
-        if cli.output == Output::Json {
-            return print_json(&r);
+            agents,
+            batch,
+            no_durable,
+            latency_samples,
+        }) => {
+            let config = ffrtmp::load::LoadConfig {
+                jobs: *jobs,
+                agents: (*agents).max(1),
+                batch: (*batch).max(1),
+                durable: !no_durable,
+                latency_samples: (*latency_samples).max(1),
+            };
+            return bench_load(config, json).await;
         }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        println!(
-            "load: {} jobs, {} agents, durable={}, {cores} cores",
-            r.jobs, r.agents, r.durable
-        );
-        table(
-            &["MEASURE", "VALUE", "VS RAW SQLITE TX/S"],
-            vec![
-                vec![
-                    "raw SQLite single-row tx/s".into(),
-                    format!("{:.0}", r.raw_sqlite_tx_per_s),
-                    "1.00".into(),
-                ],
-                vec![
-                    "lifecycles/s in-process".into(),
-                    format!("{:.0}", r.in_process_per_s),
-                    format!("{:.2}", r.in_process_per_s / r.raw_sqlite_tx_per_s),
-                ],
-                vec![
-                    "lifecycles/s over HTTPS".into(),
-                    format!("{:.0}", r.https_per_s),
-                    format!("{:.2}", r.https_per_s / r.raw_sqlite_tx_per_s),
-                ],
-                vec![
-                    "writes per commit (in-process)".into(),
-                    format!("{:.1}", r.in_process_mean_group),
-                    "-".into(),
-                ],
-                vec![
-                    "enqueue-to-claim p50 ms".into(),
-                    format!("{:.2}", r.claim_latency_p50_ms),
-                    "-".into(),
-                ],
-                vec![
-                    "enqueue-to-claim p99 ms".into(),
-                    format!("{:.2}", r.claim_latency_p99_ms),
-                    "-".into(),
-                ],
-            ],
-        );
-        return Ok(());
+        Command::Bench(BenchCommand::Compare { base, test, threshold }) => {
+            // 0: no regression, 1: a regression beyond the threshold, 2: could not compare.
+            let code = bench_compare(base, test, *threshold, json).unwrap_or_else(|e| {
+                eprintln!("Error: {e:?}");
+                2
+            });
+            std::io::stdout().flush()?;
+            std::process::exit(code);
+        }
+        Command::Bench(BenchCommand::Report {
+            results,
+            out,
+            threshold,
+            title,
+        }) => {
+            bench::report::write_report(results, out, *threshold, title)?;
+            println!("wrote {}", out.display());
+            return Ok(());
+        }
+        Command::Config(ConfigCommand::Recommend) => {
+            let r = ffrtmp::recommend::recommend(&ffrtmp::recommend::detect().await);
+            if json {
+                return print_json(&r);
+            }
+            print!("{}", ffrtmp::recommend::render_text(&r));
+            return Ok(());
+        }
+        _ => {}
     }
     let mut config = ClientConfig::new(cli.master.clone(), cli.api_key.clone());
     config.ca_cert = cli.ca_cert.clone();
     let api = ApiClient::new(config).context("building the HTTPS client")?;
-    let json = cli.output == Output::Json;
     match cli.command {
         Command::Jobs(JobsCommand::Submit(args)) => {
             let job = api.submit(&args.spec()).await?;
@@ -493,11 +530,97 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS"], rows);
         }
-        Command::Bench(_) => unreachable!("handled before connecting"),
+        Command::Bench(BenchCommand::Run(args)) => bench_run(&api, &cli.master, &args, json).await?,
+        Command::Bench(_) | Command::Config(_) => unreachable!("handled before connecting"),
         Command::Scenarios => {
             let v = api.scenarios().await?;
             print_json(&v)?;
         }
     }
     Ok(())
+}
+
+async fn bench_load(config: ffrtmp::load::LoadConfig, json: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("creating a scratch directory")?;
+    let r = ffrtmp::load::run(config, dir.path()).await?;
+    if json {
+        return print_json(&r);
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "load: {} jobs, {} agents, durable={}, {cores} cores",
+        r.jobs, r.agents, r.durable
+    );
+    let ratio = |v: f64| format!("{:.2}", v / r.raw_sqlite_tx_per_s);
+    table(
+        &["MEASURE", "VALUE", "VS RAW SQLITE TX/S"],
+        vec![
+            vec![
+                "raw SQLite single-row tx/s".into(),
+                format!("{:.0}", r.raw_sqlite_tx_per_s),
+                "1.00".into(),
+            ],
+            vec![
+                "lifecycles/s in-process".into(),
+                format!("{:.0}", r.in_process_per_s),
+                ratio(r.in_process_per_s),
+            ],
+            vec![
+                "lifecycles/s over HTTPS".into(),
+                format!("{:.0}", r.https_per_s),
+                ratio(r.https_per_s),
+            ],
+            vec![
+                "writes per commit (in-process)".into(),
+                format!("{:.1}", r.in_process_mean_group),
+                "-".into(),
+            ],
+            vec![
+                "enqueue-to-claim p50 ms".into(),
+                format!("{:.2}", r.claim_latency_p50_ms),
+                "-".into(),
+            ],
+            vec![
+                "enqueue-to-claim p99 ms".into(),
+                format!("{:.2}", r.claim_latency_p99_ms),
+                "-".into(),
+            ],
+        ],
+    );
+    Ok(())
+}
+
+async fn bench_run(api: &ApiClient, master: &str, args: &BenchRunArgs, json: bool) -> anyhow::Result<()> {
+    let matrix = bench::matrix::Matrix::load(&args.matrix)?;
+    let config = bench::run::RunConfig {
+        repeat: args.repeat,
+        warmup: args.warmup,
+        idle_window: args.idle_window,
+        parallel: args.parallel.max(1),
+        timeout: args.timeout,
+        poll: Duration::from_millis(250),
+    };
+    let outcome = bench::run::run(api, master, &matrix, &config, &mut |line| eprintln!("{line}")).await?;
+    let files = bench::run::write_results(&args.out, &outcome)?;
+    if json {
+        print_json(&serde_json::json!({ "files": files, "meta": outcome.meta }))?;
+    } else {
+        print!("{}", bench::run::render_summary(&outcome, &args.out));
+    }
+    if outcome.meta.deadline_passed {
+        bail!("the deadline passed before every run finished (partial results written)");
+    }
+    Ok(())
+}
+
+fn bench_compare(base: &Path, test: &Path, threshold: f64, json: bool) -> anyhow::Result<i32> {
+    let comparison = bench::compare::compare_files(base, test, threshold)?;
+    if json {
+        let (b, t) = (base.display().to_string(), test.display().to_string());
+        print_json(&bench::compare::json_report(&b, &t, &comparison, threshold))?;
+    } else {
+        println!("baseline {}  test {}", base.display(), test.display());
+        print!("{}", bench::compare::render_text(&comparison, threshold));
+    }
+    Ok(comparison.exit_code(threshold))
 }

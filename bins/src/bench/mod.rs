@@ -1,0 +1,134 @@
+//! The benchmark workflow of the `ffrtmp` CLI:
+//!
+//! - [`matrix`]: the benchmark matrix file (scenarios × bitrates × encoders × engines ×
+//!   durations) and the interleaved order its runs are submitted in;
+//! - [`run`]: `ffrtmp bench run`, which submits warm-ups and repeats to a master, waits for
+//!   them and writes per-run results in the format [`ffrtmp_power::compare`] reads;
+//! - [`compare`]: `ffrtmp bench compare`, the text and JSON views of
+//!   [`ffrtmp_power::compare::compare`];
+//! - [`report`]: `ffrtmp bench report`, a self-contained HTML page with hand-made SVG charts.
+//!
+//! Statistics (medians, bootstrap intervals, verdicts) all come from
+//! [`ffrtmp_power::compare`]; this module only runs, loads, formats and draws.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use ffrtmp_power::compare::{self as stats, RunSample};
+
+pub mod compare;
+pub mod matrix;
+pub mod report;
+pub mod run;
+
+/// Reads a runs file written by `ffrtmp bench run` (or by [`stats::write_json`] /
+/// [`stats::write_csv`]): `.csv` is read as CSV, anything else as JSON.
+pub fn load_runs(path: &Path) -> anyhow::Result<Vec<RunSample>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = std::io::BufReader::new(file);
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let runs = if is_csv {
+        stats::read_csv(reader)
+    } else {
+        stats::read_json(reader)
+    };
+    runs.with_context(|| format!("reading {}", path.display()))
+}
+
+/// Parses a relative threshold written as a percentage (`3%`, `0.5%`) or a fraction (`0.03`).
+///
+/// ```
+/// assert_eq!(ffrtmp::bench::parse_threshold("3%").unwrap(), 0.03);
+/// assert_eq!(ffrtmp::bench::parse_threshold("0.05").unwrap(), 0.05);
+/// assert!(ffrtmp::bench::parse_threshold("3").is_err()); // 300 %? Say 3% or 0.03.
+/// assert!(ffrtmp::bench::parse_threshold("-1%").is_err());
+/// ```
+pub fn parse_threshold(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 0.01),
+        None => (t, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid threshold {text:?}: expected e.g. 3% or 0.03"))?;
+    let value = value * scale;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("invalid threshold {text:?}: must be a non-negative number"));
+    }
+    if scale == 1.0 && value >= 1.0 {
+        return Err(format!(
+            "ambiguous threshold {text:?}: write a percentage ({text}%) or a fraction below 1"
+        ));
+    }
+    Ok(value)
+}
+
+/// A plain-text table: left-aligned columns separated by two spaces, one line per row.
+///
+/// ```
+/// let t = ffrtmp::bench::text_table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
+/// assert_eq!(t, "A    BB\nxyz  1\n");
+/// ```
+pub fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
+            .collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+    out
+}
+
+/// Formats a number with about four significant digits (`1234.5`, `12.35`, `0.2013`).
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        "-".into()
+    } else if v == 0.0 {
+        "0".into()
+    } else if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Formats a relative change as a signed percentage (`+5.02%`).
+pub fn fmt_pct(v: f64) -> String {
+    format!("{:+.2}%", v * 100.0)
+}
+
+fn require_nonempty(runs: &[RunSample], path: &Path) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        bail!("{} holds no runs", path.display());
+    }
+    Ok(())
+}
+
+/// [`load_runs`], refusing files without runs.
+pub fn load_nonempty(path: &Path) -> anyhow::Result<Vec<RunSample>> {
+    let runs = load_runs(path)?;
+    require_nonempty(&runs, path)?;
+    Ok(runs)
+}

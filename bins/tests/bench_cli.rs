@@ -1,0 +1,340 @@
+//! The benchmark workflow of the real `ffrtmp` binary: `bench compare` and `bench report` on
+//! synthetic result files written with `ffrtmp_power::compare`'s writers, and `bench run`
+//! against the real master and agent binaries on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ffrtmp_power::compare::{read_csv, read_json, write_csv, write_json, RunSample};
+
+const KEY: &str = "bench-test-key-0123456789abcdef";
+
+fn ffrtmp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(args)
+        .env_remove("FFRTMP_MASTER")
+        .env_remove("FFRTMP_CA_CERT")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Deterministic noise in [-1 %, +1 %].
+fn noise(i: u32, seed: u32) -> f64 {
+    let x = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)).wrapping_mul(2_246_822_519) >> 8;
+    (x % 2001) as f64 / 100_000.0 - 0.01
+}
+
+/// 10 runs of two scenarios; joules per frame scaled by `jpf_scale`, `None` energy when
+/// `energy` is false.
+fn runs(seed: u32, jpf_scale: f64, energy: bool) -> Vec<RunSample> {
+    let mut out = Vec::new();
+    for scenario in ["720p-h264/2M/3s", "1080p-h265/5M/3s"] {
+        for i in 0..10 {
+            let frames = 90;
+            let fps = 120.0 * (1.0 + noise(i, seed + 1));
+            let jpf = 0.25 * jpf_scale * (1.0 + noise(i, seed + 2));
+            out.push(RunSample {
+                scenario: scenario.into(),
+                run: i,
+                frames,
+                wall_s: frames as f64 / fps,
+                fps,
+                energy_joules: energy.then_some(jpf * frames as f64),
+                joules_per_frame: energy.then_some(jpf),
+            });
+        }
+    }
+    out
+}
+
+fn write_runs(path: &Path, runs: &[RunSample]) -> PathBuf {
+    let file = std::fs::File::create(path).unwrap();
+    if path.extension().is_some_and(|e| e == "csv") {
+        write_csv(file, runs).unwrap();
+    } else {
+        write_json(file, runs).unwrap();
+    }
+    path.to_path_buf()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn a_against_a_is_no_change_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(&dir.path().join("base.json"), &runs(1, 1.0, true));
+    let test = write_runs(&dir.path().join("test.csv"), &runs(7, 1.0, true));
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test)]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("720p-h264/2M/3s: no change"), "{t}");
+    assert!(t.contains("1080p-h265/5M/3s: no change"), "{t}");
+    assert!(t.contains("J/frame") && t.contains("95% CI"), "{t}");
+    assert!(t.contains("no regression beyond 3%"), "{t}");
+    assert!(!t.contains("worse"), "{t}");
+}
+
+#[test]
+fn five_percent_more_joules_per_frame_is_worse_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(&dir.path().join("base.json"), &runs(1, 1.0, true));
+    let test = write_runs(&dir.path().join("test.json"), &runs(7, 1.05, true));
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test), "--threshold", "3%"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("worse"), "{t}");
+    assert!(t.contains("regressed beyond 3%"), "{t}");
+    // fps did not change.
+    let fps_line = t
+        .lines()
+        .find(|l| l.starts_with("720p-h264/2M/3s") && l.contains(" fps "))
+        .unwrap();
+    assert!(fps_line.ends_with("no change"), "{fps_line}");
+
+    // A 10 % tolerance lets it pass; JSON carries the same verdicts.
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test), "--threshold", "0.10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = ffrtmp(&["--output", "json", "bench", "compare", p(&base), p(&test)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["verdicts"][0][1], "worse");
+    let jpf = &v["comparison"]["scenarios"][0]["metrics"][0];
+    assert_eq!(jpf["metric"], "joules_per_frame");
+    let change = jpf["relative_change"].as_f64().unwrap();
+    assert!((0.03..0.07).contains(&change), "{change}");
+}
+
+#[test]
+fn runs_without_energy_compare_on_fps_and_wall_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(&dir.path().join("base.csv"), &runs(1, 1.0, false));
+    let test = write_runs(&dir.path().join("test.csv"), &runs(7, 1.0, false));
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test)]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("energy unavailable"), "{t}");
+    assert!(t.contains("720p-h264/2M/3s: no change"), "{t}");
+
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&dir.path().join("missing.json"))]);
+    assert_eq!(out.status.code(), Some(2), "errors are not regressions");
+    assert!(text(&out).contains("missing.json"), "{}", text(&out));
+}
+
+#[test]
+fn report_is_one_self_contained_html_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(&dir.path().join("base.json"), &runs(1, 1.0, true));
+    let test = write_runs(&dir.path().join("test.csv"), &runs(7, 1.05, true));
+    let html = dir.path().join("report.html");
+    let out = ffrtmp(&["bench", "report", p(&base), p(&test), "--out", p(&html)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.trim_end().ends_with("</html>"));
+    assert_eq!(page.matches("<svg").count(), 3, "fps, wall time and J/frame charts");
+    assert!(page.contains("720p-h264/2M/3s") && page.contains("1080p-h265/5M/3s"));
+    assert!(
+        page.contains("<tr class=\"worse\">"),
+        "the comparison table marks the regression"
+    );
+    assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
+
+    // One set: no comparison.
+    let out = ffrtmp(&["bench", "report", p(&base), "--out", p(&html)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!std::fs::read_to_string(&html).unwrap().contains("Comparison:"));
+}
+
+// --- the real master and agent on loopback (helpers as in e2e.rs) ---
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+    _procs: Vec<Proc>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ready = d.join("ready");
+        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+            .args(["--port", "0", "--heartbeat-interval", "500ms", "--retry-base", "200ms"])
+            .arg("--db")
+            .arg(d.join("master.db"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(d, "master.log"))
+            .spawn()
+            .unwrap();
+        let master = Proc(master);
+        let url = wait_for_file(&ready, Duration::from_secs(30));
+        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .args(["--max-concurrent-jobs", "1", "--name", "bench-agent"])
+            .arg("--ca-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("--output-dir")
+            .arg(d.join("out"))
+            .arg("--input-dir")
+            .arg(d.join("in"))
+            .arg("--powercap-root")
+            .arg(d.join("no-powercap"))
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(d, "agent.log"))
+            .spawn()
+            .unwrap();
+        Cluster {
+            url,
+            _procs: vec![Proc(agent), master],
+            dir,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["--master", &self.url])
+            .arg("--ca-cert")
+            .arg(self.dir.path().join("tls/cert.pem"))
+            .args(args)
+            .env("MASTER_API_KEY", KEY)
+            .output()
+            .unwrap()
+    }
+
+    fn logs(&self) -> String {
+        ["master.log", "agent.log"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- {n}\n{}\n",
+                    std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn bench_run_records_every_repeat_against_a_real_cluster() {
+    let cluster = Cluster::start();
+    let d = cluster.dir.path();
+    let matrix = d.join("matrix.json");
+    std::fs::write(
+        &matrix,
+        r#"{"scenarios":["720p-h264"],"duration":1,"output_mode":"null"}"#,
+    )
+    .unwrap();
+    let results = d.join("results");
+    let out = cluster.cli(&[
+        "bench",
+        "run",
+        "--matrix",
+        p(&matrix),
+        "--repeat",
+        "2",
+        "--warmup",
+        "0",
+        "--idle-window",
+        "0s",
+        "--timeout",
+        "3m",
+        "--out",
+        p(&results),
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), cluster.logs());
+    let t = text(&out);
+    assert!(t.contains("720p-h264/1s"), "{t}");
+    assert!(t.contains("2 runs completed, 0 not"), "{t}");
+
+    let json = results.join("runs.json");
+    let runs = read_json(std::fs::File::open(&json).unwrap()).unwrap();
+    assert_eq!(runs.len(), 2);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r.scenario, "720p-h264/1s");
+        assert_eq!(r.run, i as u32);
+        assert!(r.frames > 0 && r.fps > 0.0 && r.wall_s > 0.0, "{r:?}");
+        assert_eq!(r.joules_per_frame, None, "no powercap on this agent");
+    }
+    let detail: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for r in detail.as_array().unwrap() {
+        assert_eq!(r["state"], "completed", "{r:#}");
+        assert_eq!(r["node"], "bench-agent");
+        assert_eq!(r["energy_source"], "unavailable");
+        assert!(r["energy_unavailable_reason"].as_str().unwrap().contains("powercap"));
+    }
+    let csv = read_csv(std::fs::File::open(results.join("runs.csv")).unwrap()).unwrap();
+    assert_eq!(csv, runs);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["runs_completed"], 2);
+    assert_eq!(meta["cells"][0], "720p-h264/1s");
+    assert!(meta["idle_energy"].as_str().unwrap().contains("not measured"));
+
+    // The results feed the report directly.
+    let html = d.join("report.html");
+    let out = ffrtmp(&["bench", "report", p(&json), "--out", p(&html)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("720p-h264/1s"));
+}
+
+#[test]
+fn config_recommend_explains_its_suggestions() {
+    let out = ffrtmp(&["config", "recommend", "--output", "text"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for flag in [
+        "--max-concurrent-jobs",
+        "--heartbeat-interval",
+        "--claim-wait",
+        "--drain-timeout",
+    ] {
+        assert!(t.contains(flag), "{flag}: {t}");
+    }
+    let out = ffrtmp(&["config", "recommend", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs: u32 = v["suggestions"][0]["value"].as_str().unwrap().parse().unwrap();
+    assert!(jobs >= 1);
+    assert!(v["hardware"]["cpu_cores"].as_u64().unwrap() >= 1);
+}
