@@ -64,6 +64,14 @@ echo "demo: submitted ${#ids[@]} jobs; waiting"
 "$BIN/ffrtmp" jobs list --limit 100 | tee "$OUT/results.txt"
 "$BIN/ffrtmp" nodes list >"$OUT/nodes.txt"
 
+echo "demo: benchmark matrix (3 repeats per cell) and HTML report"
+cat >"$OUT/matrix.json" <<'JSON'
+{"scenarios": ["720p-h264", "720p-h265"], "bitrates": ["1M", "3M"], "duration": 2, "output_mode": "null"}
+JSON
+"$BIN/ffrtmp" bench run --matrix "$OUT/matrix.json" --repeat 3 --warmup 1 --idle-window 0s \
+    --out "$OUT/bench" >"$OUT/bench.txt"
+"$BIN/ffrtmp" bench report "$OUT/bench/runs.json" --title "ffrtmp demo" --out "$OUT/report.html" >/dev/null
+
 {
     echo "# ffrtmp demo report"
     echo
@@ -83,12 +91,19 @@ echo "demo: submitted ${#ids[@]} jobs; waiting"
     echo
     echo "Energy: $(grep -o '"unavailable_reason": *"[^"]*"' "$OUT/results.json" | head -1 | sed 's/.*: *//' || true)"
     echo
-    echo "Full results: results.json. Logs: master.log, agent.log."
+    echo "## Benchmark matrix"
+    echo
+    echo '```'
+    cat "$OUT/bench.txt"
+    echo '```'
+    echo
+    echo "Charts: report.html. Per-run data: bench/runs.json, bench/runs.csv."
+    echo "Full job results: results.json. Logs: master.log, agent.log."
 } >"$OUT/report.md"
 
 kill -TERM "$agent_pid"; wait "$agent_pid" || true
 kill -TERM "$master_pid"; wait "$master_pid" || true
 pids=()
-echo "demo: report written to $OUT/report.md"
+echo "demo: report written to $OUT/report.md and $OUT/report.html"
 grep -q '"state": "failed"\|"state": "canceled"' "$OUT/results.json" && exit 1
 exit 0
