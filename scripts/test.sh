@@ -11,6 +11,11 @@ apt_install() {
 }
 
 command -v ffmpeg >/dev/null || { echo "test.sh: installing ffmpeg"; apt_install ffmpeg; }
+command -v gst-launch-1.0 >/dev/null || {
+    echo "test.sh: installing gstreamer"
+    apt_install gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+        gstreamer1.0-plugins-ugly gstreamer1.0-libav
+}
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)"; exit 1; }
 

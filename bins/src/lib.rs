@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub mod agent_status;
 pub mod bench;
 pub mod energy;
 pub mod load;

@@ -97,7 +97,7 @@ async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
                     "--claim-wait",
                     "1s",
                 ])
-                .args(["--name", &format!("noop-{i}")])
+                .args(["--name", &format!("noop-{i}"), "--status-addr", "none"])
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
                 .env("MASTER_API_KEY", KEY)

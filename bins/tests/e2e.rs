@@ -107,6 +107,9 @@ impl Cluster {
                 "2s",
             ])
             .args(["--max-concurrent-jobs", "1", "--name", &format!("agent-{i}")])
+            .args(["--status-addr", "127.0.0.1:0"])
+            .arg("--status-url-file")
+            .arg(d.join(format!("agent-{i}.status")))
             .arg("--ca-cert")
             .arg(d.join("tls/cert.pem"))
             .arg("--output-dir")
@@ -219,6 +222,26 @@ fn a_real_720p_job_travels_master_agent_and_back() {
 
     let list = cluster.cli_json(&["jobs", "list"]);
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+
+    // The agent's own status endpoint: ready (engine, disk, master) and metrics.
+    let status = wait_for_file(&cluster.dir.path().join("agent-0.status"), Duration::from_secs(5));
+    let (code, body) = http_get(&status, "/ready");
+    assert_eq!(code, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let checks: Vec<&str> = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["engine", "disk", "master"]);
+    let (code, metrics) = http_get(&status, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("ffrtmp_agent_jobs_total{outcome=\"completed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ffrtmp_energy_available 0"), "{metrics}");
 
     for agent in cluster.agents.drain(..) {
         assert!(agent.stop(Duration::from_secs(40)).success());
@@ -375,4 +398,25 @@ fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
     );
     assert!(e["joules_per_frame"].as_f64().unwrap() > 0.0);
     assert!(e["pixels_per_joule"].as_f64().unwrap() > 0.0);
+}
+
+/// A plain HTTP/1.1 GET against the agent's loopback status endpoint.
+fn http_get(base: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }

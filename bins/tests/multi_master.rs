@@ -139,7 +139,7 @@ async fn two_masters_on_one_postgres_never_hand_out_a_job_twice() {
                     "--claim-wait",
                     "1s",
                 ])
-                .args(["--name", &format!("agent-{i}")])
+                .args(["--name", &format!("agent-{i}"), "--status-addr", "none"])
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
                 .env("MASTER_API_KEY", KEY)

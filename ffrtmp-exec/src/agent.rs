@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,48 @@ impl AgentConfig {
             drain_timeout: Duration::from_secs(30),
             report_patience: Duration::from_secs(600),
         }
+    }
+}
+
+/// Live counters of an agent, for its metrics and readiness endpoints.
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    /// Jobs running now.
+    pub running: AtomicU64,
+    /// Jobs that completed.
+    pub completed: AtomicU64,
+    /// Jobs that failed.
+    pub failed: AtomicU64,
+    /// Jobs stopped by their own timeout.
+    pub timed_out: AtomicU64,
+    /// Jobs stopped because the master canceled or fenced them.
+    pub stopped: AtomicU64,
+    /// Completed jobs whose resource limits could not be enforced.
+    pub limits_not_enforced: AtomicU64,
+    /// Failed heartbeats and claims.
+    pub master_errors: AtomicU64,
+    /// Last successful exchange with the master (ms since the Unix epoch; 0: never).
+    pub last_contact_ms: AtomicU64,
+}
+
+impl AgentStats {
+    fn contact(&self) {
+        self.last_contact_ms.store(ffrtmp_core::now_ms(), Ordering::Relaxed);
+    }
+
+    fn count(&self, outcome: Option<&ExecOutcome>) {
+        let counter = match outcome {
+            Some(ExecOutcome::Completed { result }) => {
+                if result.limits.starts_with("not enforced") {
+                    self.limits_not_enforced.fetch_add(1, Ordering::Relaxed);
+                }
+                &self.completed
+            }
+            Some(ExecOutcome::Failed { .. }) => &self.failed,
+            Some(ExecOutcome::TimedOut { .. }) => &self.timed_out,
+            Some(ExecOutcome::Canceled) | None => &self.stopped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -90,6 +133,7 @@ struct Shared {
     slots: Mutex<HashMap<JobId, Slot>>,
     slot_freed: Notify,
     summary: Mutex<AgentSummary>,
+    stats: Arc<AgentStats>,
 }
 
 /// A worker agent.
@@ -115,8 +159,14 @@ impl Agent {
                 slots: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
                 summary: Mutex::new(AgentSummary::default()),
+                stats: Arc::new(AgentStats::default()),
             }),
         }
+    }
+
+    /// Live counters, shared with whoever serves the agent's metrics.
+    pub fn stats(&self) -> Arc<AgentStats> {
+        self.shared.stats.clone()
     }
 
     /// Runs until `shutdown` resolves, then stops claiming, drains running jobs (up to
@@ -177,6 +227,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
             .collect();
         match shared.transport.heartbeat(node_id, &Heartbeat { running }).await {
             Ok(reply) => {
+                shared.stats.contact();
                 let slots = lock(&shared.slots);
                 for id in reply.cancel {
                     if let Some(slot) = slots.get(&id) {
@@ -185,7 +236,10 @@ async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) => {
+                shared.stats.master_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
         }
     }
 }
@@ -212,6 +266,7 @@ async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
         let started = Instant::now();
         match shared.transport.claim(&request).await {
             Ok(assignments) => {
+                shared.stats.contact();
                 failures = 0;
                 let empty = assignments.is_empty();
                 for a in assignments {
@@ -222,6 +277,7 @@ async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
                 }
             }
             Err(e) => {
+                shared.stats.master_errors.fetch_add(1, Ordering::Relaxed);
                 if e.is_retryable() {
                     pending_claim = Some(claim_id);
                 }
@@ -247,6 +303,7 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
         },
     );
     let shared = shared.clone();
+    shared.stats.running.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         let id = job.id;
         let attempt = job.attempt;
@@ -271,6 +328,7 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
                 Some(measure(&shared.energy, &job, outcome))
             }
         };
+        shared.stats.count(outcome.as_ref());
         let event = match outcome {
             Some(ExecOutcome::Completed { result }) => Some(JobEvent::Completed { result }),
             Some(ExecOutcome::Failed { error }) => Some(JobEvent::Failed { error }),
@@ -290,6 +348,7 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
             None => lock(&shared.summary).stopped += 1,
         }
         lock(&shared.slots).remove(&id);
+        shared.stats.running.fetch_sub(1, Ordering::Relaxed);
         shared.slot_freed.notify_one();
     });
 }

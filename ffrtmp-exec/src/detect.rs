@@ -71,3 +71,40 @@ pub fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// The elements of [`GST_ELEMENTS`](crate::gstreamer::GST_ELEMENTS) that this node's
+/// GStreamer has, from the listing of `gst-inspect-1.0` (the `gstreamer` engine is usable when
+/// this succeeds; which codecs it encodes depends on the encoder elements found).
+pub async fn gstreamer_elements(gst_inspect: &Path) -> Result<Vec<String>, String> {
+    let out = tokio::process::Command::new(gst_inspect)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", gst_inspect.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} exited with {}", gst_inspect.display(), out.status));
+    }
+    Ok(parse_gst_inspect(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Picks the elements the GStreamer engine uses out of a `gst-inspect-1.0` listing
+/// (`plugin:  element: description` lines), in listing order.
+///
+/// ```
+/// let text = "x264:  x264enc: x264 H.264 Encoder\nisomp4:  mp4mux: MP4 Muxer\nzxing:  zxing: Barcode detector\n";
+/// assert_eq!(ffrtmp_exec::detect::parse_gst_inspect(text), vec!["x264enc", "mp4mux"]);
+/// ```
+pub fn parse_gst_inspect(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_plugin), Some(name), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let name = name.trim();
+        if crate::gstreamer::GST_ELEMENTS.contains(&name) && !found.iter().any(|f| f == name) {
+            found.push(name.to_string());
+        }
+    }
+    found
+}

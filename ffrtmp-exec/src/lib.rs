@@ -8,6 +8,8 @@
 //! - [`workload`]: a supervised program in a job cgroup, classified into an outcome.
 //! - [`disk`]: scratch-disk checks.
 //! - [`ffmpeg`]: [`FfmpegExecutor`], the default [`ffrtmp_core::Executor`].
+//! - [`gstreamer`]: [`GstExecutor`], the same jobs as `gst-launch-1.0` pipelines.
+//! - [`engine`]: [`AutoExecutor`], FFmpeg or GStreamer per job (live work on GStreamer).
 //! - [`detect`]: what the node can do (encoders, cores, memory).
 //! - [`agent`]: the agent loop ([`agent::Agent`]): register, heartbeat, claim, run, report, drain.
 #![warn(missing_docs)]
@@ -17,8 +19,10 @@ pub mod cgroup;
 pub mod command;
 pub mod detect;
 pub mod disk;
+pub mod engine;
 pub mod error;
 pub mod ffmpeg;
+pub mod gstreamer;
 pub mod noop;
 pub mod progress;
 pub mod supervise;
@@ -27,8 +31,10 @@ pub mod workload;
 pub use cgroup::{job_cgroup_name, CgroupMode, CgroupObserver, Cgroups, JobCgroup};
 pub use command::{FfmpegCommand, FfmpegConfig};
 pub use disk::DiskUsage;
+pub use engine::AutoExecutor;
 pub use error::ExecError;
 pub use ffmpeg::{FfmpegExecutor, FFMPEG_ENCODE_ERRORS};
+pub use gstreamer::{GstConfig, GstExecutor};
 pub use noop::NoopExecutor;
 pub use progress::ProgressParser;
 pub use supervise::{ProcessExit, ProcessSpec, StopReason, Termination};

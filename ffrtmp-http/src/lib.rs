@@ -8,6 +8,8 @@
 //!   claims, Prometheus metrics ([`Metrics`]) and graceful shutdown.
 //! - [`HttpClient`] talks to it with verified TLS, pooling, timeouts and retries of
 //!   transient failures only; [`HttpTransport`] (agents) and [`ApiClient`] (users) sit on it.
+//! - [`StatusServer`] is an agent's own `/health`, `/ready` and `/metrics` (plain HTTP on
+//!   loopback by default), answered by a [`StatusProbe`]; [`PromText`] renders Prometheus text.
 //!
 //! Routes:
 //!
@@ -41,6 +43,7 @@ mod handlers;
 pub mod metrics;
 mod routes;
 pub mod server;
+pub mod status;
 pub mod tls;
 pub mod transport;
 pub mod wire;
@@ -53,5 +56,6 @@ pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
 pub use metrics::Metrics;
 pub use server::{BoundServer, Server, ServerConfig};
+pub use status::{BoundStatusServer, Check, PromText, ReadyReport, StatusProbe, StatusServer};
 pub use tls::TlsSetup;
 pub use transport::HttpTransport;

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use ffrtmp::agent_status::AgentProbe;
 use ffrtmp::energy::AttributedEnergy;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::{Executor, NodeRegistration, Transport};
 use ffrtmp_exec::agent::{Agent, AgentConfig};
-use ffrtmp_exec::{detect, Cgroups, FfmpegConfig, FfmpegExecutor, NoopExecutor};
-use ffrtmp_http::{ClientConfig, HttpTransport};
+use ffrtmp_exec::{detect, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor};
+use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
 use ffrtmp_power::{RaplSource, Sampler, SamplerConfig};
 
 /// ffrtmp agent: pulls transcode jobs from a master and runs them.
@@ -62,12 +63,32 @@ struct Args {
     /// Powercap root to read RAPL energy from.
     #[arg(long, default_value = ffrtmp_power::SYSTEM_POWERCAP)]
     powercap_root: PathBuf,
+    /// Address of the status endpoint (/health, /ready, /metrics; plain HTTP, keep it on
+    /// loopback). `none` turns it off.
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_status_addr)]
+    status_addr: StatusAddr,
+    /// Once the status endpoint listens, write its URL here (useful with port 0).
+    #[arg(long)]
+    status_url_file: Option<PathBuf>,
     /// Energy sampling rate in Hz.
     #[arg(long, default_value_t = 10.0)]
     sample_hz: f64,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+}
+
+/// A status endpoint address, or none.
+#[derive(Clone, Copy, Debug)]
+struct StatusAddr(Option<std::net::SocketAddr>);
+
+fn parse_status_addr(text: &str) -> Result<StatusAddr, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(StatusAddr(None));
+    }
+    text.parse()
+        .map(|a| StatusAddr(Some(a)))
+        .map_err(|e| format!("invalid address {text:?}: {e} (use host:port or none)"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +136,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(reason = %reason, "energy will be reported as unavailable");
     }
     let cgroups = cgroups.with_observer(energy.clone());
+    for dir in [&args.output_dir, &args.input_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut engine_path = None;
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
         ExecutorKind::Noop => (
             Arc::new(NoopExecutor::new(args.noop_delay)),
@@ -123,9 +148,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         ExecutorKind::Ffmpeg => {
             let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
-            for dir in [&args.output_dir, &args.input_dir] {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
+            engine_path = Some(ffmpeg.clone());
             let encoders = detect::software_encoders(&ffmpeg)
                 .await
                 .map_err(anyhow::Error::msg)
@@ -133,11 +156,17 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
             let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
             exec_config.ffmpeg_path = ffmpeg;
-            (
-                Arc::new(FfmpegExecutor::with_cgroups(exec_config, cgroups)),
-                encoders,
-                vec!["ffmpeg".into()],
-            )
+            let gst_config = GstConfig::from_ffmpeg(&exec_config);
+            let gst = match GstExecutor::detect_with_cgroups(gst_config, cgroups.clone()).await {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::info!(reason = %e, "GStreamer engine not available; FFmpeg runs every job");
+                    None
+                }
+            };
+            let auto = AutoExecutor::new(FfmpegExecutor::with_cgroups(exec_config, cgroups), gst);
+            let engines = auto.engines();
+            (Arc::new(auto), encoders, engines)
         }
     };
 
@@ -159,9 +188,42 @@ async fn main() -> anyhow::Result<()> {
     config.heartbeat_interval = args.heartbeat_interval;
     config.claim_wait = args.claim_wait;
     config.drain_timeout = args.drain_timeout;
-    let summary = Agent::new(transport, executor, Some(energy), config)
-        .run(shutdown_signal())
-        .await;
+    let agent = Agent::new(transport, executor, Some(energy.clone()), config);
+    let status = match args.status_addr.0 {
+        Some(addr) => {
+            let probe = Arc::new(AgentProbe {
+                stats: agent.stats(),
+                energy,
+                engine: engine_path,
+                scratch: args.output_dir.clone(),
+                master_silence: args.heartbeat_interval * 3,
+            });
+            match StatusServer::bind(addr, probe).await {
+                Ok(server) => {
+                    let url = format!("http://{}", server.local_addr());
+                    tracing::info!(%url, "status endpoint (/health, /ready, /metrics)");
+                    if let Some(path) = &args.status_url_file {
+                        std::fs::write(path, &url).with_context(|| format!("writing {}", path.display()))?;
+                    }
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let task = tokio::spawn(server.run(async {
+                        let _ = stopped.await;
+                    }));
+                    Some((stop, task))
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "status endpoint not started");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let summary = agent.run(shutdown_signal()).await;
+    if let Some((stop, task)) = status {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     tracing::info!(reported = summary.reported, stopped = summary.stopped, "agent stopped");
     Ok(())
 }
