@@ -420,3 +420,56 @@ fn http_get(base: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (code, body)
 }
+
+/// Processes whose command line mentions `needle` (the job id is in ffmpeg's output path).
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+#[test]
+fn cancel_reaches_the_running_encode_within_a_heartbeat() {
+    let cluster = Cluster::start(1);
+    let job = cluster.cli_json(&["jobs", "submit", "--scenario", "1080p-h264", "--duration", "600"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = cluster.cli_json(&["jobs", "status", &id]);
+        if j["state"] == "running" && !processes_mentioning(&id).is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job never started: {j:#}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let canceled_at = Instant::now();
+    let j = cluster.cli_json(&["jobs", "cancel", &id]);
+    assert_eq!(j["state"], "canceled");
+    // Heartbeats every 500 ms carry the cancel; then SIGTERM to the encode's group.
+    let deadline = canceled_at + Duration::from_secs(3);
+    while !processes_mentioning(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the encode still runs 3 s after the cancel\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped_after = canceled_at.elapsed();
+    assert!(stopped_after < Duration::from_secs(3), "{stopped_after:?}");
+    let j = cluster.cli_json(&["jobs", "status", &id]);
+    assert_eq!(j["state"], "canceled", "a late report must not revive the job");
+}

@@ -90,6 +90,7 @@ pub(crate) async fn cancel(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let request: CancelRequest = parse_json_or_default(body)?;
     let reason = request.reason.unwrap_or_else(|| "canceled by user".to_string());
     let job = state.store.cancel(id, &reason).await?;
+    state.metrics.job_finished(&job);
     state.work.notify_waiters();
     json(StatusCode::OK, &job)
 }
@@ -113,6 +114,7 @@ pub(crate) async fn report(state: &AppState, id: &str, body: &[u8]) -> Answer {
         ));
     }
     let job = state.store.report(&report).await?;
+    state.metrics.job_finished(&job);
     if !job.state.is_active() {
         // The node freed a slot, or the job went back towards the queue.
         state.work.notify_waiters();

@@ -23,6 +23,56 @@ struct Histogram {
 struct Inner {
     requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     durations: BTreeMap<&'static str, Histogram>,
+    finished: BTreeMap<&'static str, u64>,
+    wall: BTreeMap<String, Buckets>,
+    energy: BTreeMap<String, Buckets>,
+}
+
+/// Upper bounds (seconds) of the per-scenario job wall-time histogram.
+pub const WALL_BUCKETS: [f64; 11] = [1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+/// Upper bounds (joules) of the per-scenario job energy histogram.
+pub const ENERGY_BUCKETS: [f64; 10] = [1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0];
+/// Most distinct scenario labels; further scenarios are counted under `other`.
+pub const MAX_SCENARIO_LABELS: usize = 64;
+
+#[derive(Default)]
+struct Buckets {
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Buckets {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.counts.len() != bounds.len() {
+            self.counts = vec![0; bounds.len()];
+        }
+        for (i, b) in bounds.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str, bounds: &[f64]) {
+        for (b, n) in bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{scenario=\"{label}\",le=\"{b}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{scenario=\"{label}\",le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{scenario=\"{label}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{scenario=\"{label}\"}} {}", self.count);
+    }
+}
+
+/// The bounded scenario label of a job: its parsed form `<height>p<fps>-<codec>`, so
+/// spellings of one scenario share a series.
+fn scenario_label(job: &ffrtmp_core::Job) -> String {
+    match job.spec.validate() {
+        Ok(s) => format!("{}p{}-{}", s.height, s.fps, s.codec),
+        Err(_) => "invalid".into(),
+    }
 }
 
 /// Request counters and duration histograms per route template, and submitted jobs.
@@ -57,6 +107,29 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// Records a job that reached a final state: counts it by state and, when it completed,
+    /// adds its wall time and energy to the histograms of its scenario.
+    pub fn job_finished(&self, job: &ffrtmp_core::Job) {
+        if !job.state.is_terminal() {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *inner.finished.entry(job.state.as_str()).or_insert(0) += 1;
+        let Some(result) = &job.result else { return };
+        let mut label = scenario_label(job);
+        if !inner.wall.contains_key(&label) && inner.wall.len() >= MAX_SCENARIO_LABELS {
+            label = "other".into();
+        }
+        inner
+            .wall
+            .entry(label.clone())
+            .or_default()
+            .observe(&WALL_BUCKETS, result.wall_s);
+        if let Some(j) = result.energy.energy_joules {
+            inner.energy.entry(label).or_default().observe(&ENERGY_BUCKETS, j);
+        }
     }
 
     /// Counts one accepted job submission.
@@ -105,6 +178,21 @@ impl Metrics {
                 h.count
             );
         }
+        out.push_str("# HELP ffrtmp_jobs_finished_total Jobs that reached a final state, by state.\n");
+        out.push_str("# TYPE ffrtmp_jobs_finished_total counter\n");
+        for (state, n) in &inner.finished {
+            let _ = writeln!(out, "ffrtmp_jobs_finished_total{{state=\"{state}\"}} {n}");
+        }
+        out.push_str("# HELP ffrtmp_job_wall_seconds Wall time of completed jobs, by scenario.\n");
+        out.push_str("# TYPE ffrtmp_job_wall_seconds histogram\n");
+        for (label, h) in &inner.wall {
+            h.render(&mut out, "ffrtmp_job_wall_seconds", label, &WALL_BUCKETS);
+        }
+        out.push_str("# HELP ffrtmp_job_energy_joules Energy of completed jobs, by scenario.\n");
+        out.push_str("# TYPE ffrtmp_job_energy_joules histogram\n");
+        for (label, h) in &inner.energy {
+            h.render(&mut out, "ffrtmp_job_energy_joules", label, &ENERGY_BUCKETS);
+        }
         out.push_str("# HELP ffrtmp_jobs_submitted_total Jobs accepted by POST /jobs.\n");
         out.push_str("# TYPE ffrtmp_jobs_submitted_total counter\n");
         let _ = writeln!(
@@ -133,6 +221,44 @@ pub(crate) fn method_label(method: &http::Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_jobs_feed_bounded_scenario_histograms() {
+        let m = Metrics::default();
+        let mut job = ffrtmp_core::Job {
+            id: ffrtmp_core::JobId::new(),
+            seq: 1,
+            spec: ffrtmp_core::JobSpec::new("1080p-h264"),
+            state: ffrtmp_core::JobState::Completed,
+            attempt: 1,
+            node_id: None,
+            progress: None,
+            result: Some(ffrtmp_core::JobResult {
+                wall_s: 3.0,
+                energy: ffrtmp_core::EnergyReport {
+                    energy_joules: Some(42.0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            error: None,
+            retry_at_ms: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            history: vec![],
+        };
+        m.job_finished(&job);
+        job.spec.scenario = "1080p30-h264".into();
+        m.job_finished(&job);
+        let text = m.render();
+        assert!(
+            text.contains(r#"ffrtmp_job_wall_seconds_count{scenario="1080p30-h264"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"ffrtmp_job_energy_joules_bucket{scenario="1080p30-h264",le="50"} 2"#));
+        assert!(text.contains(r#"ffrtmp_jobs_finished_total{state="completed"} 2"#));
+        assert!(!text.contains(&job.id.to_string()), "no job ids in labels");
+    }
 
     #[test]
     fn histogram_is_cumulative() {

@@ -15,18 +15,26 @@
 //!   plus the split, per-frame and per-pixel figures ([`DetailedEnergy`]).
 //! - [`EnergyMeter`] samples a source at the start and end of a job and builds a **whole-node**
 //!   report; [`unavailable_report`] records why energy is missing instead of reporting zero.
+//! - `NvmlSource` (cargo feature `nvml`) implements [`ffrtmp_core::PowerSource`] over the total
+//!   energy counter of every NVIDIA GPU (zones `gpu-0`, `gpu-1`, …) through NVML, loaded at run
+//!   time; its `snapshot` adds power, temperature, utilisation and per-process encoder, decoder
+//!   and SM use, which `split_gpu_energy` turns into per-process joules.
 //! - [`compare`] holds the baseline-versus-test statistics of `ffrtmp bench compare`: medians,
 //!   bootstrap confidence intervals of their relative change, verdicts and an exit code.
 //!
 //! Where there is no meter the reason is kept, as [`ffrtmp_core::PowerError::Unavailable`]:
 //! `no powercap interface at <root> (no RAPL driver, or a VM)`, `no RAPL zones under <root>`,
 //! or `needs root or read access to <zone>/energy_uj` (kernels since 2020 make `energy_uj`
-//! readable by root only).
+//! readable by root only). For NVML: `NVML library not found (no NVIDIA driver): …`,
+//! `no NVIDIA GPU found`, or `GPU 0 does not support the total energy counter (needs Volta or
+//! newer)`.
 #![warn(missing_docs)]
 
 pub mod compare;
 mod cpu;
 mod meter;
+#[cfg(feature = "nvml")]
+mod nvml;
 mod rapl;
 mod report;
 mod sampler;
@@ -36,6 +44,10 @@ pub use cpu::{
     cgroup_cpu_ns, online_cpus, parse_proc_stat_total_ns, proc_stat_total_ns, CpuTimes, MachineClock, USER_HZ,
 };
 pub use meter::{energy_report, unavailable_report, EnergyInterval, EnergyMeter, UNAVAILABLE_SOURCE};
+#[cfg(feature = "nvml")]
+pub use nvml::{
+    split_gpu_energy, GpuReading, NvmlSource, ProcessSample, ProcessShare, GPU_ATTRIBUTION_METHOD, NVML_LIBRARY,
+};
 pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, SYSTEM_POWERCAP};
 pub use report::{detailed_report, DetailedEnergy, WHOLE_NODE};
 pub use sampler::{

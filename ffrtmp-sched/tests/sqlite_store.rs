@@ -31,4 +31,5 @@ conformance_tests!(Some(SqliteBackend::new());
     an_encoder_that_does_not_match_the_codec_is_refused,
     completed_jobs_are_pruned_after_retention_in_bounded_batches,
     a_restarted_master_gives_nodes_a_window_to_come_back,
+    a_two_hour_job_with_healthy_heartbeats_is_never_failed_or_duplicated,
 );

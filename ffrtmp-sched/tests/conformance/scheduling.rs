@@ -179,3 +179,39 @@ pub async fn a_restarted_master_gives_nodes_a_window_to_come_back(b: &dyn Backen
     assert_eq!(store.sweep().await.unwrap().nodes_lost, 1);
     assert_eq!(store.get(job).await.unwrap().state, JobState::Retrying);
 }
+
+/// Staleness is judged by the lease (heartbeats), never by the job's age: a two-hour job
+/// whose node heartbeats every interval is neither failed nor handed to anyone else.
+pub async fn a_two_hour_job_with_healthy_heartbeats_is_never_failed_or_duplicated(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let worker = store.register_node(registration("worker", 1)).await.unwrap();
+    let idle = store.register_node(registration("idle", 1)).await.unwrap();
+    store.submit(spec("4K-h265")).await.unwrap();
+    let a = claim(&*store, &worker, 1).await.remove(0);
+    let hb = Heartbeat {
+        running: vec![ffrtmp_core::RunningJob {
+            job_id: a.job.id,
+            attempt: a.job.attempt,
+            progress: None,
+        }],
+    };
+    // 2 h in 30 s heartbeats, sweeping after each, with another node asking for work.
+    for _ in 0..(2 * 3600 / 30) {
+        clock.advance(Duration::from_secs(30));
+        assert!(store.heartbeat(worker.id, &hb).await.unwrap().cancel.is_empty());
+        store.heartbeat(idle.id, &Heartbeat::default()).await.unwrap();
+        let s = store.sweep().await.unwrap();
+        assert_eq!((s.nodes_lost, s.jobs_requeued, s.jobs_failed), (0, 0, 0));
+        assert!(
+            claim(&*store, &idle, 1).await.is_empty(),
+            "the running job was handed out again"
+        );
+    }
+    let job = store.get(a.job.id).await.unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Assigned, 1));
+    store.report(&completed(&a, &worker, 216_000)).await.unwrap();
+    let job = store.get(a.job.id).await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.history.iter().filter(|h| h.to == JobState::Assigned).count(), 1);
+}
