@@ -21,7 +21,7 @@ impl Drop for Proc {
     }
 }
 
-fn master(dir: &Path, port: u16, log: &str) -> Proc {
+fn master(dir: &Path, db: &str, port: u16, log: &str) -> Proc {
     let _ = std::fs::remove_file(dir.join("ready"));
     Proc(
         Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
@@ -34,8 +34,9 @@ fn master(dir: &Path, port: u16, log: &str) -> Proc {
                 "200ms",
             ])
             .args(["--retry-base", "100ms"])
-            .arg("--db")
-            .arg(dir.join("master.db"))
+            .args(["--db", db])
+            .arg("--tls-dir")
+            .arg(dir.join("tls"))
             .arg("--ready-file")
             .arg(dir.join("ready"))
             .env("MASTER_API_KEY", KEY)
@@ -79,8 +80,37 @@ async fn count(api: &ApiClient, state: JobState) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let mut m = master(d, 0, "master-1.log");
+    let db = dir.path().join("master.db").to_string_lossy().into_owned();
+    crash_and_restart(dir.path(), &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_postgres() {
+    if std::env::var("FFRTMP_SKIP_PG").as_deref() == Ok("1") {
+        eprintln!("skipping: FFRTMP_SKIP_PG=1");
+        return;
+    }
+    let admin = std::env::var("FFRTMP_TEST_PG_URL")
+        .expect("FFRTMP_TEST_PG_URL is not set: scripts/test.sh starts a private PostgreSQL and sets it");
+    let name = format!("crash_{}", JobId::new().to_string().replace('-', ""));
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    psql(&format!("CREATE DATABASE {name}"));
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let db = format!("{base}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    crash_and_restart(dir.path(), &db).await;
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+async fn crash_and_restart(d: &Path, db: &str) {
+    let mut m = master(d, db, 0, "master-1.log");
     let url = wait_ready(d);
     let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
 
@@ -98,6 +128,10 @@ async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
                     "1s",
                 ])
                 .args(["--name", &format!("noop-{i}"), "--status-addr", "none"])
+                .arg("--output-dir")
+                .arg(d.join(format!("out-{i}")))
+                .arg("--input-dir")
+                .arg(d.join("in"))
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
                 .env("MASTER_API_KEY", KEY)
@@ -141,10 +175,7 @@ async fn kill_9_master_mid_run_and_every_job_completes_exactly_once() {
     }
     m.0.kill().unwrap();
     m.0.wait().unwrap();
-    let before_restart = std::fs::metadata(d.join("master.db")).is_ok();
-    assert!(before_restart);
-
-    let _m2 = master(d, port, "master-2.log");
+    let _m2 = master(d, db, port, "master-2.log");
     wait_ready(d);
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {

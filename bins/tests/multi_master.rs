@@ -140,6 +140,10 @@ async fn two_masters_on_one_postgres_never_hand_out_a_job_twice() {
                     "1s",
                 ])
                 .args(["--name", &format!("agent-{i}"), "--status-addr", "none"])
+                .arg("--output-dir")
+                .arg(d.join(format!("out-{i}")))
+                .arg("--input-dir")
+                .arg(d.join("in"))
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
                 .env("MASTER_API_KEY", KEY)
