@@ -269,7 +269,7 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id FROM jobs WHERE state = 'completed' AND updated_at_ms < ?1 \
-                     ORDER BY updated_at_ms LIMIT ?2",
+                     ORDER BY seq LIMIT ?2",
                 )
                 .map_err(db)?;
             let rows = stmt
