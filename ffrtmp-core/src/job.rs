@@ -133,6 +133,40 @@ pub struct JobResult {
     pub limits: String,
     /// Energy.
     pub energy: EnergyReport,
+    /// CPU seconds in user mode of the workload and the children it waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_s: Option<f64>,
+    /// CPU seconds in the kernel of the workload and the children it waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sys_s: Option<f64>,
+    /// Peak resident memory in MiB (the largest single process of the workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
+    /// Size of the input file in bytes (`None` for a synthetic source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bytes: Option<u64>,
+    /// Raw 4:2:0 frame bytes (width × height × 1.5 × frames) over output bytes, for file outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_ratio: Option<f64>,
+    /// Last reported encoding speed, as a multiple of real time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+}
+
+impl JobResult {
+    /// Raw 4:2:0 bytes of `frames` frames of `width`×`height` over `output_bytes`; `None`
+    /// without output bytes or frames.
+    ///
+    /// ```
+    /// assert_eq!(ffrtmp_core::JobResult::compression_ratio_of(1280, 720, 60, 829_440), Some(100.0));
+    /// assert_eq!(ffrtmp_core::JobResult::compression_ratio_of(1280, 720, 60, 0), None);
+    /// ```
+    pub fn compression_ratio_of(width: u32, height: u32, frames: u64, output_bytes: u64) -> Option<f64> {
+        if output_bytes == 0 || frames == 0 {
+            return None;
+        }
+        Some(f64::from(width) * f64::from(height) * 1.5 * frames as f64 / output_bytes as f64)
+    }
 }
 
 /// One transition in a job's history.
@@ -188,4 +222,34 @@ pub struct Job {
     /// Transitions, oldest first. Lists may leave it empty; single-job reads fill it.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+}
+
+#[cfg(test)]
+mod job_result_tests {
+    use super::*;
+
+    #[test]
+    fn outcome_details_are_optional_on_the_wire() {
+        // A row written before the details existed still parses, and absent details stay off the wire.
+        let old = r#"{"exit_code":0,"frames":60,"wall_s":2.0,"avg_fps":30.0,"output_bytes":10,
+            "encoder":"ffmpeg/libx264","limits":"none requested","energy":{"source":"none"}}"#;
+        let r: JobResult = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (r.user_s, r.peak_rss_mb, r.input_bytes, r.compression_ratio, r.speed),
+            (None, None, None, None, None)
+        );
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("user_s") && !text.contains("speed"), "{text}");
+        let full = JobResult {
+            user_s: Some(1.5),
+            sys_s: Some(0.25),
+            peak_rss_mb: Some(120.0),
+            input_bytes: Some(1234),
+            compression_ratio: Some(80.0),
+            speed: Some(2.5),
+            ..r
+        };
+        let back: JobResult = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+    }
 }

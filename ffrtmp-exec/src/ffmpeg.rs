@@ -148,6 +148,14 @@ impl FfmpegExecutor {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
             None => 0,
         };
+        let input_bytes = match &job.spec.parameters.input {
+            Some(_) => input_path(&cmd.args)
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len()),
+            None => None,
+        };
+        let usage = run.exit.usage;
+        let (width, height) = (cmd.scenario.width, cmd.scenario.height);
         Ok(ExecOutcome::Completed {
             result: JobResult {
                 exit_code: run.exit.code(),
@@ -158,9 +166,24 @@ impl FfmpegExecutor {
                 encoder: cmd.encoder_label(),
                 limits: run.limits,
                 energy: Default::default(),
+                user_s: Some(usage.user.as_secs_f64()),
+                sys_s: Some(usage.sys.as_secs_f64()),
+                peak_rss_mb: Some(usage.peak_rss_mb()),
+                input_bytes,
+                compression_ratio: cmd
+                    .output
+                    .as_ref()
+                    .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
+                speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
             },
         })
     }
+}
+
+/// The input file of an FFmpeg command: the argument after its `-i`.
+fn input_path(args: &[std::ffi::OsString]) -> Option<&std::path::Path> {
+    let i = args.iter().position(|a| a == "-i")?;
+    args.get(i + 1).map(std::path::Path::new)
 }
 
 /// Deletes a partial output file after a failed, canceled or timed-out attempt.

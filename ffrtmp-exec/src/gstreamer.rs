@@ -195,6 +195,8 @@ pub struct GstPipeline {
     pub program: PathBuf,
     /// Arguments after the program: options, then the pipeline, one token each.
     pub args: Vec<OsString>,
+    /// The input file (`None` for the synthetic source).
+    pub input: Option<PathBuf>,
     /// The output file, for [`OutputMode::File`].
     pub output: Option<PathBuf>,
     /// The effective scenario (parameters applied).
@@ -232,6 +234,7 @@ impl GstPipeline {
         t.push_all(&["-e", "-v", "-X", "caps"]);
 
         // Source, decoded and shaped to the scenario.
+        let mut input = None;
         let frame_limit = match &p.input {
             Some(_) => {
                 if p.duration.is_some() {
@@ -247,6 +250,7 @@ impl GstPipeline {
                 let path = input_path(&plan.args)?;
                 t.element("filesrc", &mut elements);
                 t.push(format!("location={}", quote(&path.to_string_lossy())));
+                input = Some(path);
                 t.link_all(&["decodebin", "videoconvert", "videoscale", "videorate"], &mut elements);
                 t.link(format!(
                     "video/x-raw,format=I420,width={w},height={h},framerate={fps}/1"
@@ -344,6 +348,7 @@ impl GstPipeline {
         Ok(GstPipeline {
             program: config.gst_launch_path.clone(),
             args: t.0,
+            input,
             output,
             scenario,
             encoder,
@@ -847,6 +852,8 @@ impl GstExecutor {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
             None => 0,
         };
+        let usage = run.exit.usage;
+        let (width, height) = (pipe.scenario.width, pipe.scenario.height);
         Ok(ExecOutcome::Completed {
             result: JobResult {
                 exit_code: run.exit.code(),
@@ -857,6 +864,19 @@ impl GstExecutor {
                 encoder: pipe.encoder_label(),
                 limits: run.limits,
                 energy: Default::default(),
+                user_s: Some(usage.user.as_secs_f64()),
+                sys_s: Some(usage.sys.as_secs_f64()),
+                peak_rss_mb: Some(usage.peak_rss_mb()),
+                input_bytes: pipe
+                    .input
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len()),
+                compression_ratio: pipe
+                    .output
+                    .as_ref()
+                    .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
+                speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
             },
         })
     }

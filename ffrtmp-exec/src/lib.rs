@@ -12,6 +12,7 @@
 //! - [`engine`]: [`AutoExecutor`], FFmpeg or GStreamer per job (live work on GStreamer).
 //! - [`detect`]: what the node can do (encoders, cores, memory).
 //! - [`agent`]: the agent loop ([`agent::Agent`]): register, heartbeat, claim, run, report, drain.
+//! - [`wrapper`]: the edge wrapper (`ffrtmp run`, `attach`, `watch`): governing processes non-owning.
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -27,6 +28,7 @@ pub mod noop;
 pub mod progress;
 pub mod supervise;
 pub mod workload;
+pub mod wrapper;
 
 pub use cgroup::{job_cgroup_name, CgroupMode, CgroupObserver, Cgroups, JobCgroup};
 pub use command::{FfmpegCommand, FfmpegConfig};

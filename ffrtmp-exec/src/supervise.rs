@@ -1,14 +1,15 @@
 //! Running any program under supervision: own process group, `nice`, optional cgroup joined
 //! before exec, bounded stderr tail, cancel and timeout with SIGTERM → grace → SIGKILL to the
-//! whole group, and no orphans left behind.
+//! whole group, and no orphans left behind. The leader is reaped with `wait4`, so its CPU time
+//! and peak memory (with those of the descendants it waited for) come back in [`ResourceUsage`].
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use ffrtmp_core::CancelSignal;
@@ -17,6 +18,8 @@ use nix::libc;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{ChildStderr, ChildStdout};
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 
 use crate::cgroup::JobCgroup;
@@ -114,6 +117,37 @@ pub enum StopReason {
     TimedOut,
 }
 
+/// CPU time and memory of a finished process together with the descendants it waited for,
+/// as `wait4` reports them for that one pid (not the supervisor's other children).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// CPU time in user mode.
+    pub user: Duration,
+    /// CPU time in the kernel.
+    pub sys: Duration,
+    /// Largest resident set of the process or of any one descendant it waited for, in KiB
+    /// (`ru_maxrss`); not the sum over concurrent processes.
+    pub max_rss_kib: u64,
+}
+
+impl ResourceUsage {
+    fn from_rusage(ru: &libc::rusage) -> Self {
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+        };
+        ResourceUsage {
+            user: tv(ru.ru_utime),
+            sys: tv(ru.ru_stime),
+            max_rss_kib: ru.ru_maxrss.max(0) as u64,
+        }
+    }
+
+    /// Peak resident set in MiB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        self.max_rss_kib as f64 / 1024.0
+    }
+}
+
 /// The end of a supervised process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessExit {
@@ -131,6 +165,8 @@ pub struct ProcessExit {
     pub stderr_tail: Vec<String>,
     /// Whether no process of the group remained afterwards (`kill(-pgid, 0)` gave ESRCH).
     pub group_gone: bool,
+    /// CPU time and peak memory of the leader and the descendants it waited for.
+    pub usage: ResourceUsage,
 }
 
 impl ProcessExit {
@@ -185,7 +221,8 @@ impl Tail {
     }
 }
 
-/// Kills the group if the supervising future is dropped before the process ended.
+/// Kills the group if the supervising future is dropped before the process ended (the
+/// reaper thread then collects the leader).
 struct GroupGuard {
     pgid: Pid,
     armed: bool,
@@ -221,6 +258,66 @@ async fn next_line<R: AsyncRead + Unpin>(pipe: &mut Option<Lines<R>>) -> Option<
     }
 }
 
+/// Waits for `pid` (a child of this process) with `wait4`, blocking, retrying on EINTR.
+fn wait4_blocking(pid: i32) -> std::io::Result<(ExitStatus, ResourceUsage)> {
+    loop {
+        match try_wait4(pid, 0)? {
+            Some(done) => return Ok(done),
+            None => continue,
+        }
+    }
+}
+
+/// One `wait4(pid, options)`: `None` when the child has not ended yet (with `WNOHANG`) or the
+/// call was interrupted.
+fn try_wait4(pid: i32, options: libc::c_int) -> std::io::Result<Option<(ExitStatus, ResourceUsage)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers refer to live, writable locals of the right types.
+    let r = unsafe { libc::wait4(pid, &mut status, options, &mut ru) };
+    if r == pid {
+        return Ok(Some((ExitStatus::from_raw(status), ResourceUsage::from_rusage(&ru))));
+    }
+    if r == 0 {
+        return Ok(None);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::Interrupted {
+        return Ok(None);
+    }
+    Err(e)
+}
+
+/// Reaps `pid` and returns its status and usage. A small thread blocks in `wait4` for it, so
+/// the exit is seen at once and the leader is collected even when the supervising future is
+/// dropped; should no thread be available, `wait4(WNOHANG)` is polled instead.
+async fn reap(pid: i32) -> std::io::Result<(ExitStatus, ResourceUsage)> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("reap-{pid}"))
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = tx.send(wait4_blocking(pid));
+        });
+    match spawned {
+        Ok(_) => rx
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the reaper thread ended without a status"))),
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "no reaper thread; polling wait4");
+            let mut delay = Duration::from_millis(1);
+            loop {
+                if let Some(done) = try_wait4(pid, libc::WNOHANG)? {
+                    return Ok(done);
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// Runs `spec` to its end, calling `on_stdout` with every stdout line (without the newline).
 ///
 /// The child runs in its own process group with `nice` applied and, when
@@ -236,13 +333,14 @@ pub async fn run<F>(spec: &ProcessSpec, mut cancel: CancelSignal, mut on_stdout:
 where
     F: FnMut(&str) + Send,
 {
-    let mut cmd = tokio::process::Command::new(&spec.program);
+    // A std command, not tokio's: the leader is reaped here with wait4 (for its rusage), and
+    // tokio's child handle would wait for (or, once dropped, try to reap) the same pid.
+    let mut cmd = std::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     if let Some(dir) = &spec.current_dir {
         cmd.current_dir(dir);
     }
@@ -280,13 +378,26 @@ where
             source,
         },
     })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| ExecError::io("spawn", std::io::Error::other("child has no pid")))? as i32;
+    let pid = child.id() as i32;
     let pgid = Pid::from_raw(pid);
     let mut guard = GroupGuard { pgid, armed: true };
-    let mut out = lines(child.stdout.take());
-    let mut err = lines(child.stderr.take());
+    let reaped = reap(pid);
+    tokio::pin!(reaped);
+    let pipes = (
+        child.stdout.take().map(ChildStdout::from_std).transpose(),
+        child.stderr.take().map(ChildStderr::from_std).transpose(),
+    );
+    let (stdout, stderr) = match pipes {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => {
+            // Dropping `reaped` unpolled spawned no reaper: kill and collect the child here.
+            drop(guard);
+            let _ = child.wait();
+            return Err(ExecError::io("watching the child's output", e));
+        }
+    };
+    let mut out = lines(stdout);
+    let mut err = lines(stderr);
     let mut tail = Tail::default();
 
     let far = started + Duration::from_secs(86_400 * 365);
@@ -298,7 +409,7 @@ where
     let waited = loop {
         tokio::select! {
             biased;
-            status = child.wait() => break status,
+            status = &mut reaped => break status,
             _ = cancel.canceled(), if kill_at.is_none() => {
                 stopped = StopReason::Canceled;
                 let _ = killpg(pgid, Signal::SIGTERM);
@@ -325,7 +436,7 @@ where
     // Whatever is left of the group goes now, whether the leader ended well or not.
     let _ = killpg(pgid, Signal::SIGKILL);
     guard.armed = false;
-    let status = waited.map_err(|e| ExecError::io(format!("waiting for {}", spec.program.display()), e))?;
+    let (status, usage) = waited.map_err(|e| ExecError::io(format!("waiting for {}", spec.program.display()), e))?;
 
     // Drain what the pipes still hold (FFmpeg's last progress block, the final errors).
     let drain_until = Instant::now() + AFTERMATH;
@@ -355,6 +466,7 @@ where
         wall,
         stderr_tail: tail.lines.into(),
         group_gone,
+        usage,
     })
 }
 
@@ -409,6 +521,51 @@ mod tests {
         assert_eq!(exit.stderr_tail, ["err1"]);
         assert!(exit.group_gone);
         assert!(!exit.success());
+    }
+
+    #[tokio::test]
+    async fn reports_cpu_time_and_peak_rss_of_the_leader() {
+        if std::process::Command::new("perl").arg("-v").output().is_err() {
+            eprintln!("skipped: no perl");
+            return;
+        }
+        let (_h, cancel) = ffrtmp_core::cancel_pair();
+        // Touches ~50 MiB (a string of 50 MiB 'a's), then burns a little CPU.
+        let script =
+            r#"my $x = "a" x (50 * 1024 * 1024); my $n = 0; $n += $_ for 1 .. 3_000_000; print length($x), "\n";"#;
+        let spec = ProcessSpec::new("perl", ["-e", script]);
+        let mut seen = Vec::new();
+        let exit = run(&spec, cancel, |l| seen.push(l.to_string())).await.unwrap();
+        assert!(exit.success(), "{exit:?}");
+        assert_eq!(seen, ["52428800"]);
+        assert!(exit.usage.peak_rss_mb() >= 45.0, "{:?}", exit.usage);
+        assert!(exit.usage.peak_rss_mb() < 1024.0, "{:?}", exit.usage);
+        assert!(exit.usage.user + exit.usage.sys > Duration::ZERO, "{:?}", exit.usage);
+        assert!(exit.usage.user + exit.usage.sys <= exit.wall + Duration::from_millis(50));
+
+        // A tiny process: its own small peak, not the big one above (usage is per pid).
+        let (_h, cancel) = ffrtmp_core::cancel_pair();
+        let exit = run(&ProcessSpec::new("true", Vec::<String>::new()), cancel, |_| {})
+            .await
+            .unwrap();
+        assert!(
+            exit.usage.max_rss_kib > 0 && exit.usage.peak_rss_mb() < 40.0,
+            "{:?}",
+            exit.usage
+        );
+    }
+
+    #[tokio::test]
+    async fn usage_includes_waited_for_children() {
+        let (_h, cancel) = ffrtmp_core::cancel_pair();
+        // The outer shell only waits; its child counts to 200k (tens of ms of CPU, however busy
+        // the host is).
+        let inner = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+        let spec = ProcessSpec::new("sh", ["-c", &format!("sh -c '{inner}'; true")]);
+        let exit = run(&spec, cancel, |_| {}).await.unwrap();
+        assert!(exit.success(), "{exit:?}");
+        let cpu = exit.usage.user + exit.usage.sys;
+        assert!(cpu >= Duration::from_millis(20), "{:?}", exit.usage);
     }
 
     #[tokio::test]

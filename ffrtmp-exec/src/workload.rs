@@ -113,6 +113,18 @@ where
         }
         None => (0, None, None),
     };
+    if let (Ok(exit), Some(cgroup_cpu)) = (&result, cpu_time) {
+        // The cgroup also counts processes the leader never waited for (daemonized strays).
+        let waited = exit.usage.user + exit.usage.sys;
+        if cgroup_cpu > waited + (waited / 5).max(Duration::from_millis(500)) {
+            tracing::debug!(
+                cgroup = name,
+                ?cgroup_cpu,
+                ?waited,
+                "cgroup CPU exceeds the leader's rusage"
+            );
+        }
+    }
     Ok(WorkloadRun {
         exit: result?,
         limits: limits_text,
@@ -196,6 +208,7 @@ mod tests {
                 wall: Duration::from_millis(1500),
                 stderr_tail: tail.iter().map(|s| s.to_string()).collect(),
                 group_gone: true,
+                usage: Default::default(),
             },
             limits: "enforced: cgroup v1 memory=100MiB".into(),
             oom_kills: oom,

@@ -84,6 +84,40 @@ async fn completes_720p_file_with_monotone_progress() {
 }
 
 #[tokio::test]
+async fn completed_jobs_report_cpu_memory_sizes_and_speed() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let d = dirs();
+    let exec = FfmpegExecutor::with_cgroups(config(&d), Cgroups::detect());
+    // A real 2 s 720p encode from the synthetic source to a file.
+    let j = job(r#"{"scenario":"720p-h264","parameters":{"duration":2}}"#);
+    let (_h, cancel) = cancel_pair();
+    let r = completed(exec.execute(&j, &NoProgress, cancel).await);
+    let (user, sys) = (r.user_s.unwrap(), r.sys_s.unwrap());
+    assert!(user > 0.0 && sys >= 0.0, "{r:?}");
+    assert!(r.peak_rss_mb.unwrap() > 1.0, "{r:?}");
+    assert_eq!(r.input_bytes, None, "synthetic source");
+    let ratio = r.compression_ratio.unwrap();
+    let raw = 1280.0 * 720.0 * 1.5 * r.frames as f64;
+    assert!(
+        ratio > 1.0 && (ratio - raw / r.output_bytes as f64).abs() < 1e-6,
+        "{r:?}"
+    );
+    assert!(r.speed.unwrap() > 0.0, "{r:?}");
+
+    // That output as the input of a second job: its size is reported.
+    let input = d.input.join("in.mp4");
+    std::fs::rename(d.output.join(format!("{}-a1.mp4", j.id)), &input).unwrap();
+    let j = job(r#"{"scenario":"360p-h264","parameters":{"input":"in.mp4","output_mode":"null"}}"#);
+    let (_h, cancel) = cancel_pair();
+    let r = completed(exec.execute(&j, &NoProgress, cancel).await);
+    assert_eq!(r.input_bytes, Some(std::fs::metadata(&input).unwrap().len()));
+    assert!(r.user_s.unwrap() > 0.0 && r.peak_rss_mb.unwrap() > 1.0, "{r:?}");
+    assert_eq!(r.compression_ratio, None, "null output");
+}
+
+#[tokio::test]
 async fn null_output_and_every_codec_encode() {
     if !have_ffmpeg() {
         return;

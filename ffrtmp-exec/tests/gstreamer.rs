@@ -126,6 +126,9 @@ async fn completes_720p_x264_with_exact_frames_and_monotone_progress() {
     if let Some(n) = probe_frames(&out) {
         assert_eq!(n, 60, "frames in the file");
     }
+    assert!(r.user_s.unwrap() > 0.0 && r.peak_rss_mb.unwrap() > 1.0, "{r:?}");
+    assert!(r.compression_ratio.unwrap() > 1.0 && r.speed.unwrap() > 0.0, "{r:?}");
+    assert_eq!(r.input_bytes, None);
 
     let prog = rec.all();
     assert!(!prog.is_empty());
@@ -216,6 +219,10 @@ async fn transcodes_an_input_file() {
     let r = completed(exec.execute(&j, &rec, cancel).await);
     // videorate turns 2 s at 25 fps into about 60 frames at 30 fps.
     assert!((55..=62).contains(&r.frames), "{} frames", r.frames);
+    assert_eq!(
+        r.input_bytes,
+        Some(std::fs::metadata(d.input.join(name)).unwrap().len())
+    );
     let out = d.output.join(format!("{}-a1.mp4", j.id));
     if let Some(n) = probe_frames(&out) {
         assert_eq!(n, r.frames, "counted frames match the file");

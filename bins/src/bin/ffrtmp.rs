@@ -64,6 +64,13 @@ enum Command {
     /// Configuration help.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a workload non-owning in its own session and cgroup (`-- program args…`); it keeps
+    /// running with its limits if this wrapper is killed. SIGINT/SIGTERM are forwarded to it.
+    Run(ffrtmp::edge::RunArgs),
+    /// Move a running process into a governed cgroup, renice it and wait for it to exit.
+    Attach(ffrtmp::edge::AttachArgs),
+    /// Scan /proc for processes matching YAML rules and attach each once.
+    Watch(ffrtmp::edge::WatchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -387,6 +394,9 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", ffrtmp::recommend::render_text(&r));
             return Ok(());
         }
+        Command::Run(args) => std::process::exit(ffrtmp::edge::run(args, json).await),
+        Command::Attach(args) => std::process::exit(ffrtmp::edge::attach(args, json).await),
+        Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
         _ => {}
     }
     let mut config = ClientConfig::new(cli.master.clone(), cli.api_key.clone());
@@ -417,6 +427,15 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "\nresult: {} frames, {:.2} s, {:.1} fps, {} output bytes, encoder {}, limits {}",
                     r.frames, r.wall_s, r.avg_fps, r.output_bytes, r.encoder, r.limits
+                );
+                println!(
+                    "cpu: user {} s, sys {} s, peak rss {} MB; input {} bytes, compression {}x, speed {}x",
+                    opt(r.user_s.map(|v| format!("{v:.2}"))),
+                    opt(r.sys_s.map(|v| format!("{v:.2}"))),
+                    opt(r.peak_rss_mb.map(|v| format!("{v:.1}"))),
+                    opt(r.input_bytes),
+                    opt(r.compression_ratio.map(|v| format!("{v:.1}"))),
+                    opt(r.speed.map(|v| format!("{v:.2}")))
                 );
                 match (&r.energy.energy_joules, &r.energy.unavailable_reason) {
                     (Some(j), _) => println!(
@@ -532,6 +551,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Run(args)) => bench_run(&api, &cli.master, &args, json).await?,
         Command::Bench(_) | Command::Config(_) => unreachable!("handled before connecting"),
+        Command::Run(_) | Command::Attach(_) | Command::Watch(_) => unreachable!("handled before connecting"),
         Command::Scenarios => {
             let v = api.scenarios().await?;
             print_json(&v)?;
