@@ -96,6 +96,10 @@ impl Cluster {
     }
 
     fn add_agent_with_powercap(&mut self, i: usize, powercap: &Path) {
+        self.add_agent_with(i, powercap, &[]);
+    }
+
+    fn add_agent_with(&mut self, i: usize, powercap: &Path, extra: &[&str]) {
         let d = self.dir.path();
         let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
             .args([
@@ -110,6 +114,7 @@ impl Cluster {
             .args(["--status-addr", "127.0.0.1:0"])
             .arg("--status-url-file")
             .arg(d.join(format!("agent-{i}.status")))
+            .args(extra)
             .arg("--ca-cert")
             .arg(d.join("tls/cert.pem"))
             .arg("--output-dir")
@@ -472,4 +477,27 @@ fn cancel_reaches_the_running_encode_within_a_heartbeat() {
     assert!(stopped_after < Duration::from_secs(3), "{stopped_after:?}");
     let j = cluster.cli_json(&["jobs", "status", &id]);
     assert_eq!(j["state"], "canceled", "a late report must not revive the job");
+}
+
+#[test]
+fn sigterm_drains_the_agent_and_hands_unfinished_jobs_back() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("no-powercap");
+    cluster.add_agent_with(0, &powercap, &["--drain-timeout", "1s"]);
+    let job = cluster.cli_json(&["jobs", "submit", "--scenario", "1080p-h264", "--duration", "600"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
+        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stop claiming, give the job the 1 s drain, then stop it and report it as interrupted.
+    let agent = cluster.agents.remove(0);
+    let status = agent.stop(Duration::from_secs(20));
+    assert!(status.success(), "agent exit {status}\n{}", cluster.logs());
+    assert!(processes_mentioning(&id).is_empty(), "the encode outlived its agent");
+    let j = cluster.cli_json(&["jobs", "status", &id]);
+    assert!(j["state"] == "retrying" || j["state"] == "queued", "{j:#}");
+    assert_eq!(j["error"]["kind"], "interrupted", "{j:#}");
+    assert_eq!(j["attempt"], 1);
 }

@@ -70,6 +70,9 @@ struct Args {
     /// Once the status endpoint listens, write its URL here (useful with port 0).
     #[arg(long)]
     status_url_file: Option<PathBuf>,
+    /// Window over which idle power is measured at start (0s: don't).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    idle_window: Duration,
     /// Energy sampling rate in Hz.
     #[arg(long, default_value_t = 10.0)]
     sample_hz: f64,
@@ -134,6 +137,19 @@ async fn main() -> anyhow::Result<()> {
     ));
     if let Some(reason) = energy.sampler().unavailable_reason() {
         tracing::warn!(reason = %reason, "energy will be reported as unavailable");
+    }
+    if !args.idle_window.is_zero() && energy.sampler().unavailable_reason().is_none() {
+        // Idle power, measured while the agent starts up and before work arrives; the
+        // sampler keeps refining it from every interval in which no job runs.
+        let e = energy.clone();
+        let window = args.idle_window;
+        std::thread::spawn(move || match e.sampler().measure_idle(window) {
+            Ok(idle) if !idle.jobs_ran => {
+                tracing::info!(watts = idle.watts, seconds = idle.seconds, "idle power at start")
+            }
+            Ok(_) => tracing::info!("a job started during the idle window; idle power comes from later idle intervals"),
+            Err(e) => tracing::warn!(error = %e, "idle power not measured"),
+        });
     }
     let cgroups = cgroups.with_observer(energy.clone());
     for dir in [&args.output_dir, &args.input_dir] {
