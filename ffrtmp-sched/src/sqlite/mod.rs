@@ -1,5 +1,6 @@
 //! The SQLite [`JobStore`].
 
+mod checkpoint;
 mod jobs;
 mod nodes;
 mod rows;
@@ -18,6 +19,7 @@ use ffrtmp_core::{
 };
 use rusqlite::{Connection, OpenFlags};
 
+use self::checkpoint::Checkpointer;
 use self::rows::{db, job_from_raw, load_history, load_job, queue_name, raw_job, JOB_COLUMNS};
 use self::writer::Writer;
 use crate::config::SchedConfig;
@@ -40,9 +42,12 @@ struct Inner {
     next_reader: AtomicUsize,
     config: SchedConfig,
     opened_at_ms: u64,
+    _checkpointer: Checkpointer,
 }
 
 const READERS: usize = 2;
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Connection, StoreError> {
     let flags = if write {
@@ -89,6 +94,11 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_connection(path, &config, false).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        // Checkpoints run beside the writer; the automatic one stays as a safety net with a
+        // high threshold in case the checkpoint thread ever falls behind.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 16000").map_err(db)?;
+        let checkpointer = Checkpointer::spawn(open_connection(path, &config, true)?, CHECKPOINT_EVERY)
+            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite checkpoint thread: {e}")))?;
         let writer = Writer::spawn(conn, config.max_batch)
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
@@ -99,6 +109,7 @@ impl SqliteStore {
                 next_reader: AtomicUsize::new(0),
                 opened_at_ms: config.now(),
                 config,
+                _checkpointer: checkpointer,
             }),
         })
     }
