@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod agent_status;
 pub mod bench;
+pub mod cli;
 pub mod edge;
 pub mod energy;
 pub mod load;

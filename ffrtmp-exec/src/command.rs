@@ -7,6 +7,7 @@ use std::time::Duration;
 use ffrtmp_core::spec::parse_bitrate;
 use ffrtmp_core::{Codec, Job, OutputMode, Scenario};
 
+use crate::detect::{self, HwFamily};
 use crate::error::ExecError;
 
 /// Node-side settings of the FFmpeg engine.
@@ -99,14 +100,29 @@ impl FfmpegCommand {
             .map_err(|e| ExecError::InvalidParameter(e.to_string()))?;
         let p = &job.spec.parameters;
         let codec = scenario.codec;
-        let encoder = codec.software_encoder();
-        if let Some(asked) = p.encoder.as_deref().filter(|e| *e != encoder) {
-            // Hardware encoders need device and upload options per vendor; until the engine
-            // builds those, a job naming one is refused rather than silently run in software.
-            return Err(ExecError::InvalidParameter(format!(
-                "encoder {asked} is not supported by this FFmpeg engine; for {codec} it uses {encoder}"
-            )));
-        }
+        let (encoder, hw) = match p.encoder.as_deref() {
+            None => (codec.software_encoder(), None),
+            Some(asked) if asked == codec.software_encoder() => (codec.software_encoder(), None),
+            // A hardware encoder: the job only reaches nodes that advertised it, i.e. whose
+            // test encode passed (`detect::hardware_encoders`), so the hardware is not re-checked.
+            Some(asked) => match detect::hardware_encoder(asked) {
+                Some((name, family)) if Codec::of_encoder(name) == Some(codec) => (name, Some(family)),
+                _ => {
+                    return Err(ExecError::InvalidParameter(format!(
+                        "encoder {asked} is not supported by this FFmpeg engine; for {codec} it uses {} or a \
+                         hardware encoder ({})",
+                        codec.software_encoder(),
+                        detect::HW_ENCODERS
+                            .iter()
+                            .filter(|(n, _)| Codec::of_encoder(n) == Some(codec))
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            },
+        };
+        let upload = hw.and_then(HwFamily::upload_filter);
         let mode = p.output_mode.unwrap_or_default();
         let mut a = Args::default();
         a.push_all(&[
@@ -119,6 +135,11 @@ impl FfmpegCommand {
             "pipe:1",
         ]);
         a.push("-y");
+        if let Some(family) = hw {
+            for arg in family.device_args(Path::new(detect::DEFAULT_VAAPI_DEVICE)) {
+                a.push(arg);
+            }
+        }
 
         // Input.
         let expected_duration_s;
@@ -134,7 +155,11 @@ impl FfmpegCommand {
                 a.push(fmt_secs(d));
             }
             a.push("-vf");
-            a.push(format!("scale={}:{}", scenario.width, scenario.height));
+            let scale = format!("scale={}:{}", scenario.width, scenario.height);
+            a.push(match upload {
+                Some(up) => format!("{scale},{up}"),
+                None => scale,
+            });
             a.push("-r");
             a.push(scenario.fps.to_string());
             expected_duration_s = p.duration;
@@ -152,6 +177,9 @@ impl FfmpegCommand {
                 fmt_secs(d)
             ));
             expected_duration_s = Some(d);
+            if let Some(up) = upload {
+                a.push_all(&["-vf", up]);
+            }
         }
 
         // Encoder.
@@ -162,8 +190,16 @@ impl FfmpegCommand {
             a.push("-b:v");
             a.push(bps.to_string());
         }
-        push_preset(&mut a, codec, p.preset.as_deref().unwrap_or("veryfast"));
-        a.push_all(&["-pix_fmt", "yuv420p", "-g"]);
+        let preset = p.preset.as_deref().unwrap_or("veryfast");
+        match hw {
+            None => push_preset(&mut a, codec, preset),
+            Some(family) => push_hw_preset(&mut a, family, preset),
+        }
+        if upload.is_none() {
+            // Device frames (after `hwupload`) carry their own format.
+            a.push_all(&["-pix_fmt", "yuv420p"]);
+        }
+        a.push("-g");
         a.push((scenario.fps * 2).to_string());
 
         // Output.
@@ -272,6 +308,33 @@ fn push_preset(a: &mut Args, codec: Codec, preset: &str) {
             a.push(cpu_used.to_string());
             a.push_all(&["-row-mt", "1"]);
         }
+    }
+}
+
+/// Maps an x264-style preset name onto a hardware encoder's: NVENC `p1` (fastest) ..= `p7`,
+/// QSV its own names (`veryfast` ..= `veryslow`); VAAPI has none.
+fn push_hw_preset(a: &mut Args, family: HwFamily, preset: &str) {
+    match family {
+        HwFamily::Nvenc => {
+            let p = match preset {
+                "ultrafast" | "superfast" => "p1",
+                "veryfast" => "p2",
+                "faster" | "fast" => "p3",
+                "medium" => "p4",
+                "slow" => "p6",
+                _ => "p7",
+            };
+            a.push_all(&["-preset", p]);
+        }
+        HwFamily::Qsv => {
+            let p = match preset {
+                "ultrafast" | "superfast" | "veryfast" => "veryfast",
+                "faster" | "fast" | "medium" | "slow" | "slower" => preset,
+                _ => "veryslow",
+            };
+            a.push_all(&["-preset", p]);
+        }
+        HwFamily::Vaapi => {}
     }
 }
 
@@ -442,14 +505,109 @@ mod tests {
 
     #[test]
     fn hardware_encoders_are_refused_not_faked() {
+        // NVENC: no device options, system frames, p1..p7 presets.
+        let (j, a) = argv(
+            r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_nvenc","bitrate":"4M","preset":"medium"}}"#,
+            &cfg(),
+        )
+        .unwrap();
+        let expected = format!(
+            "ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1 -y \
+             -f lavfi -i testsrc2=size=1280x720:rate=30:duration=10 \
+             -an -c:v h264_nvenc -b:v 4000000 -preset p4 -pix_fmt yuv420p -g 60 /out/{}-a2.mp4",
+            j.id
+        );
+        assert_eq!(a.join(" "), expected);
+        let cmd = FfmpegCommand::build(&j, &cfg()).unwrap();
+        assert_eq!(cmd.encoder_label(), "ffmpeg/h264_nvenc");
+
+        // VAAPI: the render node before the input, upload after it, no preset, no -pix_fmt.
+        let (_, a) = argv(
+            r#"{"scenario":"720p-h265","parameters":{"encoder":"hevc_vaapi","output_mode":"null","preset":"slow"}}"#,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.join(" "),
+            "ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1 -y \
+             -vaapi_device /dev/dri/renderD128 -f lavfi -i testsrc2=size=1280x720:rate=30:duration=10 \
+             -vf format=nv12,hwupload -an -c:v hevc_vaapi -g 60 -f null -"
+        );
+
+        // QSV: a QSV device, upload into QSV frames, its own preset names.
+        let (_, a) = argv(
+            r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_qsv","output_mode":"null","bitrate":"2500k"}}"#,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.join(" "),
+            "ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1 -y \
+             -init_hw_device qsv=hw -filter_hw_device hw -f lavfi -i testsrc2=size=1280x720:rate=30:duration=10 \
+             -vf format=nv12,hwupload=extra_hw_frames=64,format=qsv \
+             -an -c:v h264_qsv -b:v 2500000 -preset veryfast -g 60 -f null -"
+        );
+
+        // Neither our software encoder nor a known hardware encoder: refused, not run in software.
         let err = argv(
-            r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_nvenc"}}"#,
+            r#"{"scenario":"720p-h264","parameters":{"encoder":"h264_magic"}}"#,
             &cfg(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("h264_nvenc"), "{err}");
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::InvalidParameter);
+        assert!(err.to_string().contains("h264_magic"), "{err}");
+        assert!(err.to_string().contains("h264_nvenc, h264_qsv, h264_vaapi"), "{err}");
         let (_, a) = argv(r#"{"scenario":"720p-h264","parameters":{"encoder":"libx264"}}"#, &cfg()).unwrap();
         assert_eq!(after(&a, "-c:v"), Some("libx264"));
+    }
+
+    #[test]
+    fn hardware_encoders_with_an_input_file_and_per_family_presets() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("clip.mp4"), b"x").unwrap();
+        let c = FfmpegConfig::new(root.path(), "/out");
+        let (_, a) = argv(
+            r#"{"scenario":"1080p-h264","parameters":{"input":"clip.mp4","encoder":"h264_vaapi"}}"#,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(after(&a, "-vf"), Some("scale=1920:1080,format=nv12,hwupload"));
+        assert_eq!(a.iter().filter(|x| *x == "-vf").count(), 1);
+        let (_, a) = argv(
+            r#"{"scenario":"1080p-h264","parameters":{"input":"clip.mp4","encoder":"h264_nvenc"}}"#,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(after(&a, "-vf"), Some("scale=1920:1080"));
+        assert_eq!(after(&a, "-preset"), Some("p2"));
+
+        for (preset, nvenc, qsv) in [
+            ("ultrafast", "p1", "veryfast"),
+            ("veryfast", "p2", "veryfast"),
+            ("fast", "p3", "fast"),
+            ("medium", "p4", "medium"),
+            ("slow", "p6", "slow"),
+            ("veryslow", "p7", "veryslow"),
+            ("placebo", "p7", "veryslow"),
+        ] {
+            for (enc, want) in [("hevc_nvenc", nvenc), ("hevc_qsv", qsv)] {
+                let json =
+                    format!(r#"{{"scenario":"720p-h265","parameters":{{"encoder":"{enc}","preset":"{preset}"}}}}"#);
+                let (_, a) = argv(&json, &cfg()).unwrap();
+                assert_eq!(after(&a, "-c:v"), Some(enc));
+                assert_eq!(after(&a, "-preset"), Some(want), "{enc} {preset}");
+            }
+        }
+        // AV1 and VP9 hardware encoders keep their container and drop the software options.
+        let (j, a) = argv(r#"{"scenario":"720p-vp9","parameters":{"encoder":"vp9_qsv"}}"#, &cfg()).unwrap();
+        assert!(!a.iter().any(|x| x == "-deadline" || x == "-row-mt"));
+        assert!(a.last().unwrap().ends_with(&format!("{}-a2.webm", j.id)));
+        let (_, a) = argv(
+            r#"{"scenario":"1080p-av1","parameters":{"encoder":"av1_nvenc"}}"#,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(after(&a, "-preset"), Some("p2"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! What this node can do: engines and encoders present, cores and memory.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ffrtmp_core::Codec;
 
 /// Software encoders FFmpeg lists in `ffmpeg -encoders` that this node can use.
 ///
 /// Hardware encoders (NVENC, QSV, VAAPI) need a real test encode before they are
-/// advertised; they are not listed by this function.
+/// advertised; they are not listed by this function but by [`hardware_encoders`].
 pub async fn software_encoders(ffmpeg: &Path) -> Result<Vec<String>, String> {
     let out = tokio::process::Command::new(ffmpeg)
         .args(["-hide_banner", "-encoders"])
@@ -107,4 +109,360 @@ pub fn parse_gst_inspect(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// How FFmpeg reaches a hardware encoder: the device and upload options differ per family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HwFamily {
+    /// NVIDIA NVENC (`*_nvenc`): takes system-memory frames, no device options.
+    Nvenc,
+    /// Intel Quick Sync Video (`*_qsv`): a QSV device and frames uploaded into it.
+    Qsv,
+    /// VAAPI (`*_vaapi`): a DRM render node and frames uploaded into it.
+    Vaapi,
+}
+
+/// The hardware encoders of our codecs that FFmpeg may list, with their family.
+pub const HW_ENCODERS: [(&str, HwFamily); 11] = [
+    ("h264_nvenc", HwFamily::Nvenc),
+    ("hevc_nvenc", HwFamily::Nvenc),
+    ("av1_nvenc", HwFamily::Nvenc),
+    ("h264_qsv", HwFamily::Qsv),
+    ("hevc_qsv", HwFamily::Qsv),
+    ("av1_qsv", HwFamily::Qsv),
+    ("vp9_qsv", HwFamily::Qsv),
+    ("h264_vaapi", HwFamily::Vaapi),
+    ("hevc_vaapi", HwFamily::Vaapi),
+    ("av1_vaapi", HwFamily::Vaapi),
+    ("vp9_vaapi", HwFamily::Vaapi),
+];
+
+/// The render node VAAPI encoders use unless configured otherwise.
+pub const DEFAULT_VAAPI_DEVICE: &str = "/dev/dri/renderD128";
+
+/// The known hardware encoder called `name` (exactly), with its family.
+///
+/// ```
+/// use ffrtmp_exec::detect::{hardware_encoder, HwFamily};
+/// assert_eq!(hardware_encoder("hevc_vaapi"), Some(("hevc_vaapi", HwFamily::Vaapi)));
+/// assert_eq!(hardware_encoder("h264_magic"), None);
+/// ```
+pub fn hardware_encoder(name: &str) -> Option<(&'static str, HwFamily)> {
+    HW_ENCODERS.iter().copied().find(|(n, _)| *n == name)
+}
+
+impl HwFamily {
+    /// `nvenc`, `qsv` or `vaapi`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HwFamily::Nvenc => "nvenc",
+            HwFamily::Qsv => "qsv",
+            HwFamily::Vaapi => "vaapi",
+        }
+    }
+
+    /// Global options that open the device; they go before the inputs.
+    pub fn device_args(self, vaapi_device: &Path) -> Vec<OsString> {
+        match self {
+            HwFamily::Nvenc => Vec::new(),
+            HwFamily::Qsv => ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+                .map(OsString::from)
+                .to_vec(),
+            HwFamily::Vaapi => vec!["-vaapi_device".into(), vaapi_device.as_os_str().to_owned()],
+        }
+    }
+
+    /// The filters that upload software frames into the device, appended to the video filter
+    /// chain; `None` when the encoder takes system-memory frames (then `-pix_fmt` applies).
+    pub fn upload_filter(self) -> Option<&'static str> {
+        match self {
+            HwFamily::Nvenc => None,
+            HwFamily::Qsv => Some("format=nv12,hwupload=extra_hw_frames=64,format=qsv"),
+            HwFamily::Vaapi => Some("format=nv12,hwupload"),
+        }
+    }
+}
+
+/// Settings of the hardware encoder test encodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwProbeConfig {
+    /// The DRM render node for VAAPI; VAAPI encoders are rejected without testing when it
+    /// does not exist.
+    pub vaapi_device: PathBuf,
+    /// Longest a test encode may run before the encoder is rejected.
+    pub timeout: Duration,
+    /// Seconds of `testsrc2` (256x256, 30 fps) each test encodes.
+    pub seconds: f64,
+}
+
+impl Default for HwProbeConfig {
+    fn default() -> Self {
+        HwProbeConfig {
+            vaapi_device: PathBuf::from(DEFAULT_VAAPI_DEVICE),
+            timeout: Duration::from_secs(10),
+            seconds: 0.2,
+        }
+    }
+}
+
+/// A hardware encoder FFmpeg lists, and whether its test encode passed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwEncoder {
+    /// The FFmpeg encoder, e.g. `h264_nvenc`.
+    pub name: String,
+    /// Its family.
+    pub family: HwFamily,
+    /// `None`: the test encode exited 0 and the encoder may be advertised. Otherwise why it
+    /// was rejected (the first error line of FFmpeg, a timeout, a missing device).
+    pub rejected: Option<String>,
+}
+
+impl HwEncoder {
+    /// Whether the test encode passed.
+    pub fn validated(&self) -> bool {
+        self.rejected.is_none()
+    }
+}
+
+/// The hardware encoders of our codecs in `ffmpeg -encoders`, each validated by a real short
+/// test encode; only those with `rejected == None` may be advertised.
+///
+/// The families are tested concurrently, the encoders of one family one after the other (so a
+/// consumer GPU's limit on concurrent sessions cannot reject one). An FFmpeg that cannot list
+/// its encoders yields an empty list.
+pub async fn hardware_encoders(ffmpeg: &Path, probe: &HwProbeConfig) -> Vec<HwEncoder> {
+    let listing = tokio::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-encoders"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await;
+    let listed = match listing {
+        Ok(out) if out.status.success() => parse_hw_encoders(&String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => {
+            tracing::warn!(ffmpeg = %ffmpeg.display(), status = %out.status, "cannot list encoders");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::warn!(ffmpeg = %ffmpeg.display(), error = %e, "cannot list encoders");
+            return Vec::new();
+        }
+    };
+    let family = |f: HwFamily| {
+        let names: Vec<&'static str> = listed
+            .iter()
+            .copied()
+            .filter(|n| hardware_encoder(n).is_some_and(|(_, g)| g == f))
+            .collect();
+        async move {
+            let mut tested = Vec::new();
+            for name in names {
+                tested.push(HwEncoder {
+                    name: name.to_string(),
+                    family: f,
+                    rejected: test_encode(ffmpeg, name, f, probe).await.err(),
+                });
+            }
+            tested
+        }
+    };
+    let (nvenc, qsv, vaapi) = tokio::join!(family(HwFamily::Nvenc), family(HwFamily::Qsv), family(HwFamily::Vaapi));
+    let mut all: Vec<HwEncoder> = nvenc.into_iter().chain(qsv).chain(vaapi).collect();
+    all.sort_by_key(|e| listed.iter().position(|n| *n == e.name));
+    all
+}
+
+/// Picks the known hardware encoders ([`HW_ENCODERS`]) out of `ffmpeg -encoders` output, in
+/// listing order.
+///
+/// ```
+/// let text = " V....D h264_nvenc  NVIDIA NVENC H.264 encoder\n V....D mjpeg_vaapi  MJPEG (VAAPI)\n";
+/// assert_eq!(ffrtmp_exec::detect::parse_hw_encoders(text), vec!["h264_nvenc"]);
+/// ```
+pub fn parse_hw_encoders(text: &str) -> Vec<&'static str> {
+    let mut found: Vec<&'static str> = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(flags), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !flags.starts_with('V') {
+            continue;
+        }
+        if let Some((name, _)) = hardware_encoder(name) {
+            if !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+/// The arguments (after the program) of the test encode of `encoder`: `probe.seconds` of
+/// 256x256 `testsrc2` at 30 fps through the family's device and upload options into `-f null`.
+pub fn hw_test_args(encoder: &str, family: HwFamily, probe: &HwProbeConfig) -> Vec<OsString> {
+    let mut a: Vec<OsString> = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+        .map(OsString::from)
+        .to_vec();
+    a.extend(family.device_args(&probe.vaapi_device));
+    a.extend(["-f", "lavfi", "-i"].map(OsString::from));
+    a.push(format!("testsrc2=size=256x256:rate=30:duration={}", probe.seconds).into());
+    match family.upload_filter() {
+        Some(f) => a.extend(["-vf", f].map(OsString::from)),
+        None => a.extend(["-pix_fmt", "yuv420p"].map(OsString::from)),
+    }
+    a.extend(["-an", "-c:v", encoder, "-f", "null", "-"].map(OsString::from));
+    a
+}
+
+/// Runs the test encode of one encoder: `Ok` when it exits 0, else the reason.
+async fn test_encode(ffmpeg: &Path, encoder: &str, family: HwFamily, probe: &HwProbeConfig) -> Result<(), String> {
+    if family == HwFamily::Vaapi && !probe.vaapi_device.exists() {
+        return Err(format!("no VAAPI render node {}", probe.vaapi_device.display()));
+    }
+    let args = hw_test_args(encoder, family, probe);
+    tracing::debug!(ffmpeg = %ffmpeg.display(), ?args, "hardware encoder test encode");
+    let child = tokio::process::Command::new(ffmpeg)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", ffmpeg.display()))?;
+    // On timeout the child is dropped, which kills it.
+    let out = match tokio::time::timeout(probe.timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("test encode failed: {e}")),
+        Err(_) => return Err(format!("test encode did not finish within {:?}", probe.timeout)),
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(first_error_line(&stderr).unwrap_or_else(|| format!("test encode exited with {}", out.status)))
+}
+
+/// The first non-empty line of FFmpeg's stderr, without the `[h264_nvenc @ 0x…] ` context.
+///
+/// ```
+/// let err = "\n[h264_nvenc @ 0x55f4c569c300] Cannot load libcuda.so.1\nError initializing output stream\n";
+/// assert_eq!(ffrtmp_exec::detect::first_error_line(err).as_deref(), Some("Cannot load libcuda.so.1"));
+/// assert_eq!(ffrtmp_exec::detect::first_error_line(" \n"), None);
+/// ```
+pub fn first_error_line(stderr: &str) -> Option<String> {
+    let line = stderr.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = match line.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
+        Some((context, msg)) if context.contains(" @ ") && !msg.trim().is_empty() => msg.trim(),
+        _ => line,
+    };
+    Some(line.to_string())
+}
+
+#[cfg(test)]
+mod hw_tests {
+    use super::*;
+
+    const DEBIAN_LISTING: &str = "\
+Encoders:
+ V..... = Video
+ ------
+ V....D libx264              libx264 H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (codec h264)
+ V....D h264_nvenc           NVIDIA NVENC H.264 encoder (codec h264)
+ V..... h264_qsv             H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (Intel Quick Sync Video acceleration) (codec h264)
+ V....D h264_vaapi           H.264/AVC (VAAPI) (codec h264)
+ V....D hevc_nvenc           NVIDIA NVENC hevc encoder (codec hevc)
+ V..... hevc_qsv             HEVC (Intel Quick Sync Video acceleration) (codec hevc)
+ V....D hevc_vaapi           H.265/HEVC (VAAPI) (codec hevc)
+ V..... mjpeg_qsv            MJPEG (Intel Quick Sync Video acceleration) (codec mjpeg)
+ V....D mpeg2_vaapi          MPEG-2 (VAAPI) (codec mpeg2video)
+ V....D vp8_vaapi            VP8 (VAAPI) (codec vp8)
+ V....D vp9_vaapi            VP9 (VAAPI) (codec vp9)
+ V..... vp9_qsv              VP9 video (Intel Quick Sync Video acceleration) (codec vp9)
+ A....D h264_nvenc_audio     not a video encoder
+ V....D av1_nvenc            NVIDIA NVENC av1 encoder (codec av1)
+ V....D h264_nvenc           listed twice
+";
+
+    #[test]
+    fn parses_only_hardware_encoders_of_our_codecs() {
+        assert_eq!(
+            parse_hw_encoders(DEBIAN_LISTING),
+            [
+                "h264_nvenc",
+                "h264_qsv",
+                "h264_vaapi",
+                "hevc_nvenc",
+                "hevc_qsv",
+                "hevc_vaapi",
+                "vp9_vaapi",
+                "vp9_qsv",
+                "av1_nvenc"
+            ]
+        );
+        assert!(parse_hw_encoders("").is_empty());
+        // The software listing is unchanged by hardware encoders.
+        assert_eq!(parse_encoders(DEBIAN_LISTING), ["libx264"]);
+    }
+
+    #[test]
+    fn every_known_hardware_encoder_belongs_to_one_of_our_codecs() {
+        for (name, family) in HW_ENCODERS {
+            assert!(Codec::of_encoder(name).is_some(), "{name}");
+            assert!(name.ends_with(family.as_str()), "{name}");
+            assert_eq!(hardware_encoder(name), Some((name, family)));
+        }
+        assert_eq!(hardware_encoder("libx264"), None);
+        assert_eq!(hardware_encoder("H264_NVENC"), None);
+    }
+
+    fn joined(args: Vec<OsString>) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn test_encode_arguments_per_family() {
+        let probe = HwProbeConfig {
+            vaapi_device: PathBuf::from("/dev/dri/renderD129"),
+            ..HwProbeConfig::default()
+        };
+        let src = "-f lavfi -i testsrc2=size=256x256:rate=30:duration=0.2";
+        assert_eq!(
+            joined(hw_test_args("h264_nvenc", HwFamily::Nvenc, &probe)),
+            format!("-hide_banner -nostdin -loglevel error {src} -pix_fmt yuv420p -an -c:v h264_nvenc -f null -")
+        );
+        assert_eq!(
+            joined(hw_test_args("hevc_vaapi", HwFamily::Vaapi, &probe)),
+            format!(
+                "-hide_banner -nostdin -loglevel error -vaapi_device /dev/dri/renderD129 {src} \
+                 -vf format=nv12,hwupload -an -c:v hevc_vaapi -f null -"
+            )
+        );
+        assert_eq!(
+            joined(hw_test_args("av1_qsv", HwFamily::Qsv, &probe)),
+            format!(
+                "-hide_banner -nostdin -loglevel error -init_hw_device qsv=hw -filter_hw_device hw {src} \
+                 -vf format=nv12,hwupload=extra_hw_frames=64,format=qsv -an -c:v av1_qsv -f null -"
+            )
+        );
+    }
+
+    #[test]
+    fn first_error_line_drops_the_context_only() {
+        let qsv = "Device creation failed: -542398533.\nFailed to set value 'qsv=hw' for option 'init_hw_device'\n";
+        assert_eq!(
+            first_error_line(qsv).as_deref(),
+            Some("Device creation failed: -542398533.")
+        );
+        let va = "[AVHWDeviceContext @ 0x56079b7fda80] No VA display found for device /dev/dri/renderD128.\n";
+        assert_eq!(
+            first_error_line(va).as_deref(),
+            Some("No VA display found for device /dev/dri/renderD128.")
+        );
+        assert_eq!(first_error_line("[in] out\n").as_deref(), Some("[in] out"));
+        assert_eq!(first_error_line(""), None);
+    }
 }

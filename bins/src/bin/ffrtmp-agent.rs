@@ -169,6 +169,13 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::msg)
                 .context("detecting encoders")?;
+            let mut encoders = encoders;
+            for hw in detect::hardware_encoders(&ffmpeg, &detect::HwProbeConfig::default()).await {
+                match hw.rejected {
+                    None => encoders.push(hw.name),
+                    Some(reason) => tracing::info!(encoder = %hw.name, %reason, "hardware encoder not advertised"),
+                }
+            }
             tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
             let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
             exec_config.ffmpeg_path = ffmpeg;

@@ -2,16 +2,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use ffrtmp::bench::{self, parse_threshold};
+use ffrtmp::cli::jobs::JobsCommand;
+use ffrtmp::cli::nodes::NodesCommand;
+use ffrtmp::cli::print_json;
 use ffrtmp::parse_duration;
-use ffrtmp_core::{
-    Classification, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters, Priority, Queue,
-    ResourceLimits,
-};
 use ffrtmp_http::{ApiClient, ClientConfig};
 
 /// ffrtmp: energy-aware distributed transcoding.
@@ -155,196 +154,6 @@ struct BenchRunArgs {
     out: PathBuf,
 }
 
-#[derive(Subcommand, Debug)]
-enum JobsCommand {
-    /// Submit a job.
-    Submit(Box<SubmitArgs>),
-    /// Show one job with its history.
-    Status { id: JobId },
-    /// List jobs, newest first.
-    List {
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long, value_enum)]
-        queue: Option<QueueArg>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// Show jobs older than this sequence number (the cursor of the previous page).
-        #[arg(long)]
-        before: Option<u64>,
-    },
-    /// Cancel a job.
-    Cancel { id: JobId },
-    /// Queue a failed or canceled job again.
-    Retry { id: JobId },
-    /// Wait until the jobs finish; exits non-zero if any did not complete.
-    Wait {
-        ids: Vec<JobId>,
-        #[arg(long, default_value = "10m", value_parser = parse_duration)]
-        timeout: Duration,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum NodesCommand {
-    /// List registered nodes.
-    List,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum QueueArg {
-    Live,
-    Default,
-    Batch,
-}
-
-impl From<QueueArg> for Queue {
-    fn from(q: QueueArg) -> Queue {
-        match q {
-            QueueArg::Live => Queue::Live,
-            QueueArg::Default => Queue::Default,
-            QueueArg::Batch => Queue::Batch,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum PriorityArg {
-    High,
-    Medium,
-    Low,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum OutputModeArg {
-    File,
-    Null,
-    Rtmp,
-}
-
-#[derive(ClapArgs, Debug)]
-struct SubmitArgs {
-    /// Scenario, e.g. 720p-h264, 1080p60-h265, 4K-h265.
-    #[arg(long)]
-    scenario: String,
-    /// Seconds of video.
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Bitrate, e.g. 5M.
-    #[arg(long)]
-    bitrate: Option<String>,
-    /// Encoder preset, e.g. veryfast.
-    #[arg(long)]
-    preset: Option<String>,
-    /// Frame rate override.
-    #[arg(long)]
-    fps: Option<u32>,
-    /// Size override, e.g. 1280x720.
-    #[arg(long)]
-    resolution: Option<String>,
-    /// Codec override: h264, h265, av1, vp9.
-    #[arg(long)]
-    codec: Option<String>,
-    /// A specific encoder, e.g. h264_nvenc; only nodes advertising it run the job.
-    #[arg(long)]
-    encoder: Option<String>,
-    /// Input file relative to the agent's input directory (default: synthetic source).
-    #[arg(long)]
-    input: Option<String>,
-    /// Where the output goes.
-    #[arg(long, value_enum)]
-    output_mode: Option<OutputModeArg>,
-    #[arg(long, value_enum, default_value = "default")]
-    queue: QueueArg,
-    #[arg(long, value_enum, default_value = "medium")]
-    priority: PriorityArg,
-    /// CPU limit in percent of one core.
-    #[arg(long)]
-    max_cpu_percent: Option<u32>,
-    /// Memory limit in MiB.
-    #[arg(long)]
-    max_memory_mb: Option<u64>,
-    /// Wall-clock limit in seconds.
-    #[arg(long)]
-    timeout_sec: Option<u64>,
-    /// Retries after transient failures.
-    #[arg(long, default_value_t = 3)]
-    max_retries: u32,
-}
-
-impl SubmitArgs {
-    fn spec(&self) -> JobSpec {
-        JobSpec {
-            scenario: self.scenario.clone(),
-            confidence: None,
-            parameters: Parameters {
-                duration: self.duration,
-                bitrate: self.bitrate.clone(),
-                preset: self.preset.clone(),
-                fps: self.fps,
-                resolution: self.resolution.clone(),
-                codec: self.codec.clone(),
-                encoder: self.encoder.clone(),
-                input: self.input.clone(),
-                output_mode: self.output_mode.map(|m| match m {
-                    OutputModeArg::File => OutputMode::File,
-                    OutputModeArg::Null => OutputMode::Null,
-                    OutputModeArg::Rtmp => OutputMode::Rtmp,
-                }),
-            },
-            resource_limits: ResourceLimits {
-                max_cpu_percent: self.max_cpu_percent,
-                max_memory_mb: self.max_memory_mb,
-                max_disk_mb: None,
-                timeout_sec: self.timeout_sec,
-            },
-            queue: self.queue.into(),
-            priority: match self.priority {
-                PriorityArg::High => Priority::High,
-                PriorityArg::Medium => Priority::Medium,
-                PriorityArg::Low => Priority::Low,
-            },
-            engine: EngineChoice::Auto,
-            classification: Classification::default(),
-            max_retries: self.max_retries,
-        }
-    }
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
-    print!("{}", bench::text_table(headers, rows));
-}
-
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
-}
-
-fn job_row(j: &Job) -> Vec<String> {
-    let r = j.result.as_ref();
-    vec![
-        j.seq.to_string(),
-        j.id.to_string(),
-        j.spec.scenario.clone(),
-        j.state.to_string(),
-        j.attempt.to_string(),
-        opt(r.map(|r| format!("{:.2}", r.wall_s))),
-        opt(r.map(|r| format!("{:.1}", r.avg_fps))),
-        opt(r.map(|r| r.frames)),
-        opt(r.map(|r| format!("{:.2}", r.output_bytes as f64 / 1e6))),
-        opt(r.and_then(|r| r.energy.energy_joules).map(|e| format!("{e:.1}"))),
-        opt(j.error.as_ref().map(|e| format!("{:?}", e.kind))),
-    ]
-}
-
-const JOB_HEADERS: [&str; 11] = [
-    "SEQ", "ID", "SCENARIO", "STATE", "ATT", "WALL_S", "FPS", "FRAMES", "OUT_MB", "JOULES", "ERROR",
-];
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -365,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
                 durable: !no_durable,
                 latency_samples: (*latency_samples).max(1),
             };
-            return bench_load(config, json).await;
+            return ffrtmp::cli::load::run(config, json).await;
         }
         Command::Bench(BenchCommand::Compare { base, test, threshold }) => {
             // 0: no regression, 1: a regression beyond the threshold, 2: could not compare.
@@ -403,210 +212,13 @@ async fn main() -> anyhow::Result<()> {
     config.ca_cert = cli.ca_cert.clone();
     let api = ApiClient::new(config).context("building the HTTPS client")?;
     match cli.command {
-        Command::Jobs(JobsCommand::Submit(args)) => {
-            let job = api.submit(&args.spec()).await?;
-            if json {
-                print_json(&job)?;
-            } else {
-                println!("{}", job.id);
-            }
-        }
-        Command::Jobs(JobsCommand::Status { id }) => {
-            let job = api.get(id).await?;
-            if json {
-                return print_json(&job);
-            }
-            table(&JOB_HEADERS, vec![job_row(&job)]);
-            if let Some(p) = &job.progress {
-                println!(
-                    "\nprogress: frame {} fps {:.1} speed {:.2}x {:.0}%",
-                    p.frame, p.fps, p.speed, p.percent
-                );
-            }
-            if let Some(r) = &job.result {
-                println!(
-                    "\nresult: {} frames, {:.2} s, {:.1} fps, {} output bytes, encoder {}, limits {}",
-                    r.frames, r.wall_s, r.avg_fps, r.output_bytes, r.encoder, r.limits
-                );
-                println!(
-                    "cpu: user {} s, sys {} s, peak rss {} MB; input {} bytes, compression {}x, speed {}x",
-                    opt(r.user_s.map(|v| format!("{v:.2}"))),
-                    opt(r.sys_s.map(|v| format!("{v:.2}"))),
-                    opt(r.peak_rss_mb.map(|v| format!("{v:.1}"))),
-                    opt(r.input_bytes),
-                    opt(r.compression_ratio.map(|v| format!("{v:.1}"))),
-                    opt(r.speed.map(|v| format!("{v:.2}")))
-                );
-                match (&r.energy.energy_joules, &r.energy.unavailable_reason) {
-                    (Some(j), _) => println!(
-                        "energy: {j:.2} J ({}), {} W avg, {} J/frame",
-                        r.energy.source,
-                        opt(r.energy.avg_watts.map(|w| format!("{w:.1}"))),
-                        opt(r.energy.joules_per_frame.map(|w| format!("{w:.4}")))
-                    ),
-                    (None, reason) => println!("energy: unavailable ({})", opt(reason.as_deref())),
-                }
-            }
-            if let Some(e) = &job.error {
-                println!("\nerror: {:?}: {}", e.kind, e.message);
-            }
-            println!("\nhistory:");
-            for h in &job.history {
-                println!(
-                    "  {}  {} -> {}  attempt {}  {}",
-                    h.at_ms,
-                    opt(h.from),
-                    h.to,
-                    h.attempt,
-                    h.reason
-                );
-            }
-        }
-        Command::Jobs(JobsCommand::List {
-            state,
-            queue,
-            limit,
-            before,
-        }) => {
-            let state = state
-                .map(|s| s.parse::<JobState>())
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let page = api
-                .list(&JobQuery {
-                    state,
-                    queue: queue.map(Into::into),
-                    node_id: None,
-                    before_seq: before,
-                    limit: Some(limit),
-                })
-                .await?;
-            if json {
-                return print_json(&page);
-            }
-            table(&JOB_HEADERS, page.jobs.iter().map(job_row).collect());
-            if let Some(c) = page.next_cursor {
-                println!("(more: --before {c})");
-            }
-        }
-        Command::Jobs(JobsCommand::Cancel { id }) => {
-            let job = api.cancel(id).await?;
-            if json {
-                return print_json(&job);
-            }
-            println!("{} {}", job.id, job.state);
-        }
-        Command::Jobs(JobsCommand::Retry { id }) => {
-            let job = api.retry(id).await?;
-            if json {
-                return print_json(&job);
-            }
-            println!("{} {}", job.id, job.state);
-        }
-        Command::Jobs(JobsCommand::Wait { ids, timeout }) => {
-            let deadline = Instant::now() + timeout;
-            let mut done = Vec::new();
-            for id in ids {
-                loop {
-                    let job = api.get(id).await?;
-                    if job.state.is_terminal() {
-                        done.push(job);
-                        break;
-                    }
-                    if Instant::now() >= deadline {
-                        bail!("timed out waiting for job {id} (state {})", job.state);
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-            let all_ok = done.iter().all(|j| j.state == JobState::Completed);
-            if json {
-                print_json(&done)?;
-            } else {
-                table(&JOB_HEADERS, done.iter().map(job_row).collect());
-            }
-            if !all_ok {
-                bail!("not every job completed");
-            }
-        }
-        Command::Nodes(NodesCommand::List) => {
-            let nodes = api.nodes().await?;
-            if json {
-                return print_json(&nodes);
-            }
-            let rows = nodes
-                .iter()
-                .map(|n| {
-                    vec![
-                        n.id.to_string(),
-                        n.registration.name.clone(),
-                        format!("{:?}", n.status).to_lowercase(),
-                        format!("{}/{}", n.active_jobs, n.registration.max_concurrent_jobs),
-                        n.registration.cpu_cores.to_string(),
-                        n.registration.encoders.join(","),
-                    ]
-                })
-                .collect();
-            table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS"], rows);
-        }
+        Command::Jobs(command) => ffrtmp::cli::jobs::run(&api, command, json).await?,
+        Command::Nodes(command) => ffrtmp::cli::nodes::run(&api, command, json).await?,
         Command::Bench(BenchCommand::Run(args)) => bench_run(&api, &cli.master, &args, json).await?,
         Command::Bench(_) | Command::Config(_) => unreachable!("handled before connecting"),
         Command::Run(_) | Command::Attach(_) | Command::Watch(_) => unreachable!("handled before connecting"),
-        Command::Scenarios => {
-            let v = api.scenarios().await?;
-            print_json(&v)?;
-        }
+        Command::Scenarios => ffrtmp::cli::scenarios::run(&api).await?,
     }
-    Ok(())
-}
-
-async fn bench_load(config: ffrtmp::load::LoadConfig, json: bool) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir().context("creating a scratch directory")?;
-    let r = ffrtmp::load::run(config, dir.path()).await?;
-    if json {
-        return print_json(&r);
-    }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!(
-        "load: {} jobs, {} agents, durable={}, {cores} cores",
-        r.jobs, r.agents, r.durable
-    );
-    let ratio = |v: f64| format!("{:.2}", v / r.raw_sqlite_tx_per_s);
-    table(
-        &["MEASURE", "VALUE", "VS RAW SQLITE TX/S"],
-        vec![
-            vec![
-                "raw SQLite single-row tx/s".into(),
-                format!("{:.0}", r.raw_sqlite_tx_per_s),
-                "1.00".into(),
-            ],
-            vec![
-                "lifecycles/s in-process".into(),
-                format!("{:.0}", r.in_process_per_s),
-                ratio(r.in_process_per_s),
-            ],
-            vec![
-                "lifecycles/s over HTTPS".into(),
-                format!("{:.0}", r.https_per_s),
-                ratio(r.https_per_s),
-            ],
-            vec![
-                "writes per commit (in-process)".into(),
-                format!("{:.1}", r.in_process_mean_group),
-                "-".into(),
-            ],
-            vec![
-                "enqueue-to-claim p50 ms".into(),
-                format!("{:.2}", r.claim_latency_p50_ms),
-                "-".into(),
-            ],
-            vec![
-                "enqueue-to-claim p99 ms".into(),
-                format!("{:.2}", r.claim_latency_p99_ms),
-                "-".into(),
-            ],
-        ],
-    );
     Ok(())
 }
 

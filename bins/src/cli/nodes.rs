@@ -1,0 +1,39 @@
+//! `ffrtmp nodes`: the worker nodes registered with the master.
+
+use clap::Subcommand;
+use ffrtmp_http::ApiClient;
+
+use crate::cli::{print_json, table};
+
+#[derive(Subcommand, Debug)]
+pub enum NodesCommand {
+    /// List registered nodes.
+    List,
+}
+
+/// Runs `ffrtmp nodes <command>` against the master.
+pub async fn run(api: &ApiClient, command: NodesCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        NodesCommand::List => {
+            let nodes = api.nodes().await?;
+            if json {
+                return print_json(&nodes);
+            }
+            let rows = nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.id.to_string(),
+                        n.registration.name.clone(),
+                        format!("{:?}", n.status).to_lowercase(),
+                        format!("{}/{}", n.active_jobs, n.registration.max_concurrent_jobs),
+                        n.registration.cpu_cores.to_string(),
+                        n.registration.encoders.join(","),
+                    ]
+                })
+                .collect();
+            table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS"], rows);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The status HTTP server: binding, connections, routing and the `/ready` answer.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::body::{json, text};
+use crate::error::{ApiError, HttpError};
+use crate::routes::Route;
+use crate::tls::TlsSetup;
+use crate::wire::{ErrorDetail, Status};
+
+use super::{Check, ReadyReport, StatusProbe, METRICS_CONTENT_TYPE};
+
+/// How long the probe may take to answer before `/ready` says 503 (or `/metrics` 500).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Request headers must arrive within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// On shutdown, how long in-flight requests may take.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Entry point: `StatusServer::bind(addr, probe).await?.run(shutdown).await`.
+///
+/// ```no_run
+/// # async fn demo(probe: std::sync::Arc<dyn ffrtmp_http::status::StatusProbe>) -> Result<(), ffrtmp_http::HttpError> {
+/// use ffrtmp_http::status::StatusServer;
+/// let server = StatusServer::bind("127.0.0.1:9464".parse().unwrap(), probe).await?;
+/// println!("status on http://{}", server.local_addr());
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
+/// server.run(async { let _ = stopped.await; }).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct StatusServer;
+
+impl StatusServer {
+    /// Opens the listening socket for plain HTTP.
+    pub async fn bind(addr: SocketAddr, probe: Arc<dyn StatusProbe>) -> Result<BoundStatusServer, HttpError> {
+        Self::bind_with_tls(addr, probe, &TlsSetup::Plaintext).await
+    }
+
+    /// Opens the listening socket, serving TLS unless `tls` is [`TlsSetup::Plaintext`].
+    pub async fn bind_with_tls(
+        addr: SocketAddr,
+        probe: Arc<dyn StatusProbe>,
+        tls: &TlsSetup,
+    ) -> Result<BoundStatusServer, HttpError> {
+        let tls = tls.server_config()?.map(TlsAcceptor::from);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| HttpError::Bind { addr, source })?;
+        if !local_addr.ip().is_loopback() {
+            tracing::warn!(addr = %local_addr, "the status endpoint has no authentication and is not on loopback");
+        }
+        Ok(BoundStatusServer {
+            listener,
+            local_addr,
+            tls,
+            probe,
+        })
+    }
+}
+
+/// A status server whose socket is open; [`BoundStatusServer::run`] serves it.
+pub struct BoundStatusServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    probe: Arc<dyn StatusProbe>,
+}
+
+impl fmt::Debug for BoundStatusServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundStatusServer")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundStatusServer {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish (up to 5 s).
+    pub async fn run<F>(self, shutdown: F) -> Result<(), HttpError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let BoundStatusServer {
+            listener,
+            local_addr,
+            tls,
+            probe,
+        } = self;
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving /health, /ready and /metrics");
+        let limiter = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let (stop_tx, _) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while connections.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = limiter.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    let (tls, probe, stop) = (tls.clone(), probe.clone(), stop_tx.subscribe());
+                    connections.spawn(async move {
+                        serve_connection(tcp, peer, tls, probe, stop).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "status endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            connections.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    probe: Arc<dyn StatusProbe>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => serve_http(TokioIo::new(tcp), peer, probe, stop).await,
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, probe, stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "status endpoint: TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "status endpoint: TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_http<S>(io: TokioIo<S>, peer: SocketAddr, probe: Arc<dyn StatusProbe>, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let probe = probe.clone();
+        async move { Ok::<_, Infallible>(handle(probe, request.method(), request.uri().path()).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "status endpoint: connection ended with an error");
+    }
+}
+
+/// Completes when the server shuts down (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Answers one request.
+async fn handle(probe: Arc<dyn StatusProbe>, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let route = Route::parse(path).filter(|r| matches!(r, Route::Health | Route::Ready | Route::Metrics));
+    let answer = match route {
+        None => Err(ApiError::not_found(format!("no route {path}"))),
+        Some(route) if !route.methods().contains(&method.as_str()) => {
+            let mut response = ApiError::method_not_allowed(route.methods()).into_response();
+            if let Ok(allow) = HeaderValue::from_str(&route.methods().join(", ")) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+            return response;
+        }
+        Some(Route::Health) => json(StatusCode::OK, &Status { status: "ok".into() }),
+        Some(Route::Ready) => ready(probe).await,
+        Some(_) => match ask(probe, |p| p.metrics()).await {
+            Ok(body) => Ok(text(METRICS_CONTENT_TYPE, body)),
+            Err(why) => Err(ApiError::internal(format!("rendering the metrics failed: {why}"))),
+        },
+    };
+    answer.unwrap_or_else(ApiError::into_response)
+}
+
+/// The body of `GET /ready`.
+#[derive(Serialize)]
+struct ReadyAnswer<'a> {
+    status: &'static str,
+    #[serde(flatten)]
+    report: &'a ReadyReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
+}
+
+async fn ready(probe: Arc<dyn StatusProbe>) -> Result<Response<Full<Bytes>>, ApiError> {
+    let report = ask(probe, |p| p.ready())
+        .await
+        .unwrap_or_else(|why| ReadyReport::from_checks(vec![Check::fail("probe", why)]));
+    if report.ok {
+        return json(
+            StatusCode::OK,
+            &ReadyAnswer {
+                status: "ready",
+                report: &report,
+                error: None,
+            },
+        );
+    }
+    let failing: Vec<&str> = report.failing().collect();
+    let message = if failing.is_empty() {
+        "not ready".to_string()
+    } else {
+        format!("failing checks: {}", failing.join(", "))
+    };
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &ReadyAnswer {
+            status: "not_ready",
+            report: &report,
+            error: Some(ErrorDetail {
+                kind: "not_ready".into(),
+                message,
+            }),
+        },
+    )
+}
+
+/// Calls the probe on a blocking thread, waiting at most [`PROBE_TIMEOUT`].
+async fn ask<T, F>(probe: Arc<dyn StatusProbe>, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn StatusProbe) -> T + Send + 'static,
+{
+    let task = tokio::task::spawn_blocking(move || f(probe.as_ref()));
+    match tokio::time::timeout(PROBE_TIMEOUT, task).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("the probe failed: {e}")),
+        Err(_) => Err(format!("the probe did not answer within {PROBE_TIMEOUT:?}")),
+    }
+}
