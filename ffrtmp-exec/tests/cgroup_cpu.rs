@@ -1,5 +1,7 @@
-//! A 50 % CPU quota holds a busy loop at half a core, measured by the job cgroup's own CPU
-//! usage counter. Kept in its own test binary so that no other test competes for the CPU.
+//! CPU quotas hold busy loops at their share, measured by the job cgroup's own CPU usage
+//! counter: 50 % holds one loop at half a core, 150 % holds two loops at one and a half of
+//! the two cores. Kept in its own test binary, the two measured one after the other, so that
+//! no other test competes for the CPU.
 
 mod common;
 
@@ -11,7 +13,13 @@ use ffrtmp_exec::supervise::{run, ProcessSpec, StopReason};
 use ffrtmp_exec::Cgroups;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cpu_quota_holds_a_busy_loop_at_half_a_core() {
+async fn cpu_quotas_hold_busy_loops_at_their_share() {
+    measure(50, 1).await;
+    measure(150, 2).await;
+}
+
+/// Runs `loops` busy loops under `percent` % of one core and checks the share they got.
+async fn measure(percent: u32, loops: usize) {
     let cgroups = Cgroups::detect();
     if !cgroups.has_cpu() {
         eprintln!(
@@ -20,18 +28,24 @@ async fn cpu_quota_holds_a_busy_loop_at_half_a_core() {
         );
         return;
     }
-    let name = format!("test-cpu-{}", std::process::id());
+    let name = format!("test-cpu-{}-{percent}", std::process::id());
     let limits = ResourceLimits {
-        max_cpu_percent: Some(50),
+        max_cpu_percent: Some(percent),
         ..Default::default()
     };
     let cg = cgroups.create(&name, &limits).unwrap();
-    assert!(cg.enforced().unwrap().ends_with("cpu=50%"), "{:?}", cg.enforced());
+    assert!(
+        cg.enforced().unwrap().ends_with(&format!("cpu={percent}%")),
+        "{:?}",
+        cg.enforced()
+    );
     if cg.cpu_usage().is_none() {
         eprintln!("skipped: the job cgroup has no CPU usage counter");
         return;
     }
-    let mut spec = ProcessSpec::new("sh", ["-c", "while :; do :; done"]);
+    // `loops` copies of the loop, all children of one shell inside the group.
+    let script = vec!["while :; do :; done"; loops].join(" & ");
+    let mut spec = ProcessSpec::new("sh", ["-c".to_string(), script]);
     spec.nice = None; // measure the quota, not the scheduler's treatment of nice 10
     spec.grace = Duration::from_secs(2);
     spec.join(&cg).unwrap();
@@ -59,19 +73,24 @@ async fn cpu_quota_holds_a_busy_loop_at_half_a_core() {
     assert!(cgroup_dirs_named(&name).is_empty());
 
     let share = (u1 - u0).as_secs_f64() / (t1 - t0).as_secs_f64();
+    let quota = f64::from(percent) / 100.0;
     let throttled = match (th0, th1) {
         (Some((p0, n0)), Some((p1, n1))) if p1 > p0 => (n1 - n0) as f64 / (p1 - p0) as f64,
         _ => 1.0,
     };
     eprintln!(
-        "busy loop used {:.1}% of a core; throttled in {:.0}% of periods",
+        "{loops} busy loop(s) under {percent}% used {:.1}% of a core; throttled in {:.0}% of periods",
         share * 100.0,
         throttled * 100.0
     );
-    assert!(share <= 0.55, "quota not enforced: {:.1}% of a core", share * 100.0);
+    assert!(
+        share <= quota + 0.05,
+        "quota not enforced: {:.1}% of a core",
+        share * 100.0
+    );
     if throttled >= 0.8 {
-        // The quota, not other load, was the limit: the loop must have had its full half.
-        assert!(share >= 0.45, "{:.1}% of a core", share * 100.0);
+        // The quota, not other load, was the limit: the loops must have had their full share.
+        assert!(share >= quota - 0.05, "{:.1}% of a core", share * 100.0);
     } else {
         eprintln!(
             "host busy (throttled in only {:.0}% of periods): lower bound not checked",
