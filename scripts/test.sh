@@ -18,6 +18,13 @@ command -v gst-launch-1.0 >/dev/null || {
 }
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)"; exit 1; }
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if command -v rustup >/dev/null; then
+        rustup component add rustfmt clippy
+    else
+        apt_install rustfmt rust-clippy
+    fi
+fi
 
 # --- PostgreSQL for the PgStore tests (feature ffrtmp-sched/postgres) -------------------------
 # Unless FFRTMP_TEST_PG_URL already names a server, start a private, throw-away cluster on a
@@ -61,6 +68,11 @@ start_private_pg() {
     export FFRTMP_TEST_PG_URL="postgres://ffrtmp@127.0.0.1:$port/postgres"
     echo "test.sh: private PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 }
+# The binary-level PostgreSQL tests create their databases with psql.
+if [ "${FFRTMP_SKIP_PG:-0}" != "1" ] && ! command -v psql >/dev/null; then
+    echo "test.sh: installing postgresql-client"
+    apt_install postgresql-client
+fi
 if [ -z "${FFRTMP_TEST_PG_URL:-}" ] && [ "${FFRTMP_SKIP_PG:-0}" != "1" ]; then
     start_private_pg
 fi

@@ -105,6 +105,9 @@ struct Slot {
     attempt: u32,
     cancel: CancelHandle,
     progress: Arc<LatestProgress>,
+    /// The workload has ended and its outcome is being reported: a drain must not
+    /// interrupt it (that would fence the real result).
+    reporting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Keeps the last progress of a job for the next heartbeat.
@@ -294,12 +297,14 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
     let job = assignment.job;
     let (cancel, signal) = cancel_pair();
     let progress = Arc::new(LatestProgress::default());
+    let reporting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     lock(&shared.slots).insert(
         job.id,
         Slot {
             attempt: job.attempt,
             cancel,
             progress: progress.clone(),
+            reporting: reporting.clone(),
         },
     );
     let shared = shared.clone();
@@ -325,6 +330,7 @@ fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
                     m.started(&job);
                 }
                 let outcome = shared.executor.execute(&job, progress.as_ref(), signal).await;
+                reporting.store(true, Ordering::SeqCst);
                 Some(measure(&shared.energy, &job, outcome))
             }
         };
@@ -384,8 +390,10 @@ async fn drain(shared: &Arc<Shared>) {
         }
         let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), shared.slot_freed.notified()).await;
     }
+    // Jobs still running are stopped and handed back; finished ones keep reporting.
     let remaining: Vec<(JobId, u32, CancelHandle)> = lock(&shared.slots)
         .iter()
+        .filter(|(_, s)| !s.reporting.load(Ordering::SeqCst))
         .map(|(id, s)| (*id, s.attempt, s.cancel.clone()))
         .collect();
     let Some(node_id) = lock(&shared.summary).node_id else {
@@ -407,8 +415,9 @@ async fn drain(shared: &Arc<Shared>) {
             tracing::warn!(job_id = %id, error = %e, "could not report interrupted job");
         }
     }
-    // Give the stopped processes a moment to be reaped by their tasks.
-    let until = Instant::now() + Duration::from_secs(15);
+    // Give the stopped processes a moment to be reaped, and finished jobs time to deliver
+    // their results (their reports retry while the master is unreachable).
+    let until = Instant::now() + shared.config.report_patience.min(Duration::from_secs(60));
     while !lock(&shared.slots).is_empty() && Instant::now() < until {
         let _ = tokio::time::timeout(Duration::from_millis(200), shared.slot_freed.notified()).await;
     }

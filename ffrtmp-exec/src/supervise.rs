@@ -31,6 +31,9 @@ pub const TAIL_LINES: usize = 64;
 pub const TAIL_BYTES: usize = 16 * 1024;
 /// Longest stderr line kept (longer lines are cut).
 const MAX_LINE: usize = 2048;
+/// Environment variables that hold credentials and are removed from every workload.
+pub const SECRET_ENV: [&str; 2] = ["MASTER_API_KEY", "FFRTMP_API_KEY"];
+
 /// How long to wait for pipes to drain and the group to vanish after the leader exits.
 const AFTERMATH: Duration = Duration::from_secs(2);
 
@@ -336,6 +339,10 @@ where
     // A std command, not tokio's: the leader is reaped here with wait4 (for its rusage), and
     // tokio's child handle would wait for (or, once dropped, try to reap) the same pid.
     let mut cmd = std::process::Command::new(&spec.program);
+    // Workloads may process untrusted media: they never see the fleet's credentials.
+    for var in SECRET_ENV {
+        cmd.env_remove(var);
+    }
     cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -70,6 +70,7 @@ struct MJob {
     attempt: u32,
     node: Option<usize>,
     base: u32,
+    claimed_at: u64,
 }
 
 struct MNode {
@@ -133,6 +134,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     attempt: 0,
                     node: None,
                     base: 0,
+                    claimed_at: 0,
                 });
             }
             Op::Claim { node, max } => {
@@ -153,6 +155,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let ids: Vec<JobId> = got.iter().map(|a| a.job.id).collect();
                 prop_assert_eq!(&ids, &expect);
                 for j in jobs.iter_mut().filter(|j| expect.contains(&j.id)) {
+                    j.claimed_at = now(&clock);
                     j.attempt += 1;
                     j.node = Some(node);
                     j.state = JobState::Assigned;
@@ -220,6 +223,16 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 store.heartbeat(nodes[node].id, &Heartbeat::default()).await.unwrap();
                 mnodes[node].last_seen = now(&clock);
                 mnodes[node].online = true;
+                // The heartbeat lists nothing: jobs claimed over two intervals ago are handed
+                // back (interrupted, costing no retry).
+                let t = now(&clock);
+                for j in jobs
+                    .iter_mut()
+                    .filter(|j| j.node == Some(node) && j.state.is_active() && j.claimed_at < t - 60_000)
+                {
+                    j.base += 1;
+                    fail(j, true);
+                }
             }
             Op::Advance { secs } => clock.advance(Duration::from_secs(secs)),
             Op::Sweep => {

@@ -42,6 +42,7 @@ conformance_tests!(PgBackend::create().await;
     completed_jobs_are_pruned_after_retention_in_bounded_batches,
     a_restarted_master_gives_nodes_a_window_to_come_back,
     a_two_hour_job_with_healthy_heartbeats_is_never_failed_or_duplicated,
+    a_job_the_node_stopped_listing_goes_back_to_the_queue,
 );
 
 async fn admin(url: &str) -> tokio_postgres::Client {

@@ -90,6 +90,9 @@ pub async fn run(cgroups: &Cgroups, req: &RunRequest, on_started: impl FnOnce(&S
     let mut term = signal(SignalKind::terminate()).map_err(io)?;
 
     let mut cmd = tokio::process::Command::new(&req.program);
+    for var in crate::supervise::SECRET_ENV {
+        cmd.env_remove(var);
+    }
     cmd.args(&req.args)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())

@@ -139,6 +139,11 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
 /// transient and retries remain, `failed` otherwise. The caller saves the job.
 pub async fn fail_attempt(tx: &Db<'_>, ctx: &Ctx<'_>, stored: &mut StoredJob, error: JobError) -> Result<()> {
     let now = ctx.now;
+    if error.kind == ErrorKind::Interrupted {
+        // A graceful hand-back (agent drain, dropped job) is not the job's failure: it
+        // costs no retry.
+        stored.attempt_base = stored.attempt_base.saturating_add(1);
+    }
     let used = stored.job.attempt.saturating_sub(stored.attempt_base);
     let job = &mut stored.job;
     let reason = format!("{:?}: {}", error.kind, error.message);

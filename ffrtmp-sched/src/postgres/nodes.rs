@@ -98,6 +98,30 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
             cancel.push(running.job_id);
         }
     }
+    // Jobs the node holds but no longer lists (it dropped them) go back to the queue. Jobs
+    // claimed within the last two intervals are spared: the claim's answer may still be on
+    // its way to the agent.
+    let recent = ctx
+        .now
+        .saturating_sub(2 * ctx.cfg.heartbeat_interval.as_millis() as u64) as i64;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs j WHERE node_id = $1 AND state IN ('assigned', 'running') \
+                 AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.job_id = j.id AND c.attempt = j.attempt \
+                 AND c.at_ms >= $2) ORDER BY seq FOR UPDATE"
+            ),
+            &[&node_text, &recent],
+        )
+        .await?;
+    for mut stored in jobs_from_rows(&rows)? {
+        if hb.running.iter().any(|r| r.job_id == stored.job.id) {
+            continue;
+        }
+        let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
+        fail_attempt(tx, ctx, &mut stored, error).await?;
+        save_job(tx, &stored).await?;
+    }
     Ok(HeartbeatReply { cancel })
 }
 

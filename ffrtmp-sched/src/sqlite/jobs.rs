@@ -132,6 +132,11 @@ pub fn fail_attempt(
     error: JobError,
     now: u64,
 ) -> Result<(), StoreError> {
+    if error.kind == ErrorKind::Interrupted {
+        // A graceful hand-back (agent drain, dropped job) is not the job's failure: it
+        // costs no retry.
+        stored.attempt_base = stored.attempt_base.saturating_add(1);
+    }
     let used = stored.job.attempt.saturating_sub(stored.attempt_base);
     let job = &mut stored.job;
     let reason = format!("{:?}: {}", error.kind, error.message);

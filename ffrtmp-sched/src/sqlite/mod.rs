@@ -239,7 +239,7 @@ impl JobStore for SqliteStore {
 
     async fn heartbeat(&self, node_id: NodeId, heartbeat: &Heartbeat) -> Result<HeartbeatReply, StoreError> {
         let hb = heartbeat.clone();
-        self.write(move |c, _, now| nodes::heartbeat(c, node_id, &hb, now))
+        self.write(move |c, cfg, now| nodes::heartbeat(c, cfg, node_id, &hb, now))
             .await
     }
 

@@ -56,7 +56,13 @@ fn active_count(conn: &Connection, node: NodeId) -> Result<u32, StoreError> {
         .map_err(db)
 }
 
-pub fn heartbeat(conn: &Connection, node: NodeId, hb: &Heartbeat, now: u64) -> Result<HeartbeatReply, StoreError> {
+pub fn heartbeat(
+    conn: &Connection,
+    cfg: &SchedConfig,
+    node: NodeId,
+    hb: &Heartbeat,
+    now: u64,
+) -> Result<HeartbeatReply, StoreError> {
     load_node(conn, node)?;
     touch_node(conn, node, now)?;
     let mut cancel = Vec::new();
@@ -79,6 +85,29 @@ pub fn heartbeat(conn: &Connection, node: NodeId, hb: &Heartbeat, now: u64) -> R
             job.updated_at_ms = now;
             save_job(conn, &stored)?;
         }
+    }
+    // Jobs the node holds but no longer lists (it dropped them) go back to the queue. Jobs
+    // claimed within the last two intervals are spared: the claim's answer may still be on
+    // its way to the agent.
+    let recent = now.saturating_sub(2 * cfg.heartbeat_interval.as_millis() as u64) as i64;
+    let dropped = {
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running') \
+                 AND claimed_at_ms < ?2 ORDER BY seq"
+            ))
+            .map_err(db)?;
+        let rows = stmt.query_map(params![node.to_string(), recent], raw_job).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+    };
+    for raw in dropped {
+        let mut stored = job_from_raw(raw)?;
+        if hb.running.iter().any(|r| r.job_id == stored.job.id) {
+            continue;
+        }
+        let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
+        fail_attempt(conn, cfg, &mut stored, error, now)?;
+        save_job(conn, &stored)?;
     }
     Ok(HeartbeatReply { cancel })
 }

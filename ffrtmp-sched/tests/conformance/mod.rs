@@ -242,12 +242,20 @@ pub async fn claims_are_forgotten_after_an_hour(b: &dyn Backend) {
     let req = claim_request(&node, "old", 1);
     let first = store.claim(&req).await.unwrap();
     assert_eq!(first.len(), 1);
+    // The node keeps listing the job it runs, so it keeps holding it.
+    let hb = Heartbeat {
+        running: vec![RunningJob {
+            job_id: first[0].job.id,
+            attempt: first[0].job.attempt,
+            progress: None,
+        }],
+    };
     clock.advance(Duration::from_secs(30 * 60));
-    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    store.heartbeat(node.id, &hb).await.unwrap();
     store.sweep().await.unwrap();
     assert_eq!(ids(&store.claim(&req).await.unwrap()), ids(&first), "still remembered");
     clock.advance(Duration::from_secs(31 * 60));
-    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    store.heartbeat(node.id, &hb).await.unwrap();
     store.sweep().await.unwrap();
     let second = store.claim(&req).await.unwrap();
     assert_eq!(second.len(), 1);
@@ -644,4 +652,40 @@ pub async fn invalid_specs_and_registrations_are_refused(b: &dyn Backend) {
         Err(StoreError::InvalidRequest(_))
     ));
     assert!(store.list_nodes().await.unwrap().is_empty());
+}
+
+/// A job its node stops listing in heartbeats (the agent dropped it) goes back to the queue
+/// without using a retry; a job claimed moments ago is spared, its claim may be in flight.
+pub async fn a_job_the_node_stopped_listing_goes_back_to_the_queue(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 2)).await.unwrap();
+    let mut s = spec("720p-h264");
+    s.max_retries = 0;
+    let dropped = store.submit(s).await.unwrap();
+    let a = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(a.job.id, dropped.id);
+    clock.advance(Duration::from_secs(61));
+    let fresh = store.submit(spec("720p-h264")).await.unwrap();
+    let b2 = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!(b2.job.id, fresh.id);
+    // The node lists neither job: the one claimed 61 s ago (> 2 intervals) is taken back.
+    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    let j = store.get(dropped.id).await.unwrap();
+    assert_eq!(
+        j.state,
+        JobState::Retrying,
+        "max_retries 0, yet a hand-back costs no retry"
+    );
+    assert_eq!(j.error.unwrap().kind, ErrorKind::Interrupted);
+    assert_eq!(
+        store.get(fresh.id).await.unwrap().state,
+        JobState::Assigned,
+        "just claimed: spared"
+    );
+    // Its late report is fenced.
+    assert!(matches!(
+        store.report(&completed(&a, &node, 1)).await,
+        Err(StoreError::Fenced { .. })
+    ));
 }

@@ -170,7 +170,14 @@ pub async fn a_restarted_master_gives_nodes_a_window_to_come_back(b: &dyn Backen
     clock.advance(Duration::from_secs(600));
     let store = b.open(clock.config()).await;
     assert_eq!(store.sweep().await.unwrap().nodes_lost, 0, "grace after restart");
-    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    let hb = Heartbeat {
+        running: vec![ffrtmp_core::RunningJob {
+            job_id: job,
+            attempt: 1,
+            progress: None,
+        }],
+    };
+    store.heartbeat(node.id, &hb).await.unwrap();
     clock.advance(Duration::from_secs(60));
     assert_eq!(store.sweep().await.unwrap().nodes_lost, 0);
     assert_eq!(store.get(job).await.unwrap().state, JobState::Assigned);
