@@ -501,3 +501,58 @@ fn sigterm_drains_the_agent_and_hands_unfinished_jobs_back() {
     assert_eq!(j["error"]["kind"], "interrupted", "{j:#}");
     assert_eq!(j["attempt"], 1);
 }
+
+#[test]
+fn an_agent_registers_again_when_the_master_no_longer_knows_it() {
+    let mut cluster = Cluster::start(1);
+    let port = cluster.url.rsplit(':').next().unwrap().to_string();
+    let status = wait_for_file(&cluster.dir.path().join("agent-0.status"), Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(&status, "/ready").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "agent never became ready\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The master comes back on the same address with an empty database (restored from an
+    // old backup, or replaced): it has never heard of the agent's node.
+    cluster.master.take().unwrap().0.kill().unwrap();
+    let d = cluster.dir.path();
+    let ready = d.join("ready-2");
+    let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        .args(["--port", &port, "--heartbeat-interval", "500ms"])
+        .arg("--db")
+        .arg(d.join("fresh.db"))
+        .arg("--tls-dir")
+        .arg(d.join("tls"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("MASTER_API_KEY", KEY)
+        .stdout(Stdio::null())
+        .stderr(log_file(d, "master-2.log"))
+        .spawn()
+        .unwrap();
+    cluster.master = Some(Proc(master));
+    wait_for_file(&ready, Duration::from_secs(30));
+    let job = cluster.cli_json(&[
+        "jobs",
+        "submit",
+        "--scenario",
+        "720p-h264",
+        "--duration",
+        "1",
+        "--output-mode",
+        "null",
+    ]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = cluster.cli_json(&["jobs", "wait", &id, "--timeout", "60s"]);
+    assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], cluster.logs());
+    let nodes = cluster.cli_json(&["nodes", "list"]);
+    assert_eq!(
+        nodes.as_array().unwrap().len(),
+        1,
+        "the agent registered once with the new master"
+    );
+}

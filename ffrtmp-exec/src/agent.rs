@@ -137,6 +137,7 @@ struct Shared {
     slot_freed: Notify,
     summary: Mutex<AgentSummary>,
     stats: Arc<AgentStats>,
+    reregistering: tokio::sync::Mutex<()>,
 }
 
 /// A worker agent.
@@ -163,6 +164,7 @@ impl Agent {
                 slot_freed: Notify::new(),
                 summary: Mutex::new(AgentSummary::default()),
                 stats: Arc::new(AgentStats::default()),
+                reregistering: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -184,9 +186,9 @@ impl Agent {
         };
         tracing::info!(node_id = %node.id, "registered with master");
         lock(&shared.summary).node_id = Some(node.id);
-        let heartbeats = tokio::spawn(heartbeat_loop(shared.clone(), node.id));
+        let heartbeats = tokio::spawn(heartbeat_loop(shared.clone()));
         tokio::select! {
-            _ = claim_loop(shared.clone(), node.id) => {}
+            _ = claim_loop(shared.clone()) => {}
             _ = &mut shutdown => tracing::info!("shutdown requested: no new claims, draining"),
         }
         drain(&shared).await;
@@ -215,7 +217,29 @@ async fn register(shared: &Shared) -> Node {
     }
 }
 
-async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
+/// The node id the master knows this agent by now.
+fn current_node(shared: &Shared) -> Option<NodeId> {
+    lock(&shared.summary).node_id
+}
+
+/// The master answered 404 for our node (its database was replaced or restored): register
+/// again. Jobs still running under the old id are fenced by the master and stop.
+async fn reregister(shared: &Shared, stale: NodeId) {
+    let _one_at_a_time = shared.reregistering.lock().await;
+    if current_node(shared) != Some(stale) {
+        return;
+    }
+    tracing::warn!(node_id = %stale, "the master no longer knows this node; registering again");
+    let node = register(shared).await;
+    tracing::info!(node_id = %node.id, "registered with master");
+    lock(&shared.summary).node_id = Some(node.id);
+}
+
+fn is_unknown_node(e: &TransportError) -> bool {
+    matches!(e, TransportError::Rejected { status: 404, .. })
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -228,6 +252,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
                 progress: s.progress.get(),
             })
             .collect();
+        let Some(node_id) = current_node(&shared) else { continue };
         match shared.transport.heartbeat(node_id, &Heartbeat { running }).await {
             Ok(reply) => {
                 shared.stats.contact();
@@ -242,12 +267,15 @@ async fn heartbeat_loop(shared: Arc<Shared>, node_id: NodeId) {
             Err(e) => {
                 shared.stats.master_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "heartbeat failed");
+                if is_unknown_node(&e) {
+                    reregister(&shared, node_id).await;
+                }
             }
         }
     }
 }
 
-async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
+async fn claim_loop(shared: Arc<Shared>) {
     let max = shared.config.registration.max_concurrent_jobs;
     let mut failures = 0u32;
     let mut pending_claim: Option<String> = None;
@@ -260,6 +288,7 @@ async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
         // Reuse the claim id after a transport failure: the master may have assigned jobs
         // whose answer was lost, and the same id returns them.
         let claim_id = pending_claim.take().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let Some(node_id) = current_node(&shared) else { return };
         let request = ClaimRequest {
             node_id,
             claim_id: claim_id.clone(),
@@ -287,6 +316,10 @@ async fn claim_loop(shared: Arc<Shared>, node_id: NodeId) {
                 let wait = Backoff::TRANSPORT.delay(failures.min(5));
                 failures += 1;
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
+                if is_unknown_node(&e) {
+                    reregister(&shared, node_id).await;
+                    continue;
+                }
                 tokio::time::sleep(wait).await;
             }
         }
