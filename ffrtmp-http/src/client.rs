@@ -41,6 +41,9 @@ pub struct ClientConfig {
     /// Limit for one attempt of one request, response body included. Claims that wait for
     /// work get their wait on top.
     pub request_timeout: Duration,
+    /// Allow sending the API key over an `http://` URL. Off by default: a mistyped URL must
+    /// not leak the key.
+    pub allow_plaintext: bool,
 }
 
 impl ClientConfig {
@@ -56,7 +59,14 @@ impl ClientConfig {
             ca_cert: None,
             backoff: Backoff::TRANSPORT,
             request_timeout: Self::DEFAULT_TIMEOUT,
+            allow_plaintext: false,
         }
+    }
+
+    /// Allows an `http://` URL with an API key (a server explicitly running without TLS).
+    pub fn with_plaintext_allowed(mut self) -> Self {
+        self.allow_plaintext = true;
+        self
     }
 
     /// Trusts the certificates in `path` instead of the system bundle.
@@ -153,8 +163,10 @@ impl HttpClient {
     ///
     /// ```
     /// use ffrtmp_http::{ClientConfig, HttpClient};
-    /// // Plain HTTP needs no trust roots; HTTPS would load the system bundle or `ca_cert`.
-    /// let client = HttpClient::new(ClientConfig::new("http://127.0.0.1:8080/", "a-long-api-key")).unwrap();
+    /// // Plain HTTP needs no trust roots, but sends the key in clear: it must be allowed.
+    /// assert!(HttpClient::new(ClientConfig::new("http://127.0.0.1:8080/", "a-long-api-key")).is_err());
+    /// let config = ClientConfig::new("http://127.0.0.1:8080/", "a-long-api-key").with_plaintext_allowed();
+    /// let client = HttpClient::new(config).unwrap();
     /// assert_eq!(client.base_url(), "http://127.0.0.1:8080");
     /// assert!(HttpClient::new(ClientConfig::new("ftp://x", "a-long-api-key")).is_err());
     /// ```
@@ -168,6 +180,15 @@ impl HttpClient {
             Some(s) if *s == Scheme::HTTP => false,
             _ => return Err(HttpError::Config(format!("base URL {base:?} must start with https://"))),
         };
+        if !https && !config.api_key.is_empty() {
+            if !config.allow_plaintext {
+                return Err(HttpError::Config(format!(
+                    "refusing to send the API key unencrypted to {base}: use https://, or allow plain HTTP \
+                     explicitly (--insecure-plaintext)"
+                )));
+            }
+            tracing::warn!(url = %base, "sending the API key over plain HTTP");
+        }
         if uri.host().is_none() || uri.query().is_some() {
             return Err(HttpError::Config(format!(
                 "base URL {base:?} must be scheme://host[:port][/prefix]"

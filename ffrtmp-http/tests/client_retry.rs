@@ -16,7 +16,7 @@ const BACKOFF: Backoff = Backoff {
 };
 
 fn transport(base_url: &str, timeout: Duration) -> HttpTransport {
-    let mut config = ClientConfig::new(base_url, "retry-test-key");
+    let mut config = ClientConfig::new(base_url, "retry-test-key").with_plaintext_allowed();
     config.backoff = BACKOFF;
     config.request_timeout = timeout;
     HttpTransport::new(config).unwrap()

@@ -30,6 +30,9 @@ struct Args {
     /// Default: the system trust store.
     #[arg(long, env = "FFRTMP_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Allow an http:// master URL (the API key then travels unencrypted).
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Jobs run at once.
     #[arg(long, default_value_t = 1)]
     max_concurrent_jobs: u32,
@@ -194,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let mut client = ClientConfig::new(args.master.clone(), args.api_key.clone());
+    client.allow_plaintext = args.insecure_plaintext;
     client.ca_cert = args.ca_cert.clone();
     client.request_timeout = args.claim_wait + Duration::from_secs(15);
     let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(client).context("building the HTTPS client")?);

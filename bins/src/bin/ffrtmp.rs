@@ -32,6 +32,9 @@ struct Cli {
     /// CA or certificate (PEM) to trust for the master. Default: the system trust store.
     #[arg(long, global = true, env = "FFRTMP_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Allow an http:// master URL (the API key then travels unencrypted).
+    #[arg(long, global = true)]
+    insecure_plaintext: bool,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "table")]
     output: Output,
@@ -209,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let mut config = ClientConfig::new(cli.master.clone(), cli.api_key.clone());
+    config.allow_plaintext = cli.insecure_plaintext;
     config.ca_cert = cli.ca_cert.clone();
     let api = ApiClient::new(config).context("building the HTTPS client")?;
     match cli.command {
