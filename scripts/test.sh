@@ -82,6 +82,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --features ffrtmp-sched/postgres,ffrtmp-power/nvml -- -D warnings
+echo "== cargo doc (warnings are errors: broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ffrtmp-sched/postgres,ffrtmp-power/nvml -q
 echo "== cargo test"
 mkdir -p target
 set +e
