@@ -182,6 +182,41 @@ impl Cgroups {
         }
     }
 
+    /// Removes job groups left behind by agents that died (a killed agent cannot remove the
+    /// group of the job it ran): empty groups older than `min_age`, never `edge-*` groups
+    /// (the edge wrapper's, which `watch` and operators own). The age keeps a group another
+    /// agent on this host just created, and not yet filled, safe. Returns how many were
+    /// removed.
+    pub fn remove_stale(&self, min_age: Duration) -> usize {
+        let parents: Vec<&PathBuf> = match &self.layout {
+            Ok(Layout::V1 { cpu, cpuacct, memory }) => [cpu, cpuacct, memory].into_iter().flatten().collect(),
+            Ok(Layout::V2 { parent }) => vec![parent],
+            Err(_) => return 0,
+        };
+        let mut removed = 0;
+        for parent in parents {
+            let Ok(entries) = fs::read_dir(parent) else { continue };
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !dir.is_dir() || name.starts_with("edge-") {
+                    continue;
+                }
+                let old_enough = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= min_age);
+                let empty = fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty());
+                if old_enough && empty && fs::remove_dir(&dir).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Why job cgroups are unavailable, or `None` when they are available.
     pub fn unavailable_reason(&self) -> Option<&str> {
         self.layout.as_ref().err().map(String::as_str)

@@ -127,6 +127,12 @@ async fn main() -> anyhow::Result<()> {
         bail!("--max-concurrent-jobs must be at least 1");
     }
     let cgroups = Cgroups::detect();
+    // Groups of jobs whose agent died (it could not remove them); an hour keeps any group
+    // another agent on this host is using safe.
+    let stale = cgroups.remove_stale(Duration::from_secs(3600));
+    if stale > 0 {
+        tracing::info!(removed = stale, "removed job cgroups left by agents that died");
+    }
     if let Some(reason) = cgroups.unavailable_reason() {
         tracing::warn!(
             reason,
