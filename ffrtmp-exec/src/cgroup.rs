@@ -250,6 +250,17 @@ impl Cgroups {
     /// `limits` (`max_cpu_percent`, `max_memory_mb`), reading each one back. A stale group of
     /// the same name is emptied and replaced. On error nothing is left behind.
     pub fn create(&self, name: &str, limits: &ResourceLimits) -> Result<JobCgroup, ExecError> {
+        self.create_group(name, limits, true)
+    }
+
+    /// Like [`Cgroups::create`], but a group of that name that already exists is an error
+    /// (`AlreadyExists`) and is left untouched: for groups of processes that are not ours,
+    /// whose existing group must never be emptied by killing.
+    pub fn create_exclusive(&self, name: &str, limits: &ResourceLimits) -> Result<JobCgroup, ExecError> {
+        self.create_group(name, limits, false)
+    }
+
+    fn create_group(&self, name: &str, limits: &ResourceLimits, replace: bool) -> Result<JobCgroup, ExecError> {
         let layout = self
             .layout
             .as_ref()
@@ -287,6 +298,13 @@ impl Cgroups {
         dirs.dedup();
         for dir in dirs {
             if dir.exists() {
+                if !replace {
+                    return Err(ExecError::Cgroup {
+                        op: "create",
+                        path: dir,
+                        source: io::Error::new(io::ErrorKind::AlreadyExists, "the group already exists"),
+                    });
+                }
                 kill_pids_in(&dir);
                 let _ = fs::remove_dir(&dir);
             }

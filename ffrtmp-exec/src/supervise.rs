@@ -550,14 +550,17 @@ mod tests {
         assert!(exit.usage.user + exit.usage.sys > Duration::ZERO, "{:?}", exit.usage);
         assert!(exit.usage.user + exit.usage.sys <= exit.wall + Duration::from_millis(50));
 
-        // A tiny process: its own small peak, not the big one above (usage is per pid).
+        // A tiny process: its own peak, not the big one above (usage is per pid). Its peak
+        // includes what it shared with this test process between fork and exec, so it is
+        // compared with the perl peak, not with a fixed size.
+        let big = exit.usage.peak_rss_mb();
         let (_h, cancel) = ffrtmp_core::cancel_pair();
         let exit = run(&ProcessSpec::new("true", Vec::<String>::new()), cancel, |_| {})
             .await
             .unwrap();
         assert!(
-            exit.usage.max_rss_kib > 0 && exit.usage.peak_rss_mb() < 40.0,
-            "{:?}",
+            exit.usage.max_rss_kib > 0 && exit.usage.peak_rss_mb() < big,
+            "{:?} vs {big} MB",
             exit.usage
         );
     }

@@ -285,7 +285,11 @@ async fn execute(
                 let _ = api
                     .cancel_with_reason(id, Some("ffrtmp bench run: deadline passed"))
                     .await;
-                done[slot] = Some(api.get(id).await.with_context(|| format!("reading job {id}"))?);
+                // A job that cannot be read now is left out of the results, not the whole run.
+                match api.get(id).await {
+                    Ok(job) => done[slot] = Some(job),
+                    Err(e) => progress(format!("job {id}: could not read its final state: {e}")),
+                }
             }
             progress(format!(
                 "deadline passed: {} runs canceled, {} not submitted",
@@ -297,7 +301,16 @@ async fn execute(
         tokio::time::sleep(config.poll).await;
         let mut still = Vec::new();
         for (slot, id) in in_flight {
-            let job = api.get(id).await.with_context(|| format!("reading job {id}"))?;
+            // A read that fails (after the client's own retries) is tried again next poll:
+            // one blip must not throw away the runs already finished.
+            let job = match api.get(id).await {
+                Ok(job) => job,
+                Err(e) => {
+                    progress(format!("job {id}: could not read its state, retrying: {e}"));
+                    still.push((slot, id));
+                    continue;
+                }
+            };
             if job.state.is_terminal() {
                 let (cell, round) = order[slot];
                 progress(format!(
@@ -481,9 +494,18 @@ pub fn write_results(dir: &Path, outcome: &Outcome) -> anyhow::Result<ResultFile
             .map(std::io::BufWriter::new)
             .with_context(|| format!("creating {}", p.display()))
     };
-    serde_json::to_writer_pretty(create(&files.json)?, &outcome.runs).context("writing runs.json")?;
-    write_runs_csv(create(&files.csv)?, &outcome.runs).context("writing runs.csv")?;
-    serde_json::to_writer_pretty(create(&files.meta)?, &outcome.meta).context("writing meta.json")?;
+    // Flush explicitly: a BufWriter dropped unflushed swallows write errors (a full disk would
+    // leave a truncated file behind an Ok).
+    use std::io::Write as _;
+    let mut w = create(&files.json)?;
+    serde_json::to_writer_pretty(&mut w, &outcome.runs).context("writing runs.json")?;
+    w.flush().context("writing runs.json")?;
+    let mut w = create(&files.csv)?;
+    write_runs_csv(&mut w, &outcome.runs).context("writing runs.csv")?;
+    w.flush().context("writing runs.csv")?;
+    let mut w = create(&files.meta)?;
+    serde_json::to_writer_pretty(&mut w, &outcome.meta).context("writing meta.json")?;
+    w.flush().context("writing meta.json")?;
     Ok(files)
 }
 

@@ -195,8 +195,14 @@ impl GstExecutor {
 
         let wall = run.exit.wall;
         let wall_s = wall.as_secs_f64();
-        // A synthetic source that reached its end of stream produced exactly num-buffers.
-        let frames = parser.frames().max(pipe.frame_limit.unwrap_or(0));
+        // Frames are counted one by one; only when none were seen does a synthetic source
+        // that reached its end of stream stand for its num-buffers.
+        let counted = parser.frames();
+        let frames = if counted == 0 && parser.reached_eos() {
+            pipe.frame_limit.unwrap_or(0)
+        } else {
+            counted
+        };
         progress.update(parser.finish(frames, wall));
         let output_bytes = match &pipe.output {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),

@@ -106,8 +106,17 @@ impl GstPipeline {
                     ));
                 }
                 let path = input_path(&plan.args)?;
+                // gst-launch's quoted strings cannot carry a backslash safely (a trailing one
+                // escapes the closing quote); such inputs go to the ffmpeg engine.
+                let text = path.to_str().filter(|t| !t.contains('\\')).ok_or_else(|| {
+                    ExecError::InvalidParameter(
+                        "the gstreamer engine cannot take an input path containing a backslash or bytes \
+                         that are not UTF-8; use the ffmpeg engine"
+                            .to_string(),
+                    )
+                })?;
                 t.element("filesrc", &mut elements);
-                t.push(format!("location={}", quote(&path.to_string_lossy())));
+                t.push(format!("location={}", quote(text)));
                 input = Some(path);
                 t.link_all(&["decodebin", "videoconvert", "videoscale", "videorate"], &mut elements);
                 t.link(format!(

@@ -267,3 +267,15 @@ fn first_error_is_quoted() {
 fn quoting() {
     assert_eq!(quote(r#"/a b/c"d\e"#), r#""/a b/c\"d\\e""#);
 }
+
+#[test]
+fn an_input_name_with_a_backslash_is_refused_not_misparsed() {
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("clip\\"), b"x").unwrap();
+    let c = GstConfig::new(&input, root.path().join("out"));
+    let e = argv(r#"{"scenario":"360p-h264","parameters":{"input":"clip\\"}}"#, &c).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter);
+    assert!(e.to_string().contains("backslash"), "{e}");
+}

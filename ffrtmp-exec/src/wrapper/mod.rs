@@ -82,10 +82,10 @@ impl Governed {
     /// Creates the group `name` with `limits` (quota and memory read back by
     /// [`Cgroups::create`], then the CPU weight written and read back).
     ///
-    /// [`Cgroups::create`] replaces a stale group of the same name, killing what is in it, so
-    /// callers name groups uniquely per process (pid and start time, see [`proc`]).
+    /// The group must not exist yet ([`Cgroups::create_exclusive`]): an existing group of that
+    /// name belongs to a process already governed and is never emptied by killing.
     pub fn create(cgroups: &Cgroups, name: &str, limits: &EdgeLimits) -> Result<Governed, ExecError> {
-        let cg = ManuallyDrop::new(cgroups.create(name, &limits.resource_limits())?);
+        let cg = ManuallyDrop::new(cgroups.create_exclusive(name, &limits.resource_limits())?);
         let mut governed = Governed {
             cg,
             enforced: String::new(),
@@ -164,11 +164,17 @@ impl Governed {
     /// Removes the group if it is empty and says whether it did; a group that still holds
     /// processes is left as it is (nothing is killed).
     pub async fn release(self) -> bool {
-        if !self.cg.pids().is_empty() {
-            return false;
+        // Plain rmdir only: the kernel refuses a group that still holds processes (or child
+        // groups), and the `JobCgroup` is never dropped, since its removal and drop kill.
+        let mut all = true;
+        for dir in self.cg.paths() {
+            match fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => all = false,
+            }
         }
-        let cg = ManuallyDrop::into_inner(self.cg);
-        cg.remove().await.is_ok()
+        all
     }
 
     /// Removes a group that never held a process (creation failed half-way).
