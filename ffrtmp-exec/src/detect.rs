@@ -11,10 +11,10 @@ use ffrtmp_core::Codec;
 /// Hardware encoders (NVENC, QSV, VAAPI) need a real test encode before they are
 /// advertised; they are not listed by this function but by [`hardware_encoders`].
 pub async fn software_encoders(ffmpeg: &Path) -> Result<Vec<String>, String> {
-    let out = tokio::process::Command::new(ffmpeg)
-        .args(["-hide_banner", "-encoders"])
-        .stdin(std::process::Stdio::null())
-        .output()
+    let mut cmd = tokio::process::Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-encoders"])
+        .stdin(std::process::Stdio::null());
+    let out = probe_output(cmd, PROBE_TIMEOUT)
         .await
         .map_err(|e| format!("cannot run {}: {e}", ffmpeg.display()))?;
     if !out.status.success() {
@@ -78,9 +78,9 @@ pub fn host_name() -> String {
 /// GStreamer has, from the listing of `gst-inspect-1.0` (the `gstreamer` engine is usable when
 /// this succeeds; which codecs it encodes depends on the encoder elements found).
 pub async fn gstreamer_elements(gst_inspect: &Path) -> Result<Vec<String>, String> {
-    let out = tokio::process::Command::new(gst_inspect)
-        .stdin(std::process::Stdio::null())
-        .output()
+    let mut cmd = tokio::process::Command::new(gst_inspect);
+    cmd.stdin(std::process::Stdio::null());
+    let out = probe_output(cmd, PROBE_TIMEOUT)
         .await
         .map_err(|e| format!("cannot run {}: {e}", gst_inspect.display()))?;
     if !out.status.success() {
@@ -231,12 +231,11 @@ impl HwEncoder {
 /// consumer GPU's limit on concurrent sessions cannot reject one). An FFmpeg that cannot list
 /// its encoders yields an empty list.
 pub async fn hardware_encoders(ffmpeg: &Path, probe: &HwProbeConfig) -> Vec<HwEncoder> {
-    let listing = tokio::process::Command::new(ffmpeg)
-        .args(["-hide_banner", "-encoders"])
+    let mut cmd = tokio::process::Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-encoders"])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .await;
+        .stderr(std::process::Stdio::null());
+    let listing = probe_output(cmd, PROBE_TIMEOUT).await;
     let listed = match listing {
         Ok(out) if out.status.success() => parse_hw_encoders(&String::from_utf8_lossy(&out.stdout)),
         Ok(out) => {
@@ -464,5 +463,65 @@ Encoders:
         );
         assert_eq!(first_error_line("[in] out\n").as_deref(), Some("[in] out"));
         assert_eq!(first_error_line(""), None);
+    }
+}
+
+/// Longest a probe (`ffmpeg -encoders`, `gst-inspect-1.0`, `--version`) may take; the first
+/// `gst-inspect` on a host scans every plugin, which can take a while.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs a probe command to completion with a time limit. The probe gets its own process
+/// group, and on timeout the whole group is killed (a hung `gst-inspect` leaves its
+/// `gst-plugin-scanner` child behind otherwise), so agent start-up can never hang on it.
+pub(crate) async fn probe_output(
+    mut cmd: tokio::process::Command,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let child = cmd.spawn()?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(out) => out,
+        Err(_) => {
+            if let Some(pid) = pid {
+                let group = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", timeout.as_secs()),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hung_probe_gives_up_at_the_deadline() {
+        let mut cmd = tokio::process::Command::new("sh");
+        // The shell and its child both hang; the whole group must go.
+        cmd.args(["-c", "sleep 30 & sleep 30"]);
+        let started = std::time::Instant::now();
+        let err = probe_output(cmd, std::time::Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_answers_returns_its_output() {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2"]);
+        let out = probe_output(cmd, PROBE_TIMEOUT).await.unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
     }
 }

@@ -70,10 +70,9 @@ impl GstExecutor {
     /// [`GstExecutor::detect`] with explicit cgroup support.
     pub async fn detect_with_cgroups(config: GstConfig, cgroups: Cgroups) -> Result<Self, ExecError> {
         let launch = &config.gst_launch_path;
-        let out = tokio::process::Command::new(launch)
-            .arg("--version")
-            .stdin(std::process::Stdio::null())
-            .output()
+        let mut cmd = tokio::process::Command::new(launch);
+        cmd.arg("--version").stdin(std::process::Stdio::null());
+        let out = crate::detect::probe_output(cmd, crate::detect::PROBE_TIMEOUT)
             .await
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => ExecError::ProgramNotFound {
