@@ -66,6 +66,11 @@ pub fn run_cgroup_name(job_id: Option<&str>) -> String {
 /// Errors only when it cannot be started; limits that cannot be enforced are reported in
 /// [`Outcome::limits`] as `not enforced: <reason>` and the workload runs anyway.
 pub async fn run(cgroups: &Cgroups, req: &RunRequest, on_started: impl FnOnce(&Started)) -> Result<Outcome, ExecError> {
+    // Handlers first (before the group exists, so a failure here leaves nothing behind): a
+    // SIGTERM arriving right after the spawn is forwarded, not fatal.
+    let io = |e| ExecError::io("installing signal handlers", e);
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
     let governed = match cgroups.unavailable_reason() {
         Some(reason) => Err(format!("not enforced: {reason}")),
         None => Governed::create(cgroups, &run_cgroup_name(req.job_id.as_deref()), &req.limits)
@@ -84,10 +89,6 @@ pub async fn run(cgroups: &Cgroups, req: &RunRequest, on_started: impl FnOnce(&S
             return Err(e);
         }
     };
-    // Handlers first: a SIGTERM arriving right after the spawn is forwarded, not fatal.
-    let io = |e| ExecError::io("installing signal handlers", e);
-    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
-    let mut term = signal(SignalKind::terminate()).map_err(io)?;
 
     let mut cmd = tokio::process::Command::new(&req.program);
     for var in crate::supervise::SECRET_ENV {

@@ -129,7 +129,8 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// An attached process has exited and was dropped from the state.
+    /// An attached process has exited. It is dropped from the state once its cgroup is gone;
+    /// while the group still holds processes the entry stays and removal is retried.
     Exited {
         /// The entry dropped.
         entry: StateEntry,
@@ -184,7 +185,13 @@ impl Watcher {
                 self.state.entries.push(entry);
             } else {
                 let cgroup_removed = remove_edge_dirs(&entry.cgroup);
-                changed = true;
+                if cgroup_removed {
+                    changed = true;
+                } else {
+                    // Something (a child of the process) is still in the group: keep the
+                    // entry so the next scan tries again, rather than forget the group.
+                    self.state.entries.push(entry.clone());
+                }
                 events.push(Event::Exited { entry, cgroup_removed });
             }
         }
