@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use ffrtmp_core::ProgressSink;
-use ffrtmp_core::{CancelSignal, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobError, JobResult, OutputMode};
+use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobResult, OutputMode};
 
 use crate::cgroup::Cgroups;
 use crate::command::{FfmpegCommand, FfmpegConfig};
@@ -196,15 +196,6 @@ fn remove_output(cmd: &FfmpegCommand) {
 #[async_trait]
 impl Executor for FfmpegExecutor {
     async fn execute(&self, job: &Job, progress: &dyn ProgressSink, cancel: CancelSignal) -> ExecOutcome {
-        match self.run(job, progress, cancel).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let error = JobError::from(e);
-                if error.kind == ErrorKind::Internal {
-                    tracing::warn!(job = %job.id, error = %error.message, "ffmpeg job failed");
-                }
-                ExecOutcome::Failed { error }
-            }
-        }
+        crate::workload::outcome_of("ffmpeg", job, self.run(job, progress, cancel).await)
     }
 }

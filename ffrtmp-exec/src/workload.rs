@@ -194,6 +194,21 @@ impl WorkloadRun {
     }
 }
 
+/// An engine's run as the outcome the agent reports: an error becomes a failure of its kind,
+/// and one that is not the job's fault (`internal`) is also logged.
+pub fn outcome_of(engine: &str, job: &ffrtmp_core::Job, run: Result<ExecOutcome, ExecError>) -> ExecOutcome {
+    match run {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let error = ffrtmp_core::JobError::from(e);
+            if error.kind == ffrtmp_core::ErrorKind::Internal {
+                tracing::warn!(job = %job.id, error = %error.message, "{engine} job failed");
+            }
+            ExecOutcome::Failed { error }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

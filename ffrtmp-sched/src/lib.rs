@@ -24,6 +24,7 @@
 
 pub mod baseline;
 mod config;
+mod order;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;

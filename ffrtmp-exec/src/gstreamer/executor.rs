@@ -4,8 +4,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use ffrtmp_core::{
-    CancelSignal, Codec, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobError, JobResult, OutputMode,
-    ProgressSink,
+    CancelSignal, Codec, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobResult, OutputMode, ProgressSink,
 };
 use tokio::time::Instant;
 
@@ -265,15 +264,6 @@ fn remove_output(pipe: &GstPipeline) {
 #[async_trait]
 impl Executor for GstExecutor {
     async fn execute(&self, job: &Job, progress: &dyn ProgressSink, cancel: CancelSignal) -> ExecOutcome {
-        match self.run(job, progress, cancel).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let error = JobError::from(e);
-                if error.kind == ErrorKind::Internal {
-                    tracing::warn!(job = %job.id, error = %error.message, "gstreamer job failed");
-                }
-                ExecOutcome::Failed { error }
-            }
-        }
+        crate::workload::outcome_of("gstreamer", job, self.run(job, progress, cancel).await)
     }
 }

@@ -1,8 +1,6 @@
 //! Conversions between rows and domain types, and the one place that changes a job's state.
 
-use ffrtmp_core::{
-    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodeRegistration, NodeStatus, Priority, Queue, StoreError,
-};
+use ffrtmp_core::{HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodeRegistration, NodeStatus, StoreError};
 use serde::de::DeserializeOwned;
 use tokio_postgres::Row;
 
@@ -170,28 +168,7 @@ pub async fn transition(tx: &Db<'_>, job: &mut Job, to: JobState, reason: &str, 
     append_history(tx, job, Some(from), reason, now).await
 }
 
-/// Claim order: queue first (live, default, batch), then priority. Lower runs first.
-pub fn rank(queue: Queue, priority: Priority) -> i64 {
-    let q = match queue {
-        Queue::Live => 0,
-        Queue::Default => 1,
-        Queue::Batch => 2,
-    };
-    let p = match priority {
-        Priority::High => 0,
-        Priority::Medium => 1,
-        Priority::Low => 2,
-    };
-    q * 3 + p
-}
-
-pub fn queue_name(q: Queue) -> &'static str {
-    match q {
-        Queue::Live => "live",
-        Queue::Default => "default",
-        Queue::Batch => "batch",
-    }
-}
+pub(crate) use crate::order::{queue_name, rank};
 
 /// The parts of a node row that scheduling decisions need.
 pub struct StoredNode {
