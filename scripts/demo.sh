@@ -9,10 +9,14 @@ ROOT=$(pwd)
 OUT="$ROOT/demo-out"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v ffmpeg >/dev/null; then
-    echo "demo: installing ffmpeg"
+# ffmpeg runs the jobs; the font draws the text of the report's PNG charts.
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "demo: installing ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "demo: cargo is required (https://rustup.rs)"; exit 1; }
 
@@ -97,7 +101,7 @@ JSON
     cat "$OUT/bench.txt"
     echo '```'
     echo
-    echo "Charts: report.html. Per-run data: bench/runs.json, bench/runs.csv."
+    echo "Charts: report.html (and report-*.png). Per-run data: bench/runs.json, bench/runs.csv."
     echo "Full job results: results.json. Logs: master.log, agent.log."
 } >"$OUT/report.md"
 

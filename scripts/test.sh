@@ -17,6 +17,8 @@ command -v gst-launch-1.0 >/dev/null || {
         gstreamer1.0-plugins-ugly gstreamer1.0-libav
 }
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
+# A font for the text of bench report's PNG charts (the PNG test fails without one).
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { echo "test.sh: installing fonts-dejavu-core"; apt_install fonts-dejavu-core; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)"; exit 1; }
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null; then

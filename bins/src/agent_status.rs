@@ -143,6 +143,108 @@ impl StatusProbe for AgentProbe {
         if let Some(idle) = sampler.idle_power() {
             p.gauge("ffrtmp_idle_watts", "Mean power while no job ran.", &[], idle.watts);
         }
+        let gpu = self.energy.gpu();
+        p.gauge(
+            "ffrtmp_gpu_energy_available",
+            "1 when the latest GPU reading measured GPU energy on this node (NVML).",
+            &[],
+            if gpu.measuring() { 1.0 } else { 0.0 },
+        );
+        // Nodes without GPU energy export no GPU counters rather than zeros.
+        if gpu.has_gpus() {
+            let totals = gpu.totals();
+            for (to, joules) in [("jobs", totals.jobs_joules), ("other", totals.other_joules)] {
+                p.counter(
+                    "ffrtmp_gpu_energy_joules_total",
+                    "GPU energy since the agent started, attributed to jobs or left to other.",
+                    &[("to", to)],
+                    joules,
+                );
+            }
+            p.counter(
+                "ffrtmp_gpu_read_errors_total",
+                "GPU readings that failed.",
+                &[],
+                totals.read_errors as f64,
+            );
+        }
         p.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ffrtmp_core::PowerError;
+    use ffrtmp_power::{GpuMeter, GpuReading, GpuSampler, GpuSamplerConfig, Sampler};
+
+    use super::*;
+
+    /// One GPU that answers, or not, as the test says.
+    struct Gpu(Mutex<Result<Vec<GpuReading>, PowerError>>);
+
+    impl GpuMeter for Gpu {
+        fn source_name(&self) -> &str {
+            "fake-gpu"
+        }
+        fn read_gpus(&self) -> Result<Vec<GpuReading>, PowerError> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn probe(energy: AttributedEnergy) -> AgentProbe {
+        AgentProbe {
+            stats: Arc::new(AgentStats::default()),
+            energy: Arc::new(energy),
+            engine: None,
+            scratch: std::env::temp_dir(),
+            master_silence: Duration::from_secs(30),
+        }
+    }
+
+    fn cpu_unavailable() -> AttributedEnergy {
+        AttributedEnergy::new(
+            |_| Sampler::unavailable(PowerError::Unavailable("no powercap".into())),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_node_without_gpu_energy_exports_no_gpu_counters() {
+        let text = probe(cpu_unavailable()).metrics();
+        assert!(text.contains("ffrtmp_gpu_energy_available 0"), "{text}");
+        assert!(!text.contains("ffrtmp_gpu_energy_joules_total"), "{text}");
+        assert!(!text.contains("ffrtmp_gpu_read_errors_total"), "{text}");
+    }
+
+    #[test]
+    fn gpu_availability_follows_the_latest_reading_and_errors_are_counted() {
+        let reading = GpuReading {
+            zone: "gpu-0".into(),
+            energy_uj: Some(0),
+            processes: Some(vec![]),
+            ..Default::default()
+        };
+        let gpu = Arc::new(Gpu(Mutex::new(Ok(vec![reading]))));
+        let meter = gpu.clone();
+        let probe = probe(cpu_unavailable().with_gpu("/nonexistent", |processes| {
+            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
+        }));
+        let text = probe.metrics();
+        assert!(text.contains("ffrtmp_gpu_energy_available 1"), "{text}");
+        assert!(
+            text.contains(r#"ffrtmp_gpu_energy_joules_total{to="other"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("ffrtmp_gpu_read_errors_total 0"), "{text}");
+        // The GPU stops answering (while a job runs, which no metric names).
+        probe.energy.gpu().job_started("job-7f3a-a1");
+        *gpu.0.lock().unwrap() = Err(PowerError::Read("GPU 0 has fallen off the bus".into()));
+        assert!(probe.energy.gpu().tick().is_err());
+        let text = probe.metrics();
+        assert!(text.contains("ffrtmp_gpu_energy_available 0"), "{text}");
+        assert!(text.contains("ffrtmp_gpu_read_errors_total 1"), "{text}");
+        assert!(!text.contains("7f3a"), "no job ids as labels: {text}");
     }
 }

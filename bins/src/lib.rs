@@ -9,6 +9,7 @@ pub mod cli;
 pub mod edge;
 pub mod energy;
 pub mod load;
+pub mod node_power;
 pub mod recommend;
 
 /// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.

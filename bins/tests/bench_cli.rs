@@ -10,6 +10,10 @@ use ffrtmp_power::compare::{read_csv, read_json, write_csv, write_json, RunSampl
 
 const KEY: &str = "bench-test-key-0123456789abcdef";
 
+#[path = "support/fake_rapl.rs"]
+mod fake_rapl;
+use fake_rapl::FakeRapl;
+
 fn ffrtmp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
         .args(args)
@@ -151,10 +155,78 @@ fn report_is_one_self_contained_html_file() {
     );
     assert!(!page.contains("<script") && !page.contains(" src=") && !page.contains("<link"));
 
+    // Each chart also as a PNG beside the page, linked from it: the SVG rasterized at twice
+    // its size onto white, with bars, axes and text drawn.
+    let t = text(&out);
+    for chart in ["fps", "wall-time", "joules-per-frame"] {
+        let png = dir.path().join(format!("report-{chart}.png"));
+        assert!(t.contains(&format!("wrote {}", png.display())), "{t}");
+        assert!(page.contains(&format!("<a href=\"report-{chart}.png\">")), "{chart}");
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{chart}: PNG signature");
+        let pixmap = resvg::tiny_skia::Pixmap::load_png(&png).expect("a PNG the decoder reads");
+        let svg_width: u32 = page
+            .split("<svg ")
+            .nth(1)
+            .and_then(|s| s.split("width=\"").nth(1))
+            .and_then(|s| s.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .unwrap();
+        // Every chart has the same groups, so the same size: 358 high (plot and margins).
+        assert_eq!((pixmap.width(), pixmap.height()), (2 * svg_width, 2 * 358), "{chart}");
+        let ink = pixmap
+            .pixels()
+            .iter()
+            .filter(|c| (c.red(), c.green(), c.blue()) != (255, 255, 255))
+            .count();
+        assert!(
+            ink * 50 > pixmap.pixels().len(),
+            "{chart}: only {ink} non-background pixels"
+        );
+    }
+
     // One set: no comparison.
     let out = ffrtmp(&["bench", "report", p(&base), "--out", p(&html)]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!std::fs::read_to_string(&html).unwrap().contains("Comparison:"));
+}
+
+#[test]
+fn auto_idle_windows_need_a_warm_up_to_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let matrix = dir.path().join("matrix.json");
+    std::fs::write(&matrix, r#"{"scenarios":["720p-h264"],"duration":1}"#).unwrap();
+    let out = dir.path().join("out");
+    // Refused before anything is submitted: no master needs to answer.
+    let args = [
+        "--master",
+        "https://127.0.0.1:9",
+        "bench",
+        "run",
+        "--matrix",
+        p(&matrix),
+    ];
+    let run = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(args)
+        .args(["--warmup", "0", "--out", p(&out)])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let t = text(&run);
+    assert!(
+        t.contains("--idle-window auto takes the window's length from the warm-up runs"),
+        "{t}"
+    );
+    assert!(!out.exists(), "nothing written");
+    let bad = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(args)
+        .args(["--idle-window", "soon", "--out", p(&out)])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a usage error: {}", text(&bad));
+    assert!(text(&bad).contains("or auto"), "{}", text(&bad));
 }
 
 // --- the real master and agent on loopback (helpers as in e2e.rs) ---
@@ -186,15 +258,19 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 }
 
 struct Cluster {
+    _procs: Vec<Proc>,
+    _rapl: Option<FakeRapl>,
     dir: tempfile::TempDir,
     url: String,
-    _procs: Vec<Proc>,
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// A master and one agent; with `metered`, the agent reads a [`FakeRapl`] (50 W).
+    fn start(metered: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let powercap = d.join(if metered { "powercap" } else { "no-powercap" });
+        let rapl = metered.then(|| FakeRapl::start(&powercap));
         let ready = d.join("ready");
         let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
             .args(["--port", "0", "--heartbeat-interval", "500ms", "--retry-base", "200ms"])
@@ -219,7 +295,9 @@ impl Cluster {
             .arg("--input-dir")
             .arg(d.join("in"))
             .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
+            .arg(&powercap)
+            // The start-up idle measurement, short so that a test need not wait for it.
+            .args(["--idle-window", "1s"])
             .env("MASTER_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(log_file(d, "agent.log"))
@@ -228,6 +306,7 @@ impl Cluster {
         Cluster {
             url,
             _procs: vec![Proc(agent), master],
+            _rapl: rapl,
             dir,
         }
     }
@@ -258,7 +337,7 @@ impl Cluster {
 
 #[test]
 fn bench_run_records_every_repeat_against_a_real_cluster() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(false);
     let d = cluster.dir.path();
     let matrix = d.join("matrix.json");
     std::fs::write(
@@ -309,13 +388,125 @@ fn bench_run_records_every_repeat_against_a_real_cluster() {
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["runs_completed"], 2);
     assert_eq!(meta["cells"][0], "720p-h264/1s");
-    assert!(meta["idle_energy"].as_str().unwrap().contains("not measured"));
+    let idle = meta["idle_energy"].as_str().unwrap();
+    assert!(
+        idle.contains("no idle windows") && idle.contains("no node reported"),
+        "{idle}"
+    );
+    for r in detail.as_array().unwrap() {
+        assert_eq!(r["baseline_watts"], serde_json::Value::Null, "{r:#}");
+        assert_eq!(r["energy_above_idle_note"], "the run has no energy");
+    }
 
     // The results feed the report directly.
     let html = d.join("report.html");
     let out = ffrtmp(&["bench", "report", p(&json), "--out", p(&html)]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(std::fs::read_to_string(&html).unwrap().contains("720p-h264/1s"));
+}
+
+/// With agents that meter their node (here a fake powercap tree at a steady 50 W), the idle
+/// windows, as long as the mean warm-up run, are measured through the nodes' heartbeat
+/// snapshots, and every run row carries the node's idle baseline.
+#[test]
+fn bench_run_measures_idle_windows_with_the_nodes_meters() {
+    let cluster = Cluster::start(true);
+    let d = cluster.dir.path();
+    let matrix = d.join("matrix.json");
+    std::fs::write(
+        &matrix,
+        r#"{"scenarios":["720p-h264"],"duration":1,"output_mode":"null"}"#,
+    )
+    .unwrap();
+    let results = d.join("results");
+    let out = cluster.cli(&[
+        "--output",
+        "json",
+        "bench",
+        "run",
+        "--matrix",
+        p(&matrix),
+        "--repeat",
+        "2",
+        "--warmup",
+        "1",
+        "--snapshot-wait",
+        "30s",
+        "--timeout",
+        "3m",
+        "--out",
+        p(&results),
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), cluster.logs());
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join("meta.json")).unwrap()).unwrap();
+    let basis = meta["idle_window_basis"].as_str().unwrap();
+    assert!(basis.contains("mean wall time of 1 warm-up runs"), "{basis}");
+    let window_s = meta["idle_window_s"].as_f64().unwrap();
+    assert!(window_s > 0.0, "{meta:#}");
+    let windows = meta["idle_windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2, "{meta:#}");
+    for (w, phase) in windows.iter().zip(["before", "after"]) {
+        assert_eq!(w["phase"], phase);
+        let length_ms = w["end_ms"].as_u64().unwrap() - w["start_ms"].as_u64().unwrap();
+        assert!(length_ms as f64 >= window_s * 1000.0 - 1.0, "{w:#}");
+        let node = &w["nodes"][0];
+        assert_eq!(node["node"], "bench-agent", "{w:#}");
+        assert_eq!(node["source"], "rapl", "{w:#}");
+        // The span runs from a snapshot after the start to one after the end.
+        let seconds = node["seconds"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("not measured: {w:#}"));
+        assert!(seconds >= window_s * 0.9, "{w:#}");
+        let watts = node["mean_watts"].as_f64().unwrap();
+        assert!((45.0..=55.0).contains(&watts), "the fake node draws 50 W: {w:#}");
+        assert!((node["joules"].as_f64().unwrap() - watts * seconds).abs() < 1e-6);
+        assert_eq!(w["energy_joules"], node["joules"]);
+    }
+    let baseline = &meta["baselines"][0];
+    assert_eq!(baseline["source"], "idle-windows", "{meta:#}");
+    assert_eq!(baseline["windows"], 2);
+    let idle_watts = baseline["watts"].as_f64().unwrap();
+    assert!((45.0..=55.0).contains(&idle_watts), "{baseline:#}");
+    let idle = meta["idle_energy"].as_str().unwrap();
+    println!("idle energy: {idle}");
+    assert!(
+        idle.starts_with("measured by the nodes' meters") && idle.contains("bench-agent"),
+        "{idle}"
+    );
+
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join("runs.json")).unwrap()).unwrap();
+    let csv = std::fs::read_to_string(results.join("runs.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",baseline_watts,baseline_source,idle_share,energy_above_idle_joules,energy_above_idle_note"));
+    for r in runs.as_array().unwrap() {
+        assert_eq!(r["state"], "completed", "{r:#}");
+        assert_eq!(r["baseline_watts"].as_f64(), Some(idle_watts), "{r:#}");
+        assert_eq!(r["baseline_source"], "idle-windows");
+        match r["energy_joules"].as_f64() {
+            // Energy attributed by cgroup CPU share: the run carries its share of the idle
+            // power, and what is above it.
+            Some(joules) => {
+                println!("run: {joules} J, above idle {}", r["energy_above_idle_joules"]);
+                let share = r["idle_share"].as_f64().unwrap_or_else(|| panic!("{r:#}"));
+                assert!(share > 0.0 && share <= 1.0, "{r:#}");
+                let above = r["energy_above_idle_joules"].as_f64().unwrap();
+                let expected = (joules - idle_watts * r["wall_s"].as_f64().unwrap() * share).max(0.0);
+                assert!((above - expected).abs() < 1e-6, "{r:#}");
+                // The fake node draws 50 W whatever runs: nearly all of a run's share of it
+                // is idle power (the CPU share of the idle baseline matches the attribution).
+                assert!(above <= 0.25 * joules, "{r:#}");
+            }
+            // No job cgroups here: the reason says so, and the column stays empty.
+            None => {
+                let reason = r["energy_unavailable_reason"].as_str().unwrap_or_default();
+                assert!(reason.contains("cgroup"), "{r:#}");
+                assert_eq!(r["energy_above_idle_note"], "the run has no energy");
+            }
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "e2e-test-key-0123456789abcdef";
 
+#[path = "support/fake_rapl.rs"]
+mod fake_rapl;
+use fake_rapl::FakeRapl;
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -320,48 +324,6 @@ fn a_killed_agents_job_is_retried_elsewhere_and_completes_once() {
     assert!(history
         .iter()
         .any(|h| h["to"] == "retrying" && h["reason"].as_str().unwrap().contains("NodeLost")));
-}
-
-/// A powercap tree laid out like `/sys/class/powercap` whose package counter a thread
-/// advances at a steady 50 W, wrapping at a small range so the run also crosses a wrap.
-struct FakeRapl {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeRapl {
-    fn start(root: &Path) -> FakeRapl {
-        let zone = root.join("intel-rapl:0");
-        std::fs::create_dir_all(&zone).unwrap();
-        std::fs::write(zone.join("name"), "package-0\n").unwrap();
-        std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
-        std::fs::write(zone.join("energy_uj"), "0\n").unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                let uj = (start.elapsed().as_secs_f64() * 50e6) as u64 % 262_143_328_850;
-                // Write then rename so a reader never sees a half-written number.
-                std::fs::write(zone.join("energy_uj.tmp"), format!("{uj}\n")).unwrap();
-                std::fs::rename(zone.join("energy_uj.tmp"), zone.join("energy_uj")).unwrap();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        FakeRapl {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FakeRapl {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]

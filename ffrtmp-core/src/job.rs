@@ -97,7 +97,11 @@ pub struct EnergyReport {
     pub unavailable_reason: Option<String>,
     /// How the energy was attributed to this job: `cgroup-cpu-share` (the job's share of the
     /// machine's CPU time in each sampling interval) or `whole-node` (all of the node's energy
-    /// over the job's wall time, which double-counts concurrent jobs).
+    /// over the job's wall time, which double-counts concurrent jobs). With GPU energy the GPU's
+    /// method follows a `+`: `cgroup-cpu-share+nvml-process-utilization` (each interval's GPU
+    /// energy split by the job's processes' encoder, decoder and SM utilisation), or
+    /// `…+nvml-process-utilization(power-x-time)` where a GPU had no energy counter and its power
+    /// × time was used instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
     /// Joules of the CPU package zones.
@@ -106,6 +110,20 @@ pub struct EnergyReport {
     /// Joules of the DRAM zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dram_joules: Option<f64>,
+    /// Joules of the node's GPUs attributed to the job, included in `energy_joules`. `None` when
+    /// GPU energy was not measured (no NVIDIA GPU, NVML unavailable, or turned off), never 0 for
+    /// "unknown"; `Some(0.0)` is a measurement: the GPUs were read and the job used none of them.
+    /// Reports written before this field existed parse with `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_joules: Option<f64>,
+    /// Why the job's GPU energy is missing (`gpu_joules` is `None`: e.g. `no NVIDIA GPU found`,
+    /// `GPU energy turned off (--gpu-energy off)`, or `GPU energy not attributable to jobs: gpu-0:
+    /// process utilization: not supported by this GPU`), or incomplete (`gpu_joules` covers only
+    /// part of the job, and this says what the rest lacked). `None` when GPU energy was measured
+    /// over the whole job, or nothing is known about it. Reports written before this field
+    /// existed parse with `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_unavailable_reason: Option<String>,
     /// Frames encoded per joule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames_per_joule: Option<f64>,
@@ -251,5 +269,53 @@ mod job_result_tests {
         };
         let back: JobResult = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(back, full);
+    }
+
+    #[test]
+    fn gpu_joules_round_trip_and_old_reports_parse_without_them() {
+        let old = r#"{"source":"rapl","energy_joules":40.0,"attribution":"cgroup-cpu-share",
+            "cpu_joules":30.0,"dram_joules":10.0}"#;
+        let r: EnergyReport = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (r.gpu_joules, r.cpu_joules, r.energy_joules),
+            (None, Some(30.0), Some(40.0))
+        );
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("gpu_joules"), "{text}");
+        let with_gpu = EnergyReport {
+            source: "rapl+nvml".into(),
+            energy_joules: Some(100.0),
+            gpu_joules: Some(60.0),
+            attribution: Some("cgroup-cpu-share+nvml-process-utilization".into()),
+            ..r
+        };
+        let text = serde_json::to_string(&with_gpu).unwrap();
+        assert!(text.contains(r#""gpu_joules":60.0"#), "{text}");
+        let back: EnergyReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, with_gpu);
+        // A measured zero is kept, not dropped as "unknown".
+        let zero = EnergyReport {
+            gpu_joules: Some(0.0),
+            ..with_gpu
+        };
+        let back: EnergyReport = serde_json::from_str(&serde_json::to_string(&zero).unwrap()).unwrap();
+        assert_eq!(back.gpu_joules, Some(0.0));
+    }
+
+    #[test]
+    fn gpu_unavailable_reason_round_trips_and_stays_off_the_wire_when_absent() {
+        let r: EnergyReport = serde_json::from_str(r#"{"source":"rapl","energy_joules":40.0}"#).unwrap();
+        assert_eq!(r.gpu_unavailable_reason, None);
+        assert!(!serde_json::to_string(&r).unwrap().contains("gpu_unavailable_reason"));
+        let why = EnergyReport {
+            gpu_unavailable_reason: Some("no NVIDIA GPU found".into()),
+            ..r
+        };
+        let text = serde_json::to_string(&why).unwrap();
+        assert!(
+            text.contains(r#""gpu_unavailable_reason":"no NVIDIA GPU found""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<EnergyReport>(&text).unwrap(), why);
     }
 }

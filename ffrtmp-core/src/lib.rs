@@ -33,8 +33,8 @@ pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executo
 pub use ids::{JobId, NodeId};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
 pub use node::{
-    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodeRegistration, NodeStatus,
-    RunningJob,
+    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
+    NodeStatus, RunningJob,
 };
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use retry::Backoff;

@@ -39,7 +39,7 @@ pub enum NodeStatus {
 }
 
 /// A registered node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// Identifier given at registration.
     pub id: NodeId,
@@ -53,6 +53,80 @@ pub struct Node {
     pub registered_at_ms: u64,
     /// Last heartbeat, claim or report (ms since epoch).
     pub last_seen_ms: u64,
+    /// The node's energy meter as of its last heartbeat; `None` when that heartbeat carried
+    /// none (no meter, energy unavailable, an agent without this field) or before any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<NodePower>,
+}
+
+/// A snapshot of a node's whole-machine energy meter, sent with each heartbeat so that the
+/// master (and `ffrtmp bench run` through `GET /nodes`) can see energy outside jobs, such as
+/// an idle baseline: the mean power between two snapshots of the same meter is
+/// `Δenergy_joules / Δmeasured_s`.
+///
+/// ```
+/// use ffrtmp_core::NodePower;
+/// let p = NodePower {
+///     source: "rapl".into(),
+///     energy_joules: 120.0,
+///     measured_s: 10.0,
+///     watts: Some(12.5),
+///     idle_watts: Some(11.0),
+///     counting_since_ms: 1_700_000_000_000,
+///     sampled_at_ms: 1_700_000_010_000,
+/// };
+/// assert!(p.validate().is_ok());
+/// assert!(NodePower { energy_joules: -1.0, ..p }.validate().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodePower {
+    /// The energy source (`rapl`, …).
+    pub source: String,
+    /// Joules of the package (+ DRAM) zones since `counting_since_ms`: wrap-corrected, never
+    /// overlapping zones, and monotone for one meter (a restarted agent starts again at 0,
+    /// with a new `counting_since_ms`).
+    pub energy_joules: f64,
+    /// Seconds covered by `energy_joules`, on the agent's monotonic clock: differences of it
+    /// are immune to wall-clock steps.
+    pub measured_s: f64,
+    /// Current power: the mean over about the last second; `None` before the first interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watts: Option<f64>,
+    /// Idle power: measured over the agent's start-up window when no job ran in it, else the
+    /// mean of the meter's job-free intervals so far; `None` until either exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_watts: Option<f64>,
+    /// When the cumulative count started (the agent's start), ms since the Unix epoch.
+    pub counting_since_ms: u64,
+    /// When the snapshot was taken, ms since the Unix epoch (the agent's clock).
+    pub sampled_at_ms: u64,
+}
+
+impl NodePower {
+    /// Longest accepted `source`.
+    pub const MAX_SOURCE_LEN: usize = 64;
+
+    /// Checks that every figure is finite and non-negative and the source is 1..=64 bytes;
+    /// the stores refuse a heartbeat whose snapshot fails this.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.source.is_empty() || self.source.len() > Self::MAX_SOURCE_LEN {
+            return Err(format!("power.source must be 1..={} bytes", Self::MAX_SOURCE_LEN));
+        }
+        let figures = [
+            ("energy_joules", Some(self.energy_joules)),
+            ("measured_s", Some(self.measured_s)),
+            ("watts", self.watts),
+            ("idle_watts", self.idle_watts),
+        ];
+        for (name, value) in figures {
+            if let Some(v) = value {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("power.{name} must be a finite non-negative number, not {v}"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A job the agent is running, as listed in a heartbeat.
@@ -74,6 +148,11 @@ pub struct Heartbeat {
     /// Everything the agent is running right now.
     #[serde(default)]
     pub running: Vec<RunningJob>,
+    /// The node's energy meter now. The master keeps the latest heartbeat's value as
+    /// [`Node::power`]: a heartbeat without one clears it, so a meter that stopped working is
+    /// never shown with a stale reading. Left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<NodePower>,
 }
 
 /// The master's answer to a heartbeat.
@@ -149,4 +228,65 @@ pub struct JobReport {
     /// What happened.
     #[serde(flatten)]
     pub event: JobEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn power() -> NodePower {
+        NodePower {
+            source: "rapl".into(),
+            energy_joules: 42.5,
+            measured_s: 3.0,
+            watts: Some(14.0),
+            idle_watts: None,
+            counting_since_ms: 1,
+            sampled_at_ms: 3001,
+        }
+    }
+
+    #[test]
+    fn heartbeats_without_power_still_parse_and_none_is_left_out() {
+        let hb: Heartbeat = serde_json::from_str(r#"{"running":[]}"#).unwrap();
+        assert_eq!(hb.power, None);
+        assert_eq!(serde_json::to_string(&hb).unwrap(), r#"{"running":[]}"#);
+        let with = Heartbeat {
+            running: vec![],
+            power: Some(power()),
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(!text.contains("idle_watts"), "{text}");
+        assert_eq!(serde_json::from_str::<Heartbeat>(&text).unwrap(), with);
+        assert!(serde_json::from_str::<Heartbeat>(r#"{"running":[],"watts":3}"#).is_err());
+    }
+
+    #[test]
+    fn invalid_snapshots_are_refused() {
+        assert!(power().validate().is_ok());
+        for bad in [
+            NodePower {
+                source: String::new(),
+                ..power()
+            },
+            NodePower {
+                source: "x".repeat(65),
+                ..power()
+            },
+            NodePower {
+                measured_s: f64::INFINITY,
+                ..power()
+            },
+            NodePower {
+                watts: Some(f64::NAN),
+                ..power()
+            },
+            NodePower {
+                idle_watts: Some(-0.5),
+                ..power()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
 }

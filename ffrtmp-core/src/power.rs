@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::JobId;
 use crate::job::{EnergyReport, Job, JobResult};
+use crate::node::NodePower;
 
 /// Cumulative energy of one zone, corrected for counter wraps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +122,12 @@ pub trait JobEnergyMeter: Send + Sync {
     /// The job ended with `result` (`None` when it did not complete); returns its energy, or
     /// a report saying why there is none.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport;
+    /// The whole node's energy meter now, sent with every heartbeat; `None` (the default)
+    /// when the meter cannot say, e.g. no energy source. Called from the heartbeat task: it
+    /// must not block.
+    fn node_power(&self) -> Option<NodePower> {
+        None
+    }
 }
 
 /// A report that says energy is unavailable, and why.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use ffrtmp_core::power::unavailable_energy;
 use ffrtmp_core::{
     cancel_pair, Assignment, Backoff, CancelHandle, ClaimRequest, ErrorKind, ExecOutcome, Executor, Heartbeat, Job,
-    JobEnergyMeter, JobError, JobEvent, JobId, JobReport, Node, NodeId, NodeRegistration, Progress, ProgressSink,
-    RunningJob, Transport, TransportError,
+    JobEnergyMeter, JobError, JobEvent, JobId, JobReport, Node, NodeId, NodePower, NodeRegistration, Progress,
+    ProgressSink, RunningJob, Transport, TransportError,
 };
 use tokio::sync::Notify;
 
@@ -253,7 +253,8 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             })
             .collect();
         let Some(node_id) = current_node(&shared) else { continue };
-        match shared.transport.heartbeat(node_id, &Heartbeat { running }).await {
+        let power = node_power(shared.energy.as_deref());
+        match shared.transport.heartbeat(node_id, &Heartbeat { running, power }).await {
             Ok(reply) => {
                 shared.stats.contact();
                 let slots = lock(&shared.slots);
@@ -456,6 +457,19 @@ async fn drain(shared: &Arc<Shared>) {
     }
 }
 
+/// The meter's snapshot for a heartbeat. One the master would refuse is left out (and
+/// logged): a heartbeat must never fail over telemetry, or the node would look lost.
+fn node_power(meter: Option<&dyn JobEnergyMeter>) -> Option<NodePower> {
+    let power = meter?.node_power()?;
+    match power.validate() {
+        Ok(()) => Some(power),
+        Err(e) => {
+            tracing::warn!(error = %e, "node power snapshot left out of the heartbeat");
+            None
+        }
+    }
+}
+
 /// Fills a completed result's energy from the meter; every outcome ends the measurement.
 fn measure(meter: &Option<Arc<dyn JobEnergyMeter>>, job: &Job, outcome: ExecOutcome) -> ExecOutcome {
     match (meter, outcome) {
@@ -535,6 +549,42 @@ mod tests {
         assert_eq!(result.energy.energy_joules, Some(5.0));
         assert_eq!(result.energy.joules_per_frame, Some(0.1));
         assert_eq!(result.energy.attribution.as_deref(), Some("whole-node"));
+    }
+
+    /// A meter that reports a fixed node snapshot.
+    struct Snapshot(Option<NodePower>);
+    impl JobEnergyMeter for Snapshot {
+        fn started(&self, _job: &Job) {}
+        fn finished(&self, _job: &Job, _result: Option<&JobResult>) -> ffrtmp_core::EnergyReport {
+            unavailable_energy("test")
+        }
+        fn node_power(&self) -> Option<NodePower> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn heartbeats_carry_the_meters_valid_snapshot_only() {
+        let power = NodePower {
+            source: "rapl".into(),
+            energy_joules: 10.0,
+            measured_s: 1.0,
+            watts: Some(10.0),
+            idle_watts: Some(8.0),
+            counting_since_ms: 5,
+            sampled_at_ms: 1005,
+        };
+        assert_eq!(node_power(Some(&Snapshot(Some(power.clone())))), Some(power.clone()));
+        let broken = NodePower {
+            watts: Some(f64::NAN),
+            ..power
+        };
+        assert_eq!(node_power(Some(&Snapshot(Some(broken)))), None);
+        assert_eq!(node_power(Some(&Snapshot(None))), None);
+        assert_eq!(node_power(None), None);
+        // A meter that does not override the method says nothing.
+        let whole = WholeNodeEnergy::new(Arc::new(Counter(Mutex::new(0))));
+        assert_eq!(node_power(Some(&whole)), None);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct ClaimResponse {
 }
 
 /// Answer of `GET /nodes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeList {
     /// Every known node.
     pub nodes: Vec<Node>,

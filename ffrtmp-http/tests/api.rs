@@ -329,6 +329,7 @@ async fn stale_reports_are_fenced() {
                     attempt,
                     progress: None,
                 }],
+                power: None,
             },
         )
         .await

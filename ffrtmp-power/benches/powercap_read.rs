@@ -1,4 +1,6 @@
-//! Cost of one `RaplSource::sample()` on a file tree with two packages and their DRAM zones.
+//! Cost of one `RaplSource::sample()` on a file tree with two packages and their DRAM zones
+//! (`powercap_sample_2pkg_dram`, four counters), and with a single package zone
+//! (`powercap_sample_1pkg`: one counter read, the unit of a sample's cost).
 
 use std::fs;
 use std::path::Path;
@@ -26,6 +28,14 @@ fn sample(c: &mut Criterion) {
     let rapl = RaplSource::open(dir.path()).expect("open tree");
     assert_eq!(rapl.zones().len(), 4);
     c.bench_function("powercap_sample_2pkg_dram", |b| {
+        b.iter(|| std::hint::black_box(rapl.sample().expect("sample")))
+    });
+
+    let one = tempfile::tempdir().expect("tempdir");
+    zone(one.path(), "intel-rapl:0", "package-0", 1_000_000);
+    let rapl = RaplSource::open(one.path()).expect("open tree");
+    assert_eq!(rapl.zones().len(), 1);
+    c.bench_function("powercap_sample_1pkg", |b| {
         b.iter(|| std::hint::black_box(rapl.sample().expect("sample")))
     });
 }

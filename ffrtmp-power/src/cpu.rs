@@ -2,15 +2,15 @@
 //! uses to split energy between jobs.
 //!
 //! The agent implements the trait over its job cgroups; this crate only reads the counters through
-//! it (it does not depend on `ffrtmp-exec`). [`cgroup_cpu_ns`] and [`proc_stat_total_ns`] read the
-//! usual files.
+//! it (it does not depend on `ffrtmp-exec`). [`CgroupCpuCounter`] (kept open, for every tick),
+//! [`cgroup_cpu_ns`] (once) and [`proc_stat_total_ns`] read the usual files.
 
 use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::small_file::{read_small, SMALL_FILE_MAX};
+use crate::small_file::{CounterFile, SMALL_FILE_MAX};
 
 /// Cumulative CPU-time counters: one per running job, and one for the whole machine.
 ///
@@ -21,23 +21,21 @@ use crate::small_file::{read_small, SMALL_FILE_MAX};
 /// or online CPUs × wall time as [`MachineClock`] counts it): the share not used by jobs then goes
 /// to "other", which includes idle.
 ///
-/// An agent implements it over the job cgroups it creates, e.g. with [`cgroup_cpu_ns`] on
-/// `cpu.stat` (`usage_usec`, cgroup v2) or `cpuacct.usage` (cgroup v1), and a [`MachineClock`]
-/// (or [`proc_stat_total_ns`]):
+/// An agent implements it over the job cgroups it creates, e.g. with a [`CgroupCpuCounter`] per
+/// job on `cpu.stat` (`usage_usec`, cgroup v2) or `cpuacct.usage` (cgroup v1), and a
+/// [`MachineClock`] (or [`proc_stat_total_ns`]):
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use std::path::PathBuf;
 /// use std::sync::RwLock;
-/// use ffrtmp_power::{cgroup_cpu_ns, CpuTimes, MachineClock};
+/// use ffrtmp_power::{CgroupCpuCounter, CpuTimes, MachineClock};
 ///
-/// /// Job key -> the job's cgroup directory.
-/// struct JobCgroups(RwLock<HashMap<String, PathBuf>>, MachineClock);
+/// /// Job key -> the job's cgroup CPU counter, opened when the cgroup is created.
+/// struct JobCgroups(RwLock<HashMap<String, CgroupCpuCounter>>, MachineClock);
 ///
 /// impl CpuTimes for JobCgroups {
 ///     fn job_cpu_ns(&self, job: &str) -> Option<u64> {
-///         let dir = self.0.read().unwrap().get(job)?.clone();
-///         cgroup_cpu_ns(dir).ok()
+///         self.0.read().unwrap().get(job)?.read_ns().ok()
 ///     }
 ///     fn total_ns(&self) -> Option<u64> {
 ///         Some(self.1.total_ns())
@@ -107,6 +105,7 @@ pub fn parse_proc_stat_total_ns(text: &str) -> Option<u64> {
 
 /// The cumulative CPU time of the cgroup in `dir`, in nanoseconds: `usage_usec` of `cpu.stat`
 /// (cgroup v2), or else `cpuacct.usage` (cgroup v1, where `dir` is in the `cpuacct` hierarchy).
+/// Reads once; a sampler reading every tick keeps a [`CgroupCpuCounter`] instead.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -114,34 +113,107 @@ pub fn parse_proc_stat_total_ns(text: &str) -> Option<u64> {
 /// assert_eq!(ffrtmp_power::cgroup_cpu_ns(dir.path()).unwrap(), 1_500_000);
 /// ```
 pub fn cgroup_cpu_ns(dir: impl AsRef<Path>) -> io::Result<u64> {
-    let dir = dir.as_ref();
-    let invalid = |file: &Path| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} holds no CPU usage counter", file.display()),
-        )
-    };
-    let mut buf = [0u8; SMALL_FILE_MAX];
-    let stat = dir.join("cpu.stat");
-    match read_small(&stat, &mut buf) {
-        Ok(text) => {
-            let usec = text
+    CgroupCpuCounter::open_reading(dir.as_ref()).map(|(_, ns)| ns)
+}
+
+/// The CPU-time counter of one cgroup, kept open: each [`read_ns`](Self::read_ns) is one `pread`
+/// at offset 0 and no allocation, where [`cgroup_cpu_ns`] opens, reads and closes the file.
+///
+/// It reads `usage_usec` of `cpu.stat` (cgroup v2) or `cpuacct.usage` (cgroup v1), chosen when
+/// opened. The counter belongs to the cgroup that was open: once that group is removed, readings
+/// fail (the kernel answers `ENODEV`), and a group made again under the same name needs a new
+/// counter, as its time starts from zero. Files of a test tree must be rewritten in place.
+///
+/// ```
+/// use ffrtmp_power::CgroupCpuCounter;
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("cpu.stat"), "usage_usec 1500\nuser_usec 1500\nsystem_usec 0\n").unwrap();
+/// let counter = CgroupCpuCounter::open(dir.path()).unwrap();
+/// std::fs::write(dir.path().join("cpu.stat"), "usage_usec 2500\nuser_usec 2500\nsystem_usec 0\n").unwrap();
+/// assert_eq!(counter.read_ns().unwrap(), 2_500_000);
+/// ```
+#[derive(Debug)]
+pub struct CgroupCpuCounter {
+    file: CounterFile,
+    format: CpuFormat,
+}
+
+/// Which file a [`CgroupCpuCounter`] reads.
+#[derive(Clone, Copy, Debug)]
+enum CpuFormat {
+    /// cgroup v2 `cpu.stat`: a `usage_usec N` line among others.
+    StatUsec,
+    /// cgroup v1 `cpuacct.usage`: nanoseconds alone.
+    UsageNs,
+}
+
+impl CgroupCpuCounter {
+    /// Opens the CPU-time counter of the cgroup in `dir`, read once to pick the file (as
+    /// [`cgroup_cpu_ns`] does); fails like [`cgroup_cpu_ns`] when the group has no counter.
+    pub fn open(dir: impl AsRef<Path>) -> io::Result<Self> {
+        Self::open_reading(dir.as_ref()).map(|(counter, _)| counter)
+    }
+
+    /// The counter file read (`<dir>/cpu.stat` or `<dir>/cpuacct.usage`).
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The group's cumulative CPU time in nanoseconds; an error names the file.
+    pub fn read_ns(&self) -> io::Result<u64> {
+        let mut buf = [0u8; SMALL_FILE_MAX];
+        let text = self.file.read(&mut buf)?;
+        self.format.parse_ns(text).ok_or_else(|| no_counter(self.file.path()))
+    }
+
+    /// Opens the counter and returns its first reading.
+    fn open_reading(dir: &Path) -> io::Result<(Self, u64)> {
+        let mut buf = [0u8; SMALL_FILE_MAX];
+        match CounterFile::open(dir.join("cpu.stat")) {
+            Ok(file) => {
+                let usec = CpuFormat::StatUsec.parse_ns(file.read(&mut buf)?);
+                let usage = dir.join("cpuacct.usage");
+                match usec {
+                    Some(ns) => {
+                        let format = CpuFormat::StatUsec;
+                        return Ok((CgroupCpuCounter { file, format }, ns));
+                    }
+                    // cgroup v1's cpu controller also has a cpu.stat, without usage_usec.
+                    None if usage.exists() => {}
+                    None => return Err(no_counter(file.path())),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let file = CounterFile::open(dir.join("cpuacct.usage"))?;
+        let format = CpuFormat::UsageNs;
+        let ns = format
+            .parse_ns(file.read(&mut buf)?)
+            .ok_or_else(|| no_counter(file.path()))?;
+        Ok((CgroupCpuCounter { file, format }, ns))
+    }
+}
+
+impl CpuFormat {
+    /// Nanoseconds from the file's text, without allocating.
+    fn parse_ns(self, text: &str) -> Option<u64> {
+        match self {
+            CpuFormat::StatUsec => text
                 .lines()
                 .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            match usec {
-                Some(usec) => return Ok(usec.saturating_mul(1000)),
-                // cgroup v1's cpu controller also has a cpu.stat, without usage_usec.
-                None if dir.join("cpuacct.usage").exists() => {}
-                None => return Err(invalid(&stat)),
-            }
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|usec| usec.saturating_mul(1000)),
+            CpuFormat::UsageNs => text.trim().parse().ok(),
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
     }
-    let usage = dir.join("cpuacct.usage");
-    let text = read_small(&usage, &mut buf)?;
-    text.trim().parse::<u64>().map_err(|_| invalid(&usage))
+}
+
+fn no_counter(file: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{} holds no CPU usage counter", file.display()),
+    )
 }
 
 /// The machine's CPU time as `online CPUs × elapsed time`: what the sum of `/proc/stat`'s `cpu`
@@ -269,6 +341,27 @@ mod tests {
             let a = proc_stat_total_ns("/proc/stat").unwrap();
             assert!(a > 0);
         }
+    }
+
+    #[test]
+    fn a_kept_open_counter_follows_in_place_updates_and_fails_once_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = dir.path().join("cpu.stat");
+        fs::write(&stat, "usage_usec 10\nuser_usec 10\n").unwrap();
+        let counter = CgroupCpuCounter::open(dir.path()).unwrap();
+        assert_eq!(counter.path(), stat);
+        fs::write(&stat, "usage_usec 20\nuser_usec 20\n").unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 20_000);
+        fs::write(&stat, "user_usec 20\n").unwrap();
+        let err = counter.read_ns().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("cpu.stat"), "{err}");
+
+        let v1 = tempfile::tempdir().unwrap();
+        fs::write(v1.path().join("cpuacct.usage"), "5\n").unwrap();
+        let counter = CgroupCpuCounter::open(v1.path()).unwrap();
+        fs::write(v1.path().join("cpuacct.usage"), "000000000009\n").unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 9);
     }
 
     #[test]

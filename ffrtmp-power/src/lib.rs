@@ -10,15 +10,21 @@
 //!   ([`ATTRIBUTION_METHOD`], `cgroup-cpu-share`), the rest going to "other"; it measures idle
 //!   power and keeps bounded memory. Jobs' CPU time comes in through [`CpuTimes`], which the
 //!   agent implements over its job cgroups
-//!   ([`cgroup_cpu_ns`], with [`MachineClock`] for the machine's CPU time).
+//!   ([`CgroupCpuCounter`], with [`MachineClock`] for the machine's CPU time).
 //! - [`detailed_report`] turns a job's [`JobEnergy`] into core's [`ffrtmp_core::EnergyReport`]
 //!   plus the split, per-frame and per-pixel figures ([`DetailedEnergy`]).
 //! - [`EnergyMeter`] samples a source at the start and end of a job and builds a **whole-node**
 //!   report; [`unavailable_report`] records why energy is missing instead of reporting zero.
+//! - [`GpuSampler`] reads every GPU ([`GpuMeter`]) at the CPU sampler's rate on its own thread
+//!   and splits each interval's GPU energy (total-energy counter delta, or power × time where
+//!   there is no counter, flagged) between running jobs by their processes' encoder, decoder and
+//!   SM utilisation ([`GpuAttribution`], [`split_gpu_energy`], [`GPU_ATTRIBUTION_METHOD`]);
+//!   processes are mapped to jobs through [`ProcessJobs`] (the agent: by cgroup membership), the
+//!   rest goes to "other". [`detailed_report_with_gpu`] adds a job's GPU joules to its report.
 //! - `NvmlSource` (cargo feature `nvml`) implements [`ffrtmp_core::PowerSource`] over the total
 //!   energy counter of every NVIDIA GPU (zones `gpu-0`, `gpu-1`, …) through NVML, loaded at run
-//!   time; its `snapshot` adds power, temperature, utilisation and per-process encoder, decoder
-//!   and SM use, which `split_gpu_energy` turns into per-process joules.
+//!   time, and [`GpuMeter`] with power, temperature, utilisation and per-process encoder, decoder
+//!   and SM use.
 //! - [`compare`] holds the baseline-versus-test statistics of `ffrtmp bench compare`: medians,
 //!   bootstrap confidence intervals of their relative change, verdicts and an exit code.
 //!
@@ -32,6 +38,7 @@
 
 pub mod compare;
 mod cpu;
+mod gpu;
 mod meter;
 #[cfg(feature = "nvml")]
 mod nvml;
@@ -41,15 +48,19 @@ mod sampler;
 mod small_file;
 
 pub use cpu::{
-    cgroup_cpu_ns, online_cpus, parse_proc_stat_total_ns, proc_stat_total_ns, CpuTimes, MachineClock, USER_HZ,
+    cgroup_cpu_ns, online_cpus, parse_proc_stat_total_ns, proc_stat_total_ns, CgroupCpuCounter, CpuTimes, MachineClock,
+    USER_HZ,
+};
+pub use gpu::{
+    split_gpu_energy, GpuAttribution, GpuInterval, GpuJobEnergy, GpuMeter, GpuReading, GpuSampler, GpuSamplerConfig,
+    GpuTotals, JobGpuShare, ProcessJobs, ProcessSample, ProcessShare, DEFAULT_SHARE_HOLD, GPU_ATTRIBUTION_METHOD,
+    GPU_POWER_FALLBACK_METHOD,
 };
 pub use meter::{energy_report, unavailable_report, EnergyInterval, EnergyMeter, UNAVAILABLE_SOURCE};
 #[cfg(feature = "nvml")]
-pub use nvml::{
-    split_gpu_energy, GpuReading, NvmlSource, ProcessSample, ProcessShare, GPU_ATTRIBUTION_METHOD, NVML_LIBRARY,
-};
+pub use nvml::{MissingCounter, NvmlSource, NVML_LIBRARY};
 pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, SYSTEM_POWERCAP};
-pub use report::{detailed_report, DetailedEnergy, WHOLE_NODE};
+pub use report::{detailed_report, detailed_report_with_gpu, DetailedEnergy, WHOLE_NODE};
 pub use sampler::{
     IdlePower, IntervalRecord, JobEnergy, Sampler, SamplerConfig, SamplerStats, Totals, ZoneTotal, ATTRIBUTION_METHOD,
     DEFAULT_HZ,

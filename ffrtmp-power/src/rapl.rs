@@ -5,10 +5,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
 
-use crate::small_file::{read_small, SMALL_FILE_MAX};
+use crate::small_file::{read_small, CounterFile, SMALL_FILE_MAX};
 
 /// Where Linux exposes powercap zones.
 pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
@@ -53,6 +54,12 @@ pub struct ZoneInfo {
 /// seen if the source is sampled at least once per wrap period (tens of minutes at full load).
 /// A counter reset (rather than a wrap) cannot be told apart and is counted as a wrap.
 ///
+/// Each `energy_uj` stays open and is re-read in place (one `pread` per zone and sample), so a
+/// file-backed tree must be updated by rewriting `energy_uj` in place, as the kernel's files
+/// are. A counter whose file was removed or replaced (renamed over) is opened again by path
+/// when its reading stops moving (checked then, and once a second while it stands still); one
+/// that is gone gives [`PowerError::Read`] rather than its last value forever.
+///
 /// ```
 /// use ffrtmp_core::PowerSource;
 /// use ffrtmp_power::RaplSource;
@@ -89,14 +96,17 @@ pub struct RaplSource {
     root: PathBuf,
     selection: ZoneSelection,
     zones: Vec<ZoneInfo>,
-    energy_files: Vec<PathBuf>,
     state: Mutex<State>,
 }
 
-/// Wrap-correction state, updated only after every zone has been read.
+/// The open counter files and the wrap-correction state, which is updated only after every zone
+/// has been read.
 #[derive(Debug)]
 struct State {
+    files: Vec<CounterFile>,
     counters: Vec<Counter>,
+    /// Scratch for one sample's raw readings, kept to spare an allocation per sample.
+    raws: Vec<u64>,
     wraps: u64,
 }
 
@@ -104,6 +114,8 @@ struct State {
 struct Counter {
     last_raw: u64,
     total_uj: u64,
+    /// When the file was last found still in place while its reading stood still.
+    still_checked: Option<Instant>,
 }
 
 impl RaplSource {
@@ -127,14 +139,19 @@ impl RaplSource {
         let root = root.as_ref().to_path_buf();
         let entries = discover(&root)?;
         let zones = select(&root, &entries, selection)?;
-        let energy_files: Vec<PathBuf> = zones.iter().map(|z| z.path.join("energy_uj")).collect();
+        let mut files = Vec::with_capacity(zones.len());
         let mut counters = Vec::with_capacity(zones.len());
-        for (zone, file) in zones.iter().zip(&energy_files) {
-            let raw = read_counter(file).map_err(CounterError::unavailable)?;
-            check_range(raw, zone, file).map_err(CounterError::unavailable)?;
+        for zone in &zones {
+            let path = zone.path.join("energy_uj");
+            let file =
+                CounterFile::open(path.clone()).map_err(|source| CounterError::Io { path, source }.unavailable())?;
+            let raw = parse_counter(&file).map_err(CounterError::unavailable)?;
+            check_range(raw, zone, file.path()).map_err(CounterError::unavailable)?;
+            files.push(file);
             counters.push(Counter {
                 last_raw: raw,
                 total_uj: 0,
+                still_checked: None,
             });
         }
         tracing::debug!(
@@ -145,9 +162,13 @@ impl RaplSource {
         Ok(RaplSource {
             root,
             selection,
+            state: Mutex::new(State {
+                files,
+                raws: Vec::with_capacity(zones.len()),
+                counters,
+                wraps: 0,
+            }),
             zones,
-            energy_files,
-            state: Mutex::new(State { counters, wraps: 0 }),
         })
     }
 
@@ -176,16 +197,17 @@ impl PowerSource for RaplSource {
     /// the wrap-correction state is then left as it was.
     fn sample(&self) -> Result<EnergySample, PowerError> {
         // Reads happen under the lock so concurrent samples cannot mistake each other for wraps.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut raws = Vec::with_capacity(self.zones.len());
-        for (zone, file) in self.zones.iter().zip(&self.energy_files) {
-            let raw = read_counter(file).map_err(CounterError::read_failed)?;
-            check_range(raw, zone, file).map_err(CounterError::read_failed)?;
-            raws.push(raw);
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *guard;
+        state.raws.clear();
+        for ((zone, file), counter) in self.zones.iter().zip(&mut state.files).zip(&mut state.counters) {
+            let raw = read_zone(file, counter).map_err(CounterError::read_failed)?;
+            check_range(raw, zone, file.path()).map_err(CounterError::read_failed)?;
+            state.raws.push(raw);
         }
         let mut wraps = 0;
         let mut zones = Vec::with_capacity(self.zones.len());
-        for ((zone, counter), raw) in self.zones.iter().zip(state.counters.iter_mut()).zip(raws) {
+        for ((zone, counter), &raw) in self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws) {
             let delta = if raw >= counter.last_raw {
                 raw - counter.last_raw
             } else {
@@ -242,6 +264,62 @@ impl CounterError {
     }
 }
 
+/// Room for a counter file: `u64::MAX` has 20 digits, plus a newline and some slack.
+const COUNTER_BUF: usize = 32;
+
+/// How often a counter whose reading stands still is checked for a removed or replaced file.
+const STILL_RECHECK: Duration = Duration::from_secs(1);
+
+/// Reads a zone's counter through its open file.
+///
+/// When the read fails, or the reading has not moved since the last sample and the file has lost
+/// its name (removed, or replaced by a rename), the path is opened again and read once more: a
+/// removed zone then fails instead of repeating its last value, and a replaced file is followed.
+/// A reading that stands still is checked when it stops and then once per [`STILL_RECHECK`];
+/// live kernel counters move between samples, so real hardware rarely pays for the check.
+fn read_zone(file: &mut CounterFile, counter: &mut Counter) -> Result<u64, CounterError> {
+    let first = parse_counter(file);
+    let reopen = match &first {
+        Ok(raw) if *raw != counter.last_raw => {
+            counter.still_checked = None;
+            false
+        }
+        Ok(_) if counter.still_checked.is_some_and(|at| at.elapsed() < STILL_RECHECK) => false,
+        Ok(_) => {
+            let unlinked = file.unlinked();
+            counter.still_checked = (!unlinked).then(Instant::now);
+            unlinked
+        }
+        // The descriptor may be stale (ENODEV once a zone's driver is reloaded).
+        Err(CounterError::Io { .. }) => true,
+        Err(_) => file.unlinked(),
+    };
+    if !reopen {
+        return first;
+    }
+    counter.still_checked = None;
+    file.reopen().map_err(|source| CounterError::Io {
+        path: file.path().to_path_buf(),
+        source,
+    })?;
+    parse_counter(file)
+}
+
+/// Reads and parses a counter; leading zeros (fixed-width writers) are accepted, an empty file is
+/// an error.
+fn parse_counter(file: &CounterFile) -> Result<u64, CounterError> {
+    let mut buf = [0u8; COUNTER_BUF];
+    let text = file.read(&mut buf).map_err(|source| CounterError::Io {
+        path: file.path().to_path_buf(),
+        source,
+    })?;
+    text.trim().parse().map_err(|_| CounterError::Parse {
+        path: file.path().to_path_buf(),
+        content: text.trim().to_string(),
+    })
+}
+
+/// Reads a counter once (opened, read, closed), for values read at open only.
 fn read_counter(path: &Path) -> Result<u64, CounterError> {
     let mut buf = [0u8; SMALL_FILE_MAX];
     let text = read_small(path, &mut buf).map_err(|source| CounterError::Io {
@@ -445,164 +523,4 @@ fn select(root: &Path, entries: &[Entry], selection: ZoneSelection) -> Result<Ve
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MAX: u64 = 262_143_328_850;
-
-    fn zone(root: &Path, entry: &str, name: &str, uj: u64) {
-        let dir = root.join(entry);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("name"), format!("{name}\n")).unwrap();
-        fs::write(dir.join("energy_uj"), format!("{uj}\n")).unwrap();
-        fs::write(dir.join("max_energy_range_uj"), format!("{MAX}\n")).unwrap();
-    }
-
-    fn names(source: &RaplSource) -> Vec<&str> {
-        source.zones().iter().map(|z| z.name.as_str()).collect()
-    }
-
-    /// Whether this process reads files whatever their mode (root, or CAP_DAC_OVERRIDE).
-    fn privileged(dir: &Path) -> bool {
-        use std::os::unix::fs::PermissionsExt;
-        let probe = dir.join("probe");
-        fs::write(&probe, "1").unwrap();
-        fs::set_permissions(&probe, fs::Permissions::from_mode(0o000)).unwrap();
-        fs::read(&probe).is_ok()
-    }
-
-    #[test]
-    fn parse_id_accepts_zones_only() {
-        assert_eq!(parse_id("intel-rapl:0:2"), Some(("intel-rapl", vec![0, 2])));
-        assert_eq!(parse_id("intel-rapl-mmio:0"), Some(("intel-rapl-mmio", vec![0])));
-        assert_eq!(parse_id("amd-rapl:1"), Some(("amd-rapl", vec![1])));
-        assert_eq!(parse_id("intel-rapl"), None);
-        assert_eq!(parse_id("intel-rapl:x"), None);
-        assert_eq!(parse_id("dtpm:0"), None);
-    }
-
-    #[test]
-    fn kinds_follow_zone_names() {
-        assert_eq!(kind_of("package-0"), Kind::Package);
-        assert_eq!(kind_of("package-1-die-0"), Kind::Package);
-        assert_eq!(kind_of("dram"), Kind::Dram);
-        assert_eq!(kind_of("psys"), Kind::Psys);
-        assert_eq!(kind_of("core"), Kind::Contained);
-        assert_eq!(kind_of("uncore"), Kind::Contained);
-        assert_eq!(kind_of("gpu"), Kind::Other);
-    }
-
-    #[test]
-    fn permission_denied_maps_to_needs_root_reason() {
-        let err = CounterError::Io {
-            path: PathBuf::from("/sys/class/powercap/intel-rapl:0/energy_uj"),
-            source: io::Error::from(io::ErrorKind::PermissionDenied),
-        };
-        assert_eq!(
-            err.unavailable(),
-            PowerError::Unavailable("needs root or read access to /sys/class/powercap/intel-rapl:0/energy_uj".into())
-        );
-    }
-
-    #[test]
-    fn other_open_errors_are_unavailable_and_later_errors_are_read() {
-        let io_err = || CounterError::Io {
-            path: PathBuf::from("/x/energy_uj"),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        };
-        assert!(
-            matches!(io_err().unavailable(), PowerError::Unavailable(r) if r.starts_with("cannot read /x/energy_uj"))
-        );
-        let PowerError::Read(reason) = CounterError::Io {
-            path: PathBuf::from("/x/energy_uj"),
-            source: io::Error::from(io::ErrorKind::PermissionDenied),
-        }
-        .read_failed() else {
-            panic!("a failure after open is a read error")
-        };
-        assert!(reason.contains("/x/energy_uj"), "{reason}");
-    }
-
-    #[test]
-    fn unreadable_energy_uj_is_unavailable_when_not_privileged() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        zone(dir.path(), "intel-rapl:0", "package-0", 10);
-        let file = dir.path().join("intel-rapl:0/energy_uj");
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o000)).unwrap();
-        if privileged(dir.path()) {
-            // Root reads mode-000 files; the mapping is covered by permission_denied_maps_to_needs_root_reason.
-            assert!(RaplSource::open(dir.path()).is_ok());
-            return;
-        }
-        let err = RaplSource::open(dir.path()).unwrap_err();
-        let want = format!("needs root or read access to {}", file.display());
-        assert_eq!(err, PowerError::Unavailable(want));
-    }
-
-    #[test]
-    fn dram_is_named_after_its_package() {
-        let dir = tempfile::tempdir().unwrap();
-        zone(dir.path(), "intel-rapl:0", "package-0-die-1", 1);
-        zone(dir.path(), "intel-rapl:0:0", "dram", 1);
-        zone(dir.path(), "intel-rapl:3", "package-3", 1);
-        zone(dir.path(), "intel-rapl:3:1", "dram", 1);
-        let rapl = RaplSource::open(dir.path()).unwrap();
-        assert_eq!(names(&rapl), ["package-0-die-1", "dram-0-die-1", "package-3", "dram-3"]);
-    }
-
-    #[test]
-    fn counter_above_range_is_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        zone(dir.path(), "intel-rapl:0", "package-0", 1);
-        let rapl = RaplSource::open(dir.path()).unwrap();
-        fs::write(dir.path().join("intel-rapl:0/energy_uj"), format!("{}\n", MAX + 1)).unwrap();
-        assert!(matches!(rapl.sample(), Err(PowerError::Read(r)) if r.contains("above max_energy_range_uj")));
-        fs::write(dir.path().join("intel-rapl:0/energy_uj"), "5\n").unwrap();
-        let sample = rapl.sample().unwrap();
-        assert_eq!(
-            (sample.total_uj(), sample.wraps),
-            (4, 0),
-            "a failed sample leaves the state alone"
-        );
-    }
-
-    #[test]
-    fn zero_max_range_is_unavailable() {
-        let dir = tempfile::tempdir().unwrap();
-        zone(dir.path(), "intel-rapl:0", "package-0", 1);
-        fs::write(dir.path().join("intel-rapl:0/max_energy_range_uj"), "0\n").unwrap();
-        assert!(matches!(RaplSource::open(dir.path()), Err(PowerError::Unavailable(r)) if r.ends_with("is zero")));
-    }
-
-    #[test]
-    fn concurrent_samples_stay_monotone_without_false_wraps() {
-        let dir = tempfile::tempdir().unwrap();
-        zone(dir.path(), "intel-rapl:0", "package-0", 0);
-        let rapl = std::sync::Arc::new(RaplSource::open(dir.path()).unwrap());
-        let file = dir.path().join("intel-rapl:0/energy_uj");
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let rapl = rapl.clone();
-                std::thread::spawn(move || {
-                    let mut last = 0;
-                    for _ in 0..200 {
-                        // A half-written file may read as garbage; only good samples count.
-                        if let Ok(s) = rapl.sample() {
-                            assert!(s.total_uj() >= last);
-                            last = s.total_uj();
-                        }
-                    }
-                })
-            })
-            .collect();
-        for uj in 1..=200u64 {
-            fs::write(&file, format!("{}\n", uj * 1000)).unwrap();
-        }
-        for r in readers {
-            r.join().unwrap();
-        }
-        let end = rapl.sample().unwrap();
-        assert_eq!((end.total_uj(), end.wraps), (200_000, 0));
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! [`DetailedEnergy`]: a job's [`EnergyReport`] plus the figures core's report has no room for.
 
-use ffrtmp_core::EnergyReport;
+use ffrtmp_core::{EnergyReport, PowerError};
 use serde::{Deserialize, Serialize};
 
+use crate::gpu::GpuJobEnergy;
 use crate::meter::unavailable_report;
 use crate::sampler::{JobEnergy, ATTRIBUTION_METHOD};
 
@@ -49,8 +50,9 @@ pub struct DetailedEnergy {
     /// Core's report: source, energy_joules, avg_watts, joules_per_frame, unavailable_reason.
     #[serde(flatten)]
     pub report: EnergyReport,
-    /// How the energy was attributed to the job: [`ATTRIBUTION_METHOD`] (`cgroup-cpu-share`) or
-    /// [`WHOLE_NODE`].
+    /// How the energy was attributed to the job: [`ATTRIBUTION_METHOD`] (`cgroup-cpu-share`),
+    /// that plus the GPU method (`cgroup-cpu-share+nvml-process-utilization`, see
+    /// [`detailed_report_with_gpu`]), or [`WHOLE_NODE`].
     pub attribution: String,
     /// Joules of the `package-*` zones (CPU package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +117,11 @@ impl JobEnergy {
     pub fn report(&self, frames: u64, wall_s: f64, pixels: u64) -> DetailedEnergy {
         detailed_report(self, frames, wall_s, pixels)
     }
+
+    /// The job's report with its GPU energy: [`detailed_report_with_gpu`].
+    pub fn report_with_gpu(&self, gpu: Option<&GpuJobEnergy>, frames: u64, wall_s: f64, pixels: u64) -> DetailedEnergy {
+        detailed_report_with_gpu(self, gpu, frames, wall_s, pixels)
+    }
 }
 
 /// Turns a job's attributed energy into its report.
@@ -156,6 +163,97 @@ pub fn detailed_report(job: &JobEnergy, frames: u64, wall_s: f64, pixels: u64) -
         intervals: job.samples,
         read_errors: job.read_errors,
         partial: job.partial,
+    }
+}
+
+/// [`detailed_report`] plus the job's GPU energy, when `gpu` was measured.
+///
+/// The GPU joules go to `gpu_joules` and into the total (`energy_joules` and every figure derived
+/// from it); the source becomes e.g. `rapl+nvml` and the attribution
+/// `cgroup-cpu-share+nvml-process-utilization` (or the GPU's power × time fallback method). When
+/// the CPU side is unavailable the total stays unknown: the report keeps the CPU's reason and
+/// carries `gpu_joules` alone. An unavailable `gpu` adds only its reason
+/// (`gpu_unavailable_reason`), an absent one nothing: GPU energy is never reported as 0 J when it
+/// was not measured. A [`partial`](GpuJobEnergy::partial) `gpu` carries its joules and, in
+/// `gpu_unavailable_reason`, why the rest is missing (`GPU energy covers part of the job: …`).
+///
+/// ```
+/// use std::time::Duration;
+/// use ffrtmp_power::{detailed_report_with_gpu, GpuJobEnergy, JobEnergy};
+///
+/// let cpu = JobEnergy {
+///     key: "job-1".into(), source: "rapl".into(), joules_cpu: 30.0, joules_dram: 10.0,
+///     joules_total: 40.0, cpu_time: Duration::from_secs(3), samples: 20, wall: Duration::from_secs(2),
+///     read_errors: 0, partial: false, unavailable: None,
+/// };
+/// let gpu = GpuJobEnergy {
+///     key: "job-1".into(), source: "nvml".into(), joules_gpu: 60.0, intervals: 20,
+///     wall: Duration::from_secs(2), power_fallback: false, partial: false, partial_reason: None,
+///     read_errors: 0, unavailable: None,
+/// };
+/// let d = detailed_report_with_gpu(&cpu, Some(&gpu), 100, 2.0, 0);
+/// assert_eq!(d.report.energy_joules, Some(100.0));
+/// assert_eq!(d.report.gpu_joules, Some(60.0));
+/// assert_eq!(d.report.avg_watts, Some(50.0));
+/// assert_eq!(d.report.source, "rapl+nvml");
+/// assert_eq!(d.attribution, "cgroup-cpu-share+nvml-process-utilization");
+/// ```
+pub fn detailed_report_with_gpu(
+    job: &JobEnergy,
+    gpu: Option<&GpuJobEnergy>,
+    frames: u64,
+    wall_s: f64,
+    pixels: u64,
+) -> DetailedEnergy {
+    let mut d = detailed_report(job, frames, wall_s, pixels);
+    let Some(gpu) = gpu else {
+        return d;
+    };
+    d.report.gpu_unavailable_reason = gpu_reason(gpu);
+    let Some(joules) = gpu.joules() else {
+        return d;
+    };
+    d.report.gpu_joules = Some(joules);
+    d.partial |= gpu.partial;
+    d.read_errors += gpu.read_errors;
+    if job.unavailable.is_some() {
+        // Without the CPU side the total is unknown; the CPU's reason stays.
+        d.report.unavailable_reason = d
+            .report
+            .unavailable_reason
+            .map(|r| format!("CPU energy unavailable: {r}"));
+        d.report.source = gpu.source.clone();
+        d.attribution = gpu.method().to_string();
+        return d;
+    }
+    let total = job.joules_total + joules;
+    d.report.source = format!("{}+{}", job.source, gpu.source);
+    d.attribution = format!("{ATTRIBUTION_METHOD}+{}", gpu.method());
+    d.report.energy_joules = Some(total);
+    d.report.avg_watts = d.wall_s.map(|w| total / w);
+    d.report.joules_per_frame = (frames > 0).then(|| total / frames as f64);
+    d.frames_per_joule = per_joule(frames, Some(total));
+    d.pixels_per_joule = per_joule(pixels, Some(total));
+    d
+}
+
+/// Why a job's GPU energy is missing or incomplete, for `gpu_unavailable_reason`.
+fn gpu_reason(gpu: &GpuJobEnergy) -> Option<String> {
+    if let Some(err) = &gpu.unavailable {
+        return Some(reason_text(err));
+    }
+    gpu.partial.then(|| match &gpu.partial_reason {
+        Some(err) => format!("GPU energy covers part of the job: {}", reason_text(err)),
+        None => "GPU energy covers part of the job".to_string(),
+    })
+}
+
+/// The reason as [`unavailable_report`] words it: an unavailable source's own reason, or the
+/// whole read error.
+fn reason_text(err: &PowerError) -> String {
+    match err {
+        PowerError::Unavailable(reason) => reason.clone(),
+        PowerError::Read(_) => err.to_string(),
     }
 }
 
@@ -222,6 +320,61 @@ mod tests {
         assert!(!json.contains("energy_joules"), "{json}");
         let back: DetailedEnergy = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);
+    }
+
+    fn gpu(joules: f64) -> GpuJobEnergy {
+        GpuJobEnergy {
+            key: "k".into(),
+            source: "nvml".into(),
+            joules_gpu: joules,
+            intervals: 3,
+            wall: Duration::from_secs(2),
+            power_fallback: false,
+            partial: false,
+            partial_reason: None,
+            read_errors: 0,
+            unavailable: None,
+        }
+    }
+
+    #[test]
+    fn gpu_joules_join_the_total_only_when_measured() {
+        let with = detailed_report_with_gpu(&job(), Some(&gpu(30.0)), 10, 2.0, 0);
+        assert_eq!(
+            (with.report.energy_joules, with.report.gpu_joules, with.report.avg_watts),
+            (Some(40.0), Some(30.0), Some(20.0))
+        );
+        assert_eq!(
+            (with.report.joules_per_frame, with.frames_per_joule),
+            (Some(4.0), Some(0.25))
+        );
+        assert_eq!(with.report.gpu_unavailable_reason, None);
+        let fallback = GpuJobEnergy {
+            power_fallback: true,
+            partial: true,
+            partial_reason: Some(PowerError::Read("GPU 0 has fallen off the bus".into())),
+            ..gpu(30.0)
+        };
+        let d = detailed_report_with_gpu(&job(), Some(&fallback), 10, 2.0, 0);
+        assert_eq!(d.attribution, "cgroup-cpu-share+nvml-process-utilization(power-x-time)");
+        assert!(d.partial);
+        assert_eq!(
+            d.report.gpu_unavailable_reason.as_deref(),
+            Some("GPU energy covers part of the job: energy read failed: GPU 0 has fallen off the bus")
+        );
+        // Unmeasured GPU energy adds only its reason: no 0 J pretending to be a reading.
+        let unavailable = GpuJobEnergy {
+            unavailable: Some(PowerError::Unavailable("no NVIDIA GPU found".into())),
+            ..gpu(0.0)
+        };
+        let d = detailed_report_with_gpu(&job(), Some(&unavailable), 10, 2.0, 0);
+        let mut expected = detailed_report(&job(), 10, 2.0, 0);
+        expected.report.gpu_unavailable_reason = Some("no NVIDIA GPU found".into());
+        assert_eq!(d, expected);
+        assert_eq!(
+            detailed_report_with_gpu(&job(), None, 10, 2.0, 0),
+            detailed_report(&job(), 10, 2.0, 0)
+        );
     }
 
     #[test]

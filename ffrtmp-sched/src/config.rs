@@ -17,7 +17,8 @@ pub struct SchedConfig {
     pub dead_after_intervals: u32,
     /// Backoff between attempts of a job after a transient failure.
     pub job_backoff: Backoff,
-    /// `synchronous=FULL` (durable on power loss) when true, `NORMAL` otherwise.
+    /// When true, a write is acknowledged only after the WAL holding it was flushed to disk
+    /// (durable on power loss); when false, after COMMIT (`synchronous=NORMAL`).
     pub durable: bool,
     /// Largest number of write requests committed in one transaction.
     pub max_batch: usize,

@@ -4,9 +4,12 @@
 //!   durations) and the interleaved order its runs are submitted in;
 //! - [`run`]: `ffrtmp bench run`, which submits warm-ups and repeats to a master, waits for
 //!   them and writes per-run results in the format [`ffrtmp_power::compare`] reads;
+//! - [`idle`]: its idle-baseline windows, measured with the nodes' energy meters, and
+//!   [`baseline`]: each run's idle baseline and energy above idle;
 //! - [`compare`]: `ffrtmp bench compare`, the text and JSON views of
 //!   [`ffrtmp_power::compare::compare`];
-//! - [`report`]: `ffrtmp bench report`, a self-contained HTML page with hand-made SVG charts.
+//! - [`report`]: `ffrtmp bench report`, a self-contained HTML page with hand-made SVG charts
+//!   ([`chart`]), each also written as a PNG beside it ([`png`]).
 //!
 //! Statistics (medians, bootstrap intervals, verdicts) all come from
 //! [`ffrtmp_power::compare`]; this module only runs, loads, formats and draws.
@@ -16,9 +19,14 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use ffrtmp_power::compare::{self as stats, RunSample};
 
+pub mod baseline;
+pub mod chart;
 pub mod compare;
+pub mod idle;
 pub mod matrix;
+pub mod png;
 pub mod report;
+pub mod results;
 pub mod run;
 
 /// Reads a runs file written by `ffrtmp bench run` (or by [`stats::write_json`] /
@@ -131,4 +139,33 @@ pub fn load_nonempty(path: &Path) -> anyhow::Result<Vec<RunSample>> {
     let runs = load_runs(path)?;
     require_nonempty(&runs, path)?;
     Ok(runs)
+}
+
+/// Checks that every element opened is closed in order (`<x/>` closes itself), ignoring
+/// the doctype: enough to catch a broken template or an unescaped name.
+#[cfg(test)]
+pub(crate) fn assert_balanced(doc: &str) {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = doc;
+    while let Some(i) = rest.find('<') {
+        let end = rest[i..].find('>').expect("unclosed tag") + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        assert!(!tag.contains('<'), "'<' inside a tag: {tag}");
+        if tag.starts_with('!') || tag.ends_with('/') {
+            continue;
+        }
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        if tag.starts_with('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "mismatched </{name}>");
+        } else {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    assert!(!rest.contains('>'), "stray '>' in text");
 }

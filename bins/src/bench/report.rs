@@ -1,14 +1,19 @@
 //! `ffrtmp bench report`: one self-contained HTML page (no JavaScript, no external assets)
-//! with hand-made inline SVG bar charts of each scenario's median fps, wall time and joules
-//! per frame with min–max whiskers, per result set, plus the comparison tables of every set
-//! against the first.
+//! with hand-made inline SVG bar charts ([`super::chart`]) of each scenario's median fps, wall
+//! time and joules per frame with min–max whiskers, per result set, plus the comparison
+//! tables of every set against the first. Each chart is also written as a PNG beside the page
+//! ([`super::png`]), rasterized from the same SVG, and linked from it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, RunSample, Verdict};
 
+pub use super::chart::{bar_chart, nice_ticks};
+
+use super::chart::{charts, Chart};
 use super::compare::{headers, metric_text, rows};
+use super::png::Rasterizer;
 use super::run::RunMeta;
 use super::{fmt_num, load_nonempty};
 
@@ -121,12 +126,9 @@ pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
             })
             .collect();
         if !windows.is_empty() {
-            notes.push(format!(
-                "idle windows: {}; energy {}",
-                windows.join(", "),
-                m.idle_energy
-            ));
+            notes.push(format!("idle windows: {}", windows.join(", ")));
         }
+        notes.push(format!("idle energy: {}", m.idle_energy));
     }
     Ok(ResultSet {
         name: path.display().to_string(),
@@ -135,9 +137,20 @@ pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
     })
 }
 
-/// `ffrtmp bench report`: loads `results`, compares each against the first at `threshold`
-/// and writes the page to `out`.
-pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str) -> anyhow::Result<()> {
+/// What [`write_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct ReportFiles {
+    /// The page.
+    pub html: PathBuf,
+    /// One PNG per chart, beside the page (`<page name>-fps.png`, …).
+    pub pngs: Vec<PathBuf>,
+    /// The font the PNGs' text is drawn with; `None`: no font installed, no text.
+    pub font: Option<String>,
+}
+
+/// `ffrtmp bench report`: loads `results`, compares each against the first at `threshold`,
+/// writes each chart as a PNG beside `out` and the page, which links them, to `out`.
+pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str) -> anyhow::Result<ReportFiles> {
     let sets = results
         .iter()
         .map(|p| load_set(p))
@@ -146,8 +159,50 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
         threshold,
         ..CompareConfig::default()
     };
-    let page = html(title, &sets, &comparisons(&sets, &config), threshold);
-    std::fs::write(out, page).with_context(|| format!("writing {}", out.display()))
+    let names: Vec<String> = sets.iter().map(|s| s.name.clone()).collect();
+    let summaries: Vec<Vec<ScenarioSummary>> = sets.iter().map(|s| summarize(&s.runs)).collect();
+    let mut charts = charts(&names, &summaries);
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let dir = out.parent().unwrap_or(Path::new(""));
+    let rasterizer = Rasterizer::with_system_fonts();
+    let mut pngs = Vec::new();
+    for chart in &mut charts {
+        let Some(svg) = &chart.svg else { continue };
+        let name = format!("{stem}-{}.png", chart.slug());
+        let path = dir.join(&name);
+        let bytes = rasterizer
+            .png(svg)
+            .with_context(|| format!("rasterizing the {} chart", chart.slug()))?;
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        chart.png = Some(name);
+        pngs.push(path);
+    }
+    let page = html(title, &sets, &charts, &comparisons(&sets, &config), threshold);
+    std::fs::write(out, page).with_context(|| format!("writing {}", out.display()))?;
+    Ok(ReportFiles {
+        html: out.to_path_buf(),
+        pngs,
+        font: rasterizer.font().map(String::from),
+    })
+}
+
+/// Percent-encodes a file name for a relative link (unreserved characters stay).
+///
+/// ```
+/// assert_eq!(ffrtmp::bench::report::url_path("my report-fps.png"), "my%20report-fps.png");
+/// ```
+pub fn url_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Escapes text for HTML and SVG content and attribute values.
@@ -170,159 +225,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const COLORS: [&str; 6] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1"];
-
-/// Title and unit of a metric's chart.
-fn chart_title(metric: Metric) -> (&'static str, &'static str) {
-    match metric {
-        Metric::Fps => ("Frames per second (higher is better)", "fps"),
-        Metric::WallS => ("Wall time (lower is better)", "s"),
-        Metric::JoulesPerFrame => ("Joules per frame (lower is better)", "J/frame"),
-    }
-}
-
-/// An SVG bar chart: one group per scenario, one bar per result set (its median), with a
-/// whisker from min to max. `values[group][series]`.
-pub fn bar_chart(
-    title: &str,
-    unit: &str,
-    groups: &[String],
-    series: &[String],
-    values: &[Vec<Option<Stat>>],
-) -> String {
-    let (bar, gap, left, top, plot_h, bottom) = (22.0, 28.0, 64.0, 48.0, 200.0, 110.0);
-    let group_w = bar * series.len().max(1) as f64 + gap;
-    let width = (left + group_w * groups.len() as f64 + 20.0).max(420.0);
-    let height = top + plot_h + bottom;
-    let max = values
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|s| s.max.max(s.median))
-        .fold(0.0, f64::max);
-    let (step, ticks) = nice_ticks(max);
-    let scale_max = step * ticks as f64;
-    let y = |v: f64| top + plot_h - v / scale_max * plot_h;
-    let mut svg = format!(
-        "<svg class=\"chart\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" \
-         role=\"img\" aria-label=\"{t}\">\n<title>{t}</title>\n\
-         <text x=\"{left}\" y=\"18\" class=\"ct\">{t}</text>\n",
-        t = escape(title)
-    );
-    // Legend.
-    let mut lx = left;
-    for (i, name) in series.iter().enumerate() {
-        svg.push_str(&format!(
-            "<rect x=\"{lx:.1}\" y=\"26\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{:.1}\" y=\"35\" class=\"lg\">{}</text>\n",
-            COLORS[i % COLORS.len()],
-            lx + 14.0,
-            escape(name)
-        ));
-        lx += 24.0 + 7.0 * name.chars().count() as f64;
-    }
-    // Axis and gridlines.
-    for k in 0..=ticks {
-        let v = step * k as f64;
-        let yy = y(v);
-        svg.push_str(&format!(
-            "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"ax\" text-anchor=\"end\">{}</text>\n",
-            width - 10.0,
-            left - 6.0,
-            yy + 4.0,
-            escape(&fmt_num(v))
-        ));
-    }
-    svg.push_str(&format!(
-        "<text x=\"14\" y=\"{:.1}\" class=\"ax\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">{}</text>\n",
-        top + plot_h / 2.0,
-        top + plot_h / 2.0,
-        escape(unit)
-    ));
-    for (g, group) in groups.iter().enumerate() {
-        let gx = left + gap / 2.0 + g as f64 * group_w;
-        for (i, name) in series.iter().enumerate() {
-            let Some(s) = values.get(g).and_then(|v| v.get(i)).copied().flatten() else {
-                continue;
-            };
-            let x = gx + i as f64 * bar;
-            let cx = x + bar / 2.0 - 1.0;
-            svg.push_str(&format!(
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\">\
-                 <title>{} {}: median {} {u}, min {}, max {}, {} runs</title></rect>\n",
-                y(s.median),
-                bar - 2.0,
-                (top + plot_h - y(s.median)).max(0.0),
-                COLORS[i % COLORS.len()],
-                escape(group),
-                escape(name),
-                fmt_num(s.median),
-                fmt_num(s.min),
-                fmt_num(s.max),
-                s.n,
-                u = escape(unit)
-            ));
-            let (y1, y2) = (y(s.max), y(s.min));
-            svg.push_str(&format!(
-                "<line x1=\"{cx:.1}\" y1=\"{y1:.1}\" x2=\"{cx:.1}\" y2=\"{y2:.1}\" class=\"wh\"/>\
-                 <line x1=\"{:.1}\" y1=\"{y1:.1}\" x2=\"{:.1}\" y2=\"{y1:.1}\" class=\"wh\"/>\
-                 <line x1=\"{:.1}\" y1=\"{y2:.1}\" x2=\"{:.1}\" y2=\"{y2:.1}\" class=\"wh\"/>\n",
-                cx - 5.0,
-                cx + 5.0,
-                cx - 5.0,
-                cx + 5.0
-            ));
-        }
-        let lx = gx + bar * series.len() as f64 / 2.0;
-        let ly = top + plot_h + 14.0;
-        svg.push_str(&format!(
-            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" class=\"ax\" text-anchor=\"end\" \
-             transform=\"rotate(-30 {lx:.1} {ly:.1})\">{}</text>\n",
-            escape(group)
-        ));
-    }
-    svg.push_str(&format!(
-        "<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" class=\"axis\"/>\n</svg>\n",
-        top + plot_h,
-        width - 10.0,
-        top + plot_h
-    ));
-    svg
-}
-
-/// A tick step of 1, 2 or 5 × 10ⁿ and the number of steps (at most 5) that reach
-/// past `max`, leaving headroom for the whiskers.
-///
-/// ```
-/// use ffrtmp::bench::report::nice_ticks;
-/// assert_eq!(nice_ticks(121.0), (50.0, 3));
-/// assert_eq!(nice_ticks(9.0), (2.0, 5));
-/// assert_eq!(nice_ticks(0.0), (0.25, 4));
-/// ```
-pub fn nice_ticks(max: f64) -> (f64, u32) {
-    if !(max.is_finite() && max > 0.0) {
-        return (0.25, 4);
-    }
-    let rough = max * 1.05 / 5.0;
-    let magnitude = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|&s| s >= rough)
-        .unwrap_or(10.0 * magnitude);
-    let ticks = ((max * 1.05) / step).ceil().max(1.0) as u32;
-    (step, ticks)
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:0.5em 0 1.5em}\
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}\
 .worse{background:#f8d0d0}.better{background:#d3f0d3}.inconclusive{background:#fff2c0}\
-.chart{display:block;margin:0.5em 0 1.5em}.ct{font-size:14px;font-weight:600}\
-.lg,.ax{font-size:11px}.grid{stroke:#e4e4e4}.axis{stroke:#555}.wh{stroke:#222;stroke-width:1.2}\
-.note{color:#666}";
+.chart{display:block;margin:0.5em 0 0.3em}.note{color:#666}";
 
 fn table_html(headers: &[String], rows: &[(Vec<String>, Option<&str>)]) -> String {
     let mut t = String::from("<table>\n<tr>");
@@ -353,16 +261,16 @@ pub fn comparisons(sets: &[ResultSet], config: &CompareConfig) -> Vec<(usize, Co
         .collect()
 }
 
-/// The whole report page.
-pub fn html(title: &str, sets: &[ResultSet], comparisons: &[(usize, Comparison)], threshold: f64) -> String {
+/// The whole report page, with `charts` (from [`super::chart::charts`]) and links to their
+/// PNG copies where they have one.
+pub fn html(
+    title: &str,
+    sets: &[ResultSet],
+    charts: &[Chart],
+    comparisons: &[(usize, Comparison)],
+    threshold: f64,
+) -> String {
     let summaries: Vec<Vec<ScenarioSummary>> = sets.iter().map(|s| summarize(&s.runs)).collect();
-    let mut groups: Vec<String> = Vec::new();
-    for s in summaries.iter().flatten() {
-        if !groups.contains(&s.scenario) {
-            groups.push(s.scenario.clone());
-        }
-    }
-    let names: Vec<String> = sets.iter().map(|s| s.name.clone()).collect();
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{t}</title>\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n<h2>Result sets</h2>\n<ol>\n",
@@ -383,26 +291,20 @@ pub fn html(title: &str, sets: &[ResultSet], comparisons: &[(usize, Comparison)]
         page.push_str("</li>\n");
     }
     page.push_str("</ol>\n<p class=\"note\">Bars: median; whiskers: min to max of the completed runs.</p>\n");
-    for metric in [Metric::Fps, Metric::WallS, Metric::JoulesPerFrame] {
-        let (title, unit) = chart_title(metric);
-        let values: Vec<Vec<Option<Stat>>> = groups
-            .iter()
-            .map(|g| {
-                summaries
-                    .iter()
-                    .map(|set| set.iter().find(|s| &s.scenario == g).and_then(|s| s.stat(metric)))
-                    .collect()
-            })
-            .collect();
-        if values.iter().flatten().all(Option::is_none) {
-            page.push_str(&format!(
-                "<h2>{}</h2>\n<p class=\"note\">No energy in any result set (energy unavailable on the nodes).</p>\n",
-                escape(title)
-            ));
+    for chart in charts {
+        page.push_str(&format!("<h2>{}</h2>\n", escape(chart.title)));
+        let Some(svg) = &chart.svg else {
+            page.push_str("<p class=\"note\">No energy in any result set (energy unavailable on the nodes).</p>\n");
             continue;
+        };
+        page.push_str(svg);
+        if let Some(png) = &chart.png {
+            page.push_str(&format!(
+                "<p class=\"note\">As PNG: <a href=\"{}\">{}</a></p>\n",
+                escape(&url_path(png)),
+                escape(png)
+            ));
         }
-        page.push_str(&format!("<h2>{}</h2>\n", escape(title)));
-        page.push_str(&bar_chart(title, unit, &groups, &names, &values));
     }
     page.push_str("<h2>Per scenario</h2>\n");
     let cols: Vec<String> = [
@@ -483,33 +385,23 @@ pub fn html(title: &str, sets: &[ResultSet], comparisons: &[(usize, Comparison)]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::assert_balanced;
 
-    /// Checks that every element opened is closed in order (`<x/>` closes itself), ignoring
-    /// the doctype: enough to catch a broken template or an unescaped name.
-    fn assert_balanced(doc: &str) {
-        let mut stack: Vec<String> = Vec::new();
-        let mut rest = doc;
-        while let Some(i) = rest.find('<') {
-            let end = rest[i..].find('>').expect("unclosed tag") + i;
-            let tag = &rest[i + 1..end];
-            rest = &rest[end + 1..];
-            assert!(!tag.contains('<'), "'<' inside a tag: {tag}");
-            if tag.starts_with('!') || tag.ends_with('/') {
-                continue;
-            }
-            let name: String = tag
-                .trim_start_matches('/')
-                .chars()
-                .take_while(|c| c.is_alphanumeric())
-                .collect();
-            if tag.starts_with('/') {
-                assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "mismatched </{name}>");
-            } else {
-                stack.push(name);
+    /// The page as [`write_report`] builds it, with the PNG names it would link.
+    fn page(title: &str, sets: &[ResultSet], threshold: f64, pngs: bool) -> String {
+        let names: Vec<String> = sets.iter().map(|s| s.name.clone()).collect();
+        let summaries: Vec<Vec<ScenarioSummary>> = sets.iter().map(|s| summarize(&s.runs)).collect();
+        let mut charts = charts(&names, &summaries);
+        if pngs {
+            for c in charts.iter_mut().filter(|c| c.svg.is_some()) {
+                c.png = Some(format!("my report-{}.png", c.slug()));
             }
         }
-        assert!(stack.is_empty(), "unclosed: {stack:?}");
-        assert!(!rest.contains('>'), "stray '>' in text");
+        let config = CompareConfig {
+            threshold,
+            ..CompareConfig::default()
+        };
+        html(title, sets, &charts, &comparisons(sets, &config), threshold)
     }
 
     fn runs(name: &str, fps: &[f64], jpf: Option<f64>) -> Vec<RunSample> {
@@ -560,8 +452,7 @@ mod tests {
                 notes: vec![],
             },
         ];
-        let cmp = comparisons(&sets, &CompareConfig::default());
-        let page = html("bench & <report>", &sets, &cmp, 0.03);
+        let page = page("bench & <report>", &sets, 0.03, false);
         assert_balanced(&page);
         assert!(!page.contains("<script"), "a name was not escaped");
         assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"));
@@ -586,34 +477,73 @@ mod tests {
             runs: runs("720p-h264", &[100.0], None),
             notes: vec![],
         }];
-        let page = html("r", &sets, &comparisons(&sets, &CompareConfig::default()), 0.03);
+        let page = page("r", &sets, 0.03, true);
         assert_balanced(&page);
         assert_eq!(page.matches("<svg").count(), 2);
         assert!(page.contains("No energy in any result set"));
         assert!(!page.contains("Comparison:"));
+        // Each drawn chart links its PNG (a relative name, escaped); none for the missing one.
+        assert_eq!(page.matches(" href=").count(), 2);
+        assert!(page.contains("<a href=\"my%20report-fps.png\">my report-fps.png</a>"));
+        assert!(!page.contains("joules-per-frame.png"));
+        assert!(!page.contains("http") && !page.contains(" src="));
+    }
+
+    /// Decodes a PNG: (width, height, pixels that are not the white background).
+    fn decode(path: &Path) -> (u32, u32, usize) {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "PNG signature");
+        let p = resvg::tiny_skia::Pixmap::decode_png(&bytes).expect("a valid PNG");
+        let background = p
+            .pixels()
+            .iter()
+            .filter(|c| (c.red(), c.green(), c.blue(), c.alpha()) == (255, 255, 255, 255))
+            .count();
+        (p.width(), p.height(), p.pixels().len() - background)
     }
 
     #[test]
-    fn bars_scale_to_the_largest_value() {
-        let stat = |m: f64| {
-            Some(Stat {
-                n: 1,
-                median: m,
-                min: m,
-                max: m,
-            })
-        };
-        let svg = bar_chart(
-            "t",
-            "u",
-            &["a".into(), "b".into()],
-            &["s".into()],
-            &[vec![stat(50.0)], vec![stat(100.0)]],
+    fn the_report_writes_a_png_of_each_chart_beside_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.json");
+        let mut r = runs("720p-h264", &[100.0, 101.0, 99.0], Some(0.2));
+        r.extend(runs("1080p-h265", &[40.0, 41.0], Some(0.5)));
+        ffrtmp_power::compare::write_json(std::fs::File::create(&base).unwrap(), &r).unwrap();
+        let out = dir.path().join("bench.html");
+        let files = write_report(&[base], &out, 0.03, "t").unwrap();
+        let names: Vec<String> = files
+            .pngs
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["bench-fps.png", "bench-wall-time.png", "bench-joules-per-frame.png"]
         );
-        assert_balanced(&svg);
-        // Ticks of 50 up to 150 over a plot height of 200: bars 133.3 and 66.7 high.
-        assert!(svg.contains("height=\"133.3\""), "{svg}");
-        assert!(svg.contains("height=\"66.7\""), "{svg}");
-        assert!(svg.contains(">150.0</text>") && svg.contains(">0</text>"), "{svg}");
+        let page = std::fs::read_to_string(&out).unwrap();
+        let charts = charts(&["x".into()], &[summarize(&r)]);
+        for (png, chart) in files.pngs.iter().zip(&charts) {
+            assert!(png.parent() == Some(dir.path()), "beside the page");
+            assert!(page.contains(&format!("href=\"{}\"", png.file_name().unwrap().to_string_lossy())));
+            let (w, h, ink) = decode(png);
+            // The SVG's own size at the PNG scale: the same drawing.
+            let svg = chart.svg.as_ref().unwrap();
+            let attr = |name: &str| -> f32 {
+                let at = svg.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+                svg[at..].split('"').next().unwrap().parse().unwrap()
+            };
+            assert_eq!(
+                (w, h),
+                (
+                    (attr("width") * super::super::png::SCALE) as u32,
+                    (attr("height") * super::super::png::SCALE) as u32
+                )
+            );
+            assert!(
+                ink > (w * h) as usize / 100,
+                "bars, axes and text drawn: {ink} of {} pixels",
+                w * h
+            );
+        }
     }
 }

@@ -1,32 +1,45 @@
 //! `ffrtmp bench run`: submits a matrix's warm-ups and repeats to a master, waits for them
 //! with a deadline, and writes per-run results.
 //!
-//! Order: an idle window (nothing submitted by us), `warmup` rounds over every cell (waited
-//! for, not recorded), `repeat` rounds over every cell in the rotated order of
-//! [`schedule`], then a second idle window of the same length. At most `parallel` runs are in
-//! flight at once (default 1, so runs do not share a node's CPU or its energy meter).
+//! Order: `warmup` rounds over every cell (waited for, not recorded), an idle window (nothing
+//! submitted by us), `repeat` rounds over every cell in the rotated order of [`schedule`],
+//! then a second idle window of the same length. By default ([`IdleLength::Auto`]) a window
+//! lasts the mean wall time of the completed warm-up runs, so warm-up runs and idle windows
+//! are of equal length. At most `parallel` runs are in flight at once (default 1, so runs do
+//! not share a node's CPU or its energy meter).
+//!
+//! Idle windows are measured with the nodes' own energy meters through `GET /nodes` (see
+//! [`super::idle`]); each run row gets its node's idle `baseline_watts` and the run's
+//! `energy_above_idle_joules`.
 //!
 //! Files written into the output directory:
 //! - `runs.json`: an array of [`BenchRun`]s. Each is a [`RunSample`] (the record
 //!   [`ffrtmp_power::compare::read_json`] reads; its `scenario` is the cell's
 //!   [`Cell::label`], its `run` the repeat number) plus the job's details;
 //! - `runs.csv`: the same rows; the first columns are exactly those of
-//!   [`ffrtmp_power::compare::write_csv`], so [`ffrtmp_power::compare::read_csv`] reads it;
-//! - `meta.json`: [`RunMeta`]: the matrix, settings, timing, idle windows and counts.
+//!   [`ffrtmp_power::compare::write_csv`], so [`ffrtmp_power::compare::read_csv`] reads it
+//!   (written by [`super::results`]);
+//! - `meta.json`: [`RunMeta`]: the matrix, settings, timing, idle windows (per node joules
+//!   and mean watts), baselines and counts.
 //!
 //! Runs that did not complete keep `frames`, `wall_s` and `fps` at 0 and no energy, so that
 //! the comparison, which only uses positive values, leaves them out.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ffrtmp_core::{Job, JobId, JobQuery, JobSpec, JobState, NodeId};
 use ffrtmp_http::ApiClient;
-use ffrtmp_power::compare::{self as stats, Metric, RunSample, RUNS_CSV_HEADER};
+use ffrtmp_power::compare::{Metric, RunSample};
 use serde::{Deserialize, Serialize};
 
+pub use super::idle::{IdleLength, IdleWindow};
+pub use super::results::{write_results, write_runs_csv, ResultFiles, EXTRA_CSV_COLUMNS};
+
+use super::baseline::{self, IdleFigures};
+use super::idle::{self, NodeBaseline, SnapshotWait};
 use super::matrix::{engine_name, schedule, Cell, Matrix};
 use super::report::summarize;
 use super::{fmt_num, text_table};
@@ -38,8 +51,10 @@ pub struct RunConfig {
     pub repeat: u32,
     /// Unrecorded warm-up runs per cell, before the recorded ones.
     pub warmup: u32,
-    /// Length of each idle window (before and after the runs); zero skips them.
-    pub idle_window: Duration,
+    /// Length of each idle window (before and after the recorded runs).
+    pub idle_window: IdleLength,
+    /// How long an idle window waits for a node's next power snapshot (heartbeat).
+    pub snapshot_wait: Duration,
     /// Most runs in flight at once.
     pub parallel: usize,
     /// Deadline for the whole benchmark; runs still unfinished then are canceled.
@@ -82,25 +97,10 @@ pub struct BenchRun {
     pub used_encoder: Option<String>,
     /// The job's last error.
     pub error: Option<String>,
+    /// Idle baseline of the node and the run's energy above it.
+    #[serde(flatten, default)]
+    pub idle: IdleFigures,
 }
-
-/// An idle window: nothing was submitted by the benchmark during it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IdleWindow {
-    /// `before` or `after` the runs.
-    pub phase: String,
-    /// Start, ms since the Unix epoch.
-    pub start_ms: u64,
-    /// End, ms since the Unix epoch.
-    pub end_ms: u64,
-    /// Its energy; always `None` for now (see [`IDLE_ENERGY_NOTE`]).
-    pub energy_joules: Option<f64>,
-}
-
-/// Why idle windows carry no energy.
-pub const IDLE_ENERGY_NOTE: &str = "not measured: the master has no API for a node's energy outside jobs yet, so the \
-     idle windows are recorded (start/end) but their energy is not; read the nodes' RAPL counters over these \
-     windows to get the idle baseline";
 
 /// The metadata of a benchmark (`meta.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,10 +123,20 @@ pub struct RunMeta {
     pub finished_at_ms: u64,
     /// Jobs assigned or running on the master when the benchmark started (other load).
     pub busy_jobs_at_start: usize,
-    /// Idle windows, equal in length.
+    /// Length of each idle window, seconds (0: none).
+    #[serde(default)]
+    pub idle_window_s: f64,
+    /// Where that length comes from (`mean wall time of 3 warm-up runs`, `given`, …).
+    #[serde(default)]
+    pub idle_window_basis: String,
+    /// Idle windows, equal in length, with each node's energy over them.
     pub idle_windows: Vec<IdleWindow>,
-    /// About the idle windows' energy.
+    /// About the idle windows' energy: per window and node the joules and mean watts, or why
+    /// they are missing.
     pub idle_energy: String,
+    /// Per node, the idle power used for the runs' `baseline_watts`.
+    #[serde(default)]
+    pub baselines: Vec<NodeBaseline>,
     /// Warm-ups that completed.
     pub warmups_completed: usize,
     /// Recorded runs that completed.
@@ -162,6 +172,12 @@ pub async fn run(
     progress: &mut dyn FnMut(String),
 ) -> anyhow::Result<Outcome> {
     let cells = matrix.cells()?;
+    if config.idle_window == IdleLength::Auto && config.warmup == 0 {
+        anyhow::bail!(
+            "--idle-window auto takes the window's length from the warm-up runs: give --warmup 1 or more, \
+             or a length such as --idle-window 10s (0s skips the windows)"
+        );
+    }
     let specs: Vec<JobSpec> = cells.iter().map(|c| c.spec(matrix)).collect();
     let started_at_ms = now_ms();
     let deadline = Instant::now() + config.timeout;
@@ -179,15 +195,21 @@ pub async fn run(
             "warning: {busy_jobs_at_start} jobs already assigned or running: they share the nodes with the benchmark"
         ));
     }
-    let mut idle_windows = Vec::new();
-    idle(config.idle_window, "before", &mut idle_windows, progress).await;
-
     let warmups = schedule(cells.len(), config.warmup);
     if !warmups.is_empty() {
         progress(format!("warm-up: {} runs (not recorded)", warmups.len()));
     }
     let (warm, warm_expired) = execute(api, &cells, &specs, &warmups, config, deadline, "warm-up", progress).await?;
     let warmups_completed = warm.iter().flatten().filter(|j| j.state == JobState::Completed).count();
+    let (window, basis) = window_length(config.idle_window, &warm);
+    let wait = SnapshotWait {
+        wait: config.snapshot_wait,
+        poll: config.poll,
+    };
+    let mut idle_windows = Vec::new();
+    if !window.is_zero() {
+        idle_windows.push(idle::measure(api, "before", window, wait, progress).await);
+    }
 
     let order = schedule(cells.len(), config.repeat);
     progress(format!(
@@ -198,17 +220,26 @@ pub async fn run(
     ));
     let (jobs, expired) = execute(api, &cells, &specs, &order, config, deadline, "run", progress).await?;
     let deadline_passed = warm_expired || expired;
-    idle(config.idle_window, "after", &mut idle_windows, progress).await;
+    if !window.is_zero() {
+        idle_windows.push(idle::measure(api, "after", window, wait, progress).await);
+    }
 
-    let nodes: HashMap<NodeId, String> = api
-        .nodes()
-        .await
-        .map(|ns| ns.into_iter().map(|n| (n.id, n.registration.name)).collect())
-        .unwrap_or_default();
+    let listed = api.nodes().await.unwrap_or_default();
+    let nodes: HashMap<NodeId, String> = listed.iter().map(|n| (n.id, n.registration.name.clone())).collect();
+    let baselines = idle::baselines(&idle_windows, &listed);
     let runs: Vec<BenchRun> = order
         .iter()
         .zip(&jobs)
-        .map(|(&(cell, repeat), job)| record(&cells[cell], repeat, job.as_ref(), &nodes))
+        .map(|(&(cell, repeat), job)| {
+            let mut run = record(&cells[cell], repeat, job.as_ref(), &nodes);
+            let node = job.as_ref().and_then(|j| j.node_id);
+            let node_baseline = node.and_then(|id| baselines.iter().find(|b| b.node_id == id.to_string()));
+            let cores = node
+                .and_then(|id| listed.iter().find(|n| n.id == id))
+                .map(|n| n.registration.cpu_cores);
+            run.idle = baseline::figures(job.as_ref(), node_baseline, cores, config.parallel);
+            run
+        })
         .collect();
     let runs_completed = runs.iter().filter(|r| r.state == JobState::Completed.as_str()).count();
     let meta = RunMeta {
@@ -221,8 +252,11 @@ pub async fn run(
         started_at_ms,
         finished_at_ms: now_ms(),
         busy_jobs_at_start,
+        idle_window_s: window.as_secs_f64(),
+        idle_energy: idle::describe(&idle_windows, &baselines, &basis),
+        idle_window_basis: basis,
         idle_windows,
-        idle_energy: IDLE_ENERGY_NOTE.to_string(),
+        baselines,
         warmups_completed,
         runs_completed,
         runs_not_completed: runs.len() - runs_completed,
@@ -231,19 +265,43 @@ pub async fn run(
     Ok(Outcome { runs, meta })
 }
 
-async fn idle(window: Duration, phase: &str, windows: &mut Vec<IdleWindow>, progress: &mut dyn FnMut(String)) {
-    if window.is_zero() {
-        return;
+/// The idle windows' length and where it comes from: given, or the mean wall time of the
+/// completed warm-up runs (zero, with the reason, when none completed).
+pub fn window_length(length: IdleLength, warmups: &[Option<Job>]) -> (Duration, String) {
+    match length {
+        IdleLength::Fixed(d) if d.is_zero() => (d, "--idle-window 0s: no idle windows".into()),
+        IdleLength::Fixed(d) => (d, format!("given, {:.1} s", d.as_secs_f64())),
+        IdleLength::Auto => {
+            let walls: Vec<f64> = warmups
+                .iter()
+                .flatten()
+                .filter(|j| j.state == JobState::Completed)
+                .filter_map(|j| j.result.as_ref().map(|r| r.wall_s))
+                .filter(|w| w.is_finite() && *w > 0.0)
+                .collect();
+            if walls.is_empty() {
+                return (
+                    Duration::ZERO,
+                    "auto: no warm-up run completed, so the window has no length".into(),
+                );
+            }
+            let mean = walls.iter().sum::<f64>() / walls.len() as f64;
+            let Ok(length) = Duration::try_from_secs_f64(mean) else {
+                return (
+                    Duration::ZERO,
+                    format!("auto: a mean warm-up wall time of {mean} s is not usable"),
+                );
+            };
+            (
+                length,
+                format!(
+                    "auto: the mean wall time of {} warm-up runs, {:.2} s",
+                    walls.len(),
+                    mean
+                ),
+            )
+        }
     }
-    progress(format!("idle window {phase} the runs: {:.1} s", window.as_secs_f64()));
-    let start_ms = now_ms();
-    tokio::time::sleep(window).await;
-    windows.push(IdleWindow {
-        phase: phase.to_string(),
-        start_ms,
-        end_ms: now_ms(),
-        energy_joules: None,
-    });
 }
 
 /// Submits `order` with at most `config.parallel` in flight and returns each run's final job
@@ -382,6 +440,7 @@ pub fn record(cell: &Cell, repeat: u32, job: Option<&Job>, nodes: &HashMap<NodeI
         error: job
             .and_then(|j| j.error.as_ref())
             .map(|e| format!("{:?}: {}", e.kind, e.message)),
+        idle: IdleFigures::default(),
     }
 }
 
@@ -414,154 +473,65 @@ pub fn render_summary(outcome: &Outcome, dir: &Path) -> String {
     let m = &outcome.meta;
     let mut out = text_table(&["CELL", "DONE", "FPS MEDIAN [MIN..MAX]", "WALL S", "J/FRAME"], rows);
     out.push_str(&format!(
-        "\n{} runs completed, {} not; {} idle windows (energy not measured); results in {}\n",
+        "\n{} runs completed, {} not; results in {}\nidle: {}\n",
         m.runs_completed,
         m.runs_not_completed,
-        m.idle_windows.len(),
-        dir.display()
+        dir.display(),
+        m.idle_energy
     ));
     out
-}
-
-/// Extra CSV columns after those of [`RUNS_CSV_HEADER`].
-pub const EXTRA_CSV_COLUMNS: &str = "job_scenario,bitrate,encoder,engine,duration_s,state,job_id,node,avg_watts,\
-energy_source,energy_unavailable_reason,used_encoder,error";
-
-/// Writes runs as CSV: the columns of [`ffrtmp_power::compare::write_csv`] (written by it),
-/// then [`EXTRA_CSV_COLUMNS`].
-pub fn write_runs_csv<W: std::io::Write>(mut writer: W, runs: &[BenchRun]) -> std::io::Result<()> {
-    writeln!(writer, "{RUNS_CSV_HEADER},{EXTRA_CSV_COLUMNS}")?;
-    for r in runs {
-        let mut buf = Vec::new();
-        stats::write_csv(&mut buf, std::slice::from_ref(&r.sample))?;
-        let text = String::from_utf8_lossy(&buf);
-        let row = text
-            .strip_prefix(RUNS_CSV_HEADER)
-            .and_then(|t| t.strip_prefix('\n'))
-            .and_then(|t| t.strip_suffix('\n'))
-            .ok_or_else(|| std::io::Error::other("unexpected output of compare::write_csv"))?;
-        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let extras = [
-            Some(r.job_scenario.clone()),
-            r.bitrate.clone(),
-            r.encoder.clone(),
-            r.engine.clone(),
-            r.duration_s.map(|d| d.to_string()),
-            Some(r.state.clone()),
-            r.job_id.clone(),
-            r.node.clone(),
-            Some(num(r.avg_watts)),
-            r.energy_source.clone(),
-            r.energy_unavailable_reason.clone(),
-            r.used_encoder.clone(),
-            r.error.clone(),
-        ];
-        let extras: Vec<String> = extras.iter().map(|e| csv_field(e.as_deref().unwrap_or(""))).collect();
-        writeln!(writer, "{row},{}", extras.join(","))?;
-    }
-    writer.flush()
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Paths of the files [`write_results`] wrote.
-#[derive(Clone, Debug, Serialize)]
-pub struct ResultFiles {
-    /// `runs.json`.
-    pub json: PathBuf,
-    /// `runs.csv`.
-    pub csv: PathBuf,
-    /// `meta.json`.
-    pub meta: PathBuf,
-}
-
-/// Writes `runs.json`, `runs.csv` and `meta.json` into `dir` (created if missing).
-pub fn write_results(dir: &Path, outcome: &Outcome) -> anyhow::Result<ResultFiles> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files = ResultFiles {
-        json: dir.join("runs.json"),
-        csv: dir.join("runs.csv"),
-        meta: dir.join("meta.json"),
-    };
-    let create = |p: &Path| {
-        std::fs::File::create(p)
-            .map(std::io::BufWriter::new)
-            .with_context(|| format!("creating {}", p.display()))
-    };
-    // Flush explicitly: a BufWriter dropped unflushed swallows write errors (a full disk would
-    // leave a truncated file behind an Ok).
-    use std::io::Write as _;
-    let mut w = create(&files.json)?;
-    serde_json::to_writer_pretty(&mut w, &outcome.runs).context("writing runs.json")?;
-    w.flush().context("writing runs.json")?;
-    let mut w = create(&files.csv)?;
-    write_runs_csv(&mut w, &outcome.runs).context("writing runs.csv")?;
-    w.flush().context("writing runs.csv")?;
-    let mut w = create(&files.meta)?;
-    serde_json::to_writer_pretty(&mut w, &outcome.meta).context("writing meta.json")?;
-    w.flush().context("writing meta.json")?;
-    Ok(files)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(label: &str, repeat: u32, jpf: Option<f64>, state: &str) -> BenchRun {
-        BenchRun {
-            sample: RunSample {
-                scenario: label.into(),
-                run: repeat,
-                frames: 30,
-                wall_s: 0.5,
-                fps: 60.0,
-                energy_joules: jpf.map(|j| j * 30.0),
-                joules_per_frame: jpf,
-            },
-            job_scenario: "720p-h264".into(),
-            bitrate: Some("2M".into()),
-            encoder: None,
-            engine: None,
-            duration_s: Some(1.0),
-            state: state.into(),
-            job_id: Some("j1".into()),
-            node: Some("node, \"a\"".into()),
-            avg_watts: jpf.map(|_| 12.5),
-            energy_source: Some(if jpf.is_some() { "rapl" } else { "unavailable" }.into()),
-            energy_unavailable_reason: jpf.is_none().then(|| "no powercap, here".into()),
-            used_encoder: Some("ffmpeg/libx264".into()),
-            error: None,
-        }
-    }
-
     #[test]
-    fn results_are_read_back_by_the_compare_readers() {
-        let runs = vec![
-            run("720p-h264/2M/1s", 0, Some(0.25), "completed"),
-            run("720p-h264/2M/1s", 1, None, "completed"),
-            run("a,\"b\"", 2, None, "failed"),
+    fn auto_windows_last_as_long_as_the_mean_warm_up_run() {
+        let done = |wall_s: f64, state: JobState| {
+            let mut j = Job {
+                id: JobId::new(),
+                seq: 1,
+                spec: JobSpec::new("720p-h264"),
+                state,
+                attempt: 1,
+                node_id: None,
+                progress: None,
+                result: None,
+                error: None,
+                retry_at_ms: None,
+                created_at_ms: 0,
+                updated_at_ms: 0,
+                history: vec![],
+            };
+            j.result = Some(ffrtmp_core::JobResult {
+                wall_s,
+                ..Default::default()
+            });
+            Some(j)
+        };
+        let warm = vec![
+            done(2.0, JobState::Completed),
+            done(4.0, JobState::Completed),
+            done(100.0, JobState::Failed),
+            None,
         ];
-        let mut csv = Vec::new();
-        write_runs_csv(&mut csv, &runs).unwrap();
-        let text = String::from_utf8(csv.clone()).unwrap();
-        assert!(text.starts_with(RUNS_CSV_HEADER));
-        assert!(text
-            .lines()
-            .nth(1)
-            .unwrap()
-            .ends_with(",completed,j1,\"node, \"\"a\"\"\",12.5,rapl,,ffmpeg/libx264,"));
-        let samples: Vec<RunSample> = runs.iter().map(|r| r.sample.clone()).collect();
-        assert_eq!(stats::read_csv(&csv[..]).unwrap(), samples);
-        let json = serde_json::to_vec(&runs).unwrap();
-        assert_eq!(stats::read_json(&json[..]).unwrap(), samples);
-        let back: Vec<BenchRun> = serde_json::from_slice(&json).unwrap();
-        assert_eq!(back, runs);
+        let (d, basis) = window_length(IdleLength::Auto, &warm);
+        assert_eq!(d, Duration::from_secs(3));
+        assert!(basis.contains("mean wall time of 2 warm-up runs"), "{basis}");
+        let (d, basis) = window_length(IdleLength::Auto, &[done(1.0, JobState::Failed)]);
+        assert_eq!(d, Duration::ZERO);
+        assert!(basis.contains("no warm-up run completed"), "{basis}");
+        assert_eq!(
+            window_length(IdleLength::Auto, &[done(1e300, JobState::Completed)]).0,
+            Duration::ZERO
+        );
+        let given = Duration::from_millis(1500);
+        assert_eq!(window_length(IdleLength::Fixed(given), &warm).0, given);
+        assert_eq!(
+            window_length(IdleLength::Fixed(Duration::ZERO), &warm).0,
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use ffrtmp::agent_status::AgentProbe;
-use ffrtmp::energy::AttributedEnergy;
+use ffrtmp::energy::{gpu_sampler, AttributedEnergy, GpuEnergyMode};
+use ffrtmp::node_power::MeteredNode;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::{Executor, NodeRegistration, Transport};
 use ffrtmp_exec::agent::{Agent, AgentConfig};
 use ffrtmp_exec::{detect, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor};
 use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
-use ffrtmp_power::{RaplSource, Sampler, SamplerConfig};
+use ffrtmp_power::{GpuSamplerConfig, RaplSource, Sampler, SamplerConfig};
 
 /// ffrtmp agent: pulls transcode jobs from a master and runs them.
 #[derive(Parser, Debug)]
@@ -79,6 +80,12 @@ struct Args {
     /// Energy sampling rate in Hz.
     #[arg(long, default_value_t = 10.0)]
     sample_hz: f64,
+    /// Per-job GPU energy: `auto` reads NVIDIA GPUs through NVML (agent built with the `nvml`
+    /// feature) and splits their energy by each job's GPU processes; `off` does not. NVML names
+    /// processes by host pid, so the agent must see the host's /proc (in a container: the host's
+    /// PID namespace), or no GPU energy is charged to jobs.
+    #[arg(long, value_enum, default_value = "auto")]
+    gpu_energy: GpuEnergyMode,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -140,20 +147,33 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let sampler_config = SamplerConfig::hz(args.sample_hz);
-    let energy = Arc::new(AttributedEnergy::new(
-        |cpu| Sampler::start_or_unavailable(RaplSource::open(&args.powercap_root), cpu, sampler_config),
-        cgroups.unavailable_reason().map(String::from),
-    ));
+    let energy = Arc::new(
+        AttributedEnergy::new(
+            |cpu| Sampler::start_or_unavailable(RaplSource::open(&args.powercap_root), cpu, sampler_config),
+            cgroups.unavailable_reason().map(String::from),
+        )
+        .with_gpu("/proc", |processes| {
+            gpu_sampler(args.gpu_energy, processes, GpuSamplerConfig::hz(args.sample_hz))
+        }),
+    );
     if let Some(reason) = energy.sampler().unavailable_reason() {
         tracing::warn!(reason = %reason, "energy will be reported as unavailable");
     }
+    match energy.gpu().unavailable_reason() {
+        None => tracing::info!("GPU energy per job from NVML (encoder/decoder/SM utilisation of each job's processes)"),
+        Some(reason) => tracing::info!(reason = %reason, "no GPU energy; job reports carry no gpu_joules"),
+    }
+    // Per-job energy plus the node snapshot every heartbeat carries.
+    let meter = Arc::new(MeteredNode::new(energy.clone()));
     if !args.idle_window.is_zero() && energy.sampler().unavailable_reason().is_none() {
         // Idle power, measured while the agent starts up and before work arrives; the
         // sampler keeps refining it from every interval in which no job runs.
         let e = energy.clone();
+        let m = meter.clone();
         let window = args.idle_window;
         std::thread::spawn(move || match e.sampler().measure_idle(window) {
             Ok(idle) if !idle.jobs_ran => {
+                m.set_startup_idle(idle.watts);
                 tracing::info!(watts = idle.watts, seconds = idle.seconds, "idle power at start")
             }
             Ok(_) => tracing::info!("a job started during the idle window; idle power comes from later idle intervals"),
@@ -221,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
     config.heartbeat_interval = args.heartbeat_interval;
     config.claim_wait = args.claim_wait;
     config.drain_timeout = args.drain_timeout;
-    let agent = Agent::new(transport, executor, Some(energy.clone()), config);
+    let agent = Agent::new(transport, executor, Some(meter), config);
     let status = match args.status_addr.0 {
         Some(addr) => {
             let probe = Arc::new(AgentProbe {

@@ -114,8 +114,9 @@ enum BenchCommand {
         #[arg(long, default_value = "3%", value_parser = parse_threshold)]
         threshold: f64,
     },
-    /// Write a self-contained HTML report (inline SVG charts) of one or more result files;
-    /// every file after the first is compared against the first.
+    /// Write a self-contained HTML report (inline SVG charts) of one or more result files,
+    /// and each chart as a PNG beside it (`<out name>-fps.png`, …); every file after the first
+    /// is compared against the first.
     Report {
         /// Result files (JSON or CSV by extension).
         #[arg(required = true)]
@@ -143,9 +144,15 @@ struct BenchRunArgs {
     /// Unrecorded warm-up runs per cell, before the recorded ones.
     #[arg(long, default_value_t = 1)]
     warmup: u32,
-    /// Idle window before and after the runs (nothing submitted), e.g. 10s; 0s skips it.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    idle_window: Duration,
+    /// Idle window after the warm-ups and after the runs (nothing submitted), measured with
+    /// the nodes' energy meters: `auto` (the mean wall time of the warm-up runs, so both are of
+    /// equal length), a length such as 10s, or 0s to skip them.
+    #[arg(long, default_value = "auto", value_parser = bench::idle::IdleLength::parse)]
+    idle_window: bench::idle::IdleLength,
+    /// How long an idle window waits for each node's next power snapshot (its next
+    /// heartbeat); more than the agents' heartbeat interval.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    snapshot_wait: Duration,
     /// Most runs in flight at once (1: runs never share a node).
     #[arg(long, default_value_t = 1)]
     parallel: usize,
@@ -194,8 +201,14 @@ async fn main() -> anyhow::Result<()> {
             threshold,
             title,
         }) => {
-            bench::report::write_report(results, out, *threshold, title)?;
-            println!("wrote {}", out.display());
+            let files = bench::report::write_report(results, out, *threshold, title)?;
+            println!("wrote {}", files.html.display());
+            for png in &files.pngs {
+                println!("wrote {}", png.display());
+            }
+            if files.font.is_none() {
+                eprintln!("warning: no font installed, so the PNG charts carry no text (e.g. apt-get install fonts-dejavu-core)");
+            }
             return Ok(());
         }
         Command::Config(ConfigCommand::Recommend) => {
@@ -232,6 +245,7 @@ async fn bench_run(api: &ApiClient, master: &str, args: &BenchRunArgs, json: boo
         repeat: args.repeat,
         warmup: args.warmup,
         idle_window: args.idle_window,
+        snapshot_wait: args.snapshot_wait,
         parallel: args.parallel.max(1),
         timeout: args.timeout,
         poll: Duration::from_millis(250),

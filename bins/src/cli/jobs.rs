@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use ffrtmp_core::{
-    Classification, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters, Priority, Queue,
-    ResourceLimits,
+    Classification, EnergyReport, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters,
+    Priority, Queue, ResourceLimits,
 };
 use ffrtmp_http::ApiClient;
 
@@ -180,6 +180,52 @@ pub fn job_row(j: &Job) -> Vec<String> {
     ]
 }
 
+/// How `ffrtmp jobs get` shows a job's energy: the total (or why it is missing), then the split
+/// between CPU package, DRAM and GPU with the attribution method, when known, then why GPU
+/// energy is missing or incomplete, when the report says.
+///
+/// ```
+/// use ffrtmp_core::EnergyReport;
+/// let e = EnergyReport {
+///     source: "rapl+nvml".into(), energy_joules: Some(100.0), avg_watts: Some(50.0),
+///     cpu_joules: Some(30.0), dram_joules: Some(10.0), gpu_joules: Some(60.0),
+///     attribution: Some("cgroup-cpu-share+nvml-process-utilization".into()),
+///     ..Default::default()
+/// };
+/// assert_eq!(ffrtmp::cli::jobs::energy_lines(&e), [
+///     "energy: 100.00 J (rapl+nvml), 50.0 W avg, - J/frame",
+///     "energy split: cpu 30.00 J, dram 10.00 J, gpu 60.00 J (cgroup-cpu-share+nvml-process-utilization)",
+/// ]);
+/// ```
+pub fn energy_lines(e: &EnergyReport) -> Vec<String> {
+    let mut lines = vec![match (&e.energy_joules, &e.unavailable_reason) {
+        (Some(j), _) => format!(
+            "energy: {j:.2} J ({}), {} W avg, {} J/frame",
+            e.source,
+            opt(e.avg_watts.map(|w| format!("{w:.1}"))),
+            opt(e.joules_per_frame.map(|w| format!("{w:.4}")))
+        ),
+        (None, reason) => format!("energy: unavailable ({})", opt(reason.as_deref())),
+    }];
+    let parts: Vec<String> = [("cpu", e.cpu_joules), ("dram", e.dram_joules), ("gpu", e.gpu_joules)]
+        .into_iter()
+        .filter_map(|(what, j)| j.map(|j| format!("{what} {j:.2} J")))
+        .collect();
+    if !parts.is_empty() {
+        let method = e.attribution.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+        lines.push(format!("energy split: {}{method}", parts.join(", ")));
+    }
+    if let Some(why) = &e.gpu_unavailable_reason {
+        let what = if e.gpu_joules.is_some() {
+            "incomplete"
+        } else {
+            "unavailable"
+        };
+        lines.push(format!("gpu energy: {what} ({why})"));
+    }
+    lines
+}
+
 pub const JOB_HEADERS: [&str; 11] = [
     "SEQ", "ID", "SCENARIO", "STATE", "ATT", "WALL_S", "FPS", "FRAMES", "OUT_MB", "JOULES", "ERROR",
 ];
@@ -221,14 +267,8 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                     opt(r.compression_ratio.map(|v| format!("{v:.1}"))),
                     opt(r.speed.map(|v| format!("{v:.2}")))
                 );
-                match (&r.energy.energy_joules, &r.energy.unavailable_reason) {
-                    (Some(j), _) => println!(
-                        "energy: {j:.2} J ({}), {} W avg, {} J/frame",
-                        r.energy.source,
-                        opt(r.energy.avg_watts.map(|w| format!("{w:.1}"))),
-                        opt(r.energy.joules_per_frame.map(|w| format!("{w:.4}")))
-                    ),
-                    (None, reason) => println!("energy: unavailable ({})", opt(reason.as_deref())),
+                for line in energy_lines(&r.energy) {
+                    println!("{line}");
                 }
             }
             if let Some(e) = &job.error {
@@ -315,4 +355,62 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_lines_show_the_gpu_even_when_the_total_is_unknown() {
+        let gpu_only = EnergyReport {
+            source: "nvml".into(),
+            unavailable_reason: Some("CPU energy unavailable: no powercap".into()),
+            gpu_joules: Some(12.5),
+            attribution: Some("nvml-process-utilization".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            energy_lines(&gpu_only),
+            [
+                "energy: unavailable (CPU energy unavailable: no powercap)",
+                "energy split: gpu 12.50 J (nvml-process-utilization)"
+            ]
+        );
+        let none = EnergyReport {
+            source: "unavailable".into(),
+            unavailable_reason: Some("no powercap".into()),
+            ..Default::default()
+        };
+        assert_eq!(energy_lines(&none), ["energy: unavailable (no powercap)"]);
+    }
+
+    #[test]
+    fn energy_lines_say_why_gpu_energy_is_missing_or_incomplete() {
+        let cpu_only = EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(40.0),
+            cpu_joules: Some(30.0),
+            dram_joules: Some(10.0),
+            attribution: Some("cgroup-cpu-share".into()),
+            gpu_unavailable_reason: Some("no NVIDIA GPU found".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            energy_lines(&cpu_only)[1..],
+            [
+                "energy split: cpu 30.00 J, dram 10.00 J (cgroup-cpu-share)",
+                "gpu energy: unavailable (no NVIDIA GPU found)"
+            ]
+        );
+        let partial = EnergyReport {
+            gpu_joules: Some(5.0),
+            gpu_unavailable_reason: Some("GPU energy covers part of the job: energy read failed: lost".into()),
+            ..cpu_only
+        };
+        assert_eq!(
+            energy_lines(&partial)[2],
+            "gpu energy: incomplete (GPU energy covers part of the job: energy read failed: lost)"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use ffrtmp_core::PowerError;
 
 #[cfg(doc)]
 use super::NvmlSource;
-use super::ProcessSample;
+use crate::gpu::ProcessSample;
 
 /// Why an NVML call failed, reduced to what the reasons need.
 #[derive(Clone, Debug, PartialEq, Eq)]

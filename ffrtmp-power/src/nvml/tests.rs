@@ -1,19 +1,20 @@
 use super::backend::fault;
 use super::*;
+use crate::gpu::{ProcessSample, ProcessShare};
 use std::sync::Arc;
 
 /// What a fake GPU answers.
 #[derive(Clone, Debug)]
-struct FakeGpu {
-    energy_mj: Result<u64, Fault>,
-    power_mw: Result<u32, Fault>,
-    temperature_c: Result<u32, Fault>,
-    utilization: Result<(u32, u32), Fault>,
-    encoder: Result<u32, Fault>,
-    decoder: Result<u32, Fault>,
-    processes: Result<Vec<ProcessSample>, Fault>,
+pub(super) struct FakeGpu {
+    pub(super) energy_mj: Result<u64, Fault>,
+    pub(super) power_mw: Result<u32, Fault>,
+    pub(super) temperature_c: Result<u32, Fault>,
+    pub(super) utilization: Result<(u32, u32), Fault>,
+    pub(super) encoder: Result<u32, Fault>,
+    pub(super) decoder: Result<u32, Fault>,
+    pub(super) processes: Result<Vec<ProcessSample>, Fault>,
     /// `since_us` of each process query.
-    queried_since: Vec<u64>,
+    pub(super) queried_since: Vec<u64>,
 }
 
 impl Default for FakeGpu {
@@ -32,24 +33,28 @@ impl Default for FakeGpu {
 }
 
 #[derive(Clone, Default)]
-struct Fake {
+pub(super) struct Fake {
     count: Option<Fault>,
     gpus: Arc<Mutex<Vec<FakeGpu>>>,
 }
 
 impl Fake {
-    fn with(gpus: Vec<FakeGpu>) -> Self {
+    pub(super) fn with(gpus: Vec<FakeGpu>) -> Self {
         Fake {
             count: None,
             gpus: Arc::new(Mutex::new(gpus)),
         }
     }
 
-    fn source(&self) -> Result<NvmlSource, PowerError> {
-        NvmlSource::with_backend(Box::new(self.clone()))
+    pub(super) fn source(&self) -> Result<NvmlSource, PowerError> {
+        NvmlSource::with_backend(Box::new(self.clone()), MissingCounter::Fail)
     }
 
-    fn set(&self, gpu: usize, f: impl FnOnce(&mut FakeGpu)) {
+    pub(super) fn source_with_fallback(&self) -> Result<NvmlSource, PowerError> {
+        NvmlSource::with_backend(Box::new(self.clone()), MissingCounter::PowerFallback)
+    }
+
+    pub(super) fn set(&self, gpu: usize, f: impl FnOnce(&mut FakeGpu)) {
         f(&mut self.gpus.lock().unwrap()[gpu]);
     }
 
@@ -93,7 +98,7 @@ impl Backend for Fake {
     }
 }
 
-fn unavailable(r: Result<NvmlSource, PowerError>) -> String {
+pub(super) fn unavailable(r: Result<NvmlSource, PowerError>) -> String {
     match r {
         Err(PowerError::Unavailable(reason)) => reason,
         other => panic!("expected Unavailable, got {other:?}"),
@@ -274,6 +279,7 @@ fn snapshot_reports_readings_and_keeps_missing_ones_none_with_a_reason() {
         GpuReading {
             index: 0,
             zone: "gpu-0".into(),
+            energy_uj: Some(0),
             power_watts: Some(70.5),
             temperature_c: Some(41),
             gpu_utilization: Some(12),
@@ -347,89 +353,6 @@ fn snapshot_asks_for_process_samples_since_the_previous_one() {
 }
 
 #[test]
-fn split_gives_each_process_its_engine_share_and_the_rest_to_other() {
-    let p = |pid, encoder, decoder, sm| ProcessShare {
-        pid,
-        encoder,
-        decoder,
-        sm,
-    };
-    assert_eq!(
-        split_gpu_energy(200.0, &[p(1, 25.0, 10.0, 5.0), p(2, 10.0, 0.0, 0.0)]),
-        [(1, 80.0), (2, 20.0)]
-    );
-    // Nobody asked for anything: everything is "other".
-    assert_eq!(split_gpu_energy(50.0, &[p(3, 0.0, 0.0, 0.0)]), [(3, 0.0)]);
-    assert!(split_gpu_energy(50.0, &[]).is_empty());
-}
-
-#[test]
-fn split_scales_oversubscribed_shares_to_the_whole() {
-    let p = |pid, encoder, decoder, sm| ProcessShare {
-        pid,
-        encoder,
-        decoder,
-        sm,
-    };
-    let split = split_gpu_energy(90.0, &[p(1, 100.0, 100.0, 0.0), p(2, 100.0, 0.0, 0.0)]);
-    assert_eq!(split, [(1, 60.0), (2, 30.0)]);
-    let total: f64 = split.iter().map(|(_, j)| j).sum();
-    assert_eq!(total, 90.0);
-}
-
-#[test]
-fn split_merges_pids_and_ignores_nonsense() {
-    let p = |pid, encoder, decoder, sm| ProcessShare {
-        pid,
-        encoder,
-        decoder,
-        sm,
-    };
-    // Same pid twice: merged, first position kept.
-    assert_eq!(
-        split_gpu_energy(
-            100.0,
-            &[p(5, 10.0, 0.0, 0.0), p(6, 5.0, 0.0, 0.0), p(5, 0.0, 10.0, 0.0)]
-        ),
-        [(5, 20.0), (6, 5.0)]
-    );
-    // Out-of-range and NaN utilisations are clamped; bad joules count as zero.
-    assert_eq!(p(1, -5.0, f64::NAN, 250.0).weight(), 100.0);
-    assert_eq!(split_gpu_energy(f64::NAN, &[p(1, 50.0, 0.0, 0.0)]), [(1, 0.0)]);
-    assert_eq!(split_gpu_energy(-3.0, &[p(1, 50.0, 0.0, 0.0)]), [(1, 0.0)]);
-}
-
-#[test]
-fn process_shares_average_each_pid_in_order() {
-    let s = |pid, sm, encoder, decoder| ProcessSample {
-        pid,
-        sm,
-        encoder,
-        decoder,
-        ..Default::default()
-    };
-    let shares = ProcessShare::from_samples(&[s(4, 10, 20, 30), s(2, 1, 1, 1), s(4, 30, 40, 50)]);
-    assert_eq!(
-        shares,
-        [
-            ProcessShare {
-                pid: 4,
-                encoder: 30.0,
-                decoder: 40.0,
-                sm: 20.0
-            },
-            ProcessShare {
-                pid: 2,
-                encoder: 1.0,
-                decoder: 1.0,
-                sm: 1.0
-            },
-        ]
-    );
-    assert!(ProcessShare::from_samples(&[]).is_empty());
-}
-
-#[test]
 fn missing_library_is_unavailable_with_the_reason() {
     let reason = unavailable(NvmlSource::open_library("/nonexistent/ffrtmp/libnvidia-ml.so.1"));
     assert!(
@@ -464,14 +387,73 @@ fn open_on_this_host_opens_or_gives_a_precise_reason() {
         }
         Err(PowerError::Unavailable(reason)) => {
             eprintln!("NvmlSource::open: {reason}");
-            if !driver_installed {
+            if driver_installed {
+                assert!(is_open_reason(&reason), "not a reason `open` gives: {reason}");
+            } else {
                 assert!(
-                    reason.starts_with("NVML library not found (no NVIDIA driver): "),
+                    reason.starts_with("NVML library not found (no NVIDIA driver): ") && reason.contains(NVML_LIBRARY),
                     "{reason}"
                 );
             }
-            assert!(!reason.is_empty());
         }
         Err(e) => panic!("open must fail as Unavailable, got {e:?}"),
     }
+}
+
+/// Whether `reason` is one `NvmlSource::open` gives (see `init_reason` and `counter_reason`).
+fn is_open_reason(reason: &str) -> bool {
+    let exact = [
+        "NVML found but the NVIDIA driver is not loaded",
+        "no permission to talk to the NVIDIA driver",
+        "no NVIDIA GPU found",
+    ];
+    let prefixes = [
+        "NVML library not found (no NVIDIA driver): ",
+        "NVML failed to initialise: ",
+        "cannot count NVIDIA GPUs: ",
+        "no permission to read GPU ",
+        "cannot read the energy counter of GPU ",
+    ];
+    let per_gpu = [
+        " does not support the total energy counter (needs Volta or newer)",
+        " has fallen off the bus",
+    ];
+    exact.contains(&reason)
+        || prefixes.iter().any(|p| reason.starts_with(p))
+        || (reason.starts_with("GPU ") && per_gpu.iter().any(|s| reason.ends_with(s)))
+}
+
+#[test]
+fn open_reasons_are_recognised() {
+    let fake = Fake::with(vec![FakeGpu {
+        energy_mj: Err(Fault::NotSupported),
+        ..Default::default()
+    }]);
+    assert!(is_open_reason(&unavailable(fake.source())));
+    assert!(is_open_reason(&init_reason(&Fault::DriverNotLoaded)));
+    assert!(!is_open_reason("something else"));
+}
+
+#[test]
+fn a_counter_reset_is_a_missing_reading_in_snapshots() {
+    let fake = Fake::with(vec![FakeGpu {
+        energy_mj: Ok(5_000),
+        ..Default::default()
+    }]);
+    let nvml = fake.source().unwrap();
+    fake.set(0, |g| g.energy_mj = Ok(6_000));
+    assert_eq!(nvml.snapshot().unwrap()[0].energy_uj, Some(1_000_000));
+    fake.set(0, |g| g.energy_mj = Ok(20)); // the GPU was reset
+    let reset = &nvml.snapshot().unwrap()[0];
+    assert_eq!(reset.energy_uj, None, "not a step of 0 J");
+    assert_eq!(reset.missing, ["energy: counter reset"]);
+    assert_eq!(nvml.counter_resets(), 1);
+    // Counted again from the new baseline.
+    fake.set(0, |g| g.energy_mj = Ok(520));
+    assert_eq!(nvml.snapshot().unwrap()[0].energy_uj, Some(1_500_000));
+    // A reset that `sample` saw first still makes the next snapshot's reading missing.
+    fake.set(0, |g| g.energy_mj = Ok(10));
+    assert_eq!(nvml.sample().unwrap().total_uj(), 1_500_000);
+    assert_eq!(nvml.snapshot().unwrap()[0].missing, ["energy: counter reset"]);
+    assert_eq!(nvml.counter_resets(), 2);
 }

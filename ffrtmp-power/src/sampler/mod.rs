@@ -20,6 +20,7 @@ use crate::meter::UNAVAILABLE_SOURCE;
 
 use attribution::{zone_deltas, JobAcc, State};
 pub use records::{IdlePower, IntervalRecord, JobEnergy, SamplerStats, Totals, ZoneTotal};
+pub(crate) use thread::tick_loop;
 use thread::{read_schedstat_ns, ThreadCpu};
 
 /// Name of the attribution method of the [`Sampler`], recorded in reports: per interval, a job

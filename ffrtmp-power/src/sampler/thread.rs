@@ -1,9 +1,12 @@
-//! The sampler thread: ticks at the configured rate and measures its own CPU time.
+//! The sampler thread: ticks at the configured rate (a loop the GPU sampler shares) and measures
+//! its own CPU time.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ffrtmp_core::PowerError;
 
 use super::Shared;
 
@@ -14,47 +17,61 @@ pub(super) struct ThreadCpu {
     pub(super) final_ns: Option<u64>,
 }
 
-/// The sampler thread: ticks every interval until stopped. Late ticks are not made up in a burst.
+/// The sampler thread: ticks every interval until stopped.
 pub(super) fn run(shared: Arc<Shared>) {
     shared.thread_cpu_start();
-    let interval = shared.config.interval;
+    tick_loop(
+        "energy sampler",
+        shared.config.interval,
+        &shared.stop,
+        &shared.wake,
+        || {
+            let mut st = shared.lock();
+            shared.tick(&mut st).map(drop)
+        },
+    );
+    shared.thread_cpu_end();
+}
+
+/// Calls `tick` every `interval` until `*stop` is set (`wake` interrupts the wait). Late ticks are
+/// not made up in a burst. The first failure of a run of failures is a warning, the rest debug.
+pub(crate) fn tick_loop(
+    what: &str,
+    interval: Duration,
+    stop: &Mutex<bool>,
+    wake: &Condvar,
+    mut tick: impl FnMut() -> Result<(), PowerError>,
+) {
     let mut next = Instant::now() + interval;
     let mut failing = false;
     loop {
         {
-            let mut stopped = shared.stop.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stopped = stop.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
                 if *stopped {
-                    drop(stopped);
-                    shared.thread_cpu_end();
                     return;
                 }
                 let now = Instant::now();
                 if now >= next {
                     break;
                 }
-                stopped = shared
-                    .wake
+                stopped = wake
                     .wait_timeout(stopped, next - now)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
         }
-        let result = {
-            let mut st = shared.lock();
-            shared.tick(&mut st)
-        };
-        match result {
+        match tick() {
             Err(e) if !failing => {
-                tracing::warn!(error = %e, "energy sampler: reading failed; retrying every tick");
+                tracing::warn!(error = %e, "{what}: reading failed; retrying every tick");
                 failing = true;
             }
-            Err(e) => tracing::debug!(error = %e, "energy sampler: reading failed"),
-            Ok(_) if failing => {
-                tracing::info!("energy sampler: readings resumed");
+            Err(e) => tracing::debug!(error = %e, "{what}: reading failed"),
+            Ok(()) if failing => {
+                tracing::info!("{what}: readings resumed");
                 failing = false;
             }
-            Ok(_) => {}
+            Ok(()) => {}
         }
         next += interval;
         let now = Instant::now();

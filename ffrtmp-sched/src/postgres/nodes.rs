@@ -3,8 +3,8 @@
 use super::jobs::{fail_attempt, mark_queued, touch_node};
 use super::pool::Db;
 use super::rows::{
-    jobs_from_rows, load_job, load_node, node_id_from, node_registration, node_status, save_job, to_json, transition,
-    u, JOB_COLUMNS,
+    jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status, save_job, to_json,
+    transition, u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
 use ffrtmp_core::{
@@ -44,6 +44,7 @@ pub async fn register(tx: &Db<'_>, ctx: &Ctx<'_>, reg: NodeRegistration) -> Resu
         active_jobs: 0,
         registered_at_ms: ctx.now,
         last_seen_ms: ctx.now,
+        power: None,
     })
 }
 
@@ -66,10 +67,19 @@ fn node_not_found(node: NodeId) -> Error {
 }
 
 pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) -> Result<HeartbeatReply> {
+    if let Some(p) = &hb.power {
+        p.validate().map_err(StoreError::InvalidRequest)?;
+    }
     if !touch_node(tx, node, ctx.now).await? {
         return Err(node_not_found(node));
     }
     let node_text = node.to_string();
+    // The latest snapshot replaces the last one; a heartbeat without one clears it.
+    tx.execute(
+        "UPDATE nodes SET power = $2 WHERE id = $1",
+        &[&node_text, &hb.power.as_ref().map(to_json)],
+    )
+    .await?;
     let mut cancel = Vec::new();
     for running in &hb.running {
         let id = running.job_id.to_string();
@@ -329,8 +339,8 @@ pub async fn list(tx: &Db<'_>) -> Result<Vec<Node>> {
     let rows = tx
         .query(
             "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
-             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')) \
-             FROM nodes n ORDER BY n.registered_at_ms, n.id",
+             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), \
+             n.power FROM nodes n ORDER BY n.registered_at_ms, n.id",
             &[],
         )
         .await?;
@@ -343,6 +353,7 @@ pub async fn list(tx: &Db<'_>) -> Result<Vec<Node>> {
             active_jobs: u(r.try_get(5)?) as u32,
             registered_at_ms: u(r.try_get(3)?),
             last_seen_ms: u(r.try_get(4)?),
+            power: node_power(r.try_get(6)?)?,
         });
     }
     Ok(out)

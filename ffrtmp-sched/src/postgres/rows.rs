@@ -1,6 +1,8 @@
 //! Conversions between rows and domain types, and the one place that changes a job's state.
 
-use ffrtmp_core::{HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodeRegistration, NodeStatus, StoreError};
+use ffrtmp_core::{
+    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError,
+};
 use serde::de::DeserializeOwned;
 use tokio_postgres::Row;
 
@@ -196,6 +198,11 @@ pub async fn load_node(tx: &Db<'_>, id: NodeId, lock: bool) -> Result<StoredNode
 
 pub fn node_registration(text: &str) -> Result<NodeRegistration> {
     json(text, "node registration")
+}
+
+/// A node's stored power snapshot (a nullable JSON column).
+pub fn node_power(text: Option<String>) -> Result<Option<NodePower>> {
+    opt_json(text, "node power snapshot")
 }
 
 pub fn node_status(text: &str) -> Result<NodeStatus> {

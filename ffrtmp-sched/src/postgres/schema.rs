@@ -68,6 +68,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX claims_at ON claims (at_ms);
     "#,
+    // 2: the latest heartbeat's energy snapshot of each node (`NodePower` as JSON).
+    r#"
+    ALTER TABLE nodes ADD COLUMN power TEXT;
+    "#,
 ];
 
 /// The version this build of the store writes.

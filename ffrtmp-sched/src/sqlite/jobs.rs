@@ -6,9 +6,28 @@ use rusqlite::{params, Connection};
 use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
 use crate::config::SchedConfig;
 
-pub fn submit(conn: &Connection, spec: JobSpec, now: u64) -> Result<Job, StoreError> {
+/// A job about to be inserted: its id and serialized spec are made before the writer
+/// runs, off the one thread every write waits on.
+pub struct NewJob {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub spec_json: String,
+}
+
+impl NewJob {
+    pub fn new(spec: JobSpec) -> NewJob {
+        NewJob {
+            id: JobId::new(),
+            spec_json: to_json(&spec),
+            spec,
+        }
+    }
+}
+
+pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreError> {
+    let spec = new.spec.clone();
     let scenario = spec.validate()?;
-    let id = JobId::new();
+    let id = new.id;
     conn.prepare_cached(
         "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
          queued_at_ms, codec, encoder) VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8)",
@@ -16,7 +35,7 @@ pub fn submit(conn: &Connection, spec: JobSpec, now: u64) -> Result<Job, StoreEr
     .map_err(db)?
     .execute(params![
         id.to_string(),
-        to_json(&spec),
+        new.spec_json,
         rank(spec.queue, spec.priority),
         queue_name(spec.queue),
         spec.max_retries,
@@ -69,7 +88,7 @@ pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError
     stored.attempt_base = stored.job.attempt;
     append_history(conn, &stored.job, Some(from), "re-queued by operator", now)?;
     save_job(conn, &stored)?;
-    mark_queued(conn, id, now)?;
+    mark_queued(conn, stored.job.seq, now)?;
     Ok(stored.job)
 }
 
@@ -86,7 +105,7 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
             current_attempt: job.attempt,
         });
     }
-    touch_node(conn, r.node_id, now)?;
+    touch_node(conn, cfg, r.node_id, now)?;
     let job = &mut stored.job;
     match &r.event {
         JobEvent::Started => {
@@ -156,19 +175,26 @@ pub fn fail_attempt(
     Ok(())
 }
 
-pub fn touch_node(conn: &Connection, node: NodeId, now: u64) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE nodes SET last_seen_ms = ?2, status = 'online' WHERE id = ?1")
-        .map_err(db)?
-        .execute(params![node.to_string(), now as i64])
-        .map_err(db)?;
+/// Records that the node was seen. A node seen within the last quarter interval (at most
+/// a second) is left as is: liveness needs no finer grain, and skipping the write keeps a
+/// busy node's stream of reports from rewriting its row each time.
+pub fn touch_node(conn: &Connection, cfg: &SchedConfig, node: NodeId, now: u64) -> Result<(), StoreError> {
+    let slack = (cfg.heartbeat_interval.as_millis() as u64 / 4).min(1000);
+    conn.prepare_cached(
+        "UPDATE nodes SET last_seen_ms = ?2, status = 'online' WHERE id = ?1 \
+         AND (last_seen_ms < ?3 OR last_seen_ms > ?2 OR status <> 'online')",
+    )
+    .map_err(db)?
+    .execute(params![node.to_string(), now as i64, now.saturating_sub(slack) as i64])
+    .map_err(db)?;
     Ok(())
 }
 
 /// A job (re-)entering the queue starts at its own rank and ages from now.
-pub fn mark_queued(conn: &Connection, id: JobId, now: u64) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE jobs SET rank = base_rank, queued_at_ms = ?2 WHERE id = ?1")
+pub fn mark_queued(conn: &Connection, seq: u64, now: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE jobs SET rank = base_rank, queued_at_ms = ?2 WHERE seq = ?1")
         .map_err(db)?
-        .execute(params![id.to_string(), now as i64])
+        .execute(params![seq as i64, now as i64])
         .map_err(db)?;
     Ok(())
 }

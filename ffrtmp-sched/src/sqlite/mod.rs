@@ -27,9 +27,9 @@ use crate::config::SchedConfig;
 /// A [`JobStore`] in one SQLite file.
 ///
 /// WAL journal, `BEGIN IMMEDIATE` write transactions from one writer thread that groups
-/// concurrent requests (group commit), `synchronous=FULL` unless
-/// [`SchedConfig::durable`] is false. Reads use their own connections and never block
-/// the writer.
+/// concurrent requests (group commit) and acknowledges a write only once the WAL holding
+/// it is flushed to disk, unless [`SchedConfig::durable`] is false. Reads use their own
+/// connections and never block the writer.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -77,6 +77,14 @@ fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Con
     Ok(conn)
 }
 
+/// The write-ahead log beside the database file. It exists once a write transaction has
+/// run (the migration always runs one) and stays while any connection is open.
+fn wal_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` with default settings.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -99,7 +107,18 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 16000").map_err(db)?;
         let checkpointer = Checkpointer::spawn(open_connection(path, &config, true)?, CHECKPOINT_EVERY)
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite checkpoint thread: {e}")))?;
-        let writer = Writer::spawn(conn, config.max_batch)
+        // Durable commits flush the WAL on the writer's second thread (see `writer`); the
+        // connection itself then only writes the frames.
+        let flush = if config.durable {
+            conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(db)?;
+            let wal_path = wal_file(path);
+            let wal = std::fs::File::open(&wal_path)
+                .map_err(|e| StoreError::Backend(format!("cannot open the WAL {}: {e}", wal_path.display())))?;
+            Some(Box::new(move || wal.sync_data()) as writer::WalFlush)
+        } else {
+            None
+        };
+        let writer = Writer::spawn(conn, config.max_batch, flush)
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -134,9 +153,10 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &SchedConfig, u64) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection, &SchedConfig, u64) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let mut f = f;
         self.inner
             .writer
             .write(move |conn| {
@@ -165,7 +185,17 @@ impl SqliteStore {
 }
 
 fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
-    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+    // Each filter walks the partial index that holds its rows (see schema migration 6).
+    let mut sql = match (q.node_id, q.state) {
+        (Some(_), _) => format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_node_seq WHERE 1 = 1"),
+        (None, Some(s)) if s.is_active() => {
+            format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active WHERE state IN ('assigned', 'running')")
+        }
+        (None, Some(_)) => {
+            format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_settled WHERE state NOT IN ('assigned', 'running')")
+        }
+        (None, None) => format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"),
+    };
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
     if let Some(state) = q.state {
         args.push(Box::new(state.as_str()));
@@ -207,13 +237,14 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
 impl JobStore for SqliteStore {
     async fn submit(&self, spec: JobSpec) -> Result<Job, StoreError> {
         spec.validate()?;
-        self.write(move |c, _, now| jobs::submit(c, spec, now)).await
+        let new = jobs::NewJob::new(spec);
+        self.write(move |c, _, now| jobs::submit(c, &new, now)).await
     }
 
     async fn get(&self, id: JobId) -> Result<Job, StoreError> {
         self.read(move |c| {
             let mut job = load_job(c, id)?.job;
-            job.history = load_history(c, id)?;
+            job.history = load_history(c, job.seq)?;
             Ok(job)
         })
         .await
@@ -234,7 +265,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn register_node(&self, registration: NodeRegistration) -> Result<Node, StoreError> {
-        self.write(move |c, _, now| nodes::register(c, registration, now)).await
+        self.write(move |c, _, now| nodes::register(c, registration.clone(), now))
+            .await
     }
 
     async fn heartbeat(&self, node_id: NodeId, heartbeat: &Heartbeat) -> Result<HeartbeatReply, StoreError> {
@@ -249,7 +281,7 @@ impl JobStore for SqliteStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, StoreError> {
         let req = request.clone();
-        self.write(move |c, _, now| nodes::claim(c, &req, now)).await
+        self.write(move |c, cfg, now| nodes::claim(c, cfg, &req, now)).await
     }
 
     async fn report(&self, report: &JobReport) -> Result<Job, StoreError> {

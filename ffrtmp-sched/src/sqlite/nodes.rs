@@ -8,8 +8,8 @@ use rusqlite::{params, Connection};
 
 use super::jobs::{fail_attempt, mark_queued, touch_node};
 use super::rows::{
-    db, job_from_raw, load_job, load_node, node_id_from, node_status, raw_job, save_job, to_json, transition,
-    JOB_COLUMNS,
+    db, job_from_raw, load_job, load_node, node_id_from, node_status, raw_job, save_claim, save_job, to_json,
+    transition, JOB_COLUMNS,
 };
 use crate::config::SchedConfig;
 
@@ -45,15 +45,18 @@ pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<No
         active_jobs: 0,
         registered_at_ms: now,
         last_seen_ms: now,
+        power: None,
     })
 }
 
 fn active_count(conn: &Connection, node: NodeId) -> Result<u32, StoreError> {
-    conn.prepare_cached("SELECT COUNT(*) FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running')")
-        .map_err(db)?
-        .query_row([node.to_string()], |r| r.get::<_, i64>(0))
-        .map(|n| n as u32)
-        .map_err(db)
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM jobs INDEXED BY jobs_active WHERE node_id = ?1 AND state IN ('assigned', 'running')",
+    )
+    .map_err(db)?
+    .query_row([node.to_string()], |r| r.get::<_, i64>(0))
+    .map(|n| n as u32)
+    .map_err(db)
 }
 
 pub fn heartbeat(
@@ -63,8 +66,12 @@ pub fn heartbeat(
     hb: &Heartbeat,
     now: u64,
 ) -> Result<HeartbeatReply, StoreError> {
+    if let Some(p) = &hb.power {
+        p.validate().map_err(StoreError::InvalidRequest)?;
+    }
     load_node(conn, node)?;
-    touch_node(conn, node, now)?;
+    touch_node(conn, cfg, node, now)?;
+    store_power(conn, node, hb)?;
     let mut cancel = Vec::new();
     for running in &hb.running {
         let mut stored = match load_job(conn, running.job_id) {
@@ -93,8 +100,8 @@ pub fn heartbeat(
     let dropped = {
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running') \
-                 AND claimed_at_ms < ?2 ORDER BY seq"
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active \
+                 WHERE node_id = ?1 AND state IN ('assigned', 'running') AND claimed_at_ms < ?2 ORDER BY seq"
             ))
             .map_err(db)?;
         let rows = stmt.query_map(params![node.to_string(), recent], raw_job).map_err(db)?;
@@ -112,12 +119,26 @@ pub fn heartbeat(
     Ok(HeartbeatReply { cancel })
 }
 
-pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assignment>, StoreError> {
+/// Keeps the heartbeat's power snapshot as the node's latest; none clears it.
+fn store_power(conn: &Connection, node: NodeId, hb: &Heartbeat) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE nodes SET power = ?2 WHERE id = ?1")
+        .map_err(db)?
+        .execute(params![node.to_string(), hb.power.as_ref().map(to_json)])
+        .map_err(db)?;
+    Ok(())
+}
+
+pub fn claim(
+    conn: &Connection,
+    cfg: &SchedConfig,
+    req: &ClaimRequest,
+    now: u64,
+) -> Result<Vec<Assignment>, StoreError> {
     if req.claim_id.is_empty() || req.claim_id.len() > 128 {
         return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()));
     }
     let node = load_node(conn, req.node_id)?;
-    touch_node(conn, req.node_id, now)?;
+    touch_node(conn, cfg, req.node_id, now)?;
 
     // A repeated claim returns what the first one assigned, as long as the node still holds
     // it. The claim id lives on the job row: a later claim of the job overwrites it, so only
@@ -125,7 +146,8 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
     let previous = {
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running') \
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active WHERE node_id = ?1 \
+                 AND state IN ('assigned', 'running') \
                  AND claim_id = ?2 AND claimed_at_ms >= ?3 ORDER BY claim_pos"
             ))
             .map_err(db)?;
@@ -163,7 +185,9 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         let mut args: Vec<&dyn rusqlite::ToSql> = vec![&want];
         let encoder_list = placeholders(args.len() + 1, encoders.len());
         args.extend(encoders.iter().map(|e| e as &dyn rusqlite::ToSql));
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND (encoder IS NULL");
+        let mut sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' AND (encoder IS NULL"
+        );
         if !encoders.is_empty() {
             sql.push_str(&format!(" OR encoder IN ({encoder_list})"));
         }
@@ -193,16 +217,7 @@ pub fn claim(conn: &Connection, req: &ClaimRequest, now: u64) -> Result<Vec<Assi
         job.progress = None;
         job.retry_at_ms = None;
         transition(conn, job, JobState::Assigned, "claimed", now)?;
-        save_job(conn, &stored)?;
-        conn.prepare_cached("UPDATE jobs SET claim_id = ?2, claim_pos = ?3, claimed_at_ms = ?4 WHERE id = ?1")
-            .map_err(db)?
-            .execute(params![
-                stored.job.id.to_string(),
-                req.claim_id,
-                out.len() as i64,
-                now as i64
-            ])
-            .map_err(db)?;
+        save_claim(conn, job, &req.claim_id, out.len(), now)?;
         out.push(Assignment { job: stored.job });
     }
     Ok(out)
@@ -242,7 +257,8 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         let jobs = {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs WHERE node_id = ?1 AND state IN ('assigned', 'running')"
+                    "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active \
+                     WHERE node_id = ?1 AND state IN ('assigned', 'running')"
                 ))
                 .map_err(db)?;
             let rows = stmt.query_map([&node], raw_job).map_err(db)?;
@@ -267,7 +283,8 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
     let due = {
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'retrying' AND retry_at_ms <= ?1 LIMIT 1000"
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_settled WHERE state = 'retrying' \
+                 AND state NOT IN ('assigned', 'running') AND retry_at_ms <= ?1 LIMIT 1000"
             ))
             .map_err(db)?;
         let rows = stmt.query_map([now as i64], raw_job).map_err(db)?;
@@ -280,13 +297,13 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
         transition(conn, job, JobState::Queued, "backoff ended", now)?;
         save_job(conn, &stored)?;
-        mark_queued(conn, stored.job.id, now)?;
+        mark_queued(conn, stored.job.seq, now)?;
         summary.jobs_released += 1;
     }
     let aging_ms = (cfg.aging_interval.as_millis() as i64).max(1);
     summary.jobs_aged = conn
         .prepare_cached(
-            "UPDATE jobs SET rank = MAX(0, base_rank - (?1 - queued_at_ms) / ?2) \
+            "UPDATE jobs INDEXED BY jobs_queued SET rank = MAX(0, base_rank - (?1 - queued_at_ms) / ?2) \
              WHERE state = 'queued' AND rank > MAX(0, base_rank - (?1 - queued_at_ms) / ?2)",
         )
         .map_err(db)?
@@ -294,10 +311,11 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         .map_err(db)? as u32;
     if let Some(retention) = cfg.retention {
         let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
-        let old: Vec<String> = {
+        let old: Vec<i64> = {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id FROM jobs WHERE state = 'completed' AND updated_at_ms < ?1 \
+                    "SELECT seq FROM jobs INDEXED BY jobs_settled WHERE state = 'completed' \
+                     AND state NOT IN ('assigned', 'running') AND updated_at_ms < ?1 \
                      ORDER BY seq LIMIT ?2",
                 )
                 .map_err(db)?;
@@ -306,14 +324,14 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
                 .map_err(db)?;
             rows.collect::<Result<_, _>>().map_err(db)?
         };
-        for id in &old {
-            conn.prepare_cached("DELETE FROM job_history WHERE job_id = ?1")
+        for seq in &old {
+            conn.prepare_cached("DELETE FROM job_history WHERE job_seq = ?1")
                 .map_err(db)?
-                .execute([id])
+                .execute([seq])
                 .map_err(db)?;
-            conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")
+            conn.prepare_cached("DELETE FROM jobs WHERE seq = ?1")
                 .map_err(db)?
-                .execute([id])
+                .execute([seq])
                 .map_err(db)?;
         }
         summary.jobs_pruned = old.len() as u32;
@@ -325,8 +343,9 @@ pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
-             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')) \
-             FROM nodes n ORDER BY n.registered_at_ms, n.id",
+             (SELECT COUNT(*) FROM jobs j INDEXED BY jobs_active \
+             WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), \
+             n.power FROM nodes n ORDER BY n.registered_at_ms, n.id",
         )
         .map_err(db)?;
     let rows = stmt
@@ -338,12 +357,13 @@ pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .map_err(db)?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, reg, status, registered, seen, active) = row.map_err(db)?;
+        let (id, reg, status, registered, seen, active, power) = row.map_err(db)?;
         out.push(Node {
             id: node_id_from(&id)?,
             registration: serde_json::from_str(&reg)
@@ -352,6 +372,10 @@ pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
             active_jobs: active as u32,
             registered_at_ms: registered as u64,
             last_seen_ms: seen as u64,
+            power: power
+                .map(|p| serde_json::from_str(&p))
+                .transpose()
+                .map_err(|e| StoreError::Backend(format!("corrupt node power snapshot: {e}")))?,
         });
     }
     Ok(out)

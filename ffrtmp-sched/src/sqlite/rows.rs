@@ -115,15 +115,15 @@ pub fn load_job(conn: &Connection, id: JobId) -> Result<StoredJob, StoreError> {
 }
 
 /// Loads a job's history, oldest first.
-pub fn load_history(conn: &Connection, id: JobId) -> Result<Vec<HistoryEntry>, StoreError> {
+pub fn load_history(conn: &Connection, seq: u64) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT at_ms, from_state, to_state, attempt, node_id, reason FROM job_history \
-             WHERE job_id = ?1 ORDER BY rowid",
+             WHERE job_seq = ?1 ORDER BY rowid",
         )
         .map_err(db)?;
     let rows = stmt
-        .query_map([id.to_string()], |r| {
+        .query_map([seq as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -149,25 +149,45 @@ pub fn load_history(conn: &Connection, id: JobId) -> Result<Vec<HistoryEntry>, S
     Ok(out)
 }
 
-/// Writes every mutable column of a job back.
+/// Writes a job's mutable columns back, except its holder and attempt, which only a claim
+/// changes ([`save_claim`]): leaving them out of the statement spares the node index.
 pub fn save_job(conn: &Connection, stored: &StoredJob) -> Result<(), StoreError> {
     let j = &stored.job;
     conn.prepare_cached(
-        "UPDATE jobs SET state = ?2, attempt = ?3, node_id = ?4, progress = ?5, result = ?6, error = ?7, \
-         retry_at_ms = ?8, updated_at_ms = ?9, attempt_base = ?10 WHERE id = ?1",
+        "UPDATE jobs SET state = ?2, progress = ?3, result = ?4, error = ?5, retry_at_ms = ?6, updated_at_ms = ?7, \
+         attempt_base = ?8 WHERE seq = ?1",
     )
     .map_err(db)?
     .execute(params![
-        j.id.to_string(),
+        j.seq as i64,
         j.state.as_str(),
-        j.attempt,
-        j.node_id.map(|n| n.to_string()),
         j.progress.as_ref().map(to_json),
         j.result.as_ref().map(to_json),
         j.error.as_ref().map(to_json),
         j.retry_at_ms.map(|v| v as i64),
         j.updated_at_ms as i64,
         stored.attempt_base,
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Writes a freshly claimed job back: its new holder, attempt and state, and the claim
+/// (id and position in the claim's answer) that a repeated request is answered from.
+pub fn save_claim(conn: &Connection, job: &Job, claim_id: &str, claim_pos: usize, now: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE jobs SET state = ?2, attempt = ?3, node_id = ?4, progress = NULL, retry_at_ms = NULL, \
+         updated_at_ms = ?5, claim_id = ?6, claim_pos = ?7, claimed_at_ms = ?5 WHERE seq = ?1",
+    )
+    .map_err(db)?
+    .execute(params![
+        job.seq as i64,
+        job.state.as_str(),
+        job.attempt,
+        job.node_id.map(|n| n.to_string()),
+        now as i64,
+        claim_id,
+        claim_pos as i64,
     ])
     .map_err(db)?;
     Ok(())
@@ -182,12 +202,12 @@ pub fn append_history(
     now: u64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO job_history (job_id, at_ms, from_state, to_state, attempt, node_id, reason) \
+        "INSERT INTO job_history (job_seq, at_ms, from_state, to_state, attempt, node_id, reason) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .map_err(db)?
     .execute(params![
-        job.id.to_string(),
+        job.seq as i64,
         now as i64,
         from.map(|s| s.as_str()),
         job.state.as_str(),

@@ -81,6 +81,30 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX jobs_state_updated;
     "#,
+    // 5: the latest heartbeat's energy snapshot of each node (`NodePower` as JSON).
+    r#"
+    ALTER TABLE nodes ADD COLUMN power TEXT;
+    "#,
+    // 6: lighter writes on the hot path. Each index covers only the rows its queries read,
+    // so most transitions leave most indexes alone: the claim walk reads queued jobs, the
+    // holder checks read a node's active jobs, listings by state read settled states (active
+    // jobs are few and found through `jobs_active`). History is found by the job's integer
+    // seq rather than its 36-byte id. Queries name the partial index they rely on
+    // (`INDEXED BY`), so a plan can never silently fall back to a scan.
+    r#"
+    DROP INDEX jobs_claim;
+    CREATE INDEX jobs_queued ON jobs (state, rank, seq) WHERE state = 'queued';
+    DROP INDEX jobs_node;
+    CREATE INDEX jobs_active ON jobs (state, node_id) WHERE state IN ('assigned', 'running');
+    CREATE INDEX jobs_node_seq ON jobs (node_id, seq) WHERE node_id IS NOT NULL;
+    DROP INDEX jobs_state_seq;
+    CREATE INDEX jobs_settled ON jobs (state, seq) WHERE state NOT IN ('assigned', 'running');
+    ALTER TABLE job_history ADD COLUMN job_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE job_history SET job_seq = COALESCE((SELECT seq FROM jobs WHERE jobs.id = job_history.job_id), 0);
+    DROP INDEX job_history_job;
+    ALTER TABLE job_history DROP COLUMN job_id;
+    CREATE INDEX job_history_seq ON job_history (job_seq);
+    "#,
 ];
 
 /// The version this build of the store writes.
@@ -112,4 +136,114 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, String> {
         .map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;
     Ok(CURRENT_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_4_database_gains_an_empty_power_column() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO schema_version (version) VALUES (4);
+             INSERT INTO nodes (id, registration, max_concurrent, status, registered_at_ms, last_seen_ms)
+             VALUES ('n1', '{}', 1, 'online', 1, 2);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), CURRENT_VERSION);
+        let power: Option<String> = conn
+            .query_row("SELECT power FROM nodes WHERE id = 'n1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(power, None);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            CURRENT_VERSION,
+            "migrating again changes nothing"
+        );
+    }
+
+    fn at_version(v: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for sql in &MIGRATIONS[..v] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [v as i64])
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn history_written_before_version_6_is_found_by_job_seq_after_it() {
+        let mut conn = at_version(5);
+        conn.execute_batch(
+            "INSERT INTO jobs (seq, id, spec, state, rank, queue, max_retries, created_at_ms, updated_at_ms)
+             VALUES (7, 'job-a', '{}', 'completed', 0, 'default', 3, 1, 2),
+                    (9, 'job-b', '{}', 'queued', 0, 'default', 3, 1, 2);
+             INSERT INTO job_history (job_id, at_ms, from_state, to_state, attempt, reason)
+             VALUES ('job-a', 1, NULL, 'queued', 0, 'submitted'),
+                    ('job-b', 1, NULL, 'queued', 0, 'submitted'),
+                    ('job-a', 2, 'queued', 'assigned', 1, 'claimed');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let reasons = |seq: i64| -> Vec<String> {
+            let mut stmt = conn
+                .prepare("SELECT reason FROM job_history WHERE job_seq = ?1 ORDER BY rowid")
+                .unwrap();
+            let rows = stmt.query_map([seq], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        assert_eq!(reasons(7), ["submitted", "claimed"]);
+        assert_eq!(reasons(9), ["submitted"]);
+    }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    #[test]
+    fn the_claim_walk_and_listings_read_their_index_in_order_without_sorting() {
+        let mut conn = at_version(0);
+        migrate(&mut conn).unwrap();
+        let claim = plan(
+            &conn,
+            "SELECT seq FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' \
+             AND (encoder IS NULL OR encoder IN ('libx264')) AND (codec = '' OR codec IN ('h264')) \
+             ORDER BY rank, seq LIMIT 16",
+        );
+        assert!(
+            claim.contains("jobs_queued") && !claim.contains("TEMP B-TREE"),
+            "{claim}"
+        );
+        let by_state = plan(
+            &conn,
+            "SELECT seq FROM jobs INDEXED BY jobs_settled WHERE state NOT IN ('assigned', 'running') \
+             AND state = 'completed' ORDER BY seq DESC LIMIT 51",
+        );
+        assert!(!by_state.contains("TEMP B-TREE"), "{by_state}");
+        let by_node = plan(
+            &conn,
+            "SELECT seq FROM jobs INDEXED BY jobs_node_seq WHERE node_id = 'n' ORDER BY seq DESC LIMIT 51",
+        );
+        assert!(!by_node.contains("TEMP B-TREE"), "{by_node}");
+        let active = plan(
+            &conn,
+            "SELECT COUNT(*) FROM jobs INDEXED BY jobs_active WHERE node_id = 'n' \
+             AND state IN ('assigned', 'running')",
+        );
+        assert!(
+            active.contains("node_id=?"),
+            "a node's active jobs are sought, not scanned: {active}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod backend;
 mod concurrency;
 #[cfg(feature = "postgres")]
 pub mod pg;
+mod power;
 mod scheduling;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use ffrtmp_sched::SchedConfig;
 
 pub use self::backend::Backend;
 pub use self::concurrency::*;
+pub use self::power::*;
 pub use self::scheduling::*;
 use crate::common::*;
 
@@ -249,6 +251,7 @@ pub async fn claims_are_forgotten_after_an_hour(b: &dyn Backend) {
             attempt: first[0].job.attempt,
             progress: None,
         }],
+        power: None,
     };
     clock.advance(Duration::from_secs(30 * 60));
     store.heartbeat(node.id, &hb).await.unwrap();
@@ -285,6 +288,7 @@ pub async fn cancel_reaches_the_node_through_its_heartbeat(b: &dyn Backend) {
             attempt: a.job.attempt,
             progress: None,
         }],
+        power: None,
     };
     assert!(store.heartbeat(node.id, &hb).await.unwrap().cancel.is_empty());
     let canceled = store.cancel(a.job.id, "user").await.unwrap();
@@ -332,6 +336,7 @@ pub async fn heartbeats_store_progress_and_fence_the_rest(b: &dyn Backend) {
                 progress: None,
             },
         ],
+        power: None,
     };
     assert_eq!(store.heartbeat(node.id, &hb).await.unwrap().cancel, vec![unknown]);
     let job = store.get(a.job.id).await.unwrap();
@@ -344,6 +349,7 @@ pub async fn heartbeats_store_progress_and_fence_the_rest(b: &dyn Backend) {
             attempt: a.job.attempt,
             progress: Some(Progress::default()),
         }],
+        power: None,
     };
     assert_eq!(store.heartbeat(other.id, &stolen).await.unwrap().cancel, vec![a.job.id]);
     assert_eq!(store.get(a.job.id).await.unwrap().progress, Some(progress));
@@ -419,6 +425,7 @@ pub async fn a_lost_node_loses_its_jobs_and_its_late_report_is_refused(b: &dyn B
             attempt: 1,
             progress: None,
         }],
+        power: None,
     };
     assert_eq!(store.heartbeat(dead.id, &hb).await.unwrap().cancel, vec![job.id]);
     store.report(&completed(&b2, &alive, 7)).await.unwrap();

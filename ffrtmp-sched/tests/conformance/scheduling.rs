@@ -176,6 +176,7 @@ pub async fn a_restarted_master_gives_nodes_a_window_to_come_back(b: &dyn Backen
             attempt: 1,
             progress: None,
         }],
+        power: None,
     };
     store.heartbeat(node.id, &hb).await.unwrap();
     clock.advance(Duration::from_secs(60));
@@ -202,6 +203,7 @@ pub async fn a_two_hour_job_with_healthy_heartbeats_is_never_failed_or_duplicate
             attempt: a.job.attempt,
             progress: None,
         }],
+        power: None,
     };
     // 2 h in 30 s heartbeats, sweeping after each, with another node asking for work.
     for _ in 0..(2 * 3600 / 30) {

@@ -4,8 +4,14 @@ use super::ProcessShare;
 
 /// Name of the attribution method of [`split_gpu_energy`], for reports: per interval, a process
 /// gets `(encoder + decoder + SM utilisation) / max(100 %, sum over processes)` of the GPU's
-/// energy, and the rest goes to "other" (idle and unattributed use).
+/// energy (the delta of its total energy counter), and the rest goes to "other" (idle and
+/// unattributed use).
 pub const GPU_ATTRIBUTION_METHOD: &str = "nvml-process-utilization";
+
+/// [`GPU_ATTRIBUTION_METHOD`] where a GPU has no total energy counter (older than Volta) or it
+/// could not be read, so the interval's energy was estimated as the reported power × the
+/// interval's length: an estimate, as NVML's power is itself an average over about a second.
+pub const GPU_POWER_FALLBACK_METHOD: &str = "nvml-process-utilization(power-x-time)";
 
 /// Splits a GPU's `joules` over an interval between processes by their engine use
 /// ([`GPU_ATTRIBUTION_METHOD`]): a process gets `joules × weight / max(100, Σ weights)`, with

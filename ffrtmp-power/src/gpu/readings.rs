@@ -1,4 +1,4 @@
-//! What [`NvmlSource::snapshot`] reads: per-GPU readings and per-process engine utilisation.
+//! What a [`GpuMeter`] reads: per-GPU readings and per-process engine utilisation.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,16 +6,20 @@ use serde::{Deserialize, Serialize};
 use ffrtmp_core::EnergySample;
 
 #[cfg(doc)]
-use super::{split_gpu_energy, NvmlSource};
+use super::{split_gpu_energy, GpuMeter};
 
-/// One GPU's readings from [`NvmlSource::snapshot`]. `None` means the GPU could not give that
-/// reading (see [`missing`](Self::missing)), never zero.
+/// One GPU's readings from a [`GpuMeter`] (NVML's `NvmlSource::snapshot`). `None` means the GPU
+/// could not give that reading (see [`missing`](Self::missing)), never zero.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpuReading {
     /// NVML index of the GPU.
     pub index: u32,
     /// The GPU's zone in [`EnergySample`]s: `gpu-<index>`.
     pub zone: String,
+    /// The GPU's total energy counter, microjoules since the meter was opened (monotone); `None`
+    /// when the GPU has no such counter (older than Volta) or it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_uj: Option<u64>,
     /// Power draw in watts (NVML's average over its last update period).
     pub power_watts: Option<f64>,
     /// GPU die temperature in °C.

@@ -1,0 +1,227 @@
+//! The glue end to end: a job cgroup made by the executor's `Cgroups` registers the job with both
+//! samplers, its GPU process is found through a `/proc`-like tree, and the job's report carries
+//! its GPU joules.
+
+use super::*;
+use std::fs;
+use std::path::Path;
+
+use ffrtmp_core::{EnergySample, JobId, JobSpec, JobState, PowerSource, ResourceLimits, ZoneEnergy};
+use ffrtmp_exec::Cgroups;
+use ffrtmp_power::{GpuMeter, GpuReading, GpuSamplerConfig, ProcessSample, SamplerConfig};
+
+/// One GPU whose counter and process samples the test sets.
+struct Gpu(Mutex<GpuReading>);
+
+impl GpuMeter for Gpu {
+    fn source_name(&self) -> &str {
+        "fake-gpu"
+    }
+    fn read_gpus(&self) -> Result<Vec<GpuReading>, PowerError> {
+        Ok(vec![self.0.lock().unwrap().clone()])
+    }
+}
+
+impl Gpu {
+    fn new() -> Arc<Gpu> {
+        Arc::new(Gpu(Mutex::new(GpuReading {
+            zone: "gpu-0".into(),
+            energy_uj: Some(0),
+            processes: Some(vec![]),
+            ..Default::default()
+        })))
+    }
+
+    /// The counter moves to `uj`; each `(pid, encoder %)` reports one sample.
+    fn set(&self, uj: u64, pids: &[(u32, u32)]) {
+        let mut r = self.0.lock().unwrap();
+        r.energy_uj = Some(uj);
+        r.processes = Some(
+            pids.iter()
+                .map(|&(pid, encoder)| ProcessSample {
+                    pid,
+                    encoder,
+                    timestamp_us: uj,
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    }
+}
+
+/// A package counter that never moves: the CPU side is measured and is 0 J.
+struct Rapl;
+
+impl PowerSource for Rapl {
+    fn name(&self) -> &str {
+        "fake-rapl"
+    }
+    fn sample(&self) -> Result<EnergySample, PowerError> {
+        Ok(EnergySample {
+            zones: vec![ZoneEnergy {
+                zone: "package-0".into(),
+                energy_uj: 0,
+            }],
+            wraps: 0,
+        })
+    }
+}
+
+fn job() -> Job {
+    Job {
+        id: JobId::new(),
+        seq: 1,
+        spec: JobSpec::new("720p-h264"),
+        state: JobState::Running,
+        attempt: 1,
+        node_id: None,
+        progress: None,
+        result: None,
+        error: None,
+        retry_at_ms: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+        history: vec![],
+    }
+}
+
+fn process(proc_root: &Path, pid: u32, cgroup: &str) {
+    let dir = proc_root.join(pid.to_string());
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("cgroup"), cgroup).unwrap();
+}
+
+/// Runs one job whose process 4242 keeps the encoder 60 % busy while another process (5000, no
+/// job) uses 20 %, over 200 J of GPU energy; returns the job's report.
+fn run_job(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> (EnergyReport, Arc<AttributedEnergy>) {
+    let tree = tempfile::tempdir().unwrap();
+    let proc_root = tree.path().join("proc");
+    let job = job();
+    let name = job_cgroup_name(&job);
+    process(&proc_root, 4242, &format!("0::/system.slice/ffrtmp/{name}\n"));
+    process(&proc_root, 5000, "0::/user.slice/session-2.scope\n");
+    let gpu = Gpu::new();
+    let meter = gpu.clone();
+    let energy = Arc::new(AttributedEnergy::new(make_cpu, None).with_gpu(&proc_root, |processes| {
+        GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
+    }));
+    // A plain directory stands in for the cgroup v1 cpu hierarchy.
+    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
+    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    fs::write(tree.path().join("cpu").join(&name).join("cpuacct.usage"), "0").unwrap();
+    gpu.set(200_000_000, &[(4242, 60), (5000, 20)]);
+    energy.gpu().tick().unwrap();
+    drop(group); // the observer takes the final readings
+    let result = JobResult {
+        frames: 100,
+        wall_s: 2.0,
+        ..Default::default()
+    };
+    (energy.finished(&job, Some(&result)), energy)
+}
+
+#[test]
+fn a_jobs_report_carries_its_gpu_share_found_through_its_cgroup() {
+    let (report, energy) = run_job(|cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()));
+    assert_eq!(report.gpu_joules, Some(120.0), "{report:?}");
+    assert_eq!(report.cpu_joules, Some(0.0));
+    assert_eq!(report.energy_joules, Some(120.0), "the total includes the GPU");
+    assert_eq!(report.avg_watts, Some(60.0));
+    assert_eq!(report.joules_per_frame, Some(1.2));
+    assert_eq!(report.source, "fake-rapl+fake-gpu");
+    assert_eq!(
+        report.attribution.as_deref(),
+        Some("cgroup-cpu-share+nvml-process-utilization")
+    );
+    let totals = energy.gpu().totals();
+    assert_eq!(
+        (totals.total_joules, totals.jobs_joules, totals.other_joules),
+        (200.0, 120.0, 80.0)
+    );
+}
+
+#[test]
+fn without_cpu_energy_the_gpu_share_stands_alone_and_the_total_stays_unknown() {
+    let (report, _) = run_job(|_| Sampler::unavailable(PowerError::Unavailable("no powercap here".into())));
+    assert_eq!(report.gpu_joules, Some(120.0), "{report:?}");
+    assert_eq!((report.energy_joules, report.cpu_joules), (None, None));
+    assert_eq!(
+        report.unavailable_reason.as_deref(),
+        Some("CPU energy unavailable: no powercap here")
+    );
+    assert_eq!(report.source, "fake-gpu");
+    assert_eq!(report.attribution.as_deref(), Some("nvml-process-utilization"));
+}
+
+#[test]
+fn without_gpu_energy_reports_carry_no_gpu_joules() {
+    let tree = tempfile::tempdir().unwrap();
+    let energy = Arc::new(AttributedEnergy::new(
+        |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
+        None,
+    ));
+    assert!(energy.gpu().unavailable_reason().is_some());
+    let job = job();
+    let name = job_cgroup_name(&job);
+    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
+    drop(cgroups.create(&name, &ResourceLimits::default()).unwrap());
+    let report = energy.finished(
+        &job,
+        Some(&JobResult {
+            frames: 10,
+            wall_s: 1.0,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(report.gpu_joules, None, "{report:?}");
+    assert_eq!(
+        report.gpu_unavailable_reason.as_deref(),
+        Some("GPU energy is not set up"),
+        "the report says why"
+    );
+    assert_eq!(report.energy_joules, Some(0.0));
+    assert_eq!(report.attribution.as_deref(), Some("cgroup-cpu-share"));
+    assert_eq!(report.source, "fake-rapl");
+}
+
+/// A short job: its GPU process is listed in the job cgroup's `cgroup.procs` at one reading,
+/// before NVML reports any sample of it, and has exited (left the group, no `/proc` entry) by the
+/// final reading, which brings its samples. They are still the job's.
+#[test]
+fn a_process_gone_by_the_final_reading_is_charged_to_its_job() {
+    let tree = tempfile::tempdir().unwrap();
+    let proc_root = tree.path().join("proc"); // empty: /proc never knows the process
+    fs::create_dir_all(&proc_root).unwrap();
+    let job = job();
+    let name = job_cgroup_name(&job);
+    let gpu = Gpu::new();
+    let meter = gpu.clone();
+    let energy = Arc::new(
+        AttributedEnergy::new(
+            |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
+            None,
+        )
+        .with_gpu(&proc_root, |processes| {
+            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
+        }),
+    );
+    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
+    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    let procs = tree.path().join("cpu").join(&name).join("cgroup.procs");
+    fs::write(&procs, "4242\n").unwrap();
+    gpu.set(50_000_000, &[]);
+    energy.gpu().tick().unwrap();
+    fs::write(&procs, "").unwrap(); // exited
+    gpu.set(150_000_000, &[(4242, 40)]);
+    drop(group); // the final reading
+    let report = energy.finished(
+        &job,
+        Some(&JobResult {
+            frames: 10,
+            wall_s: 1.0,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(report.gpu_joules, Some(40.0), "40 % of the last 100 J: {report:?}");
+    assert_eq!(report.gpu_unavailable_reason, None);
+}

@@ -1,0 +1,72 @@
+//! Node power snapshots: the latest heartbeat's snapshot is what `list_nodes` shows.
+
+use ffrtmp_core::{Heartbeat, Node, NodePower, StoreError};
+use ffrtmp_sched::SchedConfig;
+
+use super::{claim_request, Backend};
+use crate::common::*;
+
+fn power(joules: f64) -> NodePower {
+    NodePower {
+        source: "rapl".into(),
+        energy_joules: joules,
+        measured_s: joules / 10.0,
+        watts: Some(10.5),
+        idle_watts: Some(8.25),
+        counting_since_ms: 1_700_000_000_000,
+        sampled_at_ms: 1_700_000_000_000 + (joules * 100.0) as u64,
+    }
+}
+
+fn beat(power: Option<NodePower>) -> Heartbeat {
+    Heartbeat { running: vec![], power }
+}
+
+fn listed(nodes: &[Node], id: ffrtmp_core::NodeId) -> &Node {
+    nodes.iter().find(|n| n.id == id).expect("node listed")
+}
+
+/// A heartbeat's snapshot replaces the node's last one and survives a restart; claims leave it
+/// alone; a heartbeat without one clears it (a meter that stopped working is never shown
+/// with a stale reading); an invalid one is refused and changes nothing.
+pub async fn the_latest_heartbeats_power_snapshot_is_listed(b: &dyn Backend) {
+    let node = {
+        let store = b.open(SchedConfig::default()).await;
+        let node = store.register_node(registration("metered", 1)).await.unwrap();
+        let quiet = store.register_node(registration("unmetered", 1)).await.unwrap();
+        assert_eq!(node.power, None, "no snapshot before a heartbeat");
+        store.heartbeat(node.id, &beat(Some(power(100.0)))).await.unwrap();
+        store.heartbeat(quiet.id, &beat(None)).await.unwrap();
+        let nodes = store.list_nodes().await.unwrap();
+        assert_eq!(listed(&nodes, node.id).power, Some(power(100.0)));
+        assert_eq!(listed(&nodes, quiet.id).power, None);
+
+        store.heartbeat(node.id, &beat(Some(power(250.0)))).await.unwrap();
+        store.claim(&claim_request(&node, "c1", 1)).await.unwrap();
+        let nodes = store.list_nodes().await.unwrap();
+        assert_eq!(listed(&nodes, node.id).power, Some(power(250.0)), "claims keep it");
+        node
+    };
+    let store = b.open(SchedConfig::default()).await;
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(power(250.0)), "survives a restart");
+
+    let broken = NodePower {
+        watts: Some(-3.0),
+        ..power(300.0)
+    };
+    assert!(matches!(
+        store.heartbeat(node.id, &beat(Some(broken))).await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(
+        listed(&nodes, node.id).power,
+        Some(power(250.0)),
+        "a refused heartbeat changes nothing"
+    );
+
+    store.heartbeat(node.id, &beat(None)).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, None, "a heartbeat without one clears it");
+}
