@@ -32,7 +32,8 @@ pub struct CgroupCpuTimes {
 }
 
 /// A job cgroup's CPU-time counter, opened at its first successful reading and then kept open,
-/// so that each sampler tick costs one `pread` per job.
+/// so that each sampler tick costs one `pread` per job (the counter opens its file again by
+/// itself if it is removed or replaced).
 struct JobCpu {
     dir: PathBuf,
     counter: OnceLock<CgroupCpuCounter>,
@@ -114,6 +115,12 @@ impl AttributedEnergy {
     /// The sampler, for metrics and idle power.
     pub fn sampler(&self) -> &Sampler {
         &self.sampler
+    }
+
+    /// The CPUs the sampler's energy split is over: the machine's CPU time it divides by is
+    /// this many CPUs × wall time.
+    pub fn cpus(&self) -> u32 {
+        self.cpu.clock.cpus()
     }
 
     /// The GPU sampler, for metrics (unavailable, with its reason, where there is no GPU energy).

@@ -405,6 +405,10 @@ fn bench_run_records_every_repeat_against_a_real_cluster() {
     assert!(std::fs::read_to_string(&html).unwrap().contains("720p-h264/1s"));
 }
 
+/// How much longer than the window plus one poll and one heartbeat interval an idle window's
+/// measured span may be: the sampler's 100 ms ticks at both ends and scheduling delays.
+const SPAN_SLACK_S: f64 = 0.5;
+
 /// With agents that meter their node (here a fake powercap tree at a steady 50 W), the idle
 /// windows, as long as the mean warm-up run, are measured through the nodes' heartbeat
 /// snapshots, and every run row carries the node's idle baseline.
@@ -447,20 +451,29 @@ fn bench_run_measures_idle_windows_with_the_nodes_meters() {
     assert_eq!(windows.len(), 2, "{meta:#}");
     for (w, phase) in windows.iter().zip(["before", "after"]) {
         assert_eq!(w["phase"], phase);
-        let length_ms = w["end_ms"].as_u64().unwrap() - w["start_ms"].as_u64().unwrap();
-        assert!(length_ms as f64 >= window_s * 1000.0 - 1.0, "{w:#}");
+        assert_eq!(w["length_s"].as_f64(), Some(window_s), "{w:#}");
+        // Slept for the length, on the monotonic clock.
+        let elapsed = w["elapsed_s"].as_f64().unwrap();
+        assert!(elapsed >= window_s - 1e-3, "{w:#}");
         let node = &w["nodes"][0];
         assert_eq!(node["node"], "bench-agent", "{w:#}");
         assert_eq!(node["source"], "rapl", "{w:#}");
-        // The span runs from a snapshot after the start to one after the end.
+        // The span runs from a snapshot before the start to the next one after the end: the
+        // window plus at most one poll of GET /nodes (250 ms) and one heartbeat interval
+        // (500 ms here), with room for the sampler's ticks and a busy machine.
         let seconds = node["seconds"]
             .as_f64()
             .unwrap_or_else(|| panic!("not measured: {w:#}"));
+        println!("{phase}: window {window_s} s, elapsed {elapsed} s, span {seconds} s");
         assert!(seconds >= window_s * 0.9, "{w:#}");
+        assert!(seconds <= elapsed + 0.25 + 0.5 + SPAN_SLACK_S, "{w:#}");
         let watts = node["mean_watts"].as_f64().unwrap();
         assert!((45.0..=55.0).contains(&watts), "the fake node draws 50 W: {w:#}");
         assert!((node["joules"].as_f64().unwrap() - watts * seconds).abs() < 1e-6);
-        assert_eq!(w["energy_joules"], node["joules"]);
+        // The window's energy is the mean power over its nominal length, not the span's.
+        let window_joules = node["window_joules"].as_f64().unwrap();
+        assert!((window_joules - watts * window_s).abs() < 1e-6, "{w:#}");
+        assert_eq!(w["energy_joules"], node["window_joules"]);
     }
     let baseline = &meta["baselines"][0];
     assert_eq!(baseline["source"], "idle-windows", "{meta:#}");
@@ -507,6 +520,14 @@ fn bench_run_measures_idle_windows_with_the_nodes_meters() {
             }
         }
     }
+
+    // The report shows each window's length and the spans the meters measured.
+    let html = d.join("report.html");
+    let out = ffrtmp(&["bench", "report", p(&results.join("runs.json")), "--out", p(&html)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("idle windows: before "), "{page}");
+    assert_eq!(page.matches(" s (nodes&#39; meters over ").count(), 2, "{page}");
 }
 
 #[test]

@@ -74,11 +74,16 @@ pub struct Node {
 ///     idle_watts: Some(11.0),
 ///     counting_since_ms: 1_700_000_000_000,
 ///     sampled_at_ms: 1_700_000_010_000,
+///     cpus: Some(8),
 /// };
 /// assert!(p.validate().is_ok());
 /// assert!(NodePower { energy_joules: -1.0, ..p }.validate().is_err());
 /// ```
+///
+/// Unknown fields are refused, as in [`Heartbeat`]: a misspelt field is an error rather than
+/// a figure silently missing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodePower {
     /// The energy source (`rapl`, …).
     pub source: String,
@@ -100,32 +105,98 @@ pub struct NodePower {
     pub counting_since_ms: u64,
     /// When the snapshot was taken, ms since the Unix epoch (the agent's clock).
     pub sampled_at_ms: u64,
+    /// The CPUs the node's energy split is over: the machine's CPU time that job shares are
+    /// taken of is these CPUs × wall time (the host's online CPUs, which may differ from the
+    /// CPUs the agent may use). `None` from agents that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
 }
 
 impl NodePower {
     /// Longest accepted `source`.
     pub const MAX_SOURCE_LEN: usize = 64;
+    /// Largest accepted `watts` and `idle_watts`: a megawatt, far above any one machine.
+    pub const MAX_WATTS: f64 = 1e6;
+    /// Largest accepted `energy_joules`: 1 PJ, about 30 years at a megawatt.
+    pub const MAX_JOULES: f64 = 1e15;
+    /// Seconds by which `measured_s` may exceed the wall-clock time from `counting_since_ms`
+    /// to `sampled_at_ms`: the count starts with the sampler's first reading, taken during
+    /// the agent's start-up just before `counting_since_ms` is read, and the two clocks round
+    /// differently. A wall clock stepped back by more than this makes snapshots invalid
+    /// until the agent restarts.
+    pub const MEASURED_SLACK_S: f64 = 10.0;
 
-    /// Checks that every figure is finite and non-negative and the source is 1..=64 bytes;
-    /// the stores refuse a heartbeat whose snapshot fails this.
+    /// Checks that the snapshot is plausible; the stores refuse a heartbeat whose snapshot
+    /// fails this:
+    ///
+    /// - the source is 1..=[`Self::MAX_SOURCE_LEN`] bytes;
+    /// - every figure is finite and non-negative, `energy_joules` at most
+    ///   [`Self::MAX_JOULES`], `watts` and `idle_watts` at most [`Self::MAX_WATTS`];
+    /// - `sampled_at_ms` is not before `counting_since_ms`, and `measured_s` is at most the
+    ///   wall-clock time between them plus [`Self::MEASURED_SLACK_S`].
+    ///
+    /// ```
+    /// use ffrtmp_core::NodePower;
+    /// let p = NodePower { source: "rapl".into(), energy_joules: 50.0, measured_s: 5.0, watts: None,
+    ///     idle_watts: None, counting_since_ms: 1_000, sampled_at_ms: 6_000, cpus: None };
+    /// assert!(p.validate().is_ok());
+    /// assert!(NodePower { energy_joules: 1e308, ..p.clone() }.validate().is_err());
+    /// assert!(NodePower { sampled_at_ms: 999, ..p.clone() }.validate().is_err());
+    /// assert!(NodePower { measured_s: 3600.0, ..p }.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), String> {
         if self.source.is_empty() || self.source.len() > Self::MAX_SOURCE_LEN {
             return Err(format!("power.source must be 1..={} bytes", Self::MAX_SOURCE_LEN));
         }
         let figures = [
-            ("energy_joules", Some(self.energy_joules)),
-            ("measured_s", Some(self.measured_s)),
-            ("watts", self.watts),
-            ("idle_watts", self.idle_watts),
+            ("energy_joules", Some(self.energy_joules), Self::MAX_JOULES),
+            ("measured_s", Some(self.measured_s), f64::MAX),
+            ("watts", self.watts, Self::MAX_WATTS),
+            ("idle_watts", self.idle_watts, Self::MAX_WATTS),
         ];
-        for (name, value) in figures {
+        for (name, value, max) in figures {
             if let Some(v) = value {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(format!("power.{name} must be a finite non-negative number, not {v}"));
                 }
+                if v > max {
+                    return Err(format!("power.{name} of {v} is implausible (more than {max})"));
+                }
             }
         }
+        let Some(elapsed_ms) = self.sampled_at_ms.checked_sub(self.counting_since_ms) else {
+            return Err(format!(
+                "power.sampled_at_ms ({}) is before power.counting_since_ms ({})",
+                self.sampled_at_ms, self.counting_since_ms
+            ));
+        };
+        let elapsed_s = elapsed_ms as f64 / 1000.0;
+        if self.measured_s > elapsed_s + Self::MEASURED_SLACK_S {
+            return Err(format!(
+                "power.measured_s ({} s) is longer than the {elapsed_s} s since power.counting_since_ms",
+                self.measured_s
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether this snapshot is newer than `stored`, so that it replaces it as a node's
+    /// latest: it comes from another meter (`counting_since_ms` differs: the agent
+    /// restarted), or from the same meter further on (`measured_s` greater). A delayed or
+    /// retried heartbeat's older snapshot, or the same snapshot again, is not.
+    ///
+    /// ```
+    /// use ffrtmp_core::NodePower;
+    /// let old = NodePower { source: "rapl".into(), energy_joules: 50.0, measured_s: 5.0, watts: None,
+    ///     idle_watts: None, counting_since_ms: 1_000, sampled_at_ms: 6_000, cpus: None };
+    /// let new = NodePower { energy_joules: 60.0, measured_s: 6.0, sampled_at_ms: 7_000, ..old.clone() };
+    /// assert!(new.supersedes(&old));
+    /// assert!(!old.supersedes(&new) && !new.supersedes(&new));
+    /// let restarted = NodePower { measured_s: 1.0, counting_since_ms: 9_000, sampled_at_ms: 10_000, ..old.clone() };
+    /// assert!(restarted.supersedes(&new));
+    /// ```
+    pub fn supersedes(&self, stored: &NodePower) -> bool {
+        self.counting_since_ms != stored.counting_since_ms || self.measured_s > stored.measured_s
     }
 }
 
@@ -148,9 +219,12 @@ pub struct Heartbeat {
     /// Everything the agent is running right now.
     #[serde(default)]
     pub running: Vec<RunningJob>,
-    /// The node's energy meter now. The master keeps the latest heartbeat's value as
-    /// [`Node::power`]: a heartbeat without one clears it, so a meter that stopped working is
-    /// never shown with a stale reading. Left out of the JSON when `None`.
+    /// The node's energy meter now. The master keeps the newest snapshot as [`Node::power`]:
+    /// one that does not [supersede](NodePower::supersedes) the stored one (from a delayed or
+    /// retried heartbeat) is ignored. A heartbeat without one clears it, so a meter that
+    /// stopped working is never shown with a stale reading; such a heartbeat carries nothing
+    /// to order it by, so a delayed one also clears a newer snapshot, until the next
+    /// heartbeat. Left out of the JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<NodePower>,
 }
@@ -243,6 +317,7 @@ mod tests {
             idle_watts: None,
             counting_since_ms: 1,
             sampled_at_ms: 3001,
+            cpus: None,
         }
     }
 
@@ -285,8 +360,90 @@ mod tests {
                 idle_watts: Some(-0.5),
                 ..power()
             },
+            NodePower {
+                energy_joules: 1e308,
+                ..power()
+            },
+            NodePower {
+                energy_joules: NodePower::MAX_JOULES * 1.01,
+                ..power()
+            },
+            NodePower {
+                watts: Some(NodePower::MAX_WATTS * 2.0),
+                ..power()
+            },
+            NodePower {
+                idle_watts: Some(1e300),
+                ..power()
+            },
+            NodePower {
+                sampled_at_ms: 0,
+                ..power()
+            },
+            NodePower {
+                measured_s: 3.0 + NodePower::MEASURED_SLACK_S + 0.5,
+                ..power()
+            },
+            NodePower {
+                measured_s: f64::NAN,
+                ..power()
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+        // The limits themselves are accepted, and the start-up slack.
+        let edge = NodePower {
+            energy_joules: NodePower::MAX_JOULES,
+            watts: Some(NodePower::MAX_WATTS),
+            measured_s: 3.0 + NodePower::MEASURED_SLACK_S,
+            ..power()
+        };
+        assert_eq!(edge.validate(), Ok(()));
+        let instant = NodePower {
+            measured_s: 0.0,
+            sampled_at_ms: 1,
+            ..power()
+        };
+        assert_eq!(instant.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_cpu_count_is_optional_and_left_out_when_unknown() {
+        let text = serde_json::to_string(&power()).unwrap();
+        assert!(!text.contains("cpus"), "{text}");
+        let with = NodePower {
+            cpus: Some(16),
+            ..power()
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert!(text.contains(r#""cpus":16"#), "{text}");
+        assert_eq!(serde_json::from_str::<NodePower>(&text).unwrap(), with);
+    }
+
+    #[test]
+    fn snapshots_with_unknown_fields_are_refused() {
+        let text = serde_json::to_string(&power()).unwrap();
+        assert_eq!(serde_json::from_str::<NodePower>(&text).unwrap(), power());
+        let extra = text.replacen('{', r#"{"joules":1,"#, 1);
+        assert!(serde_json::from_str::<NodePower>(&extra).is_err(), "{extra}");
+    }
+
+    #[test]
+    fn only_a_newer_snapshot_or_another_meters_supersedes() {
+        let later = NodePower {
+            energy_joules: 60.0,
+            measured_s: 4.0,
+            sampled_at_ms: 4001,
+            ..power()
+        };
+        assert!(later.supersedes(&power()));
+        assert!(!power().supersedes(&later), "a delayed older snapshot");
+        assert!(!later.supersedes(&later), "the same snapshot again");
+        let restarted = NodePower {
+            measured_s: 0.5,
+            counting_since_ms: 2,
+            ..power()
+        };
+        assert!(restarted.supersedes(&later), "another meter, even with less counted");
     }
 }

@@ -573,6 +573,7 @@ mod tests {
             idle_watts: Some(8.0),
             counting_since_ms: 5,
             sampled_at_ms: 1005,
+            cpus: None,
         };
         assert_eq!(node_power(Some(&Snapshot(Some(power.clone())))), Some(power.clone()));
         let broken = NodePower {

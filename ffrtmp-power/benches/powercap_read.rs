@@ -1,6 +1,7 @@
 //! Cost of one `RaplSource::sample()` on a file tree with two packages and their DRAM zones
 //! (`powercap_sample_2pkg_dram`, four counters), and with a single package zone
-//! (`powercap_sample_1pkg`: one counter read, the unit of a sample's cost).
+//! (`powercap_sample_1pkg`: one counter read, the unit of a sample's cost). The counters stand
+//! still, so every read also pays the `fstat` that checks a counter which did not move.
 
 use std::fs;
 use std::path::Path;

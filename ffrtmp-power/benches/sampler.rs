@@ -6,15 +6,22 @@
 //!   attribute), with criterion, and `part_*`: what a tick is made of;
 //! - the sampler thread's CPU use at 10 Hz (over 5 s) and 100 Hz (over 2 s), from its
 //!   `schedstat` and from the process's CPU time, printed as "% of one core" (target ≤ 0.1 % at
-//!   10 Hz); also for an in-memory source with no jobs, which is the cost of the thread's
-//!   wake-ups alone. The tree's counters stand still, so every zone also pays the `fstat` that
-//!   checks a counter which has not moved (live RAPL counters move between ticks and skip it).
-//!   Skipped with `--test` or `--list`; run it alone with `cargo bench -p ffrtmp-power --bench
-//!   sampler -- cpu_cost`.
+//!   10 Hz). `moving`: a writer thread advances every counter in place twice per tick, as live
+//!   RAPL and cgroup counters move between ticks; its own CPU time is taken out of the process
+//!   figure. `still`: the counters stand still, so every counter read also pays the `fstat`
+//!   that checks whether a counter which did not move lost its file (the worst case). And for
+//!   an in-memory source with no jobs (`loop_only`), which is the cost of the thread's wake-ups
+//!   alone. Skipped with `--test` or `--list`; run it alone with `cargo bench -p ffrtmp-power
+//!   --bench sampler -- cpu_cost`.
+//!
+//! The criterion benches read counters that stand still, so each of their reads pays that
+//! `fstat`; `part_fstat_open_file` is its cost alone.
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +64,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     source: Arc<RaplSource>,
     cpu: Arc<FileCpuTimes>,
+    /// The package and DRAM `energy_uj` files.
+    energy_files: Vec<PathBuf>,
 }
 
 fn fixture() -> Fixture {
@@ -77,8 +86,13 @@ fn fixture() -> Fixture {
     }
     let source = Arc::new(RaplSource::open(&powercap).expect("open tree"));
     assert_eq!(source.zones().len(), 2);
+    let energy_files = ["intel-rapl:0", "intel-rapl:0:1"]
+        .iter()
+        .map(|zone| powercap.join(zone).join("energy_uj"))
+        .collect();
     Fixture {
         _dir: dir,
+        energy_files,
         source,
         cpu: Arc::new(FileCpuTimes {
             counters: JOBS
@@ -121,6 +135,53 @@ fn parts(c: &mut Criterion) {
     c.bench_function("part_machine_clock_total_ns", |b| {
         b.iter(|| std::hint::black_box(f.cpu.total_ns().expect("clock")))
     });
+    // What a counter that did not move pays to check that its file is still there.
+    let open = fs::File::open(&f.energy_files[0]).expect("open energy_uj");
+    c.bench_function("part_fstat_open_file", |b| {
+        b.iter(|| std::hint::black_box(open.metadata().expect("fstat")))
+    });
+}
+
+/// Advances the fixture's counters in place (fixed width, so a reader never sees a shorter
+/// file) every `period` until `stop`; returns the writer thread's CPU time in nanoseconds.
+fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Option<u64>> {
+    let open = |path: &Path| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open counter for writing")
+    };
+    let energy: Vec<fs::File> = f.energy_files.iter().map(|p| open(p)).collect();
+    let cpu: Vec<fs::File> = JOBS
+        .iter()
+        .map(|job| open(&f.cpu.root.join(job).join("cpu.stat")))
+        .collect();
+    std::thread::spawn(move || {
+        let start = thread_cpu_ns();
+        let mut step = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            step += 1;
+            for file in &energy {
+                // Well below max_energy_range_uj for any run of this bench.
+                let uj = 2_000_000 + step * 1_000;
+                file.write_all_at(format!("{uj:020}\n").as_bytes(), 0)
+                    .expect("write energy_uj");
+            }
+            for file in &cpu {
+                let usec = 10_000_000 + step * 100;
+                let text = format!("usage_usec {usec:015}\nuser_usec {usec:015}\nsystem_usec {:015}\n", 0);
+                file.write_all_at(text.as_bytes(), 0).expect("write cpu.stat");
+            }
+            std::thread::sleep(period);
+        }
+        Some(thread_cpu_ns()?.saturating_sub(start?))
+    })
+}
+
+/// CPU time of the calling thread, from its `schedstat`.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// CPU time of every thread of this process, from `schedstat` (nanosecond resolution).
@@ -162,13 +223,26 @@ impl CpuTimes for Memory {
     }
 }
 
-fn cpu_cost(hz: f64, run: Duration, loop_only: bool) {
+/// What the sampler thread reads in [`cpu_cost`].
+#[derive(Clone, Copy, PartialEq)]
+enum Counters {
+    /// The tree, advanced between ticks.
+    Moving,
+    /// The tree, standing still.
+    Still,
+    /// Nothing: an in-memory source and no jobs.
+    LoopOnly,
+}
+
+fn cpu_cost(hz: f64, run: Duration, counters: Counters) {
     let f = fixture();
-    let (source, cpu, jobs): (Arc<dyn PowerSource>, Arc<dyn CpuTimes>, &[&str]) = if loop_only {
-        (Arc::new(Memory), Arc::new(Memory), &[])
-    } else {
-        (f.source.clone(), f.cpu.clone(), &JOBS)
+    let (source, cpu, jobs): (Arc<dyn PowerSource>, Arc<dyn CpuTimes>, &[&str]) = match counters {
+        Counters::LoopOnly => (Arc::new(Memory), Arc::new(Memory), &[]),
+        Counters::Moving | Counters::Still => (f.source.clone(), f.cpu.clone(), &JOBS),
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer =
+        (counters == Counters::Moving).then(|| advance_counters(&f, Duration::from_secs_f64(0.5 / hz), stop.clone()));
     let process_before = process_cpu_ns();
     let t0 = Instant::now();
     let sampler = Sampler::start(source, cpu, SamplerConfig::hz(hz));
@@ -180,17 +254,30 @@ fn cpu_cost(hz: f64, run: Duration, loop_only: bool) {
     let process_after = process_cpu_ns();
     let wall = t0.elapsed().as_secs_f64();
     sampler.stop();
+    stop.store(true, Ordering::Relaxed);
+    // The writer ran a little before and after the window: at most that much is taken out.
+    let writer_ns = writer.and_then(|w| w.join().expect("counter writer")).unwrap_or(0);
     let stats = sampler.stats();
     let percent = |ns: f64| 100.0 * ns / 1e9 / wall;
     let thread = stats.thread_cpu.map(|d| percent(d.as_nanos() as f64));
     let process = process_before
         .zip(process_after)
-        .map(|(a, b)| percent(b.saturating_sub(a) as f64));
+        .map(|(a, b)| percent(b.saturating_sub(a).saturating_sub(writer_ns) as f64));
     let per_tick_us = stats.tick_time.as_secs_f64() * 1e6 / stats.ticks.max(1) as f64;
     let show = |p: Option<f64>| p.map_or("n/a".to_string(), |p| format!("{p:.4} % of one core"));
-    let what = if loop_only { "loop_only" } else { "pkg_dram_4jobs" };
+    let what = match counters {
+        Counters::Moving => "pkg_dram_4jobs_moving",
+        Counters::Still => "pkg_dram_4jobs_still",
+        Counters::LoopOnly => "loop_only",
+    };
+    let less = if counters == Counters::Moving {
+        " (less the counter writer)"
+    } else {
+        ""
+    };
     println!(
-        "sampler_cpu_{hz}hz_{what}: sampler thread {}; whole process {}; {} ticks in {wall:.2} s, {per_tick_us:.1} µs in each",
+        "sampler_cpu_{hz}hz_{what}: sampler thread {}; whole process {}{less}; {} ticks in {wall:.2} s, \
+         {per_tick_us:.1} µs in each",
         show(thread),
         show(process),
         stats.ticks,
@@ -202,10 +289,10 @@ fn main() {
     let listing = args.iter().any(|a| a == "--test" || a == "--list");
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
     if !listing && !matches!(filter, Some(f) if !"cpu_cost".contains(f.as_str())) {
-        for loop_only in [false, true] {
+        for counters in [Counters::Moving, Counters::Still, Counters::LoopOnly] {
             // 50 ticks at 10 Hz: one slow wake-up on a busy host moves the figure less.
             for (hz, secs) in [(10.0, 5), (100.0, 2)] {
-                cpu_cost(hz, Duration::from_secs(secs), loop_only);
+                cpu_cost(hz, Duration::from_secs(secs), counters);
             }
         }
     }

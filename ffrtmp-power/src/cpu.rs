@@ -7,10 +7,11 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::small_file::{CounterFile, SMALL_FILE_MAX};
+use crate::small_file::{CounterFile, ReadError, SMALL_FILE_MAX};
 
 /// Cumulative CPU-time counters: one per running job, and one for the whole machine.
 ///
@@ -120,9 +121,11 @@ pub fn cgroup_cpu_ns(dir: impl AsRef<Path>) -> io::Result<u64> {
 /// at offset 0 and no allocation, where [`cgroup_cpu_ns`] opens, reads and closes the file.
 ///
 /// It reads `usage_usec` of `cpu.stat` (cgroup v2) or `cpuacct.usage` (cgroup v1), chosen when
-/// opened. The counter belongs to the cgroup that was open: once that group is removed, readings
-/// fail (the kernel answers `ENODEV`), and a group made again under the same name needs a new
-/// counter, as its time starts from zero. Files of a test tree must be rewritten in place.
+/// opened. When a reading fails (the kernel answers `ENODEV` once the group is removed), or does
+/// not move and the file has lost its name (removed, or replaced by a rename), the path is opened
+/// again: a removed group then gives an error rather than its last value forever, and a group
+/// made again under the same name, or a replaced file, is read from then on. A group made again
+/// counts from zero, so a reading lower than the one before is a restart, not a negative delta.
 ///
 /// ```
 /// use ffrtmp_power::CgroupCpuCounter;
@@ -134,8 +137,17 @@ pub fn cgroup_cpu_ns(dir: impl AsRef<Path>) -> io::Result<u64> {
 /// ```
 #[derive(Debug)]
 pub struct CgroupCpuCounter {
-    file: CounterFile,
+    path: PathBuf,
+    /// Behind a lock so that `read_ns(&self)` can open the file again.
+    inner: Mutex<Inner>,
     format: CpuFormat,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: CounterFile,
+    /// The last value read, to tell a counter standing still.
+    last_ns: u64,
 }
 
 /// Which file a [`CgroupCpuCounter`] reads.
@@ -156,14 +168,34 @@ impl CgroupCpuCounter {
 
     /// The counter file read (`<dir>/cpu.stat` or `<dir>/cpuacct.usage`).
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
     }
 
     /// The group's cumulative CPU time in nanoseconds; an error names the file.
     pub fn read_ns(&self) -> io::Result<u64> {
-        let mut buf = [0u8; SMALL_FILE_MAX];
-        let text = self.file.read(&mut buf)?;
-        self.format.parse_ns(text).ok_or_else(|| no_counter(self.file.path()))
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Inner { file, last_ns } = &mut *inner;
+        let format = self.format;
+        let ns = match file.read_value(&mut [0u8; SMALL_FILE_MAX], Some(&*last_ns), |t| format.parse_ns(t)) {
+            Ok(reading) => reading.value,
+            Err(ReadError::Io(e)) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}: {e}", self.path.display()),
+                ))
+            }
+            Err(ReadError::Parse(_)) => return Err(no_counter(&self.path)),
+        };
+        *last_ns = ns;
+        Ok(ns)
+    }
+
+    fn new(file: CounterFile, format: CpuFormat, ns: u64) -> Self {
+        CgroupCpuCounter {
+            path: file.path().to_path_buf(),
+            inner: Mutex::new(Inner { file, last_ns: ns }),
+            format,
+        }
     }
 
     /// Opens the counter and returns its first reading.
@@ -175,8 +207,7 @@ impl CgroupCpuCounter {
                 let usage = dir.join("cpuacct.usage");
                 match usec {
                     Some(ns) => {
-                        let format = CpuFormat::StatUsec;
-                        return Ok((CgroupCpuCounter { file, format }, ns));
+                        return Ok((CgroupCpuCounter::new(file, CpuFormat::StatUsec, ns), ns));
                     }
                     // cgroup v1's cpu controller also has a cpu.stat, without usage_usec.
                     None if usage.exists() => {}
@@ -191,7 +222,7 @@ impl CgroupCpuCounter {
         let ns = format
             .parse_ns(file.read(&mut buf)?)
             .ok_or_else(|| no_counter(file.path()))?;
-        Ok((CgroupCpuCounter { file, format }, ns))
+        Ok((CgroupCpuCounter::new(file, format, ns), ns))
     }
 }
 
@@ -362,6 +393,32 @@ mod tests {
         let counter = CgroupCpuCounter::open(v1.path()).unwrap();
         fs::write(v1.path().join("cpuacct.usage"), "000000000009\n").unwrap();
         assert_eq!(counter.read_ns().unwrap(), 9);
+    }
+
+    #[test]
+    fn a_kept_open_counter_follows_a_replaced_file_and_notices_removal_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = dir.path().join("cpu.stat");
+        let tmp = dir.path().join("cpu.stat.tmp");
+        fs::write(&stat, "usage_usec 10\n").unwrap();
+        let counter = CgroupCpuCounter::open(dir.path()).unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 10_000);
+
+        // Replaced by a rename (a group made again, in a test tree): the new value is read.
+        fs::write(&tmp, "usage_usec 3\n").unwrap();
+        fs::rename(&tmp, &stat).unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 3_000);
+        fs::write(&stat, "usage_usec 4\n").unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 4_000);
+        fs::write(&tmp, "usage_usec 50\n").unwrap();
+        fs::rename(&tmp, &stat).unwrap();
+        assert_eq!(counter.read_ns().unwrap(), 50_000);
+
+        // Removed: an error at the first reading that does not move, not 50 µs forever.
+        fs::remove_file(&stat).unwrap();
+        let err = counter.read_ns().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("cpu.stat"), "{err}");
     }
 
     #[test]

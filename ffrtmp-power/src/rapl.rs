@@ -5,11 +5,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
 
-use crate::small_file::{read_small, CounterFile, SMALL_FILE_MAX};
+use crate::small_file::{read_small, CounterFile, ReadError, SMALL_FILE_MAX};
 
 /// Where Linux exposes powercap zones.
 pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
@@ -36,7 +35,8 @@ pub struct ZoneInfo {
     pub name: String,
     /// The zone's directory, e.g. `/sys/class/powercap/intel-rapl:0`.
     pub path: PathBuf,
-    /// Value at which `energy_uj` wraps back to zero.
+    /// Value at which `energy_uj` wraps back to zero, as read when the source was opened (a
+    /// counter whose file is opened again has its range read again too).
     pub max_energy_range_uj: u64,
 }
 
@@ -52,13 +52,17 @@ pub struct ZoneInfo {
 /// Counters wrap at `max_energy_range_uj`; every [`sample`](PowerSource::sample) corrects wraps
 /// and reports microjoules since the source was opened, so readings are monotone. A wrap is only
 /// seen if the source is sampled at least once per wrap period (tens of minutes at full load).
-/// A counter reset (rather than a wrap) cannot be told apart and is counted as a wrap.
 ///
 /// Each `energy_uj` stays open and is re-read in place (one `pread` per zone and sample), so a
 /// file-backed tree must be updated by rewriting `energy_uj` in place, as the kernel's files
-/// are. A counter whose file was removed or replaced (renamed over) is opened again by path
-/// when its reading stops moving (checked then, and once a second while it stands still); one
-/// that is gone gives [`PowerError::Read`] rather than its last value forever.
+/// are. A counter whose descriptor fails (`ENODEV` after a driver reload), or whose file was
+/// removed or replaced (renamed over; checked whenever its reading does not move), is opened
+/// again by path; one that is gone gives [`PowerError::Read`] rather than its last value
+/// forever. A counter read from a file opened again is a new counter with its own origin and
+/// perhaps its own range: its first reading adds no energy, it is counted as a reset
+/// ([`resets`](Self::resets)), not a wrap, and `max_energy_range_uj` is read again. (A writer
+/// that replaces the file at every update therefore adds no energy at all.) A reset in place,
+/// with the file kept, cannot be told from a wrap and is counted as one.
 ///
 /// ```
 /// use ffrtmp_core::PowerSource;
@@ -108,14 +112,18 @@ struct State {
     /// Scratch for one sample's raw readings, kept to spare an allocation per sample.
     raws: Vec<u64>,
     wraps: u64,
+    resets: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Counter {
     last_raw: u64,
     total_uj: u64,
-    /// When the file was last found still in place while its reading stood still.
-    still_checked: Option<Instant>,
+    /// The wrap value of the file now open.
+    max_uj: u64,
+    /// The file was opened again since the last sample: the next good sample restarts the
+    /// counter from its reading. Kept until then, as a failed sample discards its readings.
+    reset: bool,
 }
 
 impl RaplSource {
@@ -143,15 +151,19 @@ impl RaplSource {
         let mut counters = Vec::with_capacity(zones.len());
         for zone in &zones {
             let path = zone.path.join("energy_uj");
-            let file =
+            let mut file =
                 CounterFile::open(path.clone()).map_err(|source| CounterError::Io { path, source }.unavailable())?;
-            let raw = parse_counter(&file).map_err(CounterError::unavailable)?;
-            check_range(raw, zone, file.path()).map_err(CounterError::unavailable)?;
+            let raw = file
+                .read_value(&mut [0u8; COUNTER_BUF], None, parse_raw)
+                .map_err(|e| CounterError::read(file.path(), e).unavailable())?
+                .value;
+            check_range(raw, zone.max_energy_range_uj, file.path()).map_err(CounterError::unavailable)?;
             files.push(file);
             counters.push(Counter {
                 last_raw: raw,
                 total_uj: 0,
-                still_checked: None,
+                max_uj: zone.max_energy_range_uj,
+                reset: false,
             });
         }
         tracing::debug!(
@@ -167,6 +179,7 @@ impl RaplSource {
                 raws: Vec::with_capacity(zones.len()),
                 counters,
                 wraps: 0,
+                resets: 0,
             }),
             zones,
         })
@@ -186,6 +199,12 @@ impl RaplSource {
     pub fn zones(&self) -> &[ZoneInfo] {
         &self.zones
     }
+
+    /// Counters restarted so far because their file was opened again (a reloaded driver, a
+    /// replaced file): each added no energy for the interval of its restart.
+    pub fn resets(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).resets
+    }
 }
 
 impl PowerSource for RaplSource {
@@ -201,18 +220,23 @@ impl PowerSource for RaplSource {
         let state = &mut *guard;
         state.raws.clear();
         for ((zone, file), counter) in self.zones.iter().zip(&mut state.files).zip(&mut state.counters) {
-            let raw = read_zone(file, counter).map_err(CounterError::read_failed)?;
-            check_range(raw, zone, file.path()).map_err(CounterError::read_failed)?;
+            let raw = read_zone(zone, file, counter).map_err(CounterError::read_failed)?;
             state.raws.push(raw);
         }
-        let mut wraps = 0;
+        let (mut wraps, mut resets) = (0, 0);
         let mut zones = Vec::with_capacity(self.zones.len());
         for ((zone, counter), &raw) in self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws) {
-            let delta = if raw >= counter.last_raw {
+            let delta = if counter.reset {
+                // Another counter than the one before: its distance from the last one is no energy.
+                counter.reset = false;
+                resets += 1;
+                tracing::warn!(zone = %zone.name, raw, "RAPL counter file opened again; the counter restarts from its reading");
+                0
+            } else if raw >= counter.last_raw {
                 raw - counter.last_raw
             } else {
                 wraps += 1;
-                zone.max_energy_range_uj - counter.last_raw + raw
+                counter.max_uj.saturating_sub(counter.last_raw).saturating_add(raw)
             };
             counter.last_raw = raw;
             counter.total_uj = counter.total_uj.saturating_add(delta);
@@ -225,6 +249,7 @@ impl PowerSource for RaplSource {
             tracing::debug!(root = %self.root.display(), wraps, "RAPL counter wrap corrected");
         }
         state.wraps += wraps;
+        state.resets += resets;
         Ok(EnergySample {
             zones,
             wraps: state.wraps,
@@ -245,9 +270,25 @@ enum CounterError {
     Parse { path: PathBuf, content: String },
     #[error("{} reads {raw}, above max_energy_range_uj {max}", .path.display())]
     AboveRange { path: PathBuf, raw: u64, max: u64 },
+    #[error("{} is zero", .path.display())]
+    ZeroRange { path: PathBuf },
 }
 
 impl CounterError {
+    /// The error of reading `path` through [`CounterFile::read_value`].
+    fn read(path: &Path, err: ReadError) -> CounterError {
+        match err {
+            ReadError::Io(source) => CounterError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadError::Parse(content) => CounterError::Parse {
+                path: path.to_path_buf(),
+                content,
+            },
+        }
+    }
+
     /// The error while opening: the source is unavailable, and permission problems say so.
     fn unavailable(self) -> PowerError {
         match self {
@@ -267,56 +308,34 @@ impl CounterError {
 /// Room for a counter file: `u64::MAX` has 20 digits, plus a newline and some slack.
 const COUNTER_BUF: usize = 32;
 
-/// How often a counter whose reading stands still is checked for a removed or replaced file.
-const STILL_RECHECK: Duration = Duration::from_secs(1);
-
-/// Reads a zone's counter through its open file.
-///
-/// When the read fails, or the reading has not moved since the last sample and the file has lost
-/// its name (removed, or replaced by a rename), the path is opened again and read once more: a
-/// removed zone then fails instead of repeating its last value, and a replaced file is followed.
-/// A reading that stands still is checked when it stops and then once per [`STILL_RECHECK`];
-/// live kernel counters move between samples, so real hardware rarely pays for the check.
-fn read_zone(file: &mut CounterFile, counter: &mut Counter) -> Result<u64, CounterError> {
-    let first = parse_counter(file);
-    let reopen = match &first {
-        Ok(raw) if *raw != counter.last_raw => {
-            counter.still_checked = None;
-            false
-        }
-        Ok(_) if counter.still_checked.is_some_and(|at| at.elapsed() < STILL_RECHECK) => false,
-        Ok(_) => {
-            let unlinked = file.unlinked();
-            counter.still_checked = (!unlinked).then(Instant::now);
-            unlinked
-        }
-        // The descriptor may be stale (ENODEV once a zone's driver is reloaded).
-        Err(CounterError::Io { .. }) => true,
-        Err(_) => file.unlinked(),
-    };
-    if !reopen {
-        return first;
+/// Reads a zone's counter through its open file, following a removed or replaced file
+/// ([`CounterFile::read_value`]). A reading from a file opened again marks the counter for a
+/// reset and reads the zone's range again, as a reloaded driver may report another.
+fn read_zone(zone: &ZoneInfo, file: &mut CounterFile, counter: &mut Counter) -> Result<u64, CounterError> {
+    let reading = file
+        .read_value(&mut [0u8; COUNTER_BUF], Some(&counter.last_raw), parse_raw)
+        .map_err(|e| CounterError::read(file.path(), e))?;
+    counter.reset |= reading.reopened;
+    if counter.reset {
+        // Until the reset is counted, in case the range read failed last time.
+        counter.max_uj = read_max_range(&zone.path)?;
     }
-    counter.still_checked = None;
-    file.reopen().map_err(|source| CounterError::Io {
-        path: file.path().to_path_buf(),
-        source,
-    })?;
-    parse_counter(file)
+    check_range(reading.value, counter.max_uj, file.path())?;
+    Ok(reading.value)
 }
 
-/// Reads and parses a counter; leading zeros (fixed-width writers) are accepted, an empty file is
-/// an error.
-fn parse_counter(file: &CounterFile) -> Result<u64, CounterError> {
-    let mut buf = [0u8; COUNTER_BUF];
-    let text = file.read(&mut buf).map_err(|source| CounterError::Io {
-        path: file.path().to_path_buf(),
-        source,
-    })?;
-    text.trim().parse().map_err(|_| CounterError::Parse {
-        path: file.path().to_path_buf(),
-        content: text.trim().to_string(),
-    })
+/// A counter's value; leading zeros (fixed-width writers) are accepted, an empty file is not.
+fn parse_raw(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// The zone's `max_energy_range_uj`, which must not be zero.
+fn read_max_range(zone_dir: &Path) -> Result<u64, CounterError> {
+    let path = zone_dir.join("max_energy_range_uj");
+    match read_counter(&path)? {
+        0 => Err(CounterError::ZeroRange { path }),
+        max => Ok(max),
+    }
 }
 
 /// Reads a counter once (opened, read, closed), for values read at open only.
@@ -332,12 +351,12 @@ fn read_counter(path: &Path) -> Result<u64, CounterError> {
     })
 }
 
-fn check_range(raw: u64, zone: &ZoneInfo, file: &Path) -> Result<(), CounterError> {
-    if raw > zone.max_energy_range_uj {
+fn check_range(raw: u64, max: u64, file: &Path) -> Result<(), CounterError> {
+    if raw > max {
         return Err(CounterError::AboveRange {
             path: file.to_path_buf(),
             raw,
-            max: zone.max_energy_range_uj,
+            max,
         });
     }
     Ok(())
@@ -495,11 +514,7 @@ fn select(root: &Path, entries: &[Entry], selection: ZoneSelection) -> Result<Ve
             continue;
         }
         has_package |= kind_of(&entry.label) == Kind::Package;
-        let max_file = entry.path.join("max_energy_range_uj");
-        let max_energy_range_uj = read_counter(&max_file).map_err(CounterError::unavailable)?;
-        if max_energy_range_uj == 0 {
-            return Err(PowerError::Unavailable(format!("{} is zero", max_file.display())));
-        }
+        let max_energy_range_uj = read_max_range(&entry.path).map_err(CounterError::unavailable)?;
         zones.push(ZoneInfo {
             name,
             path: entry.path.clone(),

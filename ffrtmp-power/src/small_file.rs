@@ -24,10 +24,8 @@ pub(crate) fn read_small<'a>(path: &Path, buf: &'a mut [u8; SMALL_FILE_MAX]) -> 
 /// A counter file kept open and read from offset 0 each time.
 ///
 /// The descriptor follows the file it opened: a file *replaced* by another (rename over it)
-/// keeps reading the old one, which is never the case for kernel counters (a sysfs or cgroup
-/// file is not replaced while its zone or group exists; when they go away, reads fail with
-/// `ENODEV`). Writers of file-backed trees should rewrite the file in place; callers that must
-/// also follow replacements check [`unlinked`](Self::unlinked) and [`reopen`](Self::reopen).
+/// keeps reading the old one, and a kernel file whose zone or group went away fails with
+/// `ENODEV`. [`read_value`](Self::read_value) follows both by opening the path again.
 #[derive(Debug)]
 pub(crate) struct CounterFile {
     path: PathBuf,
@@ -62,6 +60,59 @@ impl CounterFile {
         self.file = File::open(&self.path)?;
         Ok(())
     }
+
+    /// Reads the file into `buf` and parses it with `parse`, following a file that was removed or
+    /// replaced: the path is opened again and read once more when the read fails (a stale
+    /// descriptor), or when the value equals `last` (it stands still) or does not parse and the
+    /// open file has lost its name. A removed file then gives an error rather than its last value
+    /// forever, and a replaced one is read instead of the old one.
+    ///
+    /// Live kernel counters move between readings, so the `fstat` behind the name check is only
+    /// paid by a counter that stands still; `last` is `None` when there is nothing to compare yet.
+    pub(crate) fn read_value<T: PartialEq>(
+        &mut self,
+        buf: &mut [u8],
+        last: Option<&T>,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Reading<T>, ReadError> {
+        let first = self.parse_once(buf, &parse);
+        let reopen = match &first {
+            Ok(value) => last == Some(value) && self.unlinked(),
+            // ENODEV once a zone's driver is reloaded or a cgroup removed.
+            Err(ReadError::Io(_)) => true,
+            Err(ReadError::Parse(_)) => self.unlinked(),
+        };
+        if !reopen {
+            return first.map(|value| Reading { value, reopened: false });
+        }
+        self.reopen().map_err(ReadError::Io)?;
+        self.parse_once(buf, &parse)
+            .map(|value| Reading { value, reopened: true })
+    }
+
+    fn parse_once<T>(&self, buf: &mut [u8], parse: impl Fn(&str) -> Option<T>) -> Result<T, ReadError> {
+        let text = self.read(buf).map_err(ReadError::Io)?;
+        parse(text).ok_or_else(|| ReadError::Parse(text.trim().to_string()))
+    }
+}
+
+/// A value read by [`CounterFile::read_value`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reading<T> {
+    /// The parsed value.
+    pub(crate) value: T,
+    /// The value comes from the path opened again (the old file was removed or replaced, or its
+    /// descriptor went stale): it may count from another origin than the values before it.
+    pub(crate) reopened: bool,
+}
+
+/// Why [`CounterFile::read_value`] has no value.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The file could not be read, or could not be opened again.
+    Io(io::Error),
+    /// The content, trimmed, is not what the parser takes.
+    Parse(String),
 }
 
 /// Reads `file` from offset 0 until its end into `buf`.
@@ -167,6 +218,86 @@ mod tests {
         let err = counter.reopen().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert_eq!(counter.path(), path);
+    }
+
+    fn parse_u64(text: &str) -> Option<u64> {
+        text.trim().parse().ok()
+    }
+
+    #[test]
+    fn read_value_follows_a_replaced_file_and_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("energy_uj");
+        fs::write(&path, "10\n").unwrap();
+        let mut counter = CounterFile::open(path.clone()).unwrap();
+        let mut buf = [0u8; 32];
+        let read = |c: &mut CounterFile, buf: &mut [u8], last: u64| c.read_value(buf, Some(&last), parse_u64).unwrap();
+        assert_eq!(
+            read(&mut counter, &mut buf, 0),
+            Reading {
+                value: 10,
+                reopened: false
+            }
+        );
+        assert_eq!(
+            read(&mut counter, &mut buf, 10),
+            Reading {
+                value: 10,
+                reopened: false
+            }
+        );
+
+        // The old file still reads 10, the value seen last: its lost name is noticed at once.
+        let tmp = dir.path().join("energy_uj.tmp");
+        fs::write(&tmp, "3\n").unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        assert_eq!(
+            read(&mut counter, &mut buf, 10),
+            Reading {
+                value: 3,
+                reopened: true
+            }
+        );
+        assert_eq!(
+            read(&mut counter, &mut buf, 3),
+            Reading {
+                value: 3,
+                reopened: false
+            }
+        );
+
+        // A replacement that does not parse is followed too, and reported as a parse error.
+        fs::write(&tmp, "x\n").unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        let err = counter.read_value(&mut buf, Some(&3), parse_u64).unwrap_err();
+        assert!(matches!(&err, ReadError::Parse(text) if text == "x"), "{err:?}");
+    }
+
+    #[test]
+    fn read_value_notices_a_removed_file_on_the_first_still_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu.stat");
+        fs::write(&path, "5\n").unwrap();
+        let mut counter = CounterFile::open(path.clone()).unwrap();
+        let mut buf = [0u8; 32];
+        fs::remove_file(&path).unwrap();
+        // With nothing to compare with, the open file is trusted.
+        assert_eq!(counter.read_value(&mut buf, None, parse_u64).unwrap().value, 5);
+        let err = counter.read_value(&mut buf, Some(&5), parse_u64).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        // Back again: read from the new file, which is said to be a new one.
+        fs::write(&path, "2\n").unwrap();
+        let reading = counter.read_value(&mut buf, Some(&5), parse_u64).unwrap();
+        assert_eq!(
+            reading,
+            Reading {
+                value: 2,
+                reopened: true
+            }
+        );
     }
 
     #[test]

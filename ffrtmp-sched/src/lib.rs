@@ -27,6 +27,7 @@ mod config;
 mod order;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod power;
 mod sqlite;
 mod sweeper;
 mod transport;

@@ -1,9 +1,10 @@
 //! The idle-baseline columns of each `ffrtmp bench run` row: the node's idle power
 //! ([`NodeBaseline`]) and the run's energy above it.
 
-use ffrtmp_core::{EnergyReport, Job, JobState};
+use ffrtmp_core::{EnergyReport, Job, JobState, Node};
 use serde::{Deserialize, Serialize};
 
+use super::fmt_num;
 use super::idle::NodeBaseline;
 
 /// The idle-baseline columns of a run.
@@ -21,7 +22,9 @@ pub struct IdleFigures {
     /// run's CPU package + DRAM joules ([`cpu_energy`]): the baseline is the node's CPU (RAPL)
     /// idle power, so GPU energy is left out of both sides.
     pub energy_above_idle_joules: Option<f64>,
-    /// Why `energy_above_idle_joules` is empty, when it is.
+    /// Why `energy_above_idle_joules` is empty, when it is, or that it was clamped to 0 (the
+    /// run's energy was below its share of the baseline: a baseline measured higher than the
+    /// run's own idle part, or noise).
     pub energy_above_idle_note: Option<String>,
 }
 
@@ -32,7 +35,8 @@ pub struct IdleFigures {
 ///   node's energy, so the share is unknown and the column stays empty;
 /// - `cgroup-cpu-share` attribution (each sampling interval's energy split by CPU time, the
 ///   rest going to "other"): the job's fraction of the machine's CPU time,
-///   `cpu_s / (wall_s × cores)`, because the idle power was split the same way. This holds at
+///   `cpu_s / (wall_s × cores)` with `cores` the CPUs the split is over ([`split_cpus`]),
+///   because the idle power was split the same way. This holds at
 ///   any parallelism.
 ///
 /// ```
@@ -66,6 +70,16 @@ pub fn idle_share(
         Some(other) => Err(format!("unknown energy attribution {other:?}")),
         None => Err("the energy report names no attribution".into()),
     }
+}
+
+/// The CPUs a node's energy split is over, for [`idle_share`]'s `cores`: what its power
+/// snapshot says ([`ffrtmp_core::NodePower::cpus`]) when it does, else its registered
+/// `cpu_cores` (agents that do not say).
+pub fn split_cpus(node: &Node) -> u32 {
+    node.power
+        .as_ref()
+        .and_then(|p| p.cpus)
+        .unwrap_or(node.registration.cpu_cores)
 }
 
 /// The part of a run's energy that the node's idle baseline (CPU package + DRAM, from RAPL) can
@@ -147,7 +161,21 @@ pub fn figures(job: Option<&Job>, baseline: Option<&NodeBaseline>, cores: Option
         Ok(share) => {
             f.idle_share = Some(share);
             match f.baseline_watts {
-                Some(w) => f.energy_above_idle_joules = Some(above_idle(energy, w, r.wall_s, share)),
+                Some(w) => {
+                    let idle = w * r.wall_s * share;
+                    f.energy_above_idle_joules = Some(above_idle(energy, w, r.wall_s, share));
+                    if energy < idle {
+                        f.energy_above_idle_note = Some(format!(
+                            "clamped to 0: the run's {} J is below its share of the idle baseline, {} W × {} s × {} = \
+                             {} J",
+                            fmt_num(energy),
+                            fmt_num(w),
+                            fmt_num(r.wall_s),
+                            fmt_num(share),
+                            fmt_num(idle)
+                        ));
+                    }
+                }
                 None => f.energy_above_idle_note = Some("no idle baseline for the node".into()),
             }
         }
@@ -212,6 +240,7 @@ mod tests {
         );
         assert_eq!(f.idle_share, Some(1.0));
         assert_eq!(f.energy_above_idle_joules, Some(80.0));
+        assert_eq!(f.energy_above_idle_note, None);
         assert_eq!(f.baseline_source.as_deref(), Some("idle-windows"));
         // Overlapping whole-node runs: left empty, with the reason.
         let f = figures(
@@ -240,6 +269,48 @@ mod tests {
             1,
         );
         assert_eq!(f.energy_above_idle_joules, Some(0.0));
+        let note = f.energy_above_idle_note.unwrap();
+        assert!(
+            note.starts_with("clamped to 0: the run's 50.00 J is below") && note.contains("= 120.0 J"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_split_is_over_the_cpus_the_snapshot_names_else_the_registered_cores() {
+        let mut node = Node {
+            id: ffrtmp_core::NodeId::new(),
+            registration: ffrtmp_core::NodeRegistration {
+                name: "n".into(),
+                cpu_cores: 4,
+                memory_mb: 1024,
+                max_concurrent_jobs: 1,
+                encoders: vec![],
+                engines: vec![],
+                version: String::new(),
+            },
+            status: ffrtmp_core::NodeStatus::Online,
+            active_jobs: 0,
+            registered_at_ms: 0,
+            last_seen_ms: 0,
+            power: None,
+        };
+        assert_eq!(split_cpus(&node), 4, "no snapshot");
+        let mut power = ffrtmp_core::NodePower {
+            source: "rapl".into(),
+            energy_joules: 0.0,
+            measured_s: 0.0,
+            watts: None,
+            idle_watts: None,
+            counting_since_ms: 0,
+            sampled_at_ms: 0,
+            cpus: None,
+        };
+        node.power = Some(power.clone());
+        assert_eq!(split_cpus(&node), 4, "an agent that does not say");
+        power.cpus = Some(16);
+        node.power = Some(power);
+        assert_eq!(split_cpus(&node), 16);
     }
 
     #[test]

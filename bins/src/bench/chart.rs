@@ -25,6 +25,8 @@ pub struct Chart {
     pub svg: Option<String>,
     /// File name of its PNG copy beside the page, once written.
     pub png: Option<String>,
+    /// Why it has no PNG copy, when rasterizing it failed.
+    pub png_error: Option<String>,
 }
 
 impl Chart {
@@ -66,6 +68,7 @@ pub fn charts(names: &[String], summaries: &[Vec<ScenarioSummary>]) -> Vec<Chart
                 title,
                 svg: (!empty).then(|| bar_chart(title, unit, &groups, names, &values)),
                 png: None,
+                png_error: None,
             }
         })
         .collect()
@@ -99,15 +102,19 @@ pub fn bar_chart(
     let group_w = bar * series.len().max(1) as f64 + gap;
     let width = (left + group_w * groups.len() as f64 + 20.0).max(420.0);
     let height = top + plot_h + bottom;
+    // Only finite figures are drawn: a bar whose median is not one is left out, a whisker
+    // whose end is not one is not drawn.
     let max = values
         .iter()
         .flatten()
         .flatten()
-        .map(|s| s.max.max(s.median))
+        .flat_map(|s| [s.max, s.median])
+        .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let (step, ticks) = nice_ticks(max);
     let scale_max = step * ticks as f64;
-    let y = |v: f64| top + plot_h - v / scale_max * plot_h;
+    // Clamped to the plot: near f64::MAX the scale may stop below the largest value.
+    let y = |v: f64| top + plot_h - v.clamp(0.0, scale_max) / scale_max * plot_h;
     let mut svg = format!(
         "<svg class=\"chart\" width=\"{width:.0}\" height=\"{height:.0}\" \
          viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\" fill=\"#222\" role=\"img\" \
@@ -149,7 +156,13 @@ pub fn bar_chart(
     for (g, group) in groups.iter().enumerate() {
         let gx = left + gap / 2.0 + g as f64 * group_w;
         for (i, name) in series.iter().enumerate() {
-            let Some(s) = values.get(g).and_then(|v| v.get(i)).copied().flatten() else {
+            let Some(s) = values
+                .get(g)
+                .and_then(|v| v.get(i))
+                .copied()
+                .flatten()
+                .filter(|s| s.median.is_finite())
+            else {
                 continue;
             };
             let x = gx + i as f64 * bar;
@@ -169,6 +182,9 @@ pub fn bar_chart(
                 s.n,
                 u = escape(unit)
             ));
+            if !(s.min.is_finite() && s.max.is_finite()) {
+                continue;
+            }
             let (y1, y2) = (y(s.max), y(s.min));
             svg.push_str(&format!(
                 "<line x1=\"{cx:.1}\" y1=\"{y1:.1}\" x2=\"{cx:.1}\" y2=\"{y2:.1}\" class=\"wh\" {WHISKER}/>\
@@ -198,26 +214,41 @@ pub fn bar_chart(
 }
 
 /// A tick step of 1, 2 or 5 × 10ⁿ and the number of steps (at most 5) that reach
-/// past `max`, leaving headroom for the whiskers.
+/// past `max`, leaving headroom for the whiskers. Whatever `max` is, the step is finite and
+/// positive, the steps are 1..=10 and the scale `step × steps` is finite; near `f64::MAX`
+/// it stops below `max`, and below the smallest normal numbers it falls back to `(0.25, 4)`
+/// like zero, NaN and infinities.
 ///
 /// ```
 /// use ffrtmp::bench::chart::nice_ticks;
 /// assert_eq!(nice_ticks(121.0), (50.0, 3));
 /// assert_eq!(nice_ticks(9.0), (2.0, 5));
 /// assert_eq!(nice_ticks(0.0), (0.25, 4));
+/// let (step, ticks) = nice_ticks(f64::MAX);
+/// assert!((step * ticks as f64).is_finite() && ticks <= 10);
 /// ```
 pub fn nice_ticks(max: f64) -> (f64, u32) {
+    const FALLBACK: (f64, u32) = (0.25, 4);
     if !(max.is_finite() && max > 0.0) {
-        return (0.25, 4);
+        return FALLBACK;
     }
-    let rough = max * 1.05 / 5.0;
+    // 5 % headroom, which overflows to infinity near f64::MAX: capped there.
+    let top = (max * 1.05).min(f64::MAX);
+    let rough = top / 5.0;
     let magnitude = 10f64.powf(rough.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|&s| s >= rough)
         .unwrap_or(10.0 * magnitude);
-    let ticks = ((max * 1.05) / step).ceil().max(1.0) as u32;
+    // A subnormal `max` can underflow the step to 0, which would ask for unbounded ticks.
+    if !(step.is_finite() && step > 0.0) {
+        return FALLBACK;
+    }
+    let mut ticks = (top / step).ceil().clamp(1.0, 10.0) as u32;
+    while ticks > 1 && !(step * f64::from(ticks)).is_finite() {
+        ticks -= 1;
+    }
     (step, ticks)
 }
 
@@ -251,5 +282,86 @@ mod tests {
         // Styled on its own: no class needs the page's CSS to be visible.
         assert!(svg.contains("class=\"wh\" stroke=\"#222\""), "{svg}");
         assert!(svg.contains("font-family=\"sans-serif\""), "{svg}");
+    }
+
+    fn stat(median: f64, min: f64, max: f64) -> Option<Stat> {
+        Some(Stat { n: 1, median, min, max })
+    }
+
+    /// Lines of the value axis (one per tick, and zero).
+    fn grid_lines(svg: &str) -> usize {
+        svg.matches("class=\"grid\"").count()
+    }
+
+    #[test]
+    fn ticks_are_bounded_and_finite_for_any_maximum() {
+        let subnormal = f64::MIN_POSITIVE / 1e10;
+        for max in [
+            0.0,
+            -5.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            5e-324,
+            subnormal,
+            1e-300,
+            1e-9,
+            1.0,
+            1e15,
+            1e307,
+            1e308,
+            f64::MAX / 1.05,
+            f64::MAX,
+        ] {
+            let (step, ticks) = nice_ticks(max);
+            let scale = step * f64::from(ticks);
+            assert!(step.is_finite() && step > 0.0, "{max}: step {step}");
+            assert!((1..=10).contains(&ticks), "{max}: {ticks} ticks");
+            assert!(scale.is_finite(), "{max}: scale {scale}");
+            if (1e-300..=1e308).contains(&max) {
+                assert!(scale >= max, "{max}: the scale {scale} reaches past it");
+                assert!(ticks <= 5, "{max}: {ticks} ticks");
+            }
+        }
+    }
+
+    #[test]
+    fn charts_of_no_series_one_point_nan_and_huge_values_are_well_formed() {
+        let draw = |groups: &[&str], series: &[&str], values: &[Vec<Option<Stat>>]| {
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            let series: Vec<String> = series.iter().map(|s| s.to_string()).collect();
+            let svg = bar_chart("t", "u", &groups, &series, values);
+            assert_balanced(&svg);
+            assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+            assert!(grid_lines(&svg) <= 11, "{svg}");
+            svg
+        };
+        let empty = draw(&[], &[], &[]);
+        assert_eq!(empty.matches("<rect").count(), 0, "{empty}");
+        assert!(charts(&[], &[]).iter().all(|c| c.svg.is_none()), "nothing to draw");
+
+        let one = draw(&["a"], &["s"], &[vec![stat(7.0, 7.0, 7.0)]]);
+        // A legend box and one bar.
+        assert_eq!(one.matches("<rect").count(), 2, "{one}");
+
+        let nan = draw(
+            &["a", "b"],
+            &["s"],
+            &[vec![stat(f64::NAN, 1.0, 2.0)], vec![stat(3.0, f64::NAN, 4.0)]],
+        );
+        // The NaN median's bar is left out; the other bar stays, without its whisker.
+        assert_eq!(nan.matches("<rect").count(), 2, "{nan}");
+        assert_eq!(nan.matches("class=\"wh\"").count(), 0, "{nan}");
+
+        let huge = draw(
+            &["a", "b"],
+            &["s"],
+            &[
+                vec![stat(f64::MAX, 1e308, f64::MAX)],
+                vec![stat(f64::INFINITY, 0.0, f64::INFINITY)],
+            ],
+        );
+        assert_eq!(huge.matches("<rect").count(), 2, "{huge}");
+        assert!(crate::bench::png::Rasterizer::with_system_fonts().png(&huge).is_ok());
     }
 }

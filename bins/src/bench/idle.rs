@@ -4,11 +4,18 @@
 //! A window is measured with the nodes' own energy meters as the master last heard them:
 //! every heartbeat carries a [`NodePower`] snapshot, which `GET /nodes` shows. A snapshot can
 //! be up to one heartbeat interval old, so a window starts only once every metered node has
-//! sent a new snapshot (taken after the benchmark's previous activity ended), lasts the
-//! window's length, and ends with the next new snapshot of each node. A node's measured span
-//! therefore runs between those two snapshots: the window's length plus up to about one
-//! heartbeat interval, during all of which the benchmark submits nothing. Its mean power is
-//! `Δenergy_joules / Δmeasured_s` of the same meter (the agent's monotonic clock).
+//! sent a newer snapshot (taken after the benchmark's previous activity ended), lasts the
+//! window's length, and ends with the next newer snapshot of each node.
+//!
+//! What is measured, per node, is therefore its span between those two snapshots
+//! ([`NodeIdle::seconds`], on the agent's monotonic clock): not the window's length, but that
+//! plus the time from the first snapshot to the window's start (up to one poll of
+//! `GET /nodes`) and from the window's end to the next heartbeat (up to one heartbeat
+//! interval, 30 s by the agents' default), during all of which the benchmark submits nothing.
+//! Spans differ between nodes and windows, so the figures compared are rates: a node's mean
+//! power `Δenergy_joules / Δmeasured_s` over its span, and from it its energy over exactly the
+//! window's length ([`NodeIdle::window_joules`] = mean power × [`IdleWindow::length_s`]). The
+//! joules actually counted over the span are kept beside them ([`NodeIdle::joules`]).
 //!
 //! The idle baseline of a node is the mean power over its measured windows (without other
 //! jobs on it), or, when there is none, the idle power its agent measured at start.
@@ -61,12 +68,19 @@ pub struct NodeIdle {
     pub node: String,
     /// Its energy source (`rapl`, …), when it reports one.
     pub source: Option<String>,
-    /// Joules between the window's two snapshots.
+    /// Joules counted between the window's two snapshots (over `seconds`, not over the
+    /// window's length).
     pub joules: Option<f64>,
-    /// Seconds between the two snapshots, on the agent's monotonic clock.
+    /// The measured span: seconds between the two snapshots on the agent's monotonic clock,
+    /// the window's length plus up to one poll and one heartbeat interval (see the module
+    /// documentation).
     pub seconds: Option<f64>,
-    /// `joules / seconds`.
+    /// `joules / seconds`: the node's mean power over its span.
     pub mean_watts: Option<f64>,
+    /// `mean_watts` × the window's nominal length ([`IdleWindow::length_s`]): the node's idle
+    /// energy over a window of exactly that length; absent in files written before it existed.
+    #[serde(default)]
+    pub window_joules: Option<f64>,
     /// Jobs the master had on the node at the window's start or end (not the benchmark's:
     /// other load). A window with jobs is recorded but not used as a baseline.
     pub jobs_seen: u32,
@@ -79,11 +93,20 @@ pub struct NodeIdle {
 pub struct IdleWindow {
     /// `before` or `after` the recorded runs.
     pub phase: String,
-    /// Start, ms since the Unix epoch (once every metered node had a new snapshot).
+    /// Start, ms since the Unix epoch (once every metered node had a newer snapshot).
     pub start_ms: u64,
-    /// End, ms since the Unix epoch (before waiting for the closing snapshots).
+    /// End, ms since the Unix epoch (before waiting for the closing snapshots). Wall clock:
+    /// use `elapsed_s` for the length.
     pub end_ms: u64,
-    /// Sum of the nodes' `joules`; `None` when no node measured the window.
+    /// The window's nominal length, seconds (what was asked for).
+    #[serde(default)]
+    pub length_s: f64,
+    /// Seconds from start to end on this process's monotonic clock, immune to wall-clock
+    /// steps; `None` in files written before it existed.
+    #[serde(default)]
+    pub elapsed_s: Option<f64>,
+    /// Sum of the nodes' `window_joules` (mean power × `length_s`); `None` when no node
+    /// measured the window. The nodes' spans differ, so their counted `joules` are not summed.
     pub energy_joules: Option<f64>,
     /// Per online node at the window's start.
     #[serde(default)]
@@ -121,8 +144,9 @@ pub struct SnapshotWait {
 /// Latest snapshots per node, and why a node has none.
 type Fresh = (HashMap<NodeId, Node>, HashMap<NodeId, String>);
 
-/// Reads `GET /nodes` until each of `ids` shows a snapshot different from the one it showed
-/// at the first read (a new heartbeat), or the wait ends.
+/// Reads `GET /nodes` until each of `ids` shows a snapshot newer than the one it showed at
+/// the first read ([`NodePower::supersedes`]: a later heartbeat, not a delayed older one), or
+/// the wait ends.
 async fn fresh_snapshots(api: &ApiClient, ids: &[NodeId], wait: SnapshotWait) -> Result<Fresh, String> {
     let deadline = Instant::now() + wait.wait;
     let first = api.nodes().await.map_err(|e| format!("GET /nodes failed: {e}"))?;
@@ -140,8 +164,7 @@ async fn fresh_snapshots(api: &ApiClient, ids: &[NodeId], wait: SnapshotWait) ->
             }
         };
         for n in nodes {
-            let new = n.power.is_some() && before.get(&n.id).is_some_and(|b| *b != n.power);
-            if new && ids.contains(&n.id) {
+            if is_newer(before.get(&n.id), n.power.as_ref()) && ids.contains(&n.id) {
                 fresh.insert(n.id, n);
             }
         }
@@ -161,13 +184,23 @@ async fn fresh_snapshots(api: &ApiClient, ids: &[NodeId], wait: SnapshotWait) ->
     Ok((fresh, missing))
 }
 
+/// Whether `now` is a newer snapshot than `first`, what the node showed at the first read
+/// (`None`: not listed then; `Some(None)`: listed without a snapshot).
+fn is_newer(first: Option<&Option<NodePower>>, now: Option<&NodePower>) -> bool {
+    match (first, now) {
+        (Some(Some(old)), Some(p)) => p.supersedes(old),
+        (Some(None), Some(_)) => true,
+        _ => false,
+    }
+}
+
 /// Joules and seconds between two snapshots of one meter.
 ///
 /// ```
 /// use ffrtmp::bench::idle::span;
 /// use ffrtmp_core::NodePower;
 /// let a = NodePower { source: "rapl".into(), energy_joules: 100.0, measured_s: 10.0, watts: None,
-///     idle_watts: None, counting_since_ms: 7, sampled_at_ms: 17_000 };
+///     idle_watts: None, counting_since_ms: 7, sampled_at_ms: 17_000, cpus: None };
 /// let b = NodePower { energy_joules: 160.0, measured_s: 12.0, sampled_at_ms: 19_000, ..a.clone() };
 /// assert_eq!(span(&a, &b), Ok((60.0, 2.0)));
 /// let restarted = NodePower { counting_since_ms: 18_000, ..b };
@@ -185,9 +218,12 @@ pub fn span(start: &NodePower, end: &NodePower) -> Result<(f64, f64), String> {
     }
     let joules = end.energy_joules - start.energy_joules;
     let seconds = end.measured_s - start.measured_s;
-    if joules < 0.0 || seconds <= 0.0 {
+    // Written so that NaN fails too, and a span too short for its energy (infinite power).
+    if !(joules.is_finite() && joules >= 0.0 && seconds.is_finite() && seconds > 0.0 && (joules / seconds).is_finite())
+    {
         return Err(format!(
-            "the meter did not move forward ({joules:.3} J in {seconds:.3} s between the snapshots)"
+            "the meter did not move forward, or its figures are not usable ({joules:.3} J in {seconds:.3} s \
+             between the snapshots)"
         ));
     }
     Ok((joules, seconds))
@@ -208,6 +244,8 @@ pub async fn measure(
         phase: phase.to_string(),
         start_ms: 0,
         end_ms: 0,
+        length_s: length.as_secs_f64(),
+        elapsed_s: None,
         energy_joules: None,
         nodes: Vec::new(),
         note: None,
@@ -234,7 +272,9 @@ pub async fn measure(
     };
     progress(format!("idle window {phase} the runs: {:.1} s", length.as_secs_f64()));
     window.start_ms = ffrtmp_core::now_ms();
+    let started_at = Instant::now();
     tokio::time::sleep(length).await;
+    window.elapsed_s = Some(started_at.elapsed().as_secs_f64());
     window.end_ms = ffrtmp_core::now_ms();
     let started: Vec<NodeId> = starts.keys().copied().collect();
     let (ends, missing) = if started.is_empty() {
@@ -263,9 +303,11 @@ pub async fn measure(
         match (s0.and_then(|x| x.power.as_ref()), s1.and_then(|x| x.power.as_ref())) {
             (Some(a), Some(b)) => match span(a, b) {
                 Ok((joules, seconds)) => {
+                    let watts = joules / seconds;
                     idle.joules = Some(joules);
                     idle.seconds = Some(seconds);
-                    idle.mean_watts = Some(joules / seconds);
+                    idle.mean_watts = Some(watts);
+                    idle.window_joules = Some(watts * window.length_s);
                 }
                 Err(e) => idle.unavailable_reason = Some(e),
             },
@@ -276,7 +318,7 @@ pub async fn measure(
         }
         window.nodes.push(idle);
     }
-    let measured: Vec<f64> = window.nodes.iter().filter_map(|n| n.joules).collect();
+    let measured: Vec<f64> = window.nodes.iter().filter_map(|n| n.window_joules).collect();
     window.energy_joules = (!measured.is_empty()).then(|| measured.iter().sum());
     window
 }
@@ -348,11 +390,14 @@ pub fn describe(windows: &[IdleWindow], baselines: &[NodeBaseline], basis: &str)
             .iter()
             .map(|n| match (n.mean_watts, n.joules, n.seconds) {
                 (Some(watts), Some(j), Some(s)) => format!(
-                    "{} {} J in {} s = {} W{}",
+                    "{} {} W ({} J in a {} s span{}){}",
                     n.node,
+                    fmt_num(watts),
                     fmt_num(j),
                     fmt_num(s),
-                    fmt_num(watts),
+                    n.window_joules
+                        .map(|wj| format!(", {} J per window", fmt_num(wj)))
+                        .unwrap_or_default(),
                     if n.jobs_seen > 0 {
                         " (other jobs ran: not idle)"
                     } else {
@@ -371,9 +416,13 @@ pub fn describe(windows: &[IdleWindow], baselines: &[NodeBaseline], basis: &str)
             (None, true) => "no online node".to_string(),
             (None, false) => nodes.join("; "),
         };
-        parts.push(format!("{}: {body}", w.phase));
+        parts.push(format!("{} {} s window: {body}", w.phase, fmt_num(w.length_s)));
     }
-    format!("measured by the nodes' meters ({basis}): {}", parts.join(" | "))
+    format!(
+        "measured by the nodes' meters ({basis}; each node's mean power over its span between two heartbeat \
+         snapshots, which is up to one heartbeat interval longer than the window): {}",
+        parts.join(" | ")
+    )
 }
 
 #[cfg(test)]
@@ -405,6 +454,7 @@ mod tests {
                 idle_watts: Some(w),
                 counting_since_ms: 0,
                 sampled_at_ms: 0,
+                cpus: None,
             }),
         }
     }
@@ -417,6 +467,7 @@ mod tests {
             joules: Some(joules),
             seconds: Some(seconds),
             mean_watts: Some(joules / seconds),
+            window_joules: Some(joules / seconds * 5.0),
             jobs_seen,
             unavailable_reason: None,
         }
@@ -427,6 +478,8 @@ mod tests {
             phase: phase.into(),
             start_ms: 0,
             end_ms: 1000,
+            length_s: 5.0,
+            elapsed_s: Some(5.0),
             energy_joules: None,
             nodes,
             note: None,
@@ -451,7 +504,10 @@ mod tests {
         assert_eq!((bl[1].watts, bl[1].source.as_str()), (Some(7.0), "agent-idle-watts"));
         assert_eq!((bl[2].watts, bl[2].source.as_str()), (None, "none"));
         let text = describe(&windows, &bl, "given 1 s");
-        assert!(text.contains("a 100.0 J in 10.00 s = 10.00 W"), "{text}");
+        assert!(
+            text.contains("before 5.00 s window: a 10.00 W (100.0 J in a 10.00 s span, 50.00 J per window)"),
+            "{text}"
+        );
         assert!(text.contains("other jobs ran: not idle"), "{text}");
         let agents = baselines(&[], &[a]);
         assert_eq!(agents[0].source, "agent-idle-watts");
@@ -469,6 +525,7 @@ mod tests {
             idle_watts: None,
             counting_since_ms: 1,
             sampled_at_ms: 2,
+            cpus: None,
         };
         let back = NodePower {
             energy_joules: 5.0,
@@ -483,5 +540,56 @@ mod tests {
             ..a.clone()
         };
         assert!(span(&a, &other).unwrap_err().contains("source changed"));
+    }
+
+    #[test]
+    fn spans_refuse_figures_that_are_not_numbers_or_give_infinite_power() {
+        let a = NodePower {
+            source: "rapl".into(),
+            energy_joules: 10.0,
+            measured_s: 1.0,
+            watts: None,
+            idle_watts: None,
+            counting_since_ms: 1,
+            sampled_at_ms: 2,
+            cpus: None,
+        };
+        let later = |energy_joules: f64, measured_s: f64| NodePower {
+            energy_joules,
+            measured_s,
+            ..a.clone()
+        };
+        for (j, s) in [
+            (f64::NAN, 2.0),
+            (20.0, f64::NAN),
+            (f64::INFINITY, 2.0),
+            (20.0, f64::INFINITY),
+            // A finite energy over a span so short that the mean power is infinite.
+            (1e300, 1.0 + f64::EPSILON),
+        ] {
+            let e = span(&a, &later(j, s)).unwrap_err();
+            assert!(e.contains("did not move forward"), "{j} J, {s} s: {e}");
+        }
+        assert_eq!(span(&a, &later(30.0, 3.0)), Ok((20.0, 2.0)));
+    }
+
+    #[test]
+    fn only_newer_snapshots_open_or_close_a_window() {
+        let at = |measured_s: f64| NodePower {
+            source: "rapl".into(),
+            energy_joules: measured_s * 10.0,
+            measured_s,
+            watts: None,
+            idle_watts: None,
+            counting_since_ms: 1,
+            sampled_at_ms: 1 + (measured_s * 1000.0) as u64,
+            cpus: None,
+        };
+        assert!(is_newer(Some(&Some(at(1.0))), Some(&at(2.0))));
+        assert!(!is_newer(Some(&Some(at(2.0))), Some(&at(1.0))), "an older, delayed one");
+        assert!(!is_newer(Some(&Some(at(2.0))), Some(&at(2.0))), "the same");
+        assert!(is_newer(Some(&None), Some(&at(1.0))), "a first snapshot");
+        assert!(!is_newer(Some(&Some(at(1.0))), None), "none now");
+        assert!(!is_newer(None, Some(&at(1.0))), "not listed at the first read");
     }
 }

@@ -141,12 +141,22 @@ mod tests {
         (pixmap.width(), pixmap.height(), pixmap.pixels().len() - white)
     }
 
+    /// Needs an installed font: fails, saying how to install one, where there is none, unless
+    /// `FFRTMP_SKIP_FONT_TESTS=1` (`scripts/test.sh` installs `fonts-dejavu-core`).
     #[test]
     fn text_is_drawn_with_an_installed_font() {
         let r = Rasterizer::with_system_fonts();
-        let font = r.font().unwrap_or_else(|| {
-            panic!("no font installed: text would be missing from the PNG charts (apt-get install fonts-dejavu-core)")
-        });
+        let Some(font) = r.font() else {
+            if std::env::var("FFRTMP_SKIP_FONT_TESTS").as_deref() == Ok("1") {
+                eprintln!("skipped (FFRTMP_SKIP_FONT_TESTS=1): no font installed");
+                return;
+            }
+            panic!(
+                "this test needs an installed font, and there is none here, so text would be missing from the \
+                 PNG charts: install one (Debian/Ubuntu: apt-get install fonts-dejavu-core), or set \
+                 FFRTMP_SKIP_FONT_TESTS=1 to skip it"
+            );
+        };
         let text = r#"<svg width="120" height="40"><text x="4" y="28" font-family="sans-serif" font-size="20">J/frame</text></svg>"#;
         let (w, h, ink) = inked(&r.png(text).unwrap());
         assert_eq!((w, h), (240, 80), "scaled by {SCALE}");

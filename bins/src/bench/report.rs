@@ -13,6 +13,7 @@ pub use super::chart::{bar_chart, nice_ticks};
 
 use super::chart::{charts, Chart};
 use super::compare::{headers, metric_text, rows};
+use super::idle::IdleWindow;
 use super::png::Rasterizer;
 use super::run::RunMeta;
 use super::{fmt_num, load_nonempty};
@@ -114,17 +115,7 @@ pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
             m.runs_not_completed,
             m.master
         ));
-        let windows: Vec<String> = m
-            .idle_windows
-            .iter()
-            .map(|w| {
-                format!(
-                    "{} {:.1} s",
-                    w.phase,
-                    w.end_ms.saturating_sub(w.start_ms) as f64 / 1000.0
-                )
-            })
-            .collect();
+        let windows: Vec<String> = m.idle_windows.iter().map(window_note).collect();
         if !windows.is_empty() {
             notes.push(format!("idle windows: {}", windows.join(", ")));
         }
@@ -137,6 +128,34 @@ pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
     })
 }
 
+/// A window's phase and length as measured on the monotonic clock (the wall clock's in files
+/// without it), and the spans the nodes' meters measured, which run up to one heartbeat
+/// interval longer.
+///
+/// ```
+/// use ffrtmp::bench::idle::{IdleWindow, NodeIdle};
+/// let node = |seconds| NodeIdle { seconds: Some(seconds), ..NodeIdle::default() };
+/// let w = IdleWindow { phase: "before".into(), start_ms: 9_000, end_ms: 1_000, length_s: 3.0,
+///     elapsed_s: Some(3.001), energy_joules: None, nodes: vec![node(3.4), node(3.9)], note: None };
+/// assert_eq!(ffrtmp::bench::report::window_note(&w), "before 3.00 s (nodes' meters over 3.40–3.90 s)");
+/// ```
+pub fn window_note(w: &IdleWindow) -> String {
+    let elapsed = w
+        .elapsed_s
+        .unwrap_or_else(|| w.end_ms.saturating_sub(w.start_ms) as f64 / 1000.0);
+    let spans: Vec<f64> = w.nodes.iter().filter_map(|n| n.seconds).collect();
+    let min = spans.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = spans.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let measured = if spans.is_empty() {
+        " (no node's meter measured it)".to_string()
+    } else if min == max {
+        format!(" (nodes' meters over {} s)", fmt_num(min))
+    } else {
+        format!(" (nodes' meters over {}–{} s)", fmt_num(min), fmt_num(max))
+    };
+    format!("{} {} s{measured}", w.phase, fmt_num(elapsed))
+}
+
 /// What [`write_report`] wrote.
 #[derive(Clone, Debug)]
 pub struct ReportFiles {
@@ -146,10 +165,14 @@ pub struct ReportFiles {
     pub pngs: Vec<PathBuf>,
     /// The font the PNGs' text is drawn with; `None`: no font installed, no text.
     pub font: Option<String>,
+    /// Charts without a PNG, each with why (`fps: …`); the page says so under the chart.
+    pub png_errors: Vec<String>,
 }
 
 /// `ffrtmp bench report`: loads `results`, compares each against the first at `threshold`,
-/// writes each chart as a PNG beside `out` and the page, which links them, to `out`.
+/// writes each chart as a PNG beside `out` and the page, which links them, to `out`. A chart
+/// that cannot be rasterized (e.g. wider than [`super::png::MAX_SIDE`]) gets no PNG and a note
+/// on the page; the page and the other PNGs are still written.
 pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str) -> anyhow::Result<ReportFiles> {
     let sets = results
         .iter()
@@ -168,14 +191,19 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
         .unwrap_or_else(|| "report".into());
     let dir = out.parent().unwrap_or(Path::new(""));
     let rasterizer = Rasterizer::with_system_fonts();
-    let mut pngs = Vec::new();
+    let (mut pngs, mut png_errors) = (Vec::new(), Vec::new());
     for chart in &mut charts {
         let Some(svg) = &chart.svg else { continue };
+        let bytes = match rasterizer.png(svg) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                png_errors.push(format!("{}: {e}", chart.slug()));
+                chart.png_error = Some(e.to_string());
+                continue;
+            }
+        };
         let name = format!("{stem}-{}.png", chart.slug());
         let path = dir.join(&name);
-        let bytes = rasterizer
-            .png(svg)
-            .with_context(|| format!("rasterizing the {} chart", chart.slug()))?;
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
         chart.png = Some(name);
         pngs.push(path);
@@ -186,6 +214,7 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
         html: out.to_path_buf(),
         pngs,
         font: rasterizer.font().map(String::from),
+        png_errors,
     })
 }
 
@@ -304,6 +333,9 @@ pub fn html(
                 escape(&url_path(png)),
                 escape(png)
             ));
+        }
+        if let Some(e) = &chart.png_error {
+            page.push_str(&format!("<p class=\"note\">No PNG of this chart: {}</p>\n", escape(e)));
         }
     }
     page.push_str("<h2>Per scenario</h2>\n");
@@ -487,6 +519,37 @@ mod tests {
         assert!(page.contains("<a href=\"my%20report-fps.png\">my report-fps.png</a>"));
         assert!(!page.contains("joules-per-frame.png"));
         assert!(!page.contains("http") && !page.contains(" src="));
+    }
+
+    #[test]
+    fn a_chart_too_large_for_a_png_gets_a_note_and_the_page_is_still_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.json");
+        // 200 scenarios: every chart is wider than the largest PNG.
+        let r: Vec<RunSample> = (0..200)
+            .flat_map(|i| runs(&format!("s{i}"), &[100.0], Some(0.2)))
+            .collect();
+        ffrtmp_power::compare::write_json(std::fs::File::create(&base).unwrap(), &r).unwrap();
+        let out = dir.path().join("wide.html");
+        let files = write_report(&[base], &out, 0.03, "t").unwrap();
+        assert!(files.pngs.is_empty(), "{:?}", files.pngs);
+        assert_eq!(files.png_errors.len(), 3, "{:?}", files.png_errors);
+        assert!(
+            files.png_errors[0].starts_with("fps: ") && files.png_errors[0].contains("larger than"),
+            "{:?}",
+            files.png_errors
+        );
+        let page = std::fs::read_to_string(&out).unwrap();
+        assert_balanced(&page);
+        assert_eq!(page.matches("<svg").count(), 3, "the SVGs are all there");
+        assert_eq!(page.matches("No PNG of this chart: ").count(), 3);
+        assert!(!page.contains(" href="), "no link to a PNG that does not exist");
+        let written: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".png"))
+            .collect();
+        assert!(written.is_empty(), "{written:?}");
     }
 
     /// Decodes a PNG: (width, height, pixels that are not the white background).

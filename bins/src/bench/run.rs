@@ -27,10 +27,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ffrtmp_core::{Job, JobId, JobQuery, JobSpec, JobState, NodeId};
+use ffrtmp_core::{now_ms, Job, JobId, JobQuery, JobSpec, JobState, NodeId};
 use ffrtmp_http::ApiClient;
 use ffrtmp_power::compare::{Metric, RunSample};
 use serde::{Deserialize, Serialize};
@@ -123,13 +123,16 @@ pub struct RunMeta {
     pub finished_at_ms: u64,
     /// Jobs assigned or running on the master when the benchmark started (other load).
     pub busy_jobs_at_start: usize,
-    /// Length of each idle window, seconds (0: none).
+    /// Nominal length of each idle window, seconds (0: none). Each window's own elapsed time
+    /// is its `elapsed_s`, and what each node's meter measured spans its `seconds`: up to one
+    /// heartbeat interval longer (see [`super::idle`]).
     #[serde(default)]
     pub idle_window_s: f64,
     /// Where that length comes from (`mean wall time of 3 warm-up runs`, `given`, …).
     #[serde(default)]
     pub idle_window_basis: String,
-    /// Idle windows, equal in length, with each node's energy over them.
+    /// Idle windows, each of `idle_window_s`, with each node's measured span, energy and mean
+    /// power over it, and its energy over the window's length.
     pub idle_windows: Vec<IdleWindow>,
     /// About the idle windows' energy: per window and node the joules and mean watts, or why
     /// they are missing.
@@ -154,13 +157,6 @@ pub struct Outcome {
     pub runs: Vec<BenchRun>,
     /// The metadata.
     pub meta: RunMeta,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs the benchmark. `progress` gets one line per event (submitted/finished runs, phases).
@@ -224,7 +220,15 @@ pub async fn run(
         idle_windows.push(idle::measure(api, "after", window, wait, progress).await);
     }
 
-    let listed = api.nodes().await.unwrap_or_default();
+    // Without the node list the baselines cannot fall back to the agents' own idle power, and
+    // rows show node ids: carry on with the runs' results, and say why in the meta.
+    let (listed, nodes_error) = match api.nodes().await {
+        Ok(nodes) => (nodes, None),
+        Err(e) => {
+            progress(format!("warning: GET /nodes failed after the runs: {e}"));
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
     let nodes: HashMap<NodeId, String> = listed.iter().map(|n| (n.id, n.registration.name.clone())).collect();
     let baselines = idle::baselines(&idle_windows, &listed);
     let runs: Vec<BenchRun> = order
@@ -236,7 +240,7 @@ pub async fn run(
             let node_baseline = node.and_then(|id| baselines.iter().find(|b| b.node_id == id.to_string()));
             let cores = node
                 .and_then(|id| listed.iter().find(|n| n.id == id))
-                .map(|n| n.registration.cpu_cores);
+                .map(baseline::split_cpus);
             run.idle = baseline::figures(job.as_ref(), node_baseline, cores, config.parallel);
             run
         })
@@ -253,7 +257,7 @@ pub async fn run(
         finished_at_ms: now_ms(),
         busy_jobs_at_start,
         idle_window_s: window.as_secs_f64(),
-        idle_energy: idle::describe(&idle_windows, &baselines, &basis),
+        idle_energy: describe_idle(&idle_windows, &baselines, &basis, nodes_error.as_deref()),
         idle_window_basis: basis,
         idle_windows,
         baselines,
@@ -263,6 +267,18 @@ pub async fn run(
         deadline_passed,
     };
     Ok(Outcome { runs, meta })
+}
+
+/// [`idle::describe`], with why the node list after the runs is missing when it is.
+fn describe_idle(windows: &[IdleWindow], baselines: &[NodeBaseline], basis: &str, nodes_error: Option<&str>) -> String {
+    let text = idle::describe(windows, baselines, basis);
+    match nodes_error {
+        None => text,
+        Some(e) => format!(
+            "{text} | GET /nodes after the runs failed, so no agent's own idle power, node name or core count \
+             was read: {e}"
+        ),
+    }
 }
 
 /// The idle windows' length and where it comes from: given, or the mean wall time of the
@@ -531,6 +547,18 @@ mod tests {
         assert_eq!(
             window_length(IdleLength::Fixed(Duration::ZERO), &warm).0,
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_node_list_that_could_not_be_read_is_told_in_the_idle_note() {
+        let ok = describe_idle(&[], &[], "--idle-window 0s", None);
+        assert!(!ok.contains("GET /nodes"), "{ok}");
+        let failed = describe_idle(&[], &[], "--idle-window 0s", Some("connection refused"));
+        assert!(failed.starts_with(&ok), "{failed}");
+        assert!(
+            failed.ends_with("GET /nodes after the runs failed, so no agent's own idle power, node name or core count was read: connection refused"),
+            "{failed}"
         );
     }
 

@@ -206,6 +206,9 @@ async fn main() -> anyhow::Result<()> {
             for png in &files.pngs {
                 println!("wrote {}", png.display());
             }
+            for e in &files.png_errors {
+                eprintln!("warning: chart without a PNG ({e}); the page shows its SVG");
+            }
             if files.font.is_none() {
                 eprintln!("warning: no font installed, so the PNG charts carry no text (e.g. apt-get install fonts-dejavu-core)");
             }

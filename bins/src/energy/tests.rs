@@ -225,3 +225,26 @@ fn a_process_gone_by_the_final_reading_is_charged_to_its_job() {
     assert_eq!(report.gpu_joules, Some(40.0), "40 % of the last 100 J: {report:?}");
     assert_eq!(report.gpu_unavailable_reason, None);
 }
+
+#[test]
+fn a_job_cgroups_replaced_cpu_stat_is_read_and_a_removed_one_is_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let stat = dir.path().join("cpu.stat");
+    fs::write(&stat, "usage_usec 10\n").unwrap();
+    let cpu = CgroupCpuTimes::default();
+    cpu.dirs.write().unwrap().insert("job".into(), JobCpu::new(dir.path()));
+    assert_eq!(cpu.job_cpu_ns("job"), Some(10_000));
+    assert_eq!(cpu.job_cpu_ns("job"), Some(10_000), "kept open, standing still");
+
+    let tmp = dir.path().join("cpu.stat.tmp");
+    fs::write(&tmp, "usage_usec 25\n").unwrap();
+    fs::rename(&tmp, &stat).unwrap();
+    assert_eq!(
+        cpu.job_cpu_ns("job"),
+        Some(25_000),
+        "the new file, not the old one's 10 µs"
+    );
+
+    fs::remove_file(&stat).unwrap();
+    assert_eq!(cpu.job_cpu_ns("job"), None, "gone, not 25 µs forever");
+}

@@ -13,8 +13,10 @@ use super::{IntervalRecord, Shared};
 pub(super) struct State {
     /// The last good reading: the start of the next interval.
     pub(super) last: Option<Reading>,
-    /// Per zone, in the source's order, since the first reading.
+    /// Per zone, in the source's order, since the first reading (restarted when the zones change).
     pub(super) zones: Vec<ZoneAcc>,
+    /// Every zone since the first reading; never restarted, so the node's total only goes up.
+    pub(super) total_uj: u64,
     pub(super) jobs: HashMap<String, JobAcc>,
     /// Jobs registered so far.
     pub(super) job_generation: u64,
@@ -193,6 +195,7 @@ impl Shared {
         let mut interval = Split::default();
         for (zone, delta) in st.zones.iter_mut().zip(&deltas) {
             zone.total_uj = zone.total_uj.saturating_add(*delta);
+            st.total_uj = st.total_uj.saturating_add(*delta);
             interval.add(zone.kind, *delta as f64 / 1e6);
         }
         let total_joules = interval.total();
@@ -249,7 +252,7 @@ impl Shared {
     fn set_start(&self, st: &mut State, energy: EnergySample, machine_ns: u64, at: Instant) {
         if st.zones.is_empty() || !same_zones(&st.zones, &energy) {
             if !st.zones.is_empty() {
-                tracing::warn!("energy source zones changed; per-zone totals restart");
+                tracing::warn!("energy source zones changed; per-zone totals restart (the node's total goes on)");
             }
             st.zones = energy
                 .zones

@@ -183,6 +183,7 @@ impl Sampler {
         let state = State {
             last: None,
             zones: Vec::new(),
+            total_uj: 0,
             jobs: HashMap::new(),
             job_generation: 0,
             jobs_joules: 0.0,
@@ -290,9 +291,11 @@ impl Sampler {
         keys
     }
 
-    /// Whole-node energy since the first reading: per zone, attributed to jobs, other, idle, wraps.
+    /// Whole-node energy since the first reading: per zone, attributed to jobs, other, idle, wraps,
+    /// and how long ago the last good reading was.
     pub fn totals(&self) -> Totals {
         let st = self.shared.lock();
+        let last_reading_age_s = st.last.as_ref().map(|r| r.at.elapsed().as_secs_f64());
         let zones: Vec<ZoneTotal> = st
             .zones
             .iter()
@@ -303,7 +306,7 @@ impl Sampler {
             .collect();
         Totals {
             source: self.shared.source_name.clone(),
-            total_joules: st.zones.iter().map(|z| z.total_uj).sum::<u64>() as f64 / 1e6,
+            total_joules: st.total_uj as f64 / 1e6,
             zones,
             jobs_joules: st.jobs_joules,
             other_joules: st.other_joules,
@@ -312,6 +315,7 @@ impl Sampler {
             measured_seconds: st.measured_seconds,
             wraps: st.wraps,
             running_jobs: st.jobs.len(),
+            last_reading_age_s,
         }
     }
 

@@ -92,14 +92,16 @@ pub struct ZoneTotal {
 
 /// Whole-node figures of a [`Sampler`] since its first reading.
 ///
-/// `jobs_joules + other_joules` equals `total_joules` up to rounding.
+/// `jobs_joules + other_joules` equals `total_joules` up to rounding, and `total_joules` only goes
+/// up; the sum of `zones` equals it until the source's zones change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     /// The power source (`rapl`, …), or `unavailable`.
     pub source: String,
-    /// Per zone.
+    /// Per zone; restarted from zero when the source's set of zones changes.
     pub zones: Vec<ZoneTotal>,
-    /// Sum over zones.
+    /// Every zone's energy since the first reading. Unlike `zones`, it is not restarted when the
+    /// zones change: it never goes back for one sampler.
     pub total_joules: f64,
     /// Attributed to jobs, finished or running.
     pub jobs_joules: f64,
@@ -115,6 +117,11 @@ pub struct Totals {
     pub wraps: u64,
     /// Jobs running now.
     pub running_jobs: usize,
+    /// Seconds since the last good reading of the source (on the monotonic clock), when the
+    /// totals were taken; `None` before any. A meter that stopped working shows here as an age
+    /// that keeps growing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reading_age_s: Option<f64>,
 }
 
 /// Mean power with no job running.

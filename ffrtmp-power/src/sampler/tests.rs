@@ -185,3 +185,41 @@ fn ring_is_bounded() {
     assert!(recent.windows(2).all(|w| w[0].end_s <= w[1].end_s));
     assert!(close(s.totals().total_joules, 10.0));
 }
+
+#[test]
+fn the_node_total_never_goes_back_when_zones_change() {
+    let fake = Fake::new(&["package-0", "dram-0"]);
+    let s = manual(&fake);
+    fake.advance(1.0, 1.0, &[10.0, 2.0], &[]);
+    s.tick().unwrap();
+    assert!(close(s.totals().total_joules, 12.0));
+    // The DRAM zone goes away: the per-zone totals restart, the node's does not.
+    fake.state.lock().unwrap().zones.truncate(1);
+    assert!(s.tick().is_err());
+    let t = s.totals();
+    assert!(close(t.total_joules, 12.0), "{t:?}");
+    assert_eq!((t.zones.len(), t.zones[0].joules), (1, 0.0));
+    fake.advance(1.0, 1.0, &[10.0], &[]);
+    s.tick().unwrap();
+    let t = s.totals();
+    assert!(close(t.total_joules, 22.0) && close(t.zones[0].joules, 10.0), "{t:?}");
+    assert!(close(t.jobs_joules + t.other_joules, t.total_joules), "{t:?}");
+}
+
+#[test]
+fn the_last_reading_age_is_kept_across_failed_readings() {
+    let none = Sampler::unavailable(PowerError::Unavailable("no powercap".into()));
+    assert_eq!(none.totals().last_reading_age_s, None);
+    let fake = Fake::new(&["package-0"]);
+    fake.state.lock().unwrap().fail = Some(PowerError::Read("not yet".into()));
+    let s = manual(&fake);
+    assert_eq!(s.totals().last_reading_age_s, None, "no good reading yet");
+    fake.state.lock().unwrap().fail = None;
+    s.tick().unwrap();
+    let fresh = s.totals().last_reading_age_s.unwrap();
+    fake.state.lock().unwrap().fail = Some(PowerError::Read("gone".into()));
+    assert!(s.tick().is_err());
+    // Still measured from the last good reading, not from the failed one.
+    let later = s.totals().last_reading_age_s.unwrap();
+    assert!(later >= fresh, "{fresh} then {later}");
+}

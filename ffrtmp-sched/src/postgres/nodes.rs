@@ -7,6 +7,7 @@ use super::rows::{
     transition, u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
+use crate::power::replaces;
 use ffrtmp_core::{
     Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
     NodeRegistration, NodeStatus, StoreError, SweepSummary,
@@ -70,16 +71,27 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
     if let Some(p) = &hb.power {
         p.validate().map_err(StoreError::InvalidRequest)?;
     }
-    if !touch_node(tx, node, ctx.now).await? {
-        return Err(node_not_found(node));
-    }
     let node_text = node.to_string();
-    // The latest snapshot replaces the last one; a heartbeat without one clears it.
-    tx.execute(
-        "UPDATE nodes SET power = $2 WHERE id = $1",
-        &[&node_text, &hb.power.as_ref().map(to_json)],
-    )
-    .await?;
+    // `touch_node` that also reads the stored snapshot: the update holds the row's lock until
+    // the transaction ends, so the comparison below cannot race another heartbeat.
+    let row = tx
+        .query_opt(
+            "UPDATE nodes SET last_seen_ms = $2, status = 'online' WHERE id = $1 RETURNING power",
+            &[&node_text, &(ctx.now as i64)],
+        )
+        .await?
+        .ok_or_else(|| node_not_found(node))?;
+    // A newer snapshot replaces the stored one, an older or unchanged one is not written, and a
+    // heartbeat without one clears it. One that no longer parses is overwritten: telemetry
+    // must not fail the heartbeat, or the node would look lost.
+    let stored = node_power(row.try_get(0)?).unwrap_or(None);
+    if replaces(stored.as_ref(), hb.power.as_ref()) {
+        tx.execute(
+            "UPDATE nodes SET power = $2 WHERE id = $1",
+            &[&node_text, &hb.power.as_ref().map(to_json)],
+        )
+        .await?;
+    }
     let mut cancel = Vec::new();
     for running in &hb.running {
         let id = running.job_id.to_string();

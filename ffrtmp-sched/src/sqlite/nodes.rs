@@ -8,10 +8,11 @@ use rusqlite::{params, Connection};
 
 use super::jobs::{fail_attempt, mark_queued, touch_node};
 use super::rows::{
-    db, job_from_raw, load_job, load_node, node_id_from, node_status, raw_job, save_claim, save_job, to_json,
-    transition, JOB_COLUMNS,
+    db, job_from_raw, load_job, load_node, node_id_from, node_power, node_status, raw_job, save_claim, save_job,
+    to_json, transition, JOB_COLUMNS,
 };
 use crate::config::SchedConfig;
+use crate::power::replaces;
 
 /// Claims older than this are forgotten; a client repeating a claim id later claims anew.
 const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
@@ -119,11 +120,24 @@ pub fn heartbeat(
     Ok(HeartbeatReply { cancel })
 }
 
-/// Keeps the heartbeat's power snapshot as the node's latest; none clears it.
+/// Keeps the heartbeat's power snapshot when it is newer than the stored one, and clears it
+/// when there is none ([`replaces`]). Read and write are in the writer's one transaction.
 fn store_power(conn: &Connection, node: NodeId, hb: &Heartbeat) -> Result<(), StoreError> {
+    let id = node.to_string();
+    let raw: Option<String> = conn
+        .prepare_cached("SELECT power FROM nodes WHERE id = ?1")
+        .map_err(db)?
+        .query_row([&id], |r| r.get(0))
+        .map_err(db)?;
+    // A stored snapshot that no longer parses is overwritten: telemetry must not fail the
+    // heartbeat, or the node would look lost.
+    let stored = node_power(raw).unwrap_or(None);
+    if !replaces(stored.as_ref(), hb.power.as_ref()) {
+        return Ok(());
+    }
     conn.prepare_cached("UPDATE nodes SET power = ?2 WHERE id = ?1")
         .map_err(db)?
-        .execute(params![node.to_string(), hb.power.as_ref().map(to_json)])
+        .execute(params![id, hb.power.as_ref().map(to_json)])
         .map_err(db)?;
     Ok(())
 }
@@ -372,10 +386,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
             active_jobs: active as u32,
             registered_at_ms: registered as u64,
             last_seen_ms: seen as u64,
-            power: power
-                .map(|p| serde_json::from_str(&p))
-                .transpose()
-                .map_err(|e| StoreError::Backend(format!("corrupt node power snapshot: {e}")))?,
+            power: node_power(power)?,
         });
     }
     Ok(out)

@@ -1,6 +1,8 @@
 //! Conversions between rows and domain types, and the one place that changes a job's state.
 
-use ffrtmp_core::{HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodeRegistration, NodeStatus, StoreError};
+use ffrtmp_core::{
+    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::de::DeserializeOwned;
 
@@ -249,6 +251,11 @@ pub fn load_node(conn: &Connection, id: NodeId) -> Result<StoredNode, StoreError
     Ok(StoredNode {
         registration: json(&raw, "node registration")?,
     })
+}
+
+/// A node's stored power snapshot (a nullable JSON column).
+pub fn node_power(text: Option<String>) -> Result<Option<NodePower>, StoreError> {
+    opt_json(text, "node power snapshot")
 }
 
 pub fn node_status(text: &str) -> Result<NodeStatus, StoreError> {

@@ -15,6 +15,7 @@ fn power(joules: f64) -> NodePower {
         idle_watts: Some(8.25),
         counting_since_ms: 1_700_000_000_000,
         sampled_at_ms: 1_700_000_000_000 + (joules * 100.0) as u64,
+        cpus: None,
     }
 }
 
@@ -69,4 +70,41 @@ pub async fn the_latest_heartbeats_power_snapshot_is_listed(b: &dyn Backend) {
     store.heartbeat(node.id, &beat(None)).await.unwrap();
     let nodes = store.list_nodes().await.unwrap();
     assert_eq!(listed(&nodes, node.id).power, None, "a heartbeat without one clears it");
+}
+
+/// A delayed or retried heartbeat's older snapshot does not replace a newer one, nor does the
+/// same snapshot again; one from another meter (a restarted agent's) does, even with less
+/// counted.
+pub async fn an_older_power_snapshot_does_not_replace_a_newer_one(b: &dyn Backend) {
+    let store = b.open(SchedConfig::default()).await;
+    let node = store.register_node(registration("metered", 1)).await.unwrap();
+    store.heartbeat(node.id, &beat(Some(power(250.0)))).await.unwrap();
+    store.heartbeat(node.id, &beat(Some(power(100.0)))).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(power(250.0)), "older, delayed");
+    store.heartbeat(node.id, &beat(Some(power(250.0)))).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(power(250.0)), "the same, retried");
+    store.heartbeat(node.id, &beat(Some(power(260.0)))).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(power(260.0)), "newer");
+
+    let start = power(0.0).counting_since_ms + 60_000;
+    let restarted = NodePower {
+        counting_since_ms: start,
+        sampled_at_ms: start + 1_000,
+        ..power(10.0)
+    };
+    store.heartbeat(node.id, &beat(Some(restarted.clone()))).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(restarted.clone()), "another meter");
+    let older = NodePower {
+        energy_joules: 5.0,
+        measured_s: 0.5,
+        sampled_at_ms: start + 500,
+        ..restarted.clone()
+    };
+    store.heartbeat(node.id, &beat(Some(older))).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(listed(&nodes, node.id).power, Some(restarted), "older on the new meter");
 }
