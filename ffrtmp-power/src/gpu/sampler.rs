@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use ffrtmp_core::PowerError;
@@ -13,7 +12,7 @@ use super::pids::PidMap;
 use super::state::State;
 use super::{GpuAttribution, GpuInterval, GpuJobEnergy, GpuMeter, GpuSamplerConfig, GpuTotals, ProcessJobs};
 use crate::meter::UNAVAILABLE_SOURCE;
-use crate::sampler::tick_loop;
+use crate::sampler::TickThread;
 
 /// Reads every GPU at a fixed rate and attributes each interval's GPU energy to the running jobs
 /// by their processes' utilisation ([`GpuAttribution`]), next to the CPU [`Sampler`](crate::Sampler).
@@ -70,7 +69,7 @@ use crate::sampler::tick_loop;
 /// ```
 pub struct GpuSampler {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: TickThread,
 }
 
 struct Shared {
@@ -82,8 +81,6 @@ struct Shared {
     /// taken while `state` is held.
     reader: Mutex<PidMap>,
     state: Mutex<State>,
-    stop: Mutex<bool>,
-    wake: Condvar,
 }
 
 impl GpuSampler {
@@ -92,21 +89,13 @@ impl GpuSampler {
     pub fn start(meter: Arc<dyn GpuMeter>, processes: Arc<dyn ProcessJobs>, config: GpuSamplerConfig) -> Self {
         let sampler = GpuSampler::manual(meter, processes, config);
         let shared = sampler.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("ffrtmp-gpu-sampler".into())
-            .spawn(move || {
-                tick_loop(
-                    "GPU energy sampler",
-                    shared.config.interval,
-                    &shared.stop,
-                    &shared.wake,
-                    || shared.tick(&mut shared.reader()).map(drop),
-                )
+        sampler
+            .thread
+            .spawn("ffrtmp-gpu-sampler", "GPU energy sampler", move |control| {
+                control.tick_loop("GPU energy sampler", shared.config.interval, || {
+                    shared.tick(&mut shared.reader()).map(drop)
+                })
             });
-        match spawned {
-            Ok(handle) => *sampler.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle),
-            Err(e) => tracing::warn!(error = %e, "cannot start the GPU sampler thread; sampling only at job ends"),
-        }
         sampler
     }
 
@@ -145,10 +134,8 @@ impl GpuSampler {
                 config,
                 reader: Mutex::new(PidMap::default()),
                 state: Mutex::new(state),
-                stop: Mutex::new(false),
-                wake: Condvar::new(),
             }),
-            thread: Mutex::new(None),
+            thread: TickThread::default(),
         }
     }
 
@@ -217,31 +204,14 @@ impl GpuSampler {
 
     /// Whether the sampler thread is running.
     pub fn is_running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
+        self.thread.is_running()
     }
 
     /// Stops the sampler thread and waits for it (at most one reading). Totals stay readable and
     /// [`job_finished`](Self::job_finished) still takes a final reading. Calling it again does
     /// nothing.
     pub fn stop(&self) {
-        *self.shared.stop.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.shared.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                tracing::error!("the GPU sampler thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for GpuSampler {
-    fn drop(&mut self) {
-        self.stop();
+        self.thread.stop();
     }
 }
 

@@ -9,8 +9,7 @@ mod thread;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ffrtmp_core::{PowerError, PowerSource};
@@ -20,7 +19,7 @@ use crate::meter::UNAVAILABLE_SOURCE;
 
 use attribution::{zone_deltas, JobAcc, State};
 pub use records::{IdlePower, IntervalRecord, JobEnergy, SamplerStats, Totals, ZoneTotal};
-pub(crate) use thread::tick_loop;
+pub(crate) use thread::TickThread;
 use thread::{read_schedstat_ns, ThreadCpu};
 
 /// Name of the attribution method of the [`Sampler`], recorded in reports: per interval, a job
@@ -121,7 +120,7 @@ impl SamplerConfig {
 /// ```
 pub struct Sampler {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: TickThread,
 }
 
 impl Sampler {
@@ -130,13 +129,11 @@ impl Sampler {
     pub fn start(source: Arc<dyn PowerSource>, cpu: Arc<dyn CpuTimes>, config: SamplerConfig) -> Sampler {
         let sampler = Sampler::manual(source, cpu, config);
         let shared = sampler.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("ffrtmp-power-sampler".into())
-            .spawn(move || thread::run(shared));
-        match spawned {
-            Ok(handle) => *sampler.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle),
-            Err(e) => tracing::warn!(error = %e, "cannot start the energy sampler thread; sampling only at job ends"),
-        }
+        sampler
+            .thread
+            .spawn("ffrtmp-power-sampler", "energy sampler", move |control| {
+                thread::run(shared, control)
+            });
         sampler
     }
 
@@ -207,11 +204,9 @@ impl Sampler {
                 config,
                 created,
                 state: Mutex::new(state),
-                stop: Mutex::new(false),
-                wake: Condvar::new(),
                 thread_cpu: Mutex::new(ThreadCpu::default()),
             }),
-            thread: Mutex::new(None),
+            thread: TickThread::default(),
         }
     }
 
@@ -428,31 +423,14 @@ impl Sampler {
 
     /// Whether the sampler thread is running.
     pub fn is_running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
+        self.thread.is_running()
     }
 
     /// Stops the sampler thread and waits for it (at most one tick). Totals, recent intervals and
     /// running jobs stay readable, and [`job_finished`](Self::job_finished) still takes a final
     /// reading. Calling it again does nothing.
     pub fn stop(&self) {
-        *self.shared.stop.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.shared.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                tracing::error!("the energy sampler thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.stop();
+        self.thread.stop();
     }
 }
 
@@ -475,7 +453,5 @@ struct Shared {
     config: SamplerConfig,
     created: Instant,
     state: Mutex<State>,
-    stop: Mutex<bool>,
-    wake: Condvar,
     thread_cpu: Mutex<ThreadCpu>,
 }
