@@ -242,6 +242,37 @@ pub struct Job {
     pub history: Vec<HistoryEntry>,
 }
 
+impl Job {
+    /// A job as it is right after submission: `queued`, attempt 0, no holder, result or
+    /// history. Stores build new jobs with it; tests and examples derive other states from it.
+    ///
+    /// ```
+    /// use ffrtmp_core::{Job, JobId, JobSpec, JobState};
+    ///
+    /// let job = Job::submitted(JobId::new(), 7, JobSpec::new("720p-h264"), 1_000);
+    /// assert_eq!((job.state, job.attempt, job.seq, job.updated_at_ms), (JobState::Queued, 0, 7, 1_000));
+    /// let running = Job { state: JobState::Running, attempt: 1, ..job };
+    /// assert!(running.state.is_active());
+    /// ```
+    pub fn submitted(id: JobId, seq: u64, spec: JobSpec, now_ms: u64) -> Job {
+        Job {
+            id,
+            seq,
+            spec,
+            state: JobState::Queued,
+            attempt: 0,
+            node_id: None,
+            progress: None,
+            result: None,
+            error: None,
+            retry_at_ms: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            history: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod job_result_tests {
     use super::*;

@@ -515,19 +515,9 @@ mod tests {
 
     fn job() -> Job {
         Job {
-            id: JobId::new(),
-            seq: 1,
-            spec: JobSpec::new("720p-h264"),
             state: JobState::Running,
             attempt: 1,
-            node_id: None,
-            progress: None,
-            result: None,
-            error: None,
-            retry_at_ms: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            history: vec![],
+            ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
         }
     }
 

@@ -60,11 +60,7 @@ impl FfmpegConfig {
 ///
 /// let mut spec = JobSpec::new("720p-h264");
 /// spec.parameters.duration = Some(2.0);
-/// let job = Job {
-///     id: JobId::new(), seq: 1, spec, state: JobState::Running, attempt: 1, node_id: None,
-///     progress: None, result: None, error: None, retry_at_ms: None, created_at_ms: 0,
-///     updated_at_ms: 0, history: vec![],
-/// };
+/// let job = Job { state: JobState::Running, attempt: 1, ..Job::submitted(JobId::new(), 1, spec, 0) };
 /// let cmd = FfmpegCommand::build(&job, &FfmpegConfig::new("/srv/in", "/srv/out")).unwrap();
 /// let argv = cmd.argv().join(" ");
 /// assert!(argv.starts_with("ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1"));
@@ -368,19 +364,9 @@ mod tests {
 
     fn job(json: &str) -> Job {
         Job {
-            id: JobId::new(),
-            seq: 1,
-            spec: serde_json::from_str::<JobSpec>(json).unwrap(),
             state: JobState::Running,
             attempt: 2,
-            node_id: None,
-            progress: None,
-            result: None,
-            error: None,
-            retry_at_ms: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            history: vec![],
+            ..Job::submitted(JobId::new(), 1, serde_json::from_str::<JobSpec>(json).unwrap(), 0)
         }
     }
 

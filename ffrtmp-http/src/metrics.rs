@@ -226,13 +226,8 @@ mod tests {
     fn finished_jobs_feed_bounded_scenario_histograms() {
         let m = Metrics::default();
         let mut job = ffrtmp_core::Job {
-            id: ffrtmp_core::JobId::new(),
-            seq: 1,
-            spec: ffrtmp_core::JobSpec::new("1080p-h264"),
             state: ffrtmp_core::JobState::Completed,
             attempt: 1,
-            node_id: None,
-            progress: None,
             result: Some(ffrtmp_core::JobResult {
                 wall_s: 3.0,
                 energy: ffrtmp_core::EnergyReport {
@@ -241,11 +236,7 @@ mod tests {
                 },
                 ..Default::default()
             }),
-            error: None,
-            retry_at_ms: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            history: vec![],
+            ..ffrtmp_core::Job::submitted(ffrtmp_core::JobId::new(), 1, ffrtmp_core::JobSpec::new("1080p-h264"), 0)
         };
         m.job_finished(&job);
         job.spec.scenario = "1080p30-h264".into();

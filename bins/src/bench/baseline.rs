@@ -191,13 +191,8 @@ mod tests {
 
     fn job(attribution: &str, energy: Option<f64>, wall_s: f64, cpu: Option<(f64, f64)>) -> Job {
         Job {
-            id: JobId::new(),
-            seq: 1,
-            spec: JobSpec::new("720p-h264"),
             state: JobState::Completed,
             attempt: 1,
-            node_id: None,
-            progress: None,
             result: Some(JobResult {
                 frames: 30,
                 wall_s,
@@ -211,11 +206,7 @@ mod tests {
                 },
                 ..JobResult::default()
             }),
-            error: None,
-            retry_at_ms: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            history: vec![],
+            ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
         }
     }
 

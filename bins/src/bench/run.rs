@@ -506,19 +506,9 @@ mod tests {
     fn auto_windows_last_as_long_as_the_mean_warm_up_run() {
         let done = |wall_s: f64, state: JobState| {
             let mut j = Job {
-                id: JobId::new(),
-                seq: 1,
-                spec: JobSpec::new("720p-h264"),
                 state,
                 attempt: 1,
-                node_id: None,
-                progress: None,
-                result: None,
-                error: None,
-                retry_at_ms: None,
-                created_at_ms: 0,
-                updated_at_ms: 0,
-                history: vec![],
+                ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
             };
             j.result = Some(ffrtmp_core::JobResult {
                 wall_s,

@@ -10,19 +10,9 @@ use crate::error::ExecError;
 
 fn job(json: &str) -> Job {
     Job {
-        id: JobId::new(),
-        seq: 1,
-        spec: serde_json::from_str::<JobSpec>(json).unwrap(),
         state: JobState::Running,
         attempt: 2,
-        node_id: None,
-        progress: None,
-        result: None,
-        error: None,
-        retry_at_ms: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-        history: vec![],
+        ..Job::submitted(JobId::new(), 1, serde_json::from_str::<JobSpec>(json).unwrap(), 0)
     }
 }
 

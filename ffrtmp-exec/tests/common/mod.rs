@@ -13,19 +13,14 @@ use nix::unistd::Pid;
 /// A job with `spec_json`, attempt 1.
 pub fn job(spec_json: &str) -> Job {
     Job {
-        id: JobId::new(),
-        seq: 1,
-        spec: serde_json::from_str::<JobSpec>(spec_json).expect("spec"),
         state: JobState::Running,
         attempt: 1,
-        node_id: None,
-        progress: None,
-        result: None,
-        error: None,
-        retry_at_ms: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-        history: vec![],
+        ..Job::submitted(
+            JobId::new(),
+            1,
+            serde_json::from_str::<JobSpec>(spec_json).expect("spec"),
+            0,
+        )
     }
 }
 

@@ -33,21 +33,7 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
             ],
         )
         .await?;
-    let job = Job {
-        id,
-        seq: u(row.try_get(0)?),
-        spec,
-        state: JobState::Queued,
-        attempt: 0,
-        node_id: None,
-        progress: None,
-        result: None,
-        error: None,
-        retry_at_ms: None,
-        created_at_ms: ctx.now,
-        updated_at_ms: ctx.now,
-        history: Vec::new(),
-    };
+    let job = Job::submitted(id, u(row.try_get(0)?), spec, ctx.now);
     append_history(tx, &job, None, "submitted", ctx.now).await?;
     Ok(job)
 }

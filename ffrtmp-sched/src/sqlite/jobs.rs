@@ -44,21 +44,7 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
         spec.parameters.encoder.as_deref(),
     ])
     .map_err(db)?;
-    let job = Job {
-        id,
-        seq: conn.last_insert_rowid() as u64,
-        spec,
-        state: JobState::Queued,
-        attempt: 0,
-        node_id: None,
-        progress: None,
-        result: None,
-        error: None,
-        retry_at_ms: None,
-        created_at_ms: now,
-        updated_at_ms: now,
-        history: Vec::new(),
-    };
+    let job = Job::submitted(id, conn.last_insert_rowid() as u64, spec, now);
     append_history(conn, &job, None, "submitted", now)?;
     Ok(job)
 }
