@@ -17,6 +17,8 @@ mod sampler_tests;
 mod split;
 mod state;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

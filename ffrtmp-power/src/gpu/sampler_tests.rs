@@ -1,36 +1,11 @@
 //! The [`GpuSampler`] with a fake meter and fake processes: pid → job mapping over time, locks,
 //! failures and the reading thread.
 
+use super::test_support::{close, jobs, reading};
 use super::*;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-fn reading(zone: &str, energy_uj: Option<u64>, power_watts: Option<f64>, pids: &[(u32, u32)]) -> GpuReading {
-    GpuReading {
-        zone: zone.into(),
-        energy_uj,
-        power_watts,
-        processes: Some(
-            pids.iter()
-                .map(|&(pid, encoder)| ProcessSample {
-                    pid,
-                    encoder,
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }
-}
-
-fn jobs(pairs: &[(u32, &str)]) -> HashMap<u32, String> {
-    pairs.iter().map(|&(pid, job)| (pid, job.to_string())).collect()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
-}
 
 /// A GPU meter moved by hand, which signals every read.
 struct FakeMeter {

@@ -1,3 +1,4 @@
+use super::test_support::{close, jobs, reading};
 use super::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -83,32 +84,6 @@ fn process_shares_average_each_pid_in_order() {
         ]
     );
     assert!(ProcessShare::from_samples(&[]).is_empty());
-}
-
-fn reading(zone: &str, energy_uj: Option<u64>, power_watts: Option<f64>, pids: &[(u32, u32)]) -> GpuReading {
-    GpuReading {
-        zone: zone.into(),
-        energy_uj,
-        power_watts,
-        processes: Some(
-            pids.iter()
-                .map(|&(pid, encoder)| ProcessSample {
-                    pid,
-                    encoder,
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }
-}
-
-fn jobs(pairs: &[(u32, &str)]) -> HashMap<u32, String> {
-    pairs.iter().map(|&(pid, job)| (pid, job.to_string())).collect()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }
 
 #[test]
