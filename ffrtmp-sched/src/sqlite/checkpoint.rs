@@ -2,6 +2,7 @@
 //! pages into the database file (SQLite's automatic checkpoint runs inside the committing
 //! transaction, on the writer's critical path).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,7 +18,10 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Runs `PRAGMA wal_checkpoint(PASSIVE)` on `conn` every `every`. Passive checkpoints
     /// never block the writer or readers; the WAL is reset once a checkpoint has caught up.
-    pub fn spawn(conn: Connection, every: Duration) -> std::io::Result<Checkpointer> {
+    /// Once `broken` is set (a WAL flush failed) it checkpoints no more: a later sync could
+    /// report success for pages whose write-back failed, and copying them into the database
+    /// would mix versions that recovery from the WAL cannot undo.
+    pub fn spawn(conn: Connection, every: Duration, broken: Arc<AtomicBool>) -> std::io::Result<Checkpointer> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let s = stop.clone();
         let handle = std::thread::Builder::new()
@@ -32,6 +36,9 @@ impl Checkpointer {
                     stopped = guard;
                     if *stopped {
                         return;
+                    }
+                    if broken.load(Ordering::Acquire) {
+                        continue;
                     }
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::debug!(error = %e, "passive WAL checkpoint did not run");

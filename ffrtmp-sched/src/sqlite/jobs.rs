@@ -91,7 +91,7 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
             current_attempt: job.attempt,
         });
     }
-    touch_node(conn, cfg, r.node_id, now)?;
+    touch_node(conn, r.node_id, now, seen_slack_ms(cfg))?;
     let job = &mut stored.job;
     match &r.event {
         JobEvent::Started => {
@@ -161,17 +161,26 @@ pub fn fail_attempt(
     Ok(())
 }
 
-/// Records that the node was seen. A node seen within the last quarter interval (at most
-/// a second) is left as is: liveness needs no finer grain, and skipping the write keeps a
-/// busy node's stream of reports from rewriting its row each time.
-pub fn touch_node(conn: &Connection, cfg: &SchedConfig, node: NodeId, now: u64) -> Result<(), StoreError> {
-    let slack = (cfg.heartbeat_interval.as_millis() as u64 / 4).min(1000);
+/// How stale claims and reports may leave a node's `last_seen_ms`: they rewrite it only
+/// when it is older than a quarter heartbeat interval (at most a second), so a busy node's
+/// stream of reports does not rewrite its row each time. Heartbeats, the liveness signal
+/// the dead-node sweep counts on, always write it (slack 0).
+pub fn seen_slack_ms(cfg: &SchedConfig) -> u64 {
+    (cfg.heartbeat_interval.as_millis() as u64 / 4).min(1000)
+}
+
+/// Records that the node was seen at `now`, unless it was seen within `slack_ms`.
+pub fn touch_node(conn: &Connection, node: NodeId, now: u64, slack_ms: u64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE nodes SET last_seen_ms = ?2, status = 'online' WHERE id = ?1 \
          AND (last_seen_ms < ?3 OR last_seen_ms > ?2 OR status <> 'online')",
     )
     .map_err(db)?
-    .execute(params![node.to_string(), now as i64, now.saturating_sub(slack) as i64])
+    .execute(params![
+        node.to_string(),
+        now as i64,
+        now.saturating_sub(slack_ms) as i64
+    ])
     .map_err(db)?;
     Ok(())
 }

@@ -77,12 +77,30 @@ fn open_connection(path: &Path, config: &SchedConfig, write: bool) -> Result<Con
     Ok(conn)
 }
 
-/// The write-ahead log beside the database file. It exists once a write transaction has
-/// run (the migration always runs one) and stays while any connection is open.
-fn wal_file(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
+/// Opens the write-ahead log the connection writes, for flushing. Its name comes from the
+/// file SQLite actually opened (symlinks resolved), and its header must be a WAL's: flushing
+/// any other file would make every durable reply a lie. It exists once a write transaction
+/// has run (the migration always runs one) and stays while any connection is open.
+fn open_wal(conn: &Connection) -> Result<std::fs::File, StoreError> {
+    use std::io::Read;
+    let db_file = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| StoreError::Backend("durable commits need a database file, not an in-memory one".into()))?;
+    let wal_path = PathBuf::from(format!("{db_file}-wal"));
+    let mut wal = std::fs::File::open(&wal_path)
+        .map_err(|e| StoreError::Backend(format!("cannot open the WAL {}: {e}", wal_path.display())))?;
+    let mut magic = [0u8; 4];
+    wal.read_exact(&mut magic)
+        .map_err(|e| StoreError::Backend(format!("cannot read the WAL header of {}: {e}", wal_path.display())))?;
+    // The two magic numbers of a WAL header (big-endian), one per checksum byte order.
+    if !matches!(u32::from_be_bytes(magic), 0x377f_0682 | 0x377f_0683) {
+        return Err(StoreError::Backend(format!(
+            "{} is not the write-ahead log of this database",
+            wal_path.display()
+        )));
+    }
+    Ok(wal)
 }
 
 impl SqliteStore {
@@ -105,21 +123,20 @@ impl SqliteStore {
         // Checkpoints run beside the writer; the automatic one stays as a safety net with a
         // high threshold in case the checkpoint thread ever falls behind.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 16000").map_err(db)?;
-        let checkpointer = Checkpointer::spawn(open_connection(path, &config, true)?, CHECKPOINT_EVERY)
-            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite checkpoint thread: {e}")))?;
         // Durable commits flush the WAL on the writer's second thread (see `writer`); the
         // connection itself then only writes the frames.
         let flush = if config.durable {
             conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(db)?;
-            let wal_path = wal_file(path);
-            let wal = std::fs::File::open(&wal_path)
-                .map_err(|e| StoreError::Backend(format!("cannot open the WAL {}: {e}", wal_path.display())))?;
+            let wal = open_wal(&conn)?;
             Some(Box::new(move || wal.sync_data()) as writer::WalFlush)
         } else {
             None
         };
         let writer = Writer::spawn(conn, config.max_batch, flush)
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
+        let checkpointer =
+            Checkpointer::spawn(open_connection(path, &config, true)?, CHECKPOINT_EVERY, writer.broken())
+                .map_err(|e| StoreError::Backend(format!("cannot start the SQLite checkpoint thread: {e}")))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -243,8 +260,10 @@ impl JobStore for SqliteStore {
 
     async fn get(&self, id: JobId) -> Result<Job, StoreError> {
         self.read(move |c| {
-            let mut job = load_job(c, id)?.job;
-            job.history = load_history(c, job.seq)?;
+            // One read transaction: the job and its history from the same snapshot.
+            let tx = c.unchecked_transaction().map_err(db)?;
+            let mut job = load_job(&tx, id)?.job;
+            job.history = load_history(&tx, job.seq)?;
             Ok(job)
         })
         .await
@@ -293,5 +312,25 @@ impl JobStore for SqliteStore {
         let opened_at = self.inner.opened_at_ms;
         self.write(move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_opened_through_a_symlink_flushes_the_log_sqlite_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.db");
+        drop(SqliteStore::open(&real).unwrap());
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // A stray file where a naive `<path>-wal` would look: never the one to flush.
+        std::fs::write(dir.path().join("link.db-wal"), b"not a write-ahead log").unwrap();
+        let store = SqliteStore::open(&link).unwrap();
+        let job = store.submit(JobSpec::new("720p-h264")).await.unwrap();
+        assert_eq!(store.get(job.id).await.unwrap().id, job.id);
+        assert_eq!(store.inner.writer.stats().flushes.load(Ordering::Relaxed), 1);
     }
 }

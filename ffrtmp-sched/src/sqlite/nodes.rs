@@ -6,7 +6,7 @@ use ffrtmp_core::{
 };
 use rusqlite::{params, Connection};
 
-use super::jobs::{fail_attempt, mark_queued, touch_node};
+use super::jobs::{fail_attempt, mark_queued, seen_slack_ms, touch_node};
 use super::rows::{
     db, job_from_raw, load_job, load_node, node_id_from, node_power, node_status, raw_job, save_claim, save_job,
     to_json, transition, JOB_COLUMNS,
@@ -71,7 +71,7 @@ pub fn heartbeat(
         p.validate().map_err(StoreError::InvalidRequest)?;
     }
     load_node(conn, node)?;
-    touch_node(conn, cfg, node, now)?;
+    touch_node(conn, node, now, 0)?;
     store_power(conn, node, hb)?;
     let mut cancel = Vec::new();
     for running in &hb.running {
@@ -152,7 +152,7 @@ pub fn claim(
         return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()));
     }
     let node = load_node(conn, req.node_id)?;
-    touch_node(conn, cfg, req.node_id, now)?;
+    touch_node(conn, req.node_id, now, seen_slack_ms(cfg))?;
 
     // A repeated claim returns what the first one assigned, as long as the node still holds
     // it. The claim id lives on the job row: a later claim of the job overwrites it, so only

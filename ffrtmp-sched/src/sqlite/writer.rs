@@ -7,7 +7,11 @@
 //! goes on. Only a request that fails after changing rows sends the group down the careful
 //! path: the transaction is rolled back and every request of the group runs again, each in
 //! its own SAVEPOINT, so the failed one rolls back alone while the others commit. Requests
-//! are therefore re-runnable closures.
+//! are therefore re-runnable closures. (`total_changes` counts rows changed by INSERT, UPDATE
+//! and DELETE, triggers included, and adds nothing for a statement rolled back on its own;
+//! requests change no schema.) Some errors (disk full, I/O error, out of memory) make SQLite
+//! roll back the whole transaction itself; the writer notices (the connection is back in
+//! autocommit), runs nothing more and fails the whole group, since none of it was kept.
 //!
 //! Durability is pipelined: the connection commits with `synchronous=NORMAL` (WAL frames
 //! written, not yet flushed) and hands the group's replies to a second thread, which
@@ -67,6 +71,7 @@ where
 pub struct Writer {
     tx: mpsc::Sender<Box<dyn WriteOp>>,
     stats: Arc<WriterStats>,
+    broken: Arc<AtomicBool>,
 }
 
 /// Counters of the writer: how well group commit is grouping.
@@ -106,11 +111,17 @@ impl Writer {
             }
             None => None,
         };
-        let s = stats.clone();
+        let (s, b) = (stats.clone(), broken.clone());
         std::thread::Builder::new()
             .name("ffrtmp-sqlite-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1), flusher, &broken, &s))?;
-        Ok(Writer { tx, stats })
+            .spawn(move || run(conn, rx, max_batch.max(1), flusher, &b, &s))?;
+        Ok(Writer { tx, stats, broken })
+    }
+
+    /// Set once a WAL flush failed: from then on the store writes nothing, and nothing else
+    /// (the checkpointer) may copy the WAL into the database either.
+    pub fn broken(&self) -> Arc<AtomicBool> {
+        self.broken.clone()
     }
 
     /// Counters since start.
@@ -149,6 +160,9 @@ type Reply<T> = tokio::sync::oneshot::Receiver<Result<T, StoreError>>;
 
 const BROKEN: &str = "the store refuses writes after a failed WAL flush (the outcome of the writes it \
      covered is unknown); restart the master to recover from the write-ahead log";
+/// For a group that committed but cannot be confirmed durable: it may or may not survive.
+const UNCONFIRMED: &str = "the outcome of this write is unknown: it committed, but an earlier WAL flush \
+     failed, so it may not be durable; the store refuses further writes until the master restarts";
 
 fn run(
     conn: Connection,
@@ -178,7 +192,11 @@ fn run(
                 Some(f) => {
                     let group = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
                     if let Err(mpsc::SendError(mut group)) = f.send(group) {
-                        fail_all(&mut group, "the SQLite flush thread has stopped");
+                        broken.store(true, Ordering::Release);
+                        fail_all(
+                            &mut group,
+                            "the outcome of this write is unknown: it committed, but the WAL flush thread has stopped",
+                        );
                     }
                 }
                 None => batch.drain(..).for_each(|op| op.finish(Ok(()))),
@@ -196,7 +214,7 @@ fn flush_loop(rx: mpsc::Receiver<Group>, mut flush: WalFlush, broken: &AtomicBoo
             groups.push(g);
         }
         let result = if broken.load(Ordering::Acquire) {
-            Err(BROKEN.to_string())
+            Err(UNCONFIRMED.to_string())
         } else {
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             flush().map_err(|e| {
@@ -231,7 +249,12 @@ fn commit_group(conn: &Connection, batch: &mut Group, stats: &WriterStats) -> bo
         fail_all(batch, &msg);
         return false;
     }
-    if !run_optimistic(conn, batch) {
+    let optimistic = run_optimistic(conn, batch);
+    if let Err(msg) = still_in_transaction(conn) {
+        fail_all(batch, &msg);
+        return false;
+    }
+    if !optimistic {
         stats.replays.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = exec(conn, "ROLLBACK").and_then(|_| exec(conn, "BEGIN IMMEDIATE")) {
             let msg = format!("could not restart the write transaction: {e}");
@@ -240,9 +263,11 @@ fn commit_group(conn: &Connection, batch: &mut Group, stats: &WriterStats) -> bo
             fail_all(batch, &msg);
             return false;
         }
-        if let Err(msg) = run_isolated(conn, batch) {
+        if let Err(msg) = run_isolated(conn, batch).and_then(|()| still_in_transaction(conn)) {
             tracing::error!(error = %msg, "write group rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             fail_all(batch, &msg);
             return false;
         }
@@ -260,20 +285,41 @@ fn commit_group(conn: &Connection, batch: &mut Group, stats: &WriterStats) -> bo
 }
 
 /// Runs every request straight on the transaction. False when one failed after changing
-/// rows: the transaction then holds a partial write and must be rolled back.
+/// rows: the transaction then holds a partial write and must be rolled back. Stops as soon
+/// as SQLite has rolled the transaction back itself, so that no later request runs (and
+/// commits) outside it.
 fn run_optimistic(conn: &Connection, batch: &mut [Box<dyn WriteOp>]) -> bool {
     for op in batch.iter_mut() {
         let before = conn.total_changes();
-        if !op.run(conn) && conn.total_changes() != before {
+        let ok = op.run(conn);
+        if conn.is_autocommit() {
+            return false;
+        }
+        if !ok && conn.total_changes() != before {
             return false;
         }
     }
     true
 }
 
+/// Err when SQLite ended the group's transaction on its own (disk full, I/O error, out of
+/// memory): everything the group wrote is gone.
+fn still_in_transaction(conn: &Connection) -> Result<(), String> {
+    if conn.is_autocommit() {
+        tracing::error!("SQLite rolled the write transaction back (disk full or I/O error?)");
+        Err(
+            "the write transaction was rolled back by SQLite (disk full or I/O error); nothing in it was kept"
+                .to_string(),
+        )
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs every request in its own savepoint, rolling a failed one back alone.
 fn run_isolated(conn: &Connection, batch: &mut [Box<dyn WriteOp>]) -> Result<(), String> {
     for op in batch.iter_mut() {
+        still_in_transaction(conn)?;
         exec(conn, "SAVEPOINT op").map_err(|e| format!("savepoint failed: {e}"))?;
         let end = if op.run(conn) {
             exec(conn, "RELEASE op")
@@ -435,5 +481,36 @@ mod tests {
         let later = w.write(|c| insert(c, "b")).await.unwrap_err().to_string();
         assert!(later.contains("refuses writes"), "{later}");
         assert_eq!(rows(&path), ["a"], "the refused write never ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_sqlite_rolls_back_itself_fails_the_whole_group_and_runs_nothing_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT NOT NULL)")
+            .unwrap();
+        // A database that cannot grow: a big insert fails with "database or disk is full",
+        // which makes SQLite roll the whole transaction back.
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        conn.execute_batch(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .unwrap();
+        let w = Writer::spawn(conn, 64, None).unwrap();
+        let (release, held) = hold(&w);
+        wait_queued(&w, 1).await;
+        let a = w.enqueue(|c| insert(c, "a")).unwrap();
+        let full = w.enqueue(|c| insert(c, &"x".repeat(200_000))).unwrap();
+        let c = w.enqueue(|c| insert(c, "c")).unwrap();
+        release.send(()).unwrap();
+        held.await.unwrap();
+        let a = a.await.unwrap();
+        assert!(full.await.unwrap().is_err());
+        let c = c.await.unwrap();
+        assert!(
+            a.is_err(),
+            "the first write was rolled back with the group, so it failed: {a:?}"
+        );
+        assert!(c.is_err(), "no write runs outside the rolled-back transaction: {c:?}");
+        assert!(rows(&path).is_empty(), "nothing was committed behind the failures");
     }
 }
