@@ -74,12 +74,52 @@ pub struct AttributedEnergy {
     gpu: GpuSampler,
     cpu: Arc<CgroupCpuTimes>,
     processes: Arc<CgroupProcessJobs>,
-    finals: Mutex<HashMap<String, Finals>>,
+    finals: Mutex<FinalsMap>,
     no_cgroups: Option<String>,
 }
 
-/// A job's final CPU and GPU readings, taken as its cgroup goes away.
-type Finals = (Option<JobEnergy>, Option<GpuJobEnergy>);
+/// At most this many jobs' final readings wait for [`JobEnergyMeter::finished`]: a job whose
+/// report is never asked for must not keep its entry forever.
+const MAX_FINALS: usize = 1024;
+
+/// What is known of a job as its cgroup goes away.
+enum Final {
+    /// Its final CPU and GPU readings (boxed, so `Abandoned` entries stay small).
+    Measured(Box<(Option<JobEnergy>, Option<GpuJobEnergy>)>),
+    /// Its workload ran outside the cgroup: nothing measured through it is the job's.
+    Abandoned,
+}
+
+/// The jobs' [`Final`]s until their reports are made, the oldest dropped beyond [`MAX_FINALS`].
+#[derive(Default)]
+struct FinalsMap {
+    /// By cgroup name, with the insertion number that tells the oldest.
+    entries: HashMap<String, (u64, Final)>,
+    next: u64,
+}
+
+impl FinalsMap {
+    fn insert(&mut self, name: &str, fin: Final) {
+        self.next += 1;
+        self.entries.insert(name.to_string(), (self.next, fin));
+        while self.entries.len() > MAX_FINALS {
+            let oldest = self.entries.iter().min_by_key(|(_, (n, _))| *n).map(|(k, _)| k.clone());
+            match oldest {
+                Some(key) => self.entries.remove(&key),
+                None => break,
+            };
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Final> {
+        self.entries.remove(name).map(|(_, fin)| fin)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
 
 impl AttributedEnergy {
     /// Builds the meter around a sampler made by `make` from the CPU-time reader it must use.
@@ -93,7 +133,7 @@ impl AttributedEnergy {
             gpu: GpuSampler::unavailable(PowerError::Unavailable("GPU energy is not set up".into())),
             cpu,
             processes: Arc::new(CgroupProcessJobs::new("/proc")),
-            finals: Mutex::new(HashMap::new()),
+            finals: Mutex::new(FinalsMap::default()),
             no_cgroups,
         }
     }
@@ -143,8 +183,22 @@ impl CgroupObserver for AttributedEnergy {
         // The final readings happen here, while the group's counter still exists.
         let energy = self.sampler.job_finished(name);
         let gpu = self.gpu.job_finished(name);
+        self.forget(name, Final::Measured(Box::new((energy, gpu))));
+    }
+
+    fn abandoned(&self, name: &str, _cgroup: &JobCgroup) {
+        // No final reading: the accumulators hold the group's CPU time and processes, not the job's.
+        self.sampler.job_abandoned(name);
+        self.gpu.job_abandoned(name);
+        self.forget(name, Final::Abandoned);
+    }
+}
+
+impl AttributedEnergy {
+    /// Keeps `fin` for the job's report and stops following its cgroup.
+    fn forget(&self, name: &str, fin: Final) {
         if let Ok(mut finals) = self.finals.lock() {
-            finals.insert(name.to_string(), (energy, gpu));
+            finals.insert(name, fin);
         }
         self.processes.remove(name);
         if let Ok(mut dirs) = self.cpu.dirs.write() {
@@ -160,14 +214,14 @@ impl JobEnergyMeter for AttributedEnergy {
 
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport {
         let key = job_cgroup_name(job);
-        let (energy, gpu) = self
-            .finals
-            .lock()
-            .ok()
-            .and_then(|mut f| f.remove(&key))
-            .unwrap_or_default();
+        let fin = self.finals.lock().ok().and_then(|mut f| f.remove(&key));
         let Some(result) = result else {
             return unavailable_energy("the job did not complete");
+        };
+        let (energy, gpu) = match fin {
+            Some(Final::Measured(readings)) => *readings,
+            Some(Final::Abandoned) => return unavailable_energy("the workload could not join its cgroup"),
+            None => (None, None),
         };
         match energy {
             Some(e) => {

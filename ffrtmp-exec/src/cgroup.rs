@@ -73,8 +73,15 @@ pub fn job_cgroup_name(job: &ffrtmp_core::Job) -> String {
 pub trait CgroupObserver: Send + Sync {
     /// The group `name` exists and has its limits; the workload has not started yet.
     fn created(&self, name: &str, cgroup: &JobCgroup);
-    /// The group's workload has ended and the group is about to be removed.
+    /// The group's workload has ended and the group is about to be removed. May block (e.g. on
+    /// a final power reading): [`JobCgroup::remove`] calls it on a blocking thread.
     fn removing(&self, name: &str, cgroup: &JobCgroup);
+    /// The workload could not join the group and runs (or ran) outside it: what was measured
+    /// through the group is not the job's. Called instead of [`removing`](Self::removing); the
+    /// group is removed next. Does nothing unless implemented.
+    fn abandoned(&self, name: &str, cgroup: &JobCgroup) {
+        let _ = (name, cgroup);
+    }
 }
 
 #[derive(Clone, Default)]
@@ -358,6 +365,15 @@ impl JobCgroup {
         }
     }
 
+    /// Gives the group up because the workload could not join it: the observer is told
+    /// [`abandoned`](CgroupObserver::abandoned) (not `removing`), then the group is removed as on
+    /// drop.
+    pub fn abandon(mut self) {
+        if let Some(observer) = self.observer.0.take() {
+            observer.abandoned(&self.name, &self);
+        }
+    }
+
     /// The hierarchy.
     pub fn mode(&self) -> CgroupMode {
         self.mode
@@ -447,8 +463,31 @@ impl JobCgroup {
 
     /// Kills what is left in the group and removes its directories, retrying for up to two
     /// seconds while exiting tasks drain.
-    pub async fn remove(mut self) -> Result<(), ExecError> {
-        self.notify_removing();
+    pub async fn remove(self) -> Result<(), ExecError> {
+        // The observer may block (a final GPU reading can stall): keep it off the async workers.
+        if self.observer.0.is_none() {
+            return self.remove_dirs().await;
+        }
+        let path = self.dirs.first().cloned().unwrap_or_default();
+        let notified = tokio::task::spawn_blocking(move || {
+            let mut cg = self;
+            cg.notify_removing();
+            cg
+        })
+        .await;
+        match notified {
+            Ok(cg) => cg.remove_dirs().await,
+            // The group was dropped with the task, which removed what it could.
+            Err(e) => Err(ExecError::Cgroup {
+                op: "remove",
+                path,
+                source: io::Error::other(format!("the cgroup observer failed: {e}")),
+            }),
+        }
+    }
+
+    /// Removes the directories (the observer has been told), retrying while tasks drain.
+    async fn remove_dirs(mut self) -> Result<(), ExecError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         loop {
             match self.try_remove() {
@@ -519,6 +558,8 @@ impl JobCgroup {
 }
 
 impl Drop for JobCgroup {
+    /// Tells the observer (if [`remove`](JobCgroup::remove) did not) on the dropping thread, which
+    /// may block it for a final reading: drop cannot hand that to a blocking thread.
     fn drop(&mut self) {
         self.notify_removing();
         if !self.dirs.is_empty() {
@@ -635,5 +676,57 @@ mod tests {
         let none = cg.create("job-a2", &ResourceLimits::default()).unwrap();
         assert_eq!(none.enforced(), None);
         assert!(Cgroups::disabled("nope").create("x", &limits).is_err());
+    }
+
+    /// Records what it is told, and on which thread.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(&'static str, String, std::thread::ThreadId)>>);
+
+    impl Recorder {
+        fn push(&self, event: &'static str, name: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((event, name.to_string(), std::thread::current().id()));
+        }
+        fn events(&self) -> Vec<(&'static str, String)> {
+            self.0.lock().unwrap().iter().map(|(e, n, _)| (*e, n.clone())).collect()
+        }
+    }
+
+    impl CgroupObserver for Recorder {
+        fn created(&self, name: &str, _cgroup: &JobCgroup) {
+            self.push("created", name);
+        }
+        fn removing(&self, name: &str, _cgroup: &JobCgroup) {
+            self.push("removing", name);
+        }
+        fn abandoned(&self, name: &str, _cgroup: &JobCgroup) {
+            self.push("abandoned", name);
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_tells_the_observer_off_the_async_thread_and_abandon_says_abandoned() {
+        let root = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let cg = Cgroups::v1(Some(root.path().join("cpu")), None, None).with_observer(recorder.clone());
+        let limits = ResourceLimits::default();
+        cg.create("job-a1", &limits).unwrap().remove().await.unwrap();
+        cg.create("job-a2", &limits).unwrap().abandon();
+        assert_eq!(
+            recorder.events(),
+            [
+                ("created", "job-a1".to_string()),
+                ("removing", "job-a1".to_string()),
+                ("created", "job-a2".to_string()),
+                ("abandoned", "job-a2".to_string()),
+            ]
+        );
+        let here = std::thread::current().id();
+        let removing_thread = recorder.0.lock().unwrap()[1].2;
+        assert_ne!(removing_thread, here, "removing ran on a blocking thread");
+        // (Only the removed one: abandoning kills through `cgroup.kill`, a plain file here.)
+        assert!(!root.path().join("cpu/job-a1").exists());
     }
 }

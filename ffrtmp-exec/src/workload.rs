@@ -84,7 +84,9 @@ where
     if let Some(cg) = &cgroup {
         if let Err(e) = spec.join(cg) {
             limits_text = not_enforced(&e);
-            cgroup = None;
+            if let Some(cg) = cgroup.take() {
+                cg.abandon();
+            }
         }
     }
 
@@ -95,7 +97,9 @@ where
             tracing::warn!(cgroup = name, error = %e, "joining the job cgroup failed; running without it");
             limits_text = not_enforced(&format!("joining the cgroup failed: {e}"));
             spec.cgroup_procs.clear();
-            cgroup = None;
+            if let Some(cg) = cgroup.take() {
+                cg.abandon();
+            }
             result = supervise::run(&spec, cancel, &mut on_stdout).await;
         }
     }

@@ -238,3 +238,66 @@ fn a_job_cgroups_replaced_cpu_stat_is_read_and_a_removed_one_is_not_repeated() {
     fs::remove_file(&stat).unwrap();
     assert_eq!(cpu.job_cpu_ns("job"), None, "gone, not 25 µs forever");
 }
+
+/// A workload that could not join its cgroup ran outside it: the group's readings (taken before
+/// the workload, or of other processes) are not the job's, so its energy is unavailable, not 0 J.
+#[test]
+fn a_job_whose_workload_could_not_join_its_cgroup_is_not_measured() {
+    let tree = tempfile::tempdir().unwrap();
+    let proc_root = tree.path().join("proc");
+    fs::create_dir_all(&proc_root).unwrap();
+    let job = job();
+    let name = job_cgroup_name(&job);
+    let gpu = Gpu::new();
+    let meter = gpu.clone();
+    let energy = Arc::new(
+        AttributedEnergy::new(
+            |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
+            None,
+        )
+        .with_gpu(&proc_root, |processes| {
+            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
+        }),
+    );
+    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
+    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    fs::write(tree.path().join("cpu").join(&name).join("cpuacct.usage"), "0").unwrap();
+    energy.sampler().tick().unwrap();
+    gpu.set(100_000_000, &[]);
+    energy.gpu().tick().unwrap();
+    group.abandon();
+    assert!(
+        energy.sampler().running_jobs().is_empty(),
+        "the CPU sampler dropped the job"
+    );
+    assert_eq!(energy.gpu().totals().running_jobs, 0, "the GPU sampler dropped the job");
+    let report = energy.finished(
+        &job,
+        Some(&JobResult {
+            frames: 10,
+            wall_s: 1.0,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(
+        (report.energy_joules, report.cpu_joules, report.gpu_joules),
+        (None, None, None)
+    );
+    assert_eq!(
+        report.unavailable_reason.as_deref(),
+        Some("the workload could not join its cgroup"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn final_readings_never_asked_for_are_dropped_oldest_first() {
+    let mut finals = FinalsMap::default();
+    for i in 0..=MAX_FINALS {
+        finals.insert(&format!("job-{i}"), Final::Abandoned);
+    }
+    assert_eq!(finals.len(), MAX_FINALS);
+    assert!(finals.remove("job-0").is_none(), "the oldest went first");
+    assert!(finals.remove("job-1").is_some());
+    assert!(finals.remove(&format!("job-{MAX_FINALS}")).is_some());
+}

@@ -152,16 +152,26 @@ impl GpuSampler {
     }
 
     /// Takes a final reading, stops attributing to the job and returns its GPU energy; `None` if
-    /// the key is not running.
+    /// the key is not running, or was started again during the final reading (the new run goes on).
     pub fn job_finished(&self, key: &str) -> Option<GpuJobEnergy> {
-        if !self.shared.lock().jobs.contains_key(key) {
-            return None;
-        }
+        // The run checked here is the one finished: the key may be started again meanwhile.
+        let run = self.shared.lock().jobs.get(key)?.run;
         let mut reader = self.shared.reader();
         let flush = self.shared.tick(&mut reader).map(drop);
-        let energy = self.shared.lock().finish_job(key, flush, &self.shared.source_name);
-        reader.forget_job(key);
+        let energy = self.shared.lock().finish_job(key, run, flush, &self.shared.source_name);
+        if energy.is_some() {
+            reader.forget_job(key);
+        }
         energy
+    }
+
+    /// Stops attributing to the job `key` without a reading and drops what it accumulated (its
+    /// workload ran outside its cgroup, so its figures would not be its own). Returns whether the
+    /// key was running.
+    pub fn job_abandoned(&self, key: &str) -> bool {
+        // No reading and no reader lock, so a stalled GPU does not delay it; the pid map drops
+        // the job's processes at its next reading.
+        self.shared.lock().abandon_job(key)
     }
 
     /// Whole-node GPU energy since the first reading.
@@ -280,7 +290,8 @@ impl Shared {
         let interval = st
             .attribution
             .step(&readings, at.saturating_duration_since(previous), &pid_jobs);
-        st.account(&interval);
+        // Only the runs resolved above: a job started since then gets no share of this interval.
+        st.account(&interval, &runs);
         Ok(Some(interval))
     }
 }

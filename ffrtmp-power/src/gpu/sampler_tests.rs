@@ -366,3 +366,76 @@ fn measuring_follows_the_latest_reading() {
     let none = GpuSampler::unavailable(PowerError::Unavailable("no NVIDIA GPU found".into()));
     assert!(!none.has_gpus() && !none.measuring());
 }
+
+/// Starts the job `key` on the sampler it is given while a reading lists the jobs' processes:
+/// between the reading's snapshot of the running jobs and its accounting.
+#[derive(Default)]
+struct StartsMidReading {
+    start: Mutex<Option<(Arc<GpuSampler>, String)>>,
+}
+
+impl ProcessJobs for StartsMidReading {
+    fn job_of(&self, _pid: u32) -> Option<String> {
+        None
+    }
+    fn job_processes(&self) -> Vec<(u32, String)> {
+        // Taken, so the sampler is started once and the test's cycle is broken.
+        if let Some((sampler, key)) = self.start.lock().unwrap().take() {
+            sampler.job_started(key);
+        }
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_job_started_during_a_reading_gets_no_credit_for_its_interval() {
+    let meter = FakeMeter::new(vec![reading("gpu-0", Some(0), None, &[])]);
+    let hook = Arc::new(StartsMidReading::default());
+    let sampler = Arc::new(GpuSampler::manual(
+        meter.clone(),
+        hook.clone(),
+        GpuSamplerConfig::default(),
+    ));
+    *hook.start.lock().unwrap() = Some((sampler.clone(), "late".into()));
+    meter.set(Ok(vec![reading("gpu-0", Some(10_000_000), None, &[])]));
+    sampler.tick().unwrap();
+    assert!(hook.start.lock().unwrap().is_none(), "the job was started mid-reading");
+    meter.set(Ok(vec![reading("gpu-0", Some(20_000_000), None, &[])]));
+    let late = sampler.job_finished("late").unwrap();
+    assert_eq!(late.intervals, 1, "only the reading after its start: {late:?}");
+}
+
+#[test]
+fn a_key_restarted_during_its_final_reading_keeps_running() {
+    let meter = FakeMeter::new(vec![reading("gpu-0", Some(0), None, &[])]);
+    let hook = Arc::new(StartsMidReading::default());
+    let sampler = Arc::new(GpuSampler::manual(
+        meter.clone(),
+        hook.clone(),
+        GpuSamplerConfig::default(),
+    ));
+    sampler.job_started("a");
+    *hook.start.lock().unwrap() = Some((sampler.clone(), "a".into()));
+    meter.set(Ok(vec![reading("gpu-0", Some(10_000_000), None, &[])]));
+    assert!(
+        sampler.job_finished("a").is_none(),
+        "the restart dropped the finishing run"
+    );
+    assert_eq!(sampler.totals().running_jobs, 1, "the new run was not removed");
+    meter.set(Ok(vec![reading("gpu-0", Some(20_000_000), None, &[])]));
+    let again = sampler.job_finished("a").expect("the new run is still running");
+    assert_eq!(again.intervals, 1, "{again:?}");
+}
+
+#[test]
+fn an_abandoned_job_is_dropped_without_a_reading() {
+    let meter = FakeMeter::new(vec![reading("gpu-0", Some(0), None, &[])]);
+    let sampler = GpuSampler::manual(meter.clone(), Arc::new(HashMap::new()), GpuSamplerConfig::default());
+    sampler.job_started("a");
+    let reads = meter.state.lock().unwrap().1;
+    assert!(sampler.job_abandoned("a"));
+    assert_eq!(meter.state.lock().unwrap().1, reads, "no reading taken");
+    assert_eq!(sampler.totals().running_jobs, 0);
+    assert!(sampler.job_finished("a").is_none());
+    assert!(!sampler.job_abandoned("a"));
+}

@@ -86,8 +86,16 @@ impl State {
             .any(|r| r.energy_uj.is_some() || r.power_watts.is_some());
     }
 
-    /// Adds an interval to the running jobs and the totals.
-    pub(super) fn account(&mut self, interval: &GpuInterval) {
+    /// Stops the job `key` and drops its accumulator; `false` if it was not running.
+    pub(super) fn abandon_job(&mut self, key: &str) -> bool {
+        let found = self.jobs.remove(key).is_some();
+        self.totals.running_jobs = self.jobs.len();
+        found
+    }
+
+    /// Adds an interval to the jobs of `runs` (key → run number, as at the reading) that still
+    /// run as those runs, and to the totals.
+    pub(super) fn account(&mut self, interval: &GpuInterval, runs: &HashMap<String, u64>) {
         let measured = interval.measured_gpus > 0;
         self.measuring = measured;
         let t = &mut self.totals;
@@ -101,7 +109,8 @@ impl State {
             t.total_joules += interval.total_joules;
             t.power_fallback_intervals += u64::from(interval.power_fallback);
             for share in &interval.jobs {
-                if let Some(job) = self.jobs.get_mut(&share.job) {
+                let run = runs.get(&share.job);
+                if let Some(job) = self.jobs.get_mut(&share.job).filter(|j| Some(&j.run) == run) {
                     job.joules += share.joules;
                     to_jobs += share.joules;
                 }
@@ -111,7 +120,11 @@ impl State {
         }
         let gap = gap_reason(interval);
         let usable = interval.attributable_gpus() > 0;
-        for job in self.jobs.values_mut() {
+        let read = self
+            .jobs
+            .iter_mut()
+            .filter(|(key, job)| runs.get(*key) == Some(&job.run));
+        for (_, job) in read {
             if usable {
                 job.intervals += 1;
                 job.power_fallback |= interval.power_fallback;
@@ -124,13 +137,18 @@ impl State {
         }
     }
 
-    /// Stops the job `key` after its final reading (`flush`) and says what it used.
+    /// Stops the job `key` after its final reading (`flush`) and says what it used; `None` unless
+    /// `key` still runs as `run` (it was started again meanwhile, which dropped that run).
     pub(super) fn finish_job(
         &mut self,
         key: &str,
+        run: u64,
         flush: Result<(), PowerError>,
         source: &str,
     ) -> Option<GpuJobEnergy> {
+        if self.jobs.get(key).map(|acc| acc.run) != Some(run) {
+            return None;
+        }
         let mut acc = self.jobs.remove(key)?;
         self.totals.running_jobs = self.jobs.len();
         if let Err(e) = flush {

@@ -279,6 +279,13 @@ impl Sampler {
         })
     }
 
+    /// Stops attributing to the job `key` without a reading and drops what it accumulated (its
+    /// workload ran outside its cgroup, so its CPU share would not be its own). Returns whether
+    /// the key was running.
+    pub fn job_abandoned(&self, key: &str) -> bool {
+        self.shared.lock().jobs.remove(key).is_some()
+    }
+
     /// Keys of the running jobs, sorted.
     pub fn running_jobs(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.shared.lock().jobs.keys().cloned().collect();

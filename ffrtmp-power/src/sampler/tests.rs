@@ -223,3 +223,16 @@ fn the_last_reading_age_is_kept_across_failed_readings() {
     let later = s.totals().last_reading_age_s.unwrap();
     assert!(later >= fresh, "{fresh} then {later}");
 }
+
+#[test]
+fn an_abandoned_job_is_dropped_without_a_reading() {
+    let fake = Fake::new(&["package-0"]);
+    let s = manual(&fake);
+    s.job_started("a");
+    let ticks = s.stats().ticks;
+    assert!(s.job_abandoned("a"));
+    assert_eq!(s.stats().ticks, ticks, "no reading taken");
+    assert!(s.running_jobs().is_empty());
+    assert!(s.job_finished("a").is_none());
+    assert!(!s.job_abandoned("a"));
+}
