@@ -2,15 +2,14 @@
 
 use async_trait::async_trait;
 use ffrtmp_core::ProgressSink;
-use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobResult, OutputMode};
+use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobResult};
 
 use crate::cgroup::Cgroups;
 use crate::command::{FfmpegCommand, FfmpegConfig};
-use crate::disk::DiskUsage;
 use crate::error::ExecError;
 use crate::progress::ProgressParser;
 use crate::supervise::ProcessSpec;
-use crate::workload::run_workload;
+use crate::workload::{prepare_output_dir, run_workload};
 
 /// Stderr text that means the codec, format, parameters or input were refused: a terminal
 /// `encode_error`, never retried.
@@ -105,13 +104,7 @@ impl FfmpegExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        if job.spec.parameters.output_mode.unwrap_or_default() == OutputMode::File {
-            let dir = &self.config.output_dir;
-            std::fs::create_dir_all(dir).map_err(|e| {
-                ExecError::NodeUnavailable(format!("output directory {} is not usable: {e}", dir.display()))
-            })?;
-            DiskUsage::of(dir)?.check(limits.max_disk_mb)?;
-        }
+        prepare_output_dir(job, &self.config.output_dir)?;
 
         let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
         spec.grace = self.config.grace;

@@ -40,6 +40,7 @@ mod body;
 pub mod client;
 pub mod error;
 mod handlers;
+mod listen;
 pub mod metrics;
 mod routes;
 pub mod server;

@@ -1,7 +1,6 @@
 //! The HTTPS server: a TCP listener, TLS handshakes, hyper HTTP/1.1 connections and a
 //! graceful shutdown that stops accepting and lets in-flight requests finish.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -10,25 +9,18 @@ use std::time::Duration;
 
 use ffrtmp_core::JobStore;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::ApiKey;
 use crate::body::DEFAULT_BODY_LIMIT;
 use crate::error::HttpError;
+use crate::listen::{self, Listen};
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
 use crate::tls::TlsSetup;
-
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Request headers must arrive within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -210,97 +202,18 @@ impl BoundServer {
             limiter,
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving the API");
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = limiter.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((tcp, peer)) => {
-                    let (tls, state, stop) = (tls.clone(), state.clone(), shutdown_tx.subscribe());
-                    connections.spawn(async move {
-                        serve_connection(tcp, peer, tls, state, stop).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-        drop(listener);
-        let _ = shutdown_tx.send(true);
-        tracing::info!(in_flight = connections.len(), "shutting down the API");
-        let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(left = connections.len(), "shutdown grace ended; dropping connections");
-            connections.shutdown().await;
-        }
+        let listen = Listen {
+            what: "API",
+            tls,
+            limiter,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            grace,
+        };
+        let handler = move |request: Request<Incoming>| {
+            let state = state.clone();
+            async move { routes::handle(&state, request).await }
+        };
+        listen::serve(listener, listen, shutdown_tx, shutdown, handler).await;
         Ok(())
-    }
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    state: Arc<AppState>,
-    stop: watch::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    match tls {
-        None => serve_http(TokioIo::new(tcp), peer, state, stop).await,
-        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, state, stop).await,
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-        },
-    }
-}
-
-async fn serve_http<S>(io: TokioIo<S>, peer: SocketAddr, state: Arc<AppState>, mut stop: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request: Request<Incoming>| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(routes::handle(&state, request).await) }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
-}
-
-/// Completes when the server shuts down (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
-        }
     }
 }

@@ -3,16 +3,13 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use ffrtmp_core::{
-    CancelSignal, Codec, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobResult, OutputMode, ProgressSink,
-};
+use ffrtmp_core::{CancelSignal, Codec, EngineChoice, ErrorKind, ExecOutcome, Executor, Job, JobResult, ProgressSink};
 use tokio::time::Instant;
 
 use crate::cgroup::{job_cgroup_name, Cgroups};
-use crate::disk::DiskUsage;
 use crate::error::ExecError;
 use crate::supervise::ProcessSpec;
-use crate::workload::run_workload;
+use crate::workload::{prepare_output_dir, run_workload};
 
 use super::{encoder_element, GstConfig, GstPipeline, GstProgressParser, BASE_ELEMENTS, GST_ENCODE_ERRORS};
 
@@ -160,13 +157,7 @@ impl GstExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        if job.spec.parameters.output_mode.unwrap_or_default() == OutputMode::File {
-            let dir = &self.config.output_dir;
-            std::fs::create_dir_all(dir).map_err(|e| {
-                ExecError::NodeUnavailable(format!("output directory {} is not usable: {e}", dir.display()))
-            })?;
-            DiskUsage::of(dir)?.check(limits.max_disk_mb)?;
-        }
+        prepare_output_dir(job, &self.config.output_dir)?;
 
         let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
         spec.grace = self.config.grace;

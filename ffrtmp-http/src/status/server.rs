@@ -1,6 +1,5 @@
 //! The status HTTP server: binding, connections, routing and the `/ready` answer.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,18 +10,14 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{json, text};
 use crate::error::{ApiError, HttpError};
+use crate::listen::{self, Listen};
 use crate::routes::Route;
 use crate::tls::TlsSetup;
 use crate::wire::{ErrorDetail, Status};
@@ -34,9 +29,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request headers must arrive within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -131,97 +123,21 @@ impl BoundStatusServer {
             probe,
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving /health, /ready and /metrics");
-        let limiter = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let (stop_tx, _) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = limiter.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((tcp, peer)) => {
-                    let (tls, probe, stop) = (tls.clone(), probe.clone(), stop_tx.subscribe());
-                    connections.spawn(async move {
-                        serve_connection(tcp, peer, tls, probe, stop).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "status endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-        drop(listener);
-        let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            connections.shutdown().await;
-        }
+        let listen = Listen {
+            what: "status endpoint",
+            tls,
+            limiter: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            grace: SHUTDOWN_GRACE,
+        };
+        let (stop, _) = watch::channel(false);
+        let handler = move |request: Request<Incoming>| {
+            let probe = probe.clone();
+            async move { handle(probe, request.method(), request.uri().path()).await }
+        };
+        listen::serve(listener, listen, stop, shutdown, handler).await;
         Ok(())
     }
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    probe: Arc<dyn StatusProbe>,
-    stop: watch::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    match tls {
-        None => serve_http(TokioIo::new(tcp), peer, probe, stop).await,
-        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, probe, stop).await,
-            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "status endpoint: TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "status endpoint: TLS handshake timed out"),
-        },
-    }
-}
-
-async fn serve_http<S>(io: TokioIo<S>, peer: SocketAddr, probe: Arc<dyn StatusProbe>, mut stop: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request: Request<Incoming>| {
-        let probe = probe.clone();
-        async move { Ok::<_, Infallible>(handle(probe, request.method(), request.uri().path()).await) }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "status endpoint: connection ended with an error");
-    }
-}
-
-/// Completes when the server shuts down (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Answers one request.

@@ -1,0 +1,166 @@
+//! The accept loop and connection driver that both HTTP servers (the master's API and the
+//! agent's status endpoint) run: a bounded number of connections at once, an optional TLS
+//! handshake with a deadline, HTTP/1.1 with a header-read timeout, and a graceful shutdown
+//! that stops accepting, lets in-flight requests finish within a grace period and then drops
+//! what is left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How one server listens.
+pub(crate) struct Listen {
+    /// What the logs call this server ("API", "status endpoint").
+    pub what: &'static str,
+    pub tls: Option<TlsAcceptor>,
+    /// One permit per connection served at once; more wait in the listen backlog.
+    pub limiter: Arc<Semaphore>,
+    /// Request headers must arrive within this time.
+    pub header_read_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take before their connections drop.
+    pub grace: Duration,
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes; then sends `true` on `stop`
+/// (connections and anything else subscribed to it wind down) and drains.
+pub(crate) async fn serve<H, Fut, F>(
+    listener: TcpListener,
+    listen: Listen,
+    stop: watch::Sender<bool>,
+    shutdown: F,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let Listen {
+        what,
+        tls,
+        limiter,
+        header_read_timeout,
+        grace,
+    } = listen;
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = limiter.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let (tls, handler, stopped) = (tls.clone(), handler.clone(), stop.subscribe());
+                connections.spawn(async move {
+                    serve_connection(what, tcp, peer, tls, header_read_timeout, handler, stopped).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "{what}: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    tracing::info!(in_flight = connections.len(), "{what}: shutting down");
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = connections.len(),
+            "{what}: shutdown grace ended; dropping connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+async fn serve_connection<H, Fut>(
+    what: &'static str,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    header_read_timeout: Duration,
+    handler: H,
+    stop: watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => serve_http(what, TokioIo::new(tcp), peer, header_read_timeout, handler, stop).await,
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => serve_http(what, TokioIo::new(stream), peer, header_read_timeout, handler, stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "{what}: TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "{what}: TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_http<S, H, Fut>(
+    what: &'static str,
+    io: TokioIo<S>,
+    peer: SocketAddr,
+    header_read_timeout: Duration,
+    handler: H,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let answer = handler(request);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "{what}: connection ended with an error");
+    }
+}
+
+/// Completes when the server shuts down (or its sender is gone). A function of its own so the
+/// borrow `wait_for` returns ends here instead of living across the connection's await.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
