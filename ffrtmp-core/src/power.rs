@@ -82,6 +82,29 @@ pub trait PowerSource: Send + Sync {
     fn name(&self) -> &str;
     /// Reads every zone now.
     fn sample(&self) -> Result<EnergySample, PowerError>;
+
+    /// Reads every zone now into `into`, reusing its allocations: what a sampler calls at every
+    /// tick, so that a source reading the same zones each time can overwrite the values in place
+    /// and a tick allocates nothing. The default replaces `into` with [`sample`](Self::sample).
+    /// After an error `into` may hold anything; only a successful call leaves a reading in it.
+    ///
+    /// ```
+    /// use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
+    /// struct Fixed;
+    /// impl PowerSource for Fixed {
+    ///     fn name(&self) -> &str { "fixed" }
+    ///     fn sample(&self) -> Result<EnergySample, PowerError> {
+    ///         Ok(EnergySample { zones: vec![ZoneEnergy { zone: "package-0".into(), energy_uj: 7 }], wraps: 0 })
+    ///     }
+    /// }
+    /// let mut reading = EnergySample::default();
+    /// Fixed.sample_into(&mut reading).unwrap();
+    /// assert_eq!(reading.total_uj(), 7);
+    /// ```
+    fn sample_into(&self, into: &mut EnergySample) -> Result<(), PowerError> {
+        *into = self.sample()?;
+        Ok(())
+    }
 }
 
 /// A source that is known to be unavailable, carrying the reason into every result.

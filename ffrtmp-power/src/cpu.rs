@@ -148,6 +148,8 @@ struct Inner {
     file: CounterFile,
     /// The last value read, to tell a counter standing still.
     last_ns: u64,
+    /// Room for the file, kept so that a reading neither allocates nor clears a buffer.
+    buf: Box<[u8]>,
 }
 
 /// Which file a [`CgroupCpuCounter`] reads.
@@ -174,9 +176,9 @@ impl CgroupCpuCounter {
     /// The group's cumulative CPU time in nanoseconds; an error names the file.
     pub fn read_ns(&self) -> io::Result<u64> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Inner { file, last_ns } = &mut *inner;
+        let Inner { file, last_ns, buf } = &mut *inner;
         let format = self.format;
-        let ns = match file.read_value(&mut [0u8; SMALL_FILE_MAX], Some(&*last_ns), |t| format.parse_ns(t)) {
+        let ns = match file.read_value(buf, Some(&*last_ns), |t| format.parse_ns(t)) {
             Ok(reading) => reading.value,
             Err(ReadError::Io(e)) => {
                 return Err(io::Error::new(
@@ -193,7 +195,11 @@ impl CgroupCpuCounter {
     fn new(file: CounterFile, format: CpuFormat, ns: u64) -> Self {
         CgroupCpuCounter {
             path: file.path().to_path_buf(),
-            inner: Mutex::new(Inner { file, last_ns: ns }),
+            inner: Mutex::new(Inner {
+                file,
+                last_ns: ns,
+                buf: vec![0; SMALL_FILE_MAX].into_boxed_slice(),
+            }),
             format,
         }
     }

@@ -215,6 +215,14 @@ impl PowerSource for RaplSource {
     /// Reads every zone. A zone that read fine at open and now fails gives [`PowerError::Read`];
     /// the wrap-correction state is then left as it was.
     fn sample(&self) -> Result<EnergySample, PowerError> {
+        let mut sample = EnergySample::default();
+        self.sample_into(&mut sample)?;
+        Ok(sample)
+    }
+
+    /// As [`sample`](Self::sample), writing the values over `into`'s zones when they are this
+    /// source's zones already (the sampler's case: no allocation).
+    fn sample_into(&self, into: &mut EnergySample) -> Result<(), PowerError> {
         // Reads happen under the lock so concurrent samples cannot mistake each other for wraps.
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
@@ -223,9 +231,18 @@ impl PowerSource for RaplSource {
             let raw = read_zone(zone, file, counter).map_err(CounterError::read_failed)?;
             state.raws.push(raw);
         }
+        let same_zones = into.zones.len() == self.zones.len()
+            && into.zones.iter().zip(&self.zones).all(|(z, info)| z.zone == info.name);
+        if !same_zones {
+            into.zones.clear();
+            into.zones.extend(self.zones.iter().map(|zone| ZoneEnergy {
+                zone: zone.name.clone(),
+                energy_uj: 0,
+            }));
+        }
         let (mut wraps, mut resets) = (0, 0);
-        let mut zones = Vec::with_capacity(self.zones.len());
-        for ((zone, counter), &raw) in self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws) {
+        let counters = self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws);
+        for (((zone, counter), &raw), out) in counters.zip(&mut into.zones) {
             let delta = if counter.reset {
                 // Another counter than the one before: its distance from the last one is no energy.
                 counter.reset = false;
@@ -240,20 +257,15 @@ impl PowerSource for RaplSource {
             };
             counter.last_raw = raw;
             counter.total_uj = counter.total_uj.saturating_add(delta);
-            zones.push(ZoneEnergy {
-                zone: zone.name.clone(),
-                energy_uj: counter.total_uj,
-            });
+            out.energy_uj = counter.total_uj;
         }
         if wraps > 0 {
             tracing::debug!(root = %self.root.display(), wraps, "RAPL counter wrap corrected");
         }
         state.wraps += wraps;
         state.resets += resets;
-        Ok(EnergySample {
-            zones,
-            wraps: state.wraps,
-        })
+        into.wraps = state.wraps;
+        Ok(())
     }
 }
 

@@ -269,3 +269,47 @@ fn concurrent_samples_stay_monotone_without_false_wraps() {
     let end = rapl.sample().unwrap();
     assert_eq!((end.total_uj(), end.wraps), (200_000, 0));
 }
+
+#[test]
+fn sample_into_overwrites_the_same_zones_in_place_and_rebuilds_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    zone(root, "intel-rapl:0", "package-0", 1_000_000);
+    zone(root, "intel-rapl:0:0", "dram", 200_000);
+    let rapl = RaplSource::open(root).unwrap();
+
+    // Zones of another source are replaced by this source's.
+    let mut reading = EnergySample {
+        zones: vec![ZoneEnergy {
+            zone: "gpu-0".into(),
+            energy_uj: 9,
+        }],
+        wraps: 7,
+    };
+    rapl.sample_into(&mut reading).unwrap();
+    assert_eq!(reading, rapl.sample().unwrap());
+    let names: Vec<&str> = reading.zones.iter().map(|z| z.zone.as_str()).collect();
+    assert_eq!(names, ["package-0", "dram-0"]);
+
+    // The same zones again: the values (energy since the source opened) move, the allocations
+    // stay.
+    fs::write(root.join("intel-rapl:0/energy_uj"), "3000000\n").unwrap();
+    fs::write(root.join("intel-rapl:0:0/energy_uj"), "100\n").unwrap(); // a wrap
+    let (zones_at, name_at) = (reading.zones.as_ptr(), reading.zones[0].zone.as_ptr());
+    rapl.sample_into(&mut reading).unwrap();
+    assert_eq!(
+        (reading.zones.as_ptr(), reading.zones[0].zone.as_ptr()),
+        (zones_at, name_at)
+    );
+    assert_eq!(reading.zones[0].energy_uj, 2_000_000);
+    assert_eq!(reading.zones[1].energy_uj, MAX - 200_000 + 100);
+    assert_eq!(reading.wraps, 1);
+    assert_eq!(rapl.sample().unwrap(), reading);
+
+    // A failed read leaves the source's state as it was.
+    fs::write(root.join("intel-rapl:0/energy_uj"), "not a number\n").unwrap();
+    assert!(matches!(rapl.sample_into(&mut reading), Err(PowerError::Read(_))));
+    fs::write(root.join("intel-rapl:0/energy_uj"), "3000001\n").unwrap();
+    rapl.sample_into(&mut reading).unwrap();
+    assert_eq!((reading.zones[0].energy_uj, reading.wraps), (2_000_001, 1));
+}

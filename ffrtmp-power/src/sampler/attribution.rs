@@ -32,6 +32,10 @@ pub(super) struct State {
     pub(super) last_error: Option<PowerError>,
     pub(super) tick_time: Duration,
     pub(super) ring: VecDeque<IntervalRecord>,
+    /// The reading before last, given back to the source to read into, and the per-zone deltas:
+    /// kept so that a tick allocates nothing.
+    pub(super) spare: EnergySample,
+    pub(super) deltas: Vec<u64>,
 }
 
 pub(super) struct Reading {
@@ -166,7 +170,8 @@ impl Shared {
         source: &dyn PowerSource,
         st: &mut State,
     ) -> Result<Option<IntervalRecord>, PowerError> {
-        let energy = source.sample()?;
+        let mut energy = std::mem::take(&mut st.spare);
+        source.sample_into(&mut energy)?;
         let at = Instant::now();
         let machine_ns = self
             .cpu
@@ -176,14 +181,12 @@ impl Shared {
             self.set_start(st, energy, machine_ns, at);
             return Ok(None);
         };
-        let deltas = match zone_deltas(&prev.energy, &energy) {
-            Ok(deltas) => deltas,
-            Err(reason) => {
-                // Start afresh from this reading; the running jobs lose this interval.
-                self.set_start(st, energy, machine_ns, at);
-                return Err(PowerError::Read(reason));
-            }
-        };
+        let mut deltas = std::mem::take(&mut st.deltas);
+        if let Err(reason) = zone_deltas(&prev.energy, &energy, &mut deltas) {
+            // Start afresh from this reading; the running jobs lose this interval.
+            self.set_start(st, energy, machine_ns, at);
+            return Err(PowerError::Read(reason));
+        }
 
         let dt = at.saturating_duration_since(prev.at).as_secs_f64();
         let machine_delta = machine_ns.saturating_sub(prev.machine_ns);
@@ -243,6 +246,8 @@ impl Shared {
             st.ring.push_back(record);
         }
         st.last = Some(Reading { at, energy, machine_ns });
+        st.spare = prev.energy;
+        st.deltas = deltas;
         Ok(Some(record))
     }
 
@@ -277,9 +282,9 @@ fn same_zones(zones: &[ZoneAcc], energy: &EnergySample) -> bool {
     zones.len() == energy.zones.len() && zones.iter().zip(&energy.zones).all(|(a, b)| a.name == b.zone)
 }
 
-/// Microjoules per zone from `prev` to `next`, which must list the same zones in the same order,
-/// none going backwards.
-pub(super) fn zone_deltas(prev: &EnergySample, next: &EnergySample) -> Result<Vec<u64>, String> {
+/// Microjoules per zone from `prev` to `next` into `deltas`, which must list the same zones in the
+/// same order, none going backwards.
+pub(super) fn zone_deltas(prev: &EnergySample, next: &EnergySample, deltas: &mut Vec<u64>) -> Result<(), String> {
     if next.zones.is_empty() {
         return Err("the energy samples have no zones".into());
     }
@@ -293,16 +298,15 @@ pub(super) fn zone_deltas(prev: &EnergySample, next: &EnergySample) -> Result<Ve
             names(next)
         ));
     }
-    prev.zones
-        .iter()
-        .zip(&next.zones)
-        .map(|(a, b)| {
-            b.energy_uj.checked_sub(a.energy_uj).ok_or_else(|| {
-                format!(
-                    "the {} counter went backwards ({} µJ then {} µJ)",
-                    b.zone, a.energy_uj, b.energy_uj
-                )
-            })
-        })
-        .collect()
+    deltas.clear();
+    for (a, b) in prev.zones.iter().zip(&next.zones) {
+        let delta = b.energy_uj.checked_sub(a.energy_uj).ok_or_else(|| {
+            format!(
+                "the {} counter went backwards ({} µJ then {} µJ)",
+                b.zone, a.energy_uj, b.energy_uj
+            )
+        })?;
+        deltas.push(delta);
+    }
+    Ok(())
 }

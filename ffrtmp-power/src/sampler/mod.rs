@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ffrtmp_core::{PowerError, PowerSource};
+use ffrtmp_core::{EnergySample, PowerError, PowerSource};
 
 use crate::cpu::{CpuTimes, NoCpuTimes};
 use crate::meter::UNAVAILABLE_SOURCE;
@@ -195,6 +195,8 @@ impl Sampler {
             last_error: None,
             tick_time: Duration::ZERO,
             ring: VecDeque::with_capacity(config.ring_capacity.min(4096)),
+            spare: EnergySample::default(),
+            deltas: Vec::new(),
         };
         Sampler {
             shared: Arc::new(Shared {
@@ -361,7 +363,7 @@ impl Sampler {
         let last = source.sample()?;
         let seconds = t0.elapsed().as_secs_f64();
         let after = self.job_activity();
-        zone_deltas(&first, &last).map_err(PowerError::Read)?;
+        zone_deltas(&first, &last, &mut Vec::new()).map_err(PowerError::Read)?;
         Ok(IdlePower {
             watts: last.joules_since(&first) / seconds,
             seconds,
