@@ -30,13 +30,17 @@ pub(crate) fn read_small<'a>(path: &Path, buf: &'a mut [u8; SMALL_FILE_MAX]) -> 
 pub(crate) struct CounterFile {
     path: PathBuf,
     file: File,
+    /// The file is a sysfs or cgroup (kernfs) file: once removed it fails to read with `ENODEV`,
+    /// while its link count stays 1, so there is no name to check.
+    kernfs: bool,
 }
 
 impl CounterFile {
     /// Opens `path` for reading.
     pub(crate) fn open(path: PathBuf) -> io::Result<Self> {
         let file = File::open(&path)?;
-        Ok(CounterFile { path, file })
+        let kernfs = is_kernfs(&file);
+        Ok(CounterFile { path, file, kernfs })
     }
 
     /// The path the file was opened from.
@@ -58,6 +62,7 @@ impl CounterFile {
     /// Opens the path again, for a file that was replaced or whose descriptor went stale.
     pub(crate) fn reopen(&mut self) -> io::Result<()> {
         self.file = File::open(&self.path)?;
+        self.kernfs = is_kernfs(&self.file);
         Ok(())
     }
 
@@ -68,7 +73,8 @@ impl CounterFile {
     /// forever, and a replaced one is read instead of the old one.
     ///
     /// Live kernel counters move between readings, so the `fstat` behind the name check is only
-    /// paid by a counter that stands still; `last` is `None` when there is nothing to compare yet.
+    /// paid by a counter that stands still, and never by a sysfs or cgroup file, whose removal
+    /// shows as a failed read; `last` is `None` when there is nothing to compare yet.
     pub(crate) fn read_value<T: PartialEq>(
         &mut self,
         buf: &mut [u8],
@@ -77,7 +83,7 @@ impl CounterFile {
     ) -> Result<Reading<T>, ReadError> {
         let first = self.parse_once(buf, &parse);
         let reopen = match &first {
-            Ok(value) => last == Some(value) && self.unlinked(),
+            Ok(value) => last == Some(value) && !self.kernfs && self.unlinked(),
             // ENODEV once a zone's driver is reloaded or a cgroup removed.
             Err(ReadError::Io(_)) => true,
             Err(ReadError::Parse(_)) => self.unlinked(),
@@ -113,6 +119,12 @@ pub(crate) enum ReadError {
     Io(io::Error),
     /// The content, trimmed, is not what the parser takes.
     Parse(String),
+}
+
+/// Whether `file` lives on sysfs or a cgroup (v1 or v2) file system, all kernfs.
+fn is_kernfs(file: &File) -> bool {
+    use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, SYSFS_MAGIC};
+    fstatfs(file).is_ok_and(|fs| [SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&fs.filesystem_type()))
 }
 
 /// Reads `file` from offset 0 until its end into `buf`.
@@ -297,6 +309,74 @@ mod tests {
                 value: 2,
                 reopened: true
             }
+        );
+    }
+
+    /// A cgroup file system this process can create groups in: (mount point, counter file).
+    fn writable_cgroup() -> Option<(PathBuf, &'static str)> {
+        let mounts = fs::read_to_string("/proc/mounts").ok()?;
+        mounts.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (dir, kind, options) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+            let counter = match *kind {
+                "cgroup2" => "cpu.stat",
+                "cgroup" if options.split(',').any(|o| o == "cpuacct") => "cpuacct.usage",
+                _ => return None,
+            };
+            let probe = Path::new(dir).join(format!("ffrtmp-kernfs-probe-{}", std::process::id()));
+            fs::create_dir(&probe).ok()?;
+            let has_counter = probe.join(counter).exists();
+            fs::remove_dir(&probe).ok()?;
+            has_counter.then(|| (PathBuf::from(dir), counter))
+        })
+    }
+
+    #[test]
+    fn kernel_files_are_told_from_ordinary_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("energy_uj"), "1\n").unwrap();
+        assert!(!CounterFile::open(dir.path().join("energy_uj")).unwrap().kernfs);
+        let sysfs = Path::new("/sys/devices/system/cpu/online");
+        if sysfs.exists() {
+            assert!(CounterFile::open(sysfs.to_path_buf()).unwrap().kernfs);
+        }
+    }
+
+    /// On a real cgroup, a counter standing still is trusted without a name check, and the
+    /// group's removal shows at the next reading all the same.
+    #[test]
+    fn a_removed_cgroup_counter_fails_at_the_next_reading() {
+        let Some((mount, counter)) = writable_cgroup() else {
+            eprintln!("no writable cgroup file system here: the kernfs removal path is not exercised");
+            return;
+        };
+        let group = mount.join(format!("ffrtmp-kernfs-test-{}", std::process::id()));
+        fs::create_dir(&group).unwrap();
+        let mut file = CounterFile::open(group.join(counter)).unwrap();
+        assert!(file.kernfs, "{}", mount.display());
+        let parse = |text: &str| {
+            let text = text.trim();
+            text.strip_prefix("usage_usec ")
+                .map_or(text, |rest| rest.lines().next().unwrap_or(""))
+                .parse::<u64>()
+                .ok()
+        };
+        let mut buf = [0u8; SMALL_FILE_MAX];
+        let first = file.read_value(&mut buf, None, parse).unwrap();
+        // No process ever ran in the group: its counter stands still.
+        let again = file.read_value(&mut buf, Some(&first.value), parse).unwrap();
+        assert_eq!(
+            again,
+            Reading {
+                value: first.value,
+                reopened: false
+            }
+        );
+        fs::remove_dir(&group).unwrap();
+        let err = file.read_value(&mut buf, Some(&first.value), parse).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound),
+            "{err:?}"
         );
     }
 
