@@ -7,8 +7,8 @@
 //! - the sampler thread's CPU use at 10 Hz (over 5 s) and 100 Hz (over 2 s), from its
 //!   `schedstat` and from the process's CPU time, printed as "% of one core" (target ≤ 0.1 % at
 //!   10 Hz). `moving`: a writer thread advances every counter in place twice per tick, as live
-//!   RAPL and cgroup counters move between ticks; its own CPU time is taken out of the process
-//!   figure. `still`: the counters stand still, so every counter read also pays the `fstat`
+//!   RAPL and cgroup counters move between ticks; the writer thread is left out of the
+//!   process figure. `still`: the counters stand still, so every counter read also pays the `fstat`
 //!   that checks whether a counter which did not move lost its file (the worst case). And for
 //!   an in-memory source with no jobs (`loop_only`), which is the cost of the thread's wake-ups
 //!   alone. Against them, in the same run, `raw_reads`: a bare thread that wakes at the same
@@ -146,9 +146,15 @@ fn parts(c: &mut Criterion) {
     });
 }
 
+/// The thread advancing the counters, and its id (to leave it out of the process's CPU time).
+struct Writer {
+    handle: std::thread::JoinHandle<()>,
+    tid: Option<String>,
+}
+
 /// Advances the fixture's counters in place (fixed width, so a reader never sees a shorter
-/// file) every `period` until `stop`; returns the writer thread's CPU time in nanoseconds.
-fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Option<u64>> {
+/// file) every `period` until `stop`.
+fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> Writer {
     let open = |path: &Path| {
         fs::OpenOptions::new()
             .write(true)
@@ -160,8 +166,13 @@ fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> std
         .iter()
         .map(|job| open(&f.cpu.root.join(job).join("cpu.stat")))
         .collect();
-    std::thread::spawn(move || {
-        let start = thread_cpu_ns();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        // "/proc/thread-self" -> "<pid>/task/<tid>"
+        let tid = fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|link| Some(link.file_name()?.to_string_lossy().into_owned()));
+        tid_tx.send(tid).expect("send the writer's id");
         let mut step = 0u64;
         while !stop.load(Ordering::Relaxed) {
             step += 1;
@@ -178,8 +189,9 @@ fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> std
             }
             std::thread::sleep(period);
         }
-        Some(thread_cpu_ns()?.saturating_sub(start?))
-    })
+    });
+    let tid = tid_rx.recv().expect("the writer's id");
+    Writer { handle, tid }
 }
 
 /// CPU time of the calling thread, from its `schedstat`.
@@ -188,11 +200,16 @@ fn thread_cpu_ns() -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// CPU time of every thread of this process, from `schedstat` (nanosecond resolution).
-fn process_cpu_ns() -> Option<u64> {
+/// CPU time of every thread of this process but `except` (a thread id), from `schedstat`
+/// (nanosecond resolution).
+fn process_cpu_ns(except: Option<&str>) -> Option<u64> {
     let mut total = 0;
     for task in fs::read_dir("/proc/self/task").ok()? {
-        let text = fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        let task = task.ok()?;
+        if except.is_some_and(|tid| task.file_name() == tid) {
+            continue;
+        }
+        let text = fs::read_to_string(task.path().join("schedstat")).ok()?;
         total += text.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(total)
@@ -248,26 +265,30 @@ fn cpu_cost(hz: f64, run: Duration, counters: Counters) -> Option<f64> {
     let stop = Arc::new(AtomicBool::new(false));
     let writer =
         (counters == Counters::Moving).then(|| advance_counters(&f, Duration::from_secs_f64(0.5 / hz), stop.clone()));
-    let process_before = process_cpu_ns();
+    let writer_tid = writer.as_ref().and_then(|w| w.tid.clone());
+    let process_before = process_cpu_ns(writer_tid.as_deref());
     let t0 = Instant::now();
     let sampler = Sampler::start(source, cpu, SamplerConfig::hz(hz));
     for job in jobs {
         sampler.job_adopted(*job);
     }
     std::thread::sleep(run);
-    // Before stopping: an exited thread's time leaves /proc/self/task.
-    let process_after = process_cpu_ns();
+    // All three before stopping, so that the thread's last wake-up is not counted and its time
+    // is still in /proc/self/task.
+    let thread_cpu = sampler.thread_cpu_time();
+    let process_after = process_cpu_ns(writer_tid.as_deref());
     let wall = t0.elapsed().as_secs_f64();
     sampler.stop();
     stop.store(true, Ordering::Relaxed);
-    // The writer ran a little before and after the window: at most that much is taken out.
-    let writer_ns = writer.and_then(|w| w.join().expect("counter writer")).unwrap_or(0);
+    if let Some(writer) = writer {
+        writer.handle.join().expect("counter writer");
+    }
     let stats = sampler.stats();
     let percent = |ns: f64| 100.0 * ns / 1e9 / wall;
-    let thread = stats.thread_cpu.map(|d| percent(d.as_nanos() as f64));
+    let thread = thread_cpu.map(|d| percent(d.as_nanos() as f64));
     let process = process_before
         .zip(process_after)
-        .map(|(a, b)| percent(b.saturating_sub(a).saturating_sub(writer_ns) as f64));
+        .map(|(a, b)| percent(b.saturating_sub(a) as f64));
     let per_tick_us = stats.tick_time.as_secs_f64() * 1e6 / stats.ticks.max(1) as f64;
     let show = |p: Option<f64>| p.map_or("n/a".to_string(), |p| format!("{p:.4} % of one core"));
     let what = match counters {
@@ -294,7 +315,9 @@ fn cpu_cost(hz: f64, run: Duration, counters: Counters) -> Option<f64> {
 /// fixture's six counter files (package, DRAM, four jobs) into a stack buffer, nothing else,
 /// while the counters move as in `moving`; `None` without `schedstat`. Any reader of these
 /// counters at this rate pays this on this machine (timer wake-ups, system calls, a cold read
-/// path); what the sampler costs above it is its own work.
+/// path); what the sampler costs above it is its own work. It sleeps in `nanosleep` where the
+/// sampler waits on a condition variable (a futex with a timeout): the two cost the same per
+/// wake-up, so the difference is the sampler's reading and attribution.
 fn raw_reads_cost(hz: f64, run: Duration) -> Option<f64> {
     let f = fixture();
     let mut files: Vec<fs::File> = f
@@ -327,7 +350,7 @@ fn raw_reads_cost(hz: f64, run: Duration) -> Option<f64> {
     });
     let cost = thread.join().expect("raw reader");
     stop.store(true, Ordering::Relaxed);
-    writer.join().expect("counter writer");
+    writer.handle.join().expect("counter writer");
     cost
 }
 

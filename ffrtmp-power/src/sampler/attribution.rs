@@ -33,7 +33,7 @@ pub(super) struct State {
     pub(super) tick_time: Duration,
     pub(super) ring: VecDeque<IntervalRecord>,
     /// The reading before last, given back to the source to read into, and the per-zone deltas:
-    /// kept so that a tick allocates nothing.
+    /// kept so that a tick over a source that reads in place allocates nothing.
     pub(super) spare: EnergySample,
     pub(super) deltas: Vec<u64>,
 }
@@ -170,23 +170,31 @@ impl Shared {
         source: &dyn PowerSource,
         st: &mut State,
     ) -> Result<Option<IntervalRecord>, PowerError> {
+        // On the failures below the buffers go back, so a source that fails now and then does
+        // not make later ticks allocate.
         let mut energy = std::mem::take(&mut st.spare);
-        source.sample_into(&mut energy)?;
+        if let Err(e) = source.sample_into(&mut energy) {
+            st.spare = energy;
+            return Err(e);
+        }
         let at = Instant::now();
-        let machine_ns = self
-            .cpu
-            .total_ns()
-            .ok_or_else(|| PowerError::Read("the machine's CPU time cannot be read (CpuTimes::total_ns)".into()))?;
+        let Some(machine_ns) = self.cpu.total_ns() else {
+            st.spare = energy;
+            return Err(PowerError::Read(
+                "the machine's CPU time cannot be read (CpuTimes::total_ns)".into(),
+            ));
+        };
         let Some(prev) = st.last.take() else {
             self.set_start(st, energy, machine_ns, at);
             return Ok(None);
         };
-        let mut deltas = std::mem::take(&mut st.deltas);
-        if let Err(reason) = zone_deltas(&prev.energy, &energy, &mut deltas) {
+        if let Err(reason) = zone_deltas(&prev.energy, &energy, &mut st.deltas) {
             // Start afresh from this reading; the running jobs lose this interval.
+            st.spare = prev.energy;
             self.set_start(st, energy, machine_ns, at);
             return Err(PowerError::Read(reason));
         }
+        let deltas = std::mem::take(&mut st.deltas);
 
         let dt = at.saturating_duration_since(prev.at).as_secs_f64();
         let machine_delta = machine_ns.saturating_sub(prev.machine_ns);
