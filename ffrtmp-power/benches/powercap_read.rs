@@ -1,7 +1,9 @@
 //! Cost of one `RaplSource::sample()` on a file tree with two packages and their DRAM zones
 //! (`powercap_sample_2pkg_dram`, four counters), and with a single package zone
-//! (`powercap_sample_1pkg`: one counter read, the unit of a sample's cost). The counters stand
-//! still, so every read also pays the `fstat` that checks a counter which did not move.
+//! (`powercap_sample_1pkg`: one counter read, the unit of a sample's cost), and the sampler's way
+//! of reading the four (`powercap_sample_into_2pkg_dram`: into the last reading, no allocation).
+//! The counters stand still, so every read also pays the `fstat` that checks a counter which did
+//! not move (a sysfs counter skips it).
 
 use std::fs;
 use std::path::Path;
@@ -30,6 +32,10 @@ fn sample(c: &mut Criterion) {
     assert_eq!(rapl.zones().len(), 4);
     c.bench_function("powercap_sample_2pkg_dram", |b| {
         b.iter(|| std::hint::black_box(rapl.sample().expect("sample")))
+    });
+    let mut reading = rapl.sample().expect("sample");
+    c.bench_function("powercap_sample_into_2pkg_dram", |b| {
+        b.iter(|| rapl.sample_into(std::hint::black_box(&mut reading)).expect("sample"))
     });
 
     let one = tempfile::tempdir().expect("tempdir");
