@@ -149,7 +149,7 @@ fn parts(c: &mut Criterion) {
 /// The thread advancing the counters, and its id (to leave it out of the process's CPU time).
 struct Writer {
     handle: std::thread::JoinHandle<()>,
-    tid: Option<String>,
+    tid: String,
 }
 
 /// Advances the fixture's counters in place (fixed width, so a reader never sees a shorter
@@ -168,11 +168,9 @@ fn advance_counters(f: &Fixture, period: Duration, stop: Arc<AtomicBool>) -> Wri
         .collect();
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
-        // "/proc/thread-self" -> "<pid>/task/<tid>"
-        let tid = fs::read_link("/proc/thread-self")
-            .ok()
-            .and_then(|link| Some(link.file_name()?.to_string_lossy().into_owned()));
-        tid_tx.send(tid).expect("send the writer's id");
+        tid_tx
+            .send(nix::unistd::gettid().to_string())
+            .expect("send the writer's id");
         let mut step = 0u64;
         while !stop.load(Ordering::Relaxed) {
             step += 1;
@@ -265,7 +263,7 @@ fn cpu_cost(hz: f64, run: Duration, counters: Counters) -> Option<f64> {
     let stop = Arc::new(AtomicBool::new(false));
     let writer =
         (counters == Counters::Moving).then(|| advance_counters(&f, Duration::from_secs_f64(0.5 / hz), stop.clone()));
-    let writer_tid = writer.as_ref().and_then(|w| w.tid.clone());
+    let writer_tid = writer.as_ref().map(|w| w.tid.clone());
     let process_before = process_cpu_ns(writer_tid.as_deref());
     let t0 = Instant::now();
     let sampler = Sampler::start(source, cpu, SamplerConfig::hz(hz));

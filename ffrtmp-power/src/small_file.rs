@@ -312,23 +312,43 @@ mod tests {
         );
     }
 
-    /// A cgroup file system this process can create groups in: (mount point, counter file).
-    fn writable_cgroup() -> Option<(PathBuf, &'static str)> {
-        let mounts = fs::read_to_string("/proc/mounts").ok()?;
-        mounts.lines().find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (dir, kind, options) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
-            let counter = match *kind {
-                "cgroup2" => "cpu.stat",
-                "cgroup" if options.split(',').any(|o| o == "cpuacct") => "cpuacct.usage",
-                _ => return None,
-            };
-            let probe = Path::new(dir).join(format!("ffrtmp-kernfs-probe-{}", std::process::id()));
-            fs::create_dir(&probe).ok()?;
-            let has_counter = probe.join(counter).exists();
-            fs::remove_dir(&probe).ok()?;
-            has_counter.then(|| (PathBuf::from(dir), counter))
-        })
+    /// A cgroup directory created for a test, removed when dropped (also when the test fails).
+    struct TestGroup(PathBuf);
+
+    impl TestGroup {
+        fn create(mount: &Path, name: &str) -> io::Result<TestGroup> {
+            let dir = mount.join(format!("ffrtmp-{name}-{}", std::process::id()));
+            // Left over by a killed run with the same pid: an empty group can go.
+            let _ = fs::remove_dir(&dir);
+            fs::create_dir(&dir)?;
+            Ok(TestGroup(dir))
+        }
+    }
+
+    impl Drop for TestGroup {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+
+    /// Every cgroup file system (v2, and v1 with cpuacct) this process can create groups in:
+    /// (mount point, CPU counter file).
+    fn writable_cgroups() -> Vec<(PathBuf, &'static str)> {
+        let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+        mounts
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (dir, kind, options) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+                let counter = match *kind {
+                    "cgroup2" => "cpu.stat",
+                    "cgroup" if options.split(',').any(|o| o == "cpuacct") => "cpuacct.usage",
+                    _ => return None,
+                };
+                let probe = TestGroup::create(Path::new(dir), "kernfs-probe").ok()?;
+                probe.0.join(counter).exists().then(|| (PathBuf::from(dir), counter))
+            })
+            .collect()
     }
 
     #[test]
@@ -346,14 +366,10 @@ mod tests {
     /// group's removal shows at the next reading all the same.
     #[test]
     fn a_removed_cgroup_counter_fails_at_the_next_reading() {
-        let Some((mount, counter)) = writable_cgroup() else {
+        let cgroups = writable_cgroups();
+        if cgroups.is_empty() {
             eprintln!("no writable cgroup file system here: the kernfs removal path is not exercised");
-            return;
-        };
-        let group = mount.join(format!("ffrtmp-kernfs-test-{}", std::process::id()));
-        fs::create_dir(&group).unwrap();
-        let mut file = CounterFile::open(group.join(counter)).unwrap();
-        assert!(file.kernfs, "{}", mount.display());
+        }
         let parse = |text: &str| {
             let text = text.trim();
             text.strip_prefix("usage_usec ")
@@ -361,23 +377,31 @@ mod tests {
                 .parse::<u64>()
                 .ok()
         };
-        let mut buf = [0u8; SMALL_FILE_MAX];
-        let first = file.read_value(&mut buf, None, parse).unwrap();
-        // No process ever ran in the group: its counter stands still.
-        let again = file.read_value(&mut buf, Some(&first.value), parse).unwrap();
-        assert_eq!(
-            again,
-            Reading {
-                value: first.value,
-                reopened: false
-            }
-        );
-        fs::remove_dir(&group).unwrap();
-        let err = file.read_value(&mut buf, Some(&first.value), parse).unwrap_err();
-        assert!(
-            matches!(&err, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound),
-            "{err:?}"
-        );
+        for (mount, counter) in cgroups {
+            let group = TestGroup::create(&mount, "kernfs-test").unwrap();
+            let mut file = CounterFile::open(group.0.join(counter)).unwrap();
+            assert!(file.kernfs, "{}", mount.display());
+            let mut buf = [0u8; SMALL_FILE_MAX];
+            let first = file.read_value(&mut buf, None, parse).unwrap();
+            // No process ever ran in the group: its counter stands still.
+            let again = file.read_value(&mut buf, Some(&first.value), parse).unwrap();
+            assert_eq!(
+                again,
+                Reading {
+                    value: first.value,
+                    reopened: false
+                },
+                "{}",
+                mount.display()
+            );
+            fs::remove_dir(&group.0).unwrap();
+            let err = file.read_value(&mut buf, Some(&first.value), parse).unwrap_err();
+            assert!(
+                matches!(&err, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound),
+                "{}: {err:?}",
+                mount.display()
+            );
+        }
     }
 
     #[test]
