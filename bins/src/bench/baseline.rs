@@ -187,6 +187,7 @@ pub fn figures(job: Option<&Job>, baseline: Option<&NodeBaseline>, cores: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::idle::tests::{node, snapshot};
     use ffrtmp_core::{JobId, JobResult, JobSpec};
 
     fn job(attribution: &str, energy: Option<f64>, wall_s: f64, cpu: Option<(f64, f64)>) -> Job {
@@ -269,34 +270,9 @@ mod tests {
 
     #[test]
     fn the_split_is_over_the_cpus_the_snapshot_names_else_the_registered_cores() {
-        let mut node = Node {
-            id: ffrtmp_core::NodeId::new(),
-            registration: ffrtmp_core::NodeRegistration {
-                name: "n".into(),
-                cpu_cores: 4,
-                memory_mb: 1024,
-                max_concurrent_jobs: 1,
-                encoders: vec![],
-                engines: vec![],
-                version: String::new(),
-            },
-            status: ffrtmp_core::NodeStatus::Online,
-            active_jobs: 0,
-            registered_at_ms: 0,
-            last_seen_ms: 0,
-            power: None,
-        };
+        let mut node = node("n", None);
         assert_eq!(split_cpus(&node), 4, "no snapshot");
-        let mut power = ffrtmp_core::NodePower {
-            source: "rapl".into(),
-            energy_joules: 0.0,
-            measured_s: 0.0,
-            watts: None,
-            idle_watts: None,
-            counting_since_ms: 0,
-            sampled_at_ms: 0,
-            cpus: None,
-        };
+        let mut power = snapshot(0.0, 0.0);
         node.power = Some(power.clone());
         assert_eq!(split_cpus(&node), 4, "an agent that does not say");
         power.cpus = Some(16);

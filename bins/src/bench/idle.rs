@@ -426,11 +426,27 @@ pub fn describe(windows: &[IdleWindow], baselines: &[NodeBaseline], basis: &str)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use ffrtmp_core::NodeRegistration;
 
-    fn node(name: &str, idle_watts: Option<f64>) -> Node {
+    /// A RAPL snapshot that has counted `energy_joules` over `measured_s` since the agent's
+    /// counting began at 1 ms; nothing else set.
+    pub(in crate::bench) fn snapshot(energy_joules: f64, measured_s: f64) -> NodePower {
+        NodePower {
+            source: "rapl".into(),
+            energy_joules,
+            measured_s,
+            watts: None,
+            idle_watts: None,
+            counting_since_ms: 1,
+            sampled_at_ms: 1 + (measured_s * 1000.0) as u64,
+            cpus: None,
+        }
+    }
+
+    /// An online 4-core node, with a snapshot giving `idle_watts` when set.
+    pub(in crate::bench) fn node(name: &str, idle_watts: Option<f64>) -> Node {
         Node {
             id: NodeId::new(),
             registration: NodeRegistration {
@@ -447,14 +463,8 @@ mod tests {
             registered_at_ms: 0,
             last_seen_ms: 0,
             power: idle_watts.map(|w| NodePower {
-                source: "rapl".into(),
-                energy_joules: 0.0,
-                measured_s: 0.0,
-                watts: None,
                 idle_watts: Some(w),
-                counting_since_ms: 0,
-                sampled_at_ms: 0,
-                cpus: None,
+                ..snapshot(0.0, 0.0)
             }),
         }
     }
@@ -517,16 +527,7 @@ mod tests {
 
     #[test]
     fn spans_refuse_meters_that_went_backwards() {
-        let a = NodePower {
-            source: "rapl".into(),
-            energy_joules: 10.0,
-            measured_s: 1.0,
-            watts: None,
-            idle_watts: None,
-            counting_since_ms: 1,
-            sampled_at_ms: 2,
-            cpus: None,
-        };
+        let a = snapshot(10.0, 1.0);
         let back = NodePower {
             energy_joules: 5.0,
             measured_s: 2.0,
@@ -544,16 +545,7 @@ mod tests {
 
     #[test]
     fn spans_refuse_figures_that_are_not_numbers_or_give_infinite_power() {
-        let a = NodePower {
-            source: "rapl".into(),
-            energy_joules: 10.0,
-            measured_s: 1.0,
-            watts: None,
-            idle_watts: None,
-            counting_since_ms: 1,
-            sampled_at_ms: 2,
-            cpus: None,
-        };
+        let a = snapshot(10.0, 1.0);
         let later = |energy_joules: f64, measured_s: f64| NodePower {
             energy_joules,
             measured_s,
@@ -575,16 +567,7 @@ mod tests {
 
     #[test]
     fn only_newer_snapshots_open_or_close_a_window() {
-        let at = |measured_s: f64| NodePower {
-            source: "rapl".into(),
-            energy_joules: measured_s * 10.0,
-            measured_s,
-            watts: None,
-            idle_watts: None,
-            counting_since_ms: 1,
-            sampled_at_ms: 1 + (measured_s * 1000.0) as u64,
-            cpus: None,
-        };
+        let at = |measured_s: f64| snapshot(measured_s * 10.0, measured_s);
         assert!(is_newer(Some(&Some(at(1.0))), Some(&at(2.0))));
         assert!(!is_newer(Some(&Some(at(2.0))), Some(&at(1.0))), "an older, delayed one");
         assert!(!is_newer(Some(&Some(at(2.0))), Some(&at(2.0))), "the same");
