@@ -81,24 +81,58 @@ fn process(proc_root: &Path, pid: u32, cgroup: &str) {
     fs::write(dir.join("cgroup"), cgroup).unwrap();
 }
 
+/// An `AttributedEnergy` with a GPU sampler over a fake meter, observing the job cgroups made in
+/// a plain directory that stands in for the cgroup v1 cpu hierarchy, and an empty `/proc` tree.
+struct Machine {
+    tree: tempfile::TempDir,
+    proc_root: std::path::PathBuf,
+    gpu: Arc<Gpu>,
+    energy: Arc<AttributedEnergy>,
+    cgroups: Cgroups,
+}
+
+impl Machine {
+    fn new(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> Machine {
+        let tree = tempfile::tempdir().unwrap();
+        let proc_root = tree.path().join("proc");
+        fs::create_dir_all(&proc_root).unwrap();
+        let gpu = Gpu::new();
+        let meter = gpu.clone();
+        let energy = Arc::new(AttributedEnergy::new(make_cpu, None).with_gpu(&proc_root, |processes| {
+            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
+        }));
+        let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
+        Machine {
+            tree,
+            proc_root,
+            gpu,
+            energy,
+            cgroups,
+        }
+    }
+
+    /// With a RAPL meter that never moves.
+    fn with_rapl() -> Machine {
+        Machine::new(|cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()))
+    }
+
+    /// A file of the job cgroup `name`.
+    fn cgroup_file(&self, name: &str, file: &str) -> std::path::PathBuf {
+        self.tree.path().join("cpu").join(name).join(file)
+    }
+}
+
 /// Runs one job whose process 4242 keeps the encoder 60 % busy while another process (5000, no
 /// job) uses 20 %, over 200 J of GPU energy; returns the job's report.
 fn run_job(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> (EnergyReport, Arc<AttributedEnergy>) {
-    let tree = tempfile::tempdir().unwrap();
-    let proc_root = tree.path().join("proc");
+    let m = Machine::new(make_cpu);
+    let Machine { gpu, energy, .. } = &m;
     let job = job();
     let name = job_cgroup_name(&job);
-    process(&proc_root, 4242, &format!("0::/system.slice/ffrtmp/{name}\n"));
-    process(&proc_root, 5000, "0::/user.slice/session-2.scope\n");
-    let gpu = Gpu::new();
-    let meter = gpu.clone();
-    let energy = Arc::new(AttributedEnergy::new(make_cpu, None).with_gpu(&proc_root, |processes| {
-        GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
-    }));
-    // A plain directory stands in for the cgroup v1 cpu hierarchy.
-    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
-    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
-    fs::write(tree.path().join("cpu").join(&name).join("cpuacct.usage"), "0").unwrap();
+    process(&m.proc_root, 4242, &format!("0::/system.slice/ffrtmp/{name}\n"));
+    process(&m.proc_root, 5000, "0::/user.slice/session-2.scope\n");
+    let group = m.cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    fs::write(m.cgroup_file(&name, "cpuacct.usage"), "0").unwrap();
     gpu.set(200_000_000, &[(4242, 60), (5000, 20)]);
     energy.gpu().tick().unwrap();
     drop(group); // the observer takes the final readings
@@ -107,7 +141,7 @@ fn run_job(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> (EnergyReport
         wall_s: 2.0,
         ..Default::default()
     };
-    (energy.finished(&job, Some(&result)), energy)
+    (energy.finished(&job, Some(&result)), energy.clone())
 }
 
 #[test]
@@ -179,25 +213,12 @@ fn without_gpu_energy_reports_carry_no_gpu_joules() {
 /// final reading, which brings its samples. They are still the job's.
 #[test]
 fn a_process_gone_by_the_final_reading_is_charged_to_its_job() {
-    let tree = tempfile::tempdir().unwrap();
-    let proc_root = tree.path().join("proc"); // empty: /proc never knows the process
-    fs::create_dir_all(&proc_root).unwrap();
+    let m = Machine::with_rapl(); // its /proc stays empty: it never knows the process
+    let Machine { gpu, energy, .. } = &m;
     let job = job();
     let name = job_cgroup_name(&job);
-    let gpu = Gpu::new();
-    let meter = gpu.clone();
-    let energy = Arc::new(
-        AttributedEnergy::new(
-            |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
-            None,
-        )
-        .with_gpu(&proc_root, |processes| {
-            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
-        }),
-    );
-    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
-    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
-    let procs = tree.path().join("cpu").join(&name).join("cgroup.procs");
+    let group = m.cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    let procs = m.cgroup_file(&name, "cgroup.procs");
     fs::write(&procs, "4242\n").unwrap();
     gpu.set(50_000_000, &[]);
     energy.gpu().tick().unwrap();
@@ -243,25 +264,12 @@ fn a_job_cgroups_replaced_cpu_stat_is_read_and_a_removed_one_is_not_repeated() {
 /// the workload, or of other processes) are not the job's, so its energy is unavailable, not 0 J.
 #[test]
 fn a_job_whose_workload_could_not_join_its_cgroup_is_not_measured() {
-    let tree = tempfile::tempdir().unwrap();
-    let proc_root = tree.path().join("proc");
-    fs::create_dir_all(&proc_root).unwrap();
+    let m = Machine::with_rapl();
+    let Machine { gpu, energy, .. } = &m;
     let job = job();
     let name = job_cgroup_name(&job);
-    let gpu = Gpu::new();
-    let meter = gpu.clone();
-    let energy = Arc::new(
-        AttributedEnergy::new(
-            |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
-            None,
-        )
-        .with_gpu(&proc_root, |processes| {
-            GpuSampler::manual(meter, processes, GpuSamplerConfig::default())
-        }),
-    );
-    let cgroups = Cgroups::v1(Some(tree.path().join("cpu")), None, None).with_observer(energy.clone());
-    let group = cgroups.create(&name, &ResourceLimits::default()).unwrap();
-    fs::write(tree.path().join("cpu").join(&name).join("cpuacct.usage"), "0").unwrap();
+    let group = m.cgroups.create(&name, &ResourceLimits::default()).unwrap();
+    fs::write(m.cgroup_file(&name, "cpuacct.usage"), "0").unwrap();
     energy.sampler().tick().unwrap();
     gpu.set(100_000_000, &[]);
     energy.gpu().tick().unwrap();
