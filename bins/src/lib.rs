@@ -11,6 +11,7 @@ pub mod energy;
 pub mod load;
 pub mod node_power;
 pub mod recommend;
+pub mod secret_env;
 
 /// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.
 ///

@@ -88,7 +88,8 @@ pub struct FfmpegCommand {
 impl FfmpegCommand {
     /// Builds the command for `job`, refusing parameters this node cannot honour.
     ///
-    /// Reads the file system only to resolve `parameters.input` inside the input directory.
+    /// Reads the file system only to resolve `parameters.input` inside the input directory
+    /// (with every file a playlist input names: see [`crate::input`]).
     pub fn build(job: &Job, config: &FfmpegConfig) -> Result<FfmpegCommand, ExecError> {
         let scenario = job
             .spec
@@ -140,11 +141,12 @@ impl FfmpegCommand {
         // Input.
         let expected_duration_s;
         if let Some(input) = &p.input {
-            let path = resolve_input(&config.input_dir, input)?;
+            let (path, _) = crate::input::resolve_input(&config.input_dir, input)?;
             if mode == OutputMode::Rtmp {
                 a.push("-re");
             }
-            a.push("-i");
+            // Only local files, whatever the input (or a playlist in it) names.
+            a.push_all(&["-protocol_whitelist", "file", "-i"]);
             a.push(path);
             if let Some(d) = p.duration {
                 a.push("-t");
@@ -334,29 +336,6 @@ fn push_hw_preset(a: &mut Args, family: HwFamily, preset: &str) {
     }
 }
 
-/// Resolves `input` under `input_dir`, refusing anything that lands outside it (symlinks
-/// included) or does not exist.
-fn resolve_input(input_dir: &Path, input: &str) -> Result<PathBuf, ExecError> {
-    let dir = input_dir.canonicalize().map_err(|e| {
-        ExecError::InvalidParameter(format!("input directory {} is not usable: {e}", input_dir.display()))
-    })?;
-    let path = dir
-        .join(input)
-        .canonicalize()
-        .map_err(|e| ExecError::InvalidParameter(format!("input {input:?} not found in the input directory: {e}")))?;
-    if !path.starts_with(&dir) {
-        return Err(ExecError::InvalidParameter(format!(
-            "input {input:?} resolves outside the input directory"
-        )));
-    }
-    if !path.is_file() {
-        return Err(ExecError::InvalidParameter(format!(
-            "input {input:?} is not a regular file"
-        )));
-    }
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +454,8 @@ mod tests {
         .unwrap();
         let canon = input.canonicalize().unwrap().join("clip.mp4");
         assert_eq!(after(&a, "-i"), Some(canon.to_str().unwrap()));
+        let i = a.iter().position(|x| x == "-i").unwrap();
+        assert_eq!(&a[i - 2..i], ["-protocol_whitelist", "file"], "{a:?}");
         assert_eq!(after(&a, "-t"), Some("4"));
         assert_eq!(after(&a, "-vf"), Some("scale=1280:720"));
         assert!(!a.iter().any(|x| x == "lavfi"));

@@ -321,7 +321,9 @@ async fn test_encode(ffmpeg: &Path, encoder: &str, family: HwFamily, probe: &HwP
     }
     let args = hw_test_args(encoder, family, probe);
     tracing::debug!(ffmpeg = %ffmpeg.display(), ?args, "hardware encoder test encode");
-    let child = tokio::process::Command::new(ffmpeg)
+    let mut cmd = tokio::process::Command::new(ffmpeg);
+    crate::child_env::scrub(&mut cmd);
+    let child = cmd
         .args(&args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -471,12 +473,15 @@ Encoders:
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs a probe command to completion with a time limit. The probe gets its own process
-/// group, and on timeout the whole group is killed (a hung `gst-inspect` leaves its
-/// `gst-plugin-scanner` child behind otherwise), so agent start-up can never hang on it.
+/// group and the allowlisted environment ([`crate::child_env`]); on timeout the whole group
+/// is killed (a hung `gst-inspect` leaves its `gst-plugin-scanner` child behind otherwise),
+/// so agent start-up can never hang on it.
 pub(crate) async fn probe_output(
     mut cmd: tokio::process::Command,
     timeout: std::time::Duration,
 ) -> std::io::Result<std::process::Output> {
+    // Probes see no credentials either: only the allowlisted environment.
+    crate::child_env::scrub(&mut cmd);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

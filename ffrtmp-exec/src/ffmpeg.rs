@@ -7,6 +7,7 @@ use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobRes
 use crate::cgroup::Cgroups;
 use crate::command::{FfmpegCommand, FfmpegConfig};
 use crate::error::ExecError;
+use crate::run_as::RunAs;
 use crate::progress::ProgressParser;
 use crate::supervise::ProcessSpec;
 use crate::workload::{prepare_output_dir, run_workload};
@@ -55,6 +56,7 @@ pub struct FfmpegExecutor {
     config: FfmpegConfig,
     cgroups: Cgroups,
     nice: Option<i32>,
+    run_as: Option<RunAs>,
 }
 
 impl FfmpegExecutor {
@@ -69,6 +71,7 @@ impl FfmpegExecutor {
             config,
             cgroups,
             nice: Some(10),
+            run_as: None,
         }
     }
 
@@ -76,6 +79,18 @@ impl FfmpegExecutor {
     pub fn with_nice(mut self, nice: Option<i32>) -> Self {
         self.nice = nice;
         self
+    }
+
+    /// Runs encodes as `user` (`None`: as this process's user). Its output directory is
+    /// given to that user before each job.
+    pub fn with_run_as(mut self, user: Option<RunAs>) -> Self {
+        self.run_as = user;
+        self
+    }
+
+    /// The user encodes run as, when not this process's.
+    pub fn run_as(&self) -> Option<&RunAs> {
+        self.run_as.as_ref()
     }
 
     /// The configuration.
@@ -104,11 +119,12 @@ impl FfmpegExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        prepare_output_dir(job, &self.config.output_dir)?;
+        prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
 
         let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
         spec.grace = self.config.grace;
         spec.nice = self.nice;
+        spec.run_as = self.run_as.clone();
         let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
         let run = run_workload(
             spec,

@@ -5,7 +5,10 @@
 //! - [`supervise`]: running any program in its own process group, `nice`d, with cancel,
 //!   timeout, SIGTERM → grace → SIGKILL and no orphans.
 //! - [`cgroup`]: per-job cgroups (v1 and v2) with CPU and memory limits read back.
+//! - [`input`]: confining job inputs (and the files playlists name) to the input directory.
 //! - [`workload`]: a supervised program in a job cgroup, classified into an outcome.
+//! - [`child_env`]: the allowlisted environment of every child (no credentials).
+//! - [`run_as`]: [`RunAs`], the unprivileged user workloads run as under a root agent.
 //! - [`disk`]: scratch-disk checks.
 //! - [`ffmpeg`]: [`FfmpegExecutor`], the default [`ffrtmp_core::Executor`].
 //! - [`gstreamer`]: [`GstExecutor`], the same jobs as `gst-launch-1.0` pipelines.
@@ -17,6 +20,7 @@
 
 pub mod agent;
 pub mod cgroup;
+pub mod child_env;
 pub mod command;
 pub mod detect;
 pub mod disk;
@@ -24,8 +28,10 @@ pub mod engine;
 pub mod error;
 pub mod ffmpeg;
 pub mod gstreamer;
+pub mod input;
 pub mod noop;
 pub mod progress;
+pub mod run_as;
 pub mod supervise;
 pub mod workload;
 pub mod wrapper;
@@ -39,5 +45,6 @@ pub use ffmpeg::{FfmpegExecutor, FFMPEG_ENCODE_ERRORS};
 pub use gstreamer::{GstConfig, GstExecutor};
 pub use noop::NoopExecutor;
 pub use progress::ProgressParser;
+pub use run_as::RunAs;
 pub use supervise::{ProcessExit, ProcessSpec, StopReason, Termination};
 pub use workload::{run_workload, WorkloadRun};

@@ -24,6 +24,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::cgroup::JobCgroup;
 use crate::error::ExecError;
+use crate::run_as::RunAs;
 
 /// Lines of stderr kept by default.
 pub const TAIL_LINES: usize = 64;
@@ -31,8 +32,7 @@ pub const TAIL_LINES: usize = 64;
 pub const TAIL_BYTES: usize = 16 * 1024;
 /// Longest stderr line kept (longer lines are cut).
 const MAX_LINE: usize = 2048;
-/// Environment variables that hold credentials and are removed from every workload.
-pub const SECRET_ENV: [&str; 2] = ["MASTER_API_KEY", "FFRTMP_API_KEY"];
+pub use crate::child_env::SECRET_ENV;
 
 /// How long to wait for pipes to drain and the group to vanish after the leader exits.
 const AFTERMATH: Duration = Duration::from_secs(2);
@@ -72,6 +72,9 @@ pub struct ProcessSpec {
     /// crashed agent leaves no encode running that the master has already handed to
     /// another node. Default true.
     pub die_with_parent: bool,
+    /// The user the child runs as (set after it joined its cgroup, before exec), with no
+    /// supplementary groups. Default: this process's user.
+    pub run_as: Option<RunAs>,
 }
 
 impl ProcessSpec {
@@ -90,6 +93,7 @@ impl ProcessSpec {
             current_dir: None,
             cgroup_procs: Vec::new(),
             die_with_parent: true,
+            run_as: None,
         }
     }
 
@@ -339,10 +343,8 @@ where
     // A std command, not tokio's: the leader is reaped here with wait4 (for its rusage), and
     // tokio's child handle would wait for (or, once dropped, try to reap) the same pid.
     let mut cmd = std::process::Command::new(&spec.program);
-    // Workloads may process untrusted media: they never see the fleet's credentials.
-    for var in SECRET_ENV {
-        cmd.env_remove(var);
-    }
+    // Workloads may process untrusted media: they get an allowlisted environment only.
+    crate::child_env::scrub_std(&mut cmd, spec.run_as.as_ref());
     cmd.args(&spec.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -354,16 +356,28 @@ where
     let fds: Vec<i32> = spec.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
     let nice = spec.nice;
     let die_with_parent = spec.die_with_parent;
+    let ids = spec.run_as.as_ref().filter(|u| !u.is_root()).map(|u| (u.uid, u.gid));
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (prctl, setpriority, write) on values prepared before the fork; it allocates
-    // nothing (io::Error::last_os_error does not allocate).
+    // system calls (prctl, setpriority, write, setgroups, setgid, setuid) on values prepared
+    // before the fork; it allocates nothing (io::Error::last_os_error does not allocate).
     unsafe {
         cmd.pre_exec(move || {
+            // Join the cgroup while still privileged (moving a task needs the rights on
+            // cgroup.procs), then drop to the workload's user.
             for fd in &fds {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            if let Some((uid, gid)) = ids {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // After setuid, which clears the parent-death signal.
             if die_with_parent {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
             }

@@ -215,12 +215,19 @@ pub fn outcome_of(engine: &str, job: &ffrtmp_core::Job, run: Result<ExecOutcome,
 
 /// Makes sure a job that writes a file has somewhere to write it: the output directory
 /// exists and its disk has the job's `max_disk_mb` free. Jobs that discard their output
-/// need neither.
-pub(crate) fn prepare_output_dir(job: &ffrtmp_core::Job, dir: &std::path::Path) -> Result<(), ExecError> {
+/// need neither. When the job runs as another user, the directory is given to that user.
+pub(crate) fn prepare_output_dir(
+    job: &ffrtmp_core::Job,
+    dir: &std::path::Path,
+    run_as: Option<&crate::run_as::RunAs>,
+) -> Result<(), ExecError> {
     if job.spec.parameters.output_mode.unwrap_or_default() == ffrtmp_core::OutputMode::File {
         std::fs::create_dir_all(dir).map_err(|e| {
             ExecError::NodeUnavailable(format!("output directory {} is not usable: {e}", dir.display()))
         })?;
+        if let Some(user) = run_as.filter(|u| !u.is_root()) {
+            user.own_dir(dir)?;
+        }
         crate::disk::DiskUsage::of(dir)?.check(job.spec.resource_limits.max_disk_mb)?;
     }
     Ok(())

@@ -13,7 +13,9 @@ use ffrtmp::node_power::MeteredNode;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::{Executor, NodeRegistration, Transport};
 use ffrtmp_exec::agent::{Agent, AgentConfig};
-use ffrtmp_exec::{detect, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor};
+use ffrtmp_exec::{
+    detect, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor, RunAs,
+};
 use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
 use ffrtmp_power::{GpuSamplerConfig, RaplSource, Sampler, SamplerConfig};
 
@@ -89,6 +91,11 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// User the workloads run as. Default, when the agent runs as root: the system user
+    /// `ffrtmp-worker` (created when missing; `nobody` when that fails); `root` opts out.
+    /// An agent not running as root runs them as its own user.
+    #[arg(long)]
+    run_as: Option<String>,
 }
 
 /// A status endpoint address, or none.
@@ -126,9 +133,32 @@ fn resolve_ffmpeg(p: &PathBuf) -> anyhow::Result<PathBuf> {
         })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // First, while this is the only thread: the key leaves the environment (and the
+    // environment block /proc shows), so no workload or probe can read it from there.
+    let restored = ffrtmp::secret_env::hide_secrets(&[("--api-key", "MASTER_API_KEY")])?;
     let args = Args::parse();
+    restored.forget();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(args))
+}
+
+/// The user workloads run as (see `--run-as`), with the directories it needs checked.
+fn workload_user(args: &Args) -> anyhow::Result<Option<RunAs>> {
+    let user = RunAs::for_agent(args.run_as.as_deref())?;
+    if let Some(u) = &user {
+        u.own_dir(&args.output_dir)?;
+        u.check_dir(&args.output_dir, true)?;
+        u.check_dir(&args.input_dir, false)?;
+        tracing::info!(user = %u.name, uid = u.uid, "workloads run as this user");
+    }
+    Ok(user)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
@@ -192,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
             vec!["noop".into()],
         ),
         ExecutorKind::Ffmpeg => {
+            let run_as = workload_user(&args)?;
             let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
             engine_path = Some(ffmpeg.clone());
             let encoders = detect::software_encoders(&ffmpeg)
@@ -210,13 +241,14 @@ async fn main() -> anyhow::Result<()> {
             exec_config.ffmpeg_path = ffmpeg;
             let gst_config = GstConfig::from_ffmpeg(&exec_config);
             let gst = match GstExecutor::detect_with_cgroups(gst_config, cgroups.clone()).await {
-                Ok(g) => Some(g),
+                Ok(g) => Some(g.with_run_as(run_as.clone())),
                 Err(e) => {
                     tracing::info!(reason = %e, "GStreamer engine not available; FFmpeg runs every job");
                     None
                 }
             };
-            let auto = AutoExecutor::new(FfmpegExecutor::with_cgroups(exec_config, cgroups), gst);
+            let ffmpeg = FfmpegExecutor::with_cgroups(exec_config, cgroups).with_run_as(run_as);
+            let auto = AutoExecutor::new(ffmpeg, gst);
             let engines = auto.engines();
             (Arc::new(auto), encoders, engines)
         }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::cgroup::{job_cgroup_name, Cgroups};
 use crate::error::ExecError;
+use crate::run_as::RunAs;
 use crate::supervise::ProcessSpec;
 use crate::workload::{prepare_output_dir, run_workload};
 
@@ -36,6 +37,7 @@ pub struct GstExecutor {
     config: GstConfig,
     cgroups: Cgroups,
     nice: Option<i32>,
+    run_as: Option<RunAs>,
     elements: Option<BTreeSet<String>>,
 }
 
@@ -52,6 +54,7 @@ impl GstExecutor {
             config,
             cgroups,
             nice: Some(10),
+            run_as: None,
             elements: None,
         }
     }
@@ -114,6 +117,18 @@ impl GstExecutor {
         self
     }
 
+    /// Runs encodes as `user` (`None`: as this process's user). Its output directory is
+    /// given to that user before each job.
+    pub fn with_run_as(mut self, user: Option<RunAs>) -> Self {
+        self.run_as = user;
+        self
+    }
+
+    /// The user encodes run as, when not this process's.
+    pub fn run_as(&self) -> Option<&RunAs> {
+        self.run_as.as_ref()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &GstConfig {
         &self.config
@@ -157,11 +172,12 @@ impl GstExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        prepare_output_dir(job, &self.config.output_dir)?;
+        prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
 
         let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
         spec.grace = self.config.grace;
         spec.nice = self.nice;
+        spec.run_as = self.run_as.clone();
         let mut parser = GstProgressParser::new(f64::from(pipe.scenario.fps), pipe.frame_limit);
         let started = Instant::now();
         let run = run_workload(spec, &job_cgroup_name(job), limits, &self.cgroups, cancel, |line| {

@@ -102,6 +102,15 @@ impl GstPipeline {
                     ));
                 }
                 let path = input_path(&plan.args)?;
+                // hlsdemux and friends may fetch what a playlist names (over any protocol
+                // GStreamer has); FFmpeg's whitelist confines those, so playlists go there.
+                if crate::input::sniff(&path)? != crate::input::InputKind::Media {
+                    return Err(ExecError::InvalidParameter(
+                        "the gstreamer engine does not take playlist inputs (HLS or concat lists); \
+                         use the ffmpeg engine"
+                            .to_string(),
+                    ));
+                }
                 // gst-launch's quoted strings cannot carry a backslash safely (a trailing one
                 // escapes the closing quote); such inputs go to the ffmpeg engine.
                 let text = path.to_str().filter(|t| !t.contains('\\')).ok_or_else(|| {

@@ -1,0 +1,158 @@
+//! Keeping credentials out of a binary's environment after start-up.
+//!
+//! `/proc/<pid>/environ` shows the environment block a process was *started* with;
+//! removing a variable later (`std::env::remove_var`) does not change it, so anything able
+//! to read that file (a workload running as the same user, a debugger) would still find the
+//! key. [`hide_secrets`] therefore re-executes the binary once with the credentials taken out
+//! of its environment (and of its command line, for the flags named), handing them over
+//! through an inherited pipe that the new image reads and closes at once.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::CommandExt;
+
+use anyhow::{bail, Context};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+
+/// Names the pipe descriptor across the re-exec (a number, not a secret).
+const SECRETS_FD_ENV: &str = "FFRTMP_SECRETS_FD";
+/// More than a pipe holds without a reader would block the hand-over.
+const MAX_HANDOVER: usize = 48 * 1024;
+
+/// Whether an environment variable named `name` holds a credential.
+///
+/// ```
+/// use ffrtmp::secret_env::is_secret;
+/// assert!(is_secret("MASTER_API_KEY") && is_secret("FFRTMP_AGENT_API_KEY") && is_secret("X_TOKEN"));
+/// assert!(!is_secret("MASTER_API_KEY_FILE") && !is_secret("PATH"));
+/// ```
+pub fn is_secret(name: &str) -> bool {
+    ffrtmp_exec::child_env::SECRET_ENV.contains(&name)
+        || ["_API_KEY", "_TOKEN", "_PASSWORD", "_SECRET"]
+            .iter()
+            .any(|s| name.ends_with(s))
+}
+
+/// The credentials restored into this process's (library-level) environment for flag
+/// parsing; [`Restored::forget`] removes them again.
+#[derive(Debug, Default)]
+#[must_use = "call forget() once the flags are parsed"]
+pub struct Restored {
+    names: Vec<OsString>,
+}
+
+impl Restored {
+    /// Removes the restored variables from the environment (children never inherit them,
+    /// and `/proc/<pid>/environ` never showed them). Call before any thread is started.
+    pub fn forget(self) {
+        for name in self.names {
+            std::env::remove_var(name);
+        }
+    }
+}
+
+/// Takes credentials out of the process environment and command line. Must run first in
+/// `main`, before any thread exists (it changes the environment and may replace the process
+/// image).
+///
+/// - When this process was started with credentials (variables for which [`is_secret`]
+///   holds, or a flag of `flags` such as `("--api-key", "MASTER_API_KEY")`), it re-executes
+///   itself without them and does not return; the new image gets them through a pipe.
+/// - In that new image (or when there were none), it puts what the pipe carried into the
+///   environment for flag parsing (the variable named with each flag), and returns which,
+///   to be [forgotten](Restored::forget) once parsed.
+pub fn hide_secrets(flags: &[(&str, &str)]) -> anyhow::Result<Restored> {
+    if let Some(fd) = std::env::var_os(SECRETS_FD_ENV) {
+        std::env::remove_var(SECRETS_FD_ENV);
+        return restore(&fd);
+    }
+    let mut secrets: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(is_secret))
+        .collect();
+    let mut args: Vec<OsString> = Vec::new();
+    let mut argv = std::env::args_os();
+    let arg0 = argv.next().unwrap_or_default();
+    while let Some(arg) = argv.next() {
+        let bytes = arg.as_bytes();
+        let hit = flags.iter().find_map(|(flag, var)| {
+            let f = flag.as_bytes();
+            if bytes == f {
+                Some((var, None))
+            } else if bytes.len() > f.len() && bytes.starts_with(f) && bytes[f.len()] == b'=' {
+                Some((var, Some(OsStr::from_bytes(&bytes[f.len() + 1..]).to_os_string())))
+            } else {
+                None
+            }
+        });
+        match hit {
+            Some((var, Some(value))) => secrets.push(((*var).into(), value)),
+            Some((var, None)) => match argv.next() {
+                Some(value) => secrets.push(((*var).into(), value)),
+                None => args.push(arg),
+            },
+            None => args.push(arg),
+        }
+    }
+    if secrets.is_empty() {
+        return Ok(Restored::default());
+    }
+    reexec(arg0, args, secrets)
+}
+
+/// Replaces this process with itself, minus the credentials, which go through a pipe.
+fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)>) -> anyhow::Result<Restored> {
+    let mut data = Vec::new();
+    for (k, v) in &secrets {
+        data.extend_from_slice(k.as_bytes());
+        data.push(0);
+        data.extend_from_slice(v.as_bytes());
+        data.push(0);
+    }
+    if data.len() > MAX_HANDOVER {
+        bail!("credentials in the environment exceed {MAX_HANDOVER} bytes");
+    }
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating the credential pipe")?;
+    std::fs::File::from(write)
+        .write_all(&data)
+        .context("handing credentials over")?;
+    // Only the read end crosses exec; the write end is closed, so the reader sees EOF.
+    fcntl(read.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).context("passing the credential pipe on")?;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(arg0)
+        .args(args)
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| !secrets.iter().any(|(s, _)| s == k)))
+        .env(SECRETS_FD_ENV, read.as_raw_fd().to_string());
+    let err = cmd.exec();
+    drop(read);
+    Err(err).context("re-executing without credentials in the environment")
+}
+
+/// In the re-executed image: reads the hand-over pipe and restores its variables.
+fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
+    let fd: i32 = fd
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 2)
+        .with_context(|| format!("{SECRETS_FD_ENV} is not a descriptor number"))?;
+    // SAFETY: the descriptor was opened for this purpose by the previous image and is owned
+    // by nothing else here; a wrong number fails the read below.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut data = Vec::new();
+    std::fs::File::from(owned)
+        .read_to_end(&mut data)
+        .context("reading handed-over credentials")?;
+    let mut parts = data.split(|b| *b == 0);
+    let mut names = Vec::new();
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        if k.is_empty() {
+            break;
+        }
+        let name = OsString::from_vec(k.to_vec());
+        std::env::set_var(&name, OsStr::from_bytes(v));
+        names.push(name);
+    }
+    Ok(Restored { names })
+}

@@ -1,0 +1,157 @@
+//! [`RunAs`]: the unprivileged user workloads run as when the agent runs as root, so that a
+//! workload compromised by hostile media cannot read the agent's memory, keys or other jobs'
+//! files, nor change its cgroups.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use nix::unistd::User;
+
+use crate::error::ExecError;
+
+/// The system user an agent running as root creates for its workloads when none is named.
+pub const DEFAULT_WORKER: &str = "ffrtmp-worker";
+/// The user taken when [`DEFAULT_WORKER`] cannot be created.
+pub const FALLBACK_WORKER: &str = "nobody";
+
+/// A user (and its primary group) that children run as, with no supplementary groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user name.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+    /// Its home directory (the children's `HOME`).
+    pub home: PathBuf,
+}
+
+impl RunAs {
+    /// The user named `name` from the system's user database.
+    ///
+    /// ```
+    /// let root = ffrtmp_exec::RunAs::lookup("root").unwrap();
+    /// assert_eq!((root.uid, root.gid), (0, 0));
+    /// assert!(ffrtmp_exec::RunAs::lookup("no-such-user-here").is_err());
+    /// ```
+    pub fn lookup(name: &str) -> Result<RunAs, ExecError> {
+        match User::from_name(name) {
+            Ok(Some(u)) => Ok(RunAs {
+                name: u.name,
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+                home: u.dir,
+            }),
+            Ok(None) => Err(ExecError::NodeUnavailable(format!("no user named {name:?} on this host"))),
+            Err(e) => Err(ExecError::NodeUnavailable(format!("looking up user {name:?}: {e}"))),
+        }
+    }
+
+    /// [`DEFAULT_WORKER`], created as a system user without a login shell when missing
+    /// (`useradd`); [`FALLBACK_WORKER`] when it cannot be created.
+    pub fn system_worker() -> Result<RunAs, ExecError> {
+        if let Ok(u) = RunAs::lookup(DEFAULT_WORKER) {
+            return Ok(u);
+        }
+        let created = std::process::Command::new("useradd")
+            .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+            .args(["--shell", "/usr/sbin/nologin", DEFAULT_WORKER])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        // Another agent on the host may have created it meanwhile: look again either way.
+        match RunAs::lookup(DEFAULT_WORKER) {
+            Ok(u) => Ok(u),
+            Err(_) => {
+                let why = match created {
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(user = DEFAULT_WORKER, reason = %why, "cannot create the worker user; using {FALLBACK_WORKER}");
+                RunAs::lookup(FALLBACK_WORKER)
+            }
+        }
+    }
+
+    /// The user an agent runs workloads as, given `--run-as` (`requested`): as root, the named
+    /// user, or [`RunAs::system_worker`] when none is named, and `None` (stay root) for
+    /// `root`; not as root, `None` (its own user), and naming any other user is an error.
+    pub fn for_agent(requested: Option<&str>) -> Result<Option<RunAs>, ExecError> {
+        let euid = nix::unistd::geteuid();
+        if !euid.is_root() {
+            return match requested {
+                None => Ok(None),
+                Some(name) if RunAs::lookup(name)?.uid == euid.as_raw() => Ok(None),
+                Some(name) => Err(ExecError::NodeUnavailable(format!(
+                    "--run-as {name} needs the agent to run as root (it runs as uid {euid})"
+                ))),
+            };
+        }
+        let user = match requested {
+            None => RunAs::system_worker()?,
+            Some(name) => RunAs::lookup(name)?,
+        };
+        Ok(Some(user).filter(|u| !u.is_root()))
+    }
+
+    /// Whether this is the superuser (running as it drops nothing).
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// Makes `dir` (created when missing) owned by this user, so that its workloads can
+    /// write their outputs and scratch files there.
+    pub fn own_dir(&self, dir: &Path) -> Result<(), ExecError> {
+        use std::os::unix::fs::MetadataExt;
+        let unusable = |e: std::io::Error| {
+            ExecError::NodeUnavailable(format!(
+                "output directory {} cannot be given to user {}: {e}",
+                dir.display(),
+                self.name
+            ))
+        };
+        std::fs::create_dir_all(dir).map_err(unusable)?;
+        let meta = std::fs::metadata(dir).map_err(unusable)?;
+        if meta.uid() != self.uid || meta.gid() != self.gid {
+            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(unusable)?;
+        }
+        Ok(())
+    }
+
+    /// Checks, as this user, that `dir` can be listed and entered (and written when
+    /// `write`): a parent directory closed to the user fails here, at start-up, rather than
+    /// every job later.
+    pub fn check_dir(&self, dir: &Path, write: bool) -> Result<(), ExecError> {
+        let script = if write {
+            "test -d \"$1\" && test -r \"$1\" && test -x \"$1\" && test -w \"$1\""
+        } else {
+            "test -d \"$1\" && test -r \"$1\" && test -x \"$1\""
+        };
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", script, "check"])
+            .arg(dir)
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        crate::child_env::scrub_std(&mut cmd, Some(self));
+        let status = cmd
+            .status()
+            .map_err(|e| ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", dir.display(), self.name)))?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(ExecError::NodeUnavailable(format!(
+            "user {} (uid {}) cannot {} {}: make it and every parent directory reachable by that user, \
+             or choose another with --run-as",
+            self.name,
+            self.uid,
+            if write { "write to" } else { "read" },
+            dir.display()
+        )))
+    }
+}
