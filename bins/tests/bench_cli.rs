@@ -269,6 +269,8 @@ impl Cluster {
     fn start(metered: bool) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        // Reachable by the unprivileged user the agent runs workloads as.
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let powercap = d.join(if metered { "powercap" } else { "no-powercap" });
         let rapl = metered.then(|| FakeRapl::start(&powercap));
         let ready = d.join("ready");

@@ -68,6 +68,8 @@ struct Cluster {
 impl Cluster {
     fn start(agents: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        // Reachable by the unprivileged user the agent runs workloads as.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let ready = dir.path().join("ready");
         let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
             .args(["--port", "0", "--heartbeat-interval", "500ms", "--retry-base", "200ms"])

@@ -1,0 +1,128 @@
+//! Children never see the agent's credentials, and workloads of a root agent run as an
+//! unprivileged user, still inside their job cgroup.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Once;
+
+use common::{have_ffmpeg, job, Recorder};
+use ffrtmp_core::{cancel_pair, ExecOutcome, Executor, ResourceLimits};
+use ffrtmp_exec::{detect, run_workload, Cgroups, FfmpegConfig, FfmpegExecutor, ProcessSpec, RunAs};
+
+const KEY: &str = "key-that-must-not-leak-0123";
+
+/// The agent's key in this process's environment, as an agent started with it has.
+fn with_key_in_env() {
+    static SET: Once = Once::new();
+    SET.call_once(|| {
+        std::env::set_var("MASTER_API_KEY", KEY);
+        std::env::set_var("FFRTMP_API_KEY", KEY);
+    });
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// A directory tree the unprivileged user can reach.
+fn open_tempdir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+#[tokio::test]
+async fn a_workload_runs_unprivileged_in_its_cgroup_without_the_key() {
+    with_key_in_env();
+    if !is_root() {
+        eprintln!("skipped: dropping privileges needs root");
+        return;
+    }
+    let nobody = RunAs::lookup("nobody").unwrap();
+    let mut spec = ProcessSpec::new(
+        "sh",
+        ["-c", "id -u; id -G; cat /proc/self/cgroup; tr '\\0' '\\n' < /proc/self/environ"],
+    );
+    spec.run_as = Some(nobody.clone());
+    let limits = ResourceLimits {
+        max_memory_mb: Some(256),
+        ..Default::default()
+    };
+    let cgroups = Cgroups::detect();
+    let name = format!("unpriv-{}", std::process::id());
+    let (_h, cancel) = cancel_pair();
+    let mut lines = Vec::new();
+    let run = run_workload(spec, &name, &limits, &cgroups, cancel, |l| lines.push(l.to_string()))
+        .await
+        .unwrap();
+    assert!(run.exit.success(), "{run:?}");
+    assert_eq!(lines[0], nobody.uid.to_string(), "{lines:?}");
+    assert_eq!(lines[1], nobody.gid.to_string(), "no supplementary groups: {lines:?}");
+    assert!(!lines.iter().any(|l| l.contains(KEY)), "{lines:?}");
+    assert!(lines.iter().any(|l| *l == format!("HOME={}", nobody.home.display())), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("PATH=")), "{lines:?}");
+    if cgroups.unavailable_reason().is_none() {
+        assert!(run.limits.starts_with("enforced"), "{}", run.limits);
+        assert!(
+            lines.iter().any(|l| l.contains("memory") && l.contains(&name)),
+            "still placed in its cgroup: {lines:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ffmpeg_job_runs_as_the_worker_and_writes_its_output() {
+    with_key_in_env();
+    if !is_root() || !have_ffmpeg() {
+        eprintln!("skipped: needs root and ffmpeg");
+        return;
+    }
+    let nobody = RunAs::lookup("nobody").unwrap();
+    let root = open_tempdir();
+    let (input, output) = (root.path().join("in"), root.path().join("out"));
+    std::fs::create_dir(&input).unwrap();
+    let exec = FfmpegExecutor::with_cgroups(FfmpegConfig::new(&input, &output), Cgroups::detect())
+        .with_run_as(Some(nobody.clone()));
+    let j = job(r#"{"scenario":"720p-h264","parameters":{"duration":1}}"#);
+    let (_h, cancel) = cancel_pair();
+    match exec.execute(&j, &Recorder::default(), cancel).await {
+        ExecOutcome::Completed { result } => assert!(result.output_bytes > 0, "{result:?}"),
+        other => panic!("expected completed, got {other:?}"),
+    }
+    // Written by the worker itself: the file is its own.
+    let out = std::fs::metadata(output.join(format!("{}-a1.mp4", j.id))).unwrap();
+    assert_eq!((out.uid(), out.gid()), (nobody.uid, nobody.gid));
+}
+
+#[tokio::test]
+async fn encoder_probes_get_no_key() {
+    with_key_in_env();
+    let d = tempfile::tempdir().unwrap();
+    let seen = d.path().join("env.txt");
+    let fake = d.path().join("ffmpeg");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nenv > '{}'\necho ' V....D libx264              libx264 H.264'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let encoders = detect::software_encoders(&fake).await.unwrap();
+    assert_eq!(encoders, ["libx264"]);
+    assert_probe_env(&seen);
+
+    std::fs::remove_file(&seen).unwrap();
+    let hw = detect::hardware_encoders(&fake, &detect::HwProbeConfig::default()).await;
+    assert!(hw.is_empty(), "{hw:?}");
+    assert_probe_env(&seen);
+}
+
+fn assert_probe_env(seen: &Path) {
+    let env = std::fs::read_to_string(seen).unwrap();
+    assert!(!env.contains(KEY), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
