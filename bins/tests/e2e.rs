@@ -520,3 +520,46 @@ fn an_agent_registers_again_when_the_master_no_longer_knows_it() {
         "the agent registered once with the new master"
     );
 }
+
+/// The `Uid:` line of a process: real, effective, saved and filesystem uid.
+fn uids_of(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string()
+}
+
+#[test]
+fn the_agent_and_its_encodes_hold_no_key_and_encodes_run_unprivileged() {
+    let cluster = Cluster::start(1);
+    let agent = cluster.agents[0].0.id();
+    // Once the status endpoint is up, start-up (and its re-exec) is over.
+    wait_for_file(&cluster.dir.path().join("agent-0.status"), Duration::from_secs(30));
+    let environ = std::fs::read(format!("/proc/{agent}/environ")).unwrap();
+    let text = String::from_utf8_lossy(&environ);
+    assert!(!text.contains(KEY), "the agent's environ holds the key");
+    assert!(text.split('\0').any(|v| v.starts_with("PATH=")), "{text}");
+
+    let job = cluster.cli_json(&["jobs", "submit", "--scenario", "1080p-h264", "--duration", "600"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let encode = loop {
+        if let Some(pid) = processes_mentioning(&id).first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "the encode never started\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let environ = std::fs::read(format!("/proc/{encode}/environ")).unwrap();
+    assert!(!String::from_utf8_lossy(&environ).contains(KEY), "the encode's environ holds the key");
+    if uids_of(std::process::id() as i32).split_whitespace().nth(1) == Some("0") {
+        let worker = Command::new("id").args(["-u", "ffrtmp-worker"]).output().unwrap();
+        let worker = String::from_utf8_lossy(&worker.stdout).trim().to_string();
+        assert!(!worker.is_empty() && worker != "0");
+        let uids = uids_of(encode);
+        assert!(
+            uids.split_whitespace().skip(1).all(|u| u == worker),
+            "the encode runs as {uids}, not as ffrtmp-worker ({worker})"
+        );
+    }
+    let j = cluster.cli_json(&["jobs", "cancel", &id]);
+    assert_eq!(j["state"], "canceled");
+}
