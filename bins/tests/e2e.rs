@@ -545,11 +545,18 @@ fn the_agent_and_its_encodes_hold_no_key_and_encodes_run_unprivileged() {
         if let Some(pid) = processes_mentioning(&id).first() {
             break *pid;
         }
-        assert!(Instant::now() < deadline, "the encode never started\n{}", cluster.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the encode never started\n{}",
+            cluster.logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let environ = std::fs::read(format!("/proc/{encode}/environ")).unwrap();
-    assert!(!String::from_utf8_lossy(&environ).contains(KEY), "the encode's environ holds the key");
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(KEY),
+        "the encode's environ holds the key"
+    );
     if uids_of(std::process::id() as i32).split_whitespace().nth(1) == Some("0") {
         let worker = Command::new("id").args(["-u", "ffrtmp-worker"]).output().unwrap();
         let worker = String::from_utf8_lossy(&worker.stdout).trim().to_string();

@@ -44,8 +44,7 @@ const ALLOWED_PREFIXES: &[&str] = &["LC_", "GST_"];
 /// assert!(!is_allowed("MASTER_API_KEY") && !is_allowed("AWS_SECRET_ACCESS_KEY"));
 /// ```
 pub fn is_allowed(name: &str) -> bool {
-    !SECRET_ENV.contains(&name)
-        && (ALLOWED.contains(&name) || ALLOWED_PREFIXES.iter().any(|p| name.starts_with(p)))
+    !SECRET_ENV.contains(&name) && (ALLOWED.contains(&name) || ALLOWED_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 /// The allowlisted variables of this process, with `HOME`, `USER` and `LOGNAME` replaced by
@@ -86,7 +85,12 @@ mod tests {
             home: "/var/lib/worker".into(),
         };
         let env = child_env(Some(&user));
-        let get = |k: &str| env.iter().filter(|(n, _)| n == k).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let get = |k: &str| {
+            env.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(get("HOME"), [OsString::from("/var/lib/worker")]);
         assert_eq!(get("USER"), [OsString::from("worker")]);
         assert!(env.iter().all(|(k, _)| is_allowed(k.to_str().unwrap())));

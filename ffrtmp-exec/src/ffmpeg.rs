@@ -7,8 +7,8 @@ use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobRes
 use crate::cgroup::Cgroups;
 use crate::command::{FfmpegCommand, FfmpegConfig};
 use crate::error::ExecError;
-use crate::run_as::RunAs;
 use crate::progress::ProgressParser;
+use crate::run_as::RunAs;
 use crate::supervise::ProcessSpec;
 use crate::workload::{prepare_output_dir, run_workload};
 

@@ -144,7 +144,8 @@ impl Checker<'_> {
                 path.display()
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| self.refuse(format!("cannot be read ({}): {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| self.refuse(format!("cannot be read ({}): {e}", path.display())))?;
         let text = String::from_utf8_lossy(&bytes);
         let entries = match kind {
             InputKind::Hls => hls_entries(&text),
@@ -178,7 +179,9 @@ impl Checker<'_> {
         let lexical = normalize(&joined);
         for candidate in [&lexical, &joined] {
             let real = candidate.canonicalize().map_err(|e| {
-                self.refuse(format!("names {entry:?}, which cannot be resolved inside the input directory: {e}"))
+                self.refuse(format!(
+                    "names {entry:?}, which cannot be resolved inside the input directory: {e}"
+                ))
             })?;
             if !real.starts_with(self.root) {
                 return Err(self.refuse(format!("names {entry:?}, which resolves outside the input directory")));
@@ -343,8 +346,14 @@ mod tests {
         std::os::unix::fs::symlink(&d.outside, d.input.join("hls/link.ts")).unwrap();
         let w = |name: &str, text: String| std::fs::write(d.input.join(name), text).unwrap();
 
-        w("hls/ok.m3u8", "#EXTM3U\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\n../top.ts\n".into());
-        w("master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhls/ok.m3u8\n".into());
+        w(
+            "hls/ok.m3u8",
+            "#EXTM3U\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\n../top.ts\n".into(),
+        );
+        w(
+            "master.m3u8",
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhls/ok.m3u8\n".into(),
+        );
         assert_eq!(resolve_input(&d.input, "hls/ok.m3u8").unwrap().1, InputKind::Hls);
         assert_eq!(resolve_input(&d.input, "master.m3u8").unwrap().1, InputKind::Hls);
 
@@ -353,7 +362,10 @@ mod tests {
             ("abs.m3u8", format!("#EXTM3U\n#EXTINF:1,\n{abs}\n")),
             ("up.m3u8", "#EXTM3U\n#EXTINF:1,\n../secret.ts\n".to_string()),
             ("url.m3u8", format!("#EXTM3U\n#EXTINF:1,\nfile:{abs}\n")),
-            ("key.m3u8", "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"/etc/passwd\"\nhls/seg0.ts\n".into()),
+            (
+                "key.m3u8",
+                "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"/etc/passwd\"\nhls/seg0.ts\n".into(),
+            ),
             ("link.m3u8", "#EXTM3U\n#EXTINF:1,\nhls/link.ts\n".into()),
             ("nested.m3u8", "#EXTM3U\nabs.m3u8\n".into()),
             ("list.txt", format!("ffconcat version 1.0\nfile '{abs}'\n")),
@@ -363,11 +375,17 @@ mod tests {
             let msg = refused(&d, name);
             assert!(msg.contains("outside the input directory"), "{name}: {msg}");
         }
-        w("net.m3u8", "#EXTM3U\n#EXTINF:1,\nhttp://example.invalid/seg.ts\n".into());
+        w(
+            "net.m3u8",
+            "#EXTM3U\n#EXTINF:1,\nhttp://example.invalid/seg.ts\n".into(),
+        );
         assert!(refused(&d, "net.m3u8").contains("not a local file"));
         w("missing.m3u8", "#EXTM3U\n#EXTINF:1,\nnope.ts\n".into());
         assert!(refused(&d, "missing.m3u8").contains("cannot be resolved"));
         w("loop.m3u8", "#EXTM3U\nloop.m3u8\n".into());
-        assert!(resolve_input(&d.input, "loop.m3u8").is_ok(), "a self-reference is checked once");
+        assert!(
+            resolve_input(&d.input, "loop.m3u8").is_ok(),
+            "a self-reference is checked once"
+        );
     }
 }

@@ -44,7 +44,9 @@ impl RunAs {
                 gid: u.gid.as_raw(),
                 home: u.dir,
             }),
-            Ok(None) => Err(ExecError::NodeUnavailable(format!("no user named {name:?} on this host"))),
+            Ok(None) => Err(ExecError::NodeUnavailable(format!(
+                "no user named {name:?} on this host"
+            ))),
             Err(e) => Err(ExecError::NodeUnavailable(format!("looking up user {name:?}: {e}"))),
         }
     }
@@ -139,9 +141,9 @@ impl RunAs {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         crate::child_env::scrub_std(&mut cmd, Some(self));
-        let status = cmd
-            .status()
-            .map_err(|e| ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", dir.display(), self.name)))?;
+        let status = cmd.status().map_err(|e| {
+            ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", dir.display(), self.name))
+        })?;
         if status.success() {
             return Ok(());
         }

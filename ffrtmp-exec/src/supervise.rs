@@ -370,10 +370,7 @@ where
                 }
             }
             if let Some((uid, gid)) = ids {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
+                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }

@@ -56,7 +56,18 @@ fn make_hls(dir: &Path, name: &str) {
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=320x240:rate=10:duration=2")
-        .args(["-c:v", "libx264", "-g", "10", "-f", "hls", "-hls_time", "1", "-hls_list_size", "0"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-g",
+            "10",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "0",
+        ])
         .arg("-hls_segment_filename")
         .arg(dir.join("seg%d.ts"))
         .arg(dir.join(name))
@@ -72,9 +83,15 @@ async fn playlists_reaching_outside_are_refused_before_ffmpeg_starts() {
     std::fs::write(&secret, b"not for jobs").unwrap();
     std::os::unix::fs::symlink(&secret, d.input.join("link.ts")).unwrap();
     std::fs::write(d.input.join("inside.ts"), b"x").unwrap();
-    d.write("passwd.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n");
+    d.write(
+        "passwd.m3u8",
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n/etc/passwd\n#EXT-X-ENDLIST\n",
+    );
     d.write("up.m3u8", "#EXTM3U\n#EXTINF:1,\ninside.ts\n#EXTINF:1,\n../secret.ts\n");
-    d.write("concat.txt", &format!("ffconcat version 1.0\nfile '{}'\n", secret.display()));
+    d.write(
+        "concat.txt",
+        &format!("ffconcat version 1.0\nfile '{}'\n", secret.display()),
+    );
     d.write("link.m3u8", "#EXTM3U\n#EXTINF:1,\nlink.ts\n");
     let (tripwire, marker) = d.tripwire();
     let exec = FfmpegExecutor::with_cgroups(config(&d, &tripwire), Cgroups::disabled("not under test"));
@@ -83,7 +100,11 @@ async fn playlists_reaching_outside_are_refused_before_ffmpeg_starts() {
         match exec.execute(&job(&spec(input)), &Recorder::default(), cancel).await {
             ExecOutcome::Failed { error } => {
                 assert_eq!(error.kind, ErrorKind::InvalidParameter, "{input}: {error:?}");
-                assert!(error.message.contains("outside the input directory"), "{input}: {}", error.message);
+                assert!(
+                    error.message.contains("outside the input directory"),
+                    "{input}: {}",
+                    error.message
+                );
             }
             other => panic!("{input}: expected a refusal, got {other:?}"),
         }
@@ -99,9 +120,15 @@ async fn a_confined_hls_playlist_is_encoded() {
     let d = Dirs::new();
     std::fs::create_dir(d.input.join("show")).unwrap();
     make_hls(&d.input.join("show"), "index.m3u8");
-    let exec = FfmpegExecutor::with_cgroups(config(&d, Path::new("/usr/bin/ffmpeg")), Cgroups::disabled("not under test"));
+    let exec = FfmpegExecutor::with_cgroups(
+        config(&d, Path::new("/usr/bin/ffmpeg")),
+        Cgroups::disabled("not under test"),
+    );
     let (_h, cancel) = cancel_pair();
-    match exec.execute(&job(&spec("show/index.m3u8")), &Recorder::default(), cancel).await {
+    match exec
+        .execute(&job(&spec("show/index.m3u8")), &Recorder::default(), cancel)
+        .await
+    {
         ExecOutcome::Completed { result } => {
             // Both one-second segments of the 10 fps source were read (one alone gives 10).
             assert!((18..=62).contains(&result.frames), "{result:?}");

@@ -43,7 +43,10 @@ async fn a_workload_runs_unprivileged_in_its_cgroup_without_the_key() {
     let nobody = RunAs::lookup("nobody").unwrap();
     let mut spec = ProcessSpec::new(
         "sh",
-        ["-c", "id -u; id -G; cat /proc/self/cgroup; tr '\\0' '\\n' < /proc/self/environ"],
+        [
+            "-c",
+            "id -u; id -G; cat /proc/self/cgroup; tr '\\0' '\\n' < /proc/self/environ",
+        ],
     );
     spec.run_as = Some(nobody.clone());
     let limits = ResourceLimits {
@@ -61,7 +64,10 @@ async fn a_workload_runs_unprivileged_in_its_cgroup_without_the_key() {
     assert_eq!(lines[0], nobody.uid.to_string(), "{lines:?}");
     assert_eq!(lines[1], nobody.gid.to_string(), "no supplementary groups: {lines:?}");
     assert!(!lines.iter().any(|l| l.contains(KEY)), "{lines:?}");
-    assert!(lines.iter().any(|l| *l == format!("HOME={}", nobody.home.display())), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| *l == format!("HOME={}", nobody.home.display())),
+        "{lines:?}"
+    );
     assert!(lines.iter().any(|l| l.starts_with("PATH=")), "{lines:?}");
     if cgroups.unavailable_reason().is_none() {
         assert!(run.limits.starts_with("enforced"), "{}", run.limits);
