@@ -570,3 +570,62 @@ fn the_agent_and_its_encodes_hold_no_key_and_encodes_run_unprivileged() {
     let j = cluster.cli_json(&["jobs", "cancel", &id]);
     assert_eq!(j["state"], "canceled");
 }
+
+#[test]
+fn a_key_given_on_the_command_line_leaves_it_and_still_authenticates() {
+    let cluster = Cluster::start(0);
+    let d = cluster.dir.path();
+    let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+        .args([
+            "--master",
+            &cluster.url,
+            "--heartbeat-interval",
+            "500ms",
+            "--claim-wait",
+            "2s",
+        ])
+        .args(["--executor", "noop", "--name", "argv-agent", "--status-addr", "none"])
+        .arg(format!("--api-key={KEY}"))
+        .arg("--ca-cert")
+        .arg(d.join("tls/cert.pem"))
+        .arg("--output-dir")
+        .arg(d.join("out-argv"))
+        .arg("--input-dir")
+        .arg(d.join("in"))
+        .arg("--powercap-root")
+        .arg(d.join("no-powercap"))
+        .env_remove("MASTER_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(log_file(d, "agent-argv.log"))
+        .spawn()
+        .unwrap();
+    let agent = Proc(agent);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = cluster.cli_json(&["nodes", "list"]);
+        if nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["registration"]["name"] == "argv-agent")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = agent.0.id();
+    for file in ["cmdline", "environ"] {
+        let seen = std::fs::read(format!("/proc/{pid}/{file}")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&seen).contains(KEY),
+            "the agent's {file} holds the key"
+        );
+    }
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned();
+    assert!(cmdline.contains("argv-agent"), "the other flags stay: {cmdline}");
+}
