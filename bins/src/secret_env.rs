@@ -71,10 +71,34 @@ pub fn hide_secrets(flags: &[(&str, &str)]) -> anyhow::Result<Restored> {
     let mut secrets: Vec<(OsString, OsString)> = std::env::vars_os()
         .filter(|(k, _)| k.to_str().is_some_and(is_secret))
         .collect();
-    let mut args: Vec<OsString> = Vec::new();
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_default();
-    while let Some(arg) = argv.next() {
+    let (args, from_flags) = split_secret_flags(argv, flags);
+    secrets.extend(from_flags);
+    if secrets.is_empty() {
+        return Ok(Restored::default());
+    }
+    reexec(arg0, args, secrets)
+}
+
+/// Takes the values of `flags` (`--flag value` or `--flag=value`) out of `args`, each
+/// paired with the environment variable named with its flag.
+///
+/// ```
+/// use std::ffi::OsString;
+/// let args = ["--name", "a", "--api-key", "k1", "--api-key=k2", "--x"].map(OsString::from);
+/// let (rest, found) = ffrtmp::secret_env::split_secret_flags(args, &[("--api-key", "MASTER_API_KEY")]);
+/// assert_eq!(rest, ["--name", "a", "--x"]);
+/// assert_eq!(found, [("MASTER_API_KEY".into(), "k1".into()), ("MASTER_API_KEY".into(), "k2".into())]);
+/// ```
+pub fn split_secret_flags(
+    args: impl IntoIterator<Item = OsString>,
+    flags: &[(&str, &str)],
+) -> (Vec<OsString>, Vec<(OsString, OsString)>) {
+    let mut rest = Vec::new();
+    let mut secrets = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         let bytes = arg.as_bytes();
         let hit = flags.iter().find_map(|(flag, var)| {
             let f = flag.as_bytes();
@@ -88,17 +112,15 @@ pub fn hide_secrets(flags: &[(&str, &str)]) -> anyhow::Result<Restored> {
         });
         match hit {
             Some((var, Some(value))) => secrets.push(((*var).into(), value)),
-            Some((var, None)) => match argv.next() {
+            Some((var, None)) => match args.next() {
                 Some(value) => secrets.push(((*var).into(), value)),
-                None => args.push(arg),
+                // No value: left for the flag parser to report.
+                None => rest.push(arg),
             },
-            None => args.push(arg),
+            None => rest.push(arg),
         }
     }
-    if secrets.is_empty() {
-        return Ok(Restored::default());
-    }
-    reexec(arg0, args, secrets)
+    (rest, secrets)
 }
 
 /// Replaces this process with itself, minus the credentials, which go through a pipe.
