@@ -115,6 +115,10 @@ impl FfmpegExecutor {
             ));
         }
         let cmd = FfmpegCommand::build(job, &self.config)?;
+        let file_input = job.spec.parameters.input.as_ref().and_then(|_| input_path(&cmd.args));
+        if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), file_input) {
+            user.check_readable(input).await?;
+        }
         if cancel.is_canceled() {
             return Ok(ExecOutcome::Canceled);
         }

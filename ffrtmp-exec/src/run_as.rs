@@ -132,18 +132,10 @@ impl RunAs {
         } else {
             "test -d \"$1\" && test -r \"$1\" && test -x \"$1\""
         };
-        let mut cmd = std::process::Command::new("sh");
-        cmd.args(["-c", script, "check"])
-            .arg(dir)
-            .uid(self.uid)
-            .gid(self.gid)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        crate::child_env::scrub_std(&mut cmd, Some(self));
-        let status = cmd.status().map_err(|e| {
-            ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", dir.display(), self.name))
-        })?;
+        let status = self
+            .test_as(script, dir)
+            .status()
+            .map_err(|e| self.not_checked(dir, e))?;
         if status.success() {
             return Ok(());
         }
@@ -155,5 +147,40 @@ impl RunAs {
             if write { "write to" } else { "read" },
             dir.display()
         )))
+    }
+
+    /// Checks, as this user, that the input file `path` can be read, so that a file closed
+    /// to the workload fails with that reason rather than as an encoder error.
+    pub async fn check_readable(&self, path: &Path) -> Result<(), ExecError> {
+        let mut cmd = tokio::process::Command::from(self.test_as("test -r \"$1\"", path));
+        let status = cmd.status().await.map_err(|e| self.not_checked(path, e))?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(ExecError::NodeUnavailable(format!(
+            "input {} is not readable by user {} (uid {}), which runs the workloads: make it (and its \
+             directories) readable by that user",
+            path.display(),
+            self.name,
+            self.uid
+        )))
+    }
+
+    /// `sh -c script check path` as this user, with the child environment and no output.
+    fn test_as(&self, script: &str, path: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", script, "check"])
+            .arg(path)
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        crate::child_env::scrub_std(&mut cmd, Some(self));
+        cmd
+    }
+
+    fn not_checked(&self, path: &Path, e: std::io::Error) -> ExecError {
+        ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", path.display(), self.name))
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use common::{have_ffmpeg, job, Recorder};
-use ffrtmp_core::{cancel_pair, ExecOutcome, Executor, ResourceLimits};
+use ffrtmp_core::{cancel_pair, ErrorKind, ExecOutcome, Executor, ResourceLimits};
 use ffrtmp_exec::{detect, run_workload, Cgroups, FfmpegConfig, FfmpegExecutor, ProcessSpec, RunAs};
 
 const KEY: &str = "key-that-must-not-leak-0123";
@@ -100,6 +100,15 @@ async fn an_ffmpeg_job_runs_as_the_worker_and_writes_its_output() {
     // Written by the worker itself: the file is its own.
     let out = std::fs::metadata(output.join(format!("{}-a1.mp4", j.id))).unwrap();
     assert_eq!((out.uid(), out.gid()), (nobody.uid, nobody.gid));
+
+    // An input file it may read: used as is.
+    std::fs::copy(output.join(format!("{}-a1.mp4", j.id)), input.join("clip.mp4")).unwrap();
+    let j = job(r#"{"scenario":"720p-h264","parameters":{"input":"clip.mp4","output_mode":"null"}}"#);
+    let (_h, cancel) = cancel_pair();
+    match exec.execute(&j, &Recorder::default(), cancel).await {
+        ExecOutcome::Completed { result } => assert!(result.frames > 0, "{result:?}"),
+        other => panic!("expected completed, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -131,4 +140,34 @@ fn assert_probe_env(seen: &Path) {
     let env = std::fs::read_to_string(seen).unwrap();
     assert!(!env.contains(KEY), "{env}");
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
+
+#[tokio::test]
+async fn an_input_the_worker_cannot_read_is_reported_as_such() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let nobody = RunAs::lookup("nobody").unwrap();
+    let root = open_tempdir();
+    let (input, output) = (root.path().join("in"), root.path().join("out"));
+    std::fs::create_dir(&input).unwrap();
+    let clip = input.join("closed.mp4");
+    std::fs::write(&clip, b"not for the worker").unwrap();
+    std::fs::set_permissions(&clip, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let exec =
+        FfmpegExecutor::with_cgroups(FfmpegConfig::new(&input, &output), Cgroups::detect()).with_run_as(Some(nobody));
+    let j = job(r#"{"scenario":"720p-h264","parameters":{"input":"closed.mp4"}}"#);
+    let (_h, cancel) = cancel_pair();
+    match exec.execute(&j, &Recorder::default(), cancel).await {
+        ExecOutcome::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::NodeUnavailable, "{error:?}");
+            assert!(
+                error.message.contains("not readable by user nobody"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
 }

@@ -168,6 +168,9 @@ impl GstExecutor {
             ));
         }
         let pipe = self.plan(job)?;
+        if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), &pipe.input) {
+            user.check_readable(input).await?;
+        }
         if cancel.is_canceled() {
             return Ok(ExecOutcome::Canceled);
         }
