@@ -68,8 +68,8 @@ pub fn scrub_std(cmd: &mut std::process::Command, run_as: Option<&RunAs>) {
 }
 
 /// [`scrub_std`] for a tokio command.
-pub fn scrub(cmd: &mut tokio::process::Command) {
-    cmd.env_clear().envs(child_env(None));
+pub fn scrub(cmd: &mut tokio::process::Command, run_as: Option<&RunAs>) {
+    cmd.env_clear().envs(child_env(run_as));
 }
 
 #[cfg(test)]
@@ -83,6 +83,7 @@ mod tests {
             uid: 4242,
             gid: 4242,
             home: "/var/lib/worker".into(),
+            groups: vec![4242],
         };
         let env = child_env(Some(&user));
         let get = |k: &str| {

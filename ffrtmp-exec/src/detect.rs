@@ -193,6 +193,10 @@ pub struct HwProbeConfig {
     pub timeout: Duration,
     /// Seconds of `testsrc2` (256x256, 30 fps) each test encodes.
     pub seconds: f64,
+    /// The user the test encodes run as: the workloads' (see [`RunAs`](crate::RunAs)), so
+    /// that an encoder is advertised only when the jobs can reach its device. `None`: this
+    /// process's user.
+    pub run_as: Option<crate::RunAs>,
 }
 
 impl Default for HwProbeConfig {
@@ -201,6 +205,7 @@ impl Default for HwProbeConfig {
             vaapi_device: PathBuf::from(DEFAULT_VAAPI_DEVICE),
             timeout: Duration::from_secs(10),
             seconds: 0.2,
+            run_as: None,
         }
     }
 }
@@ -322,7 +327,14 @@ async fn test_encode(ffmpeg: &Path, encoder: &str, family: HwFamily, probe: &HwP
     let args = hw_test_args(encoder, family, probe);
     tracing::debug!(ffmpeg = %ffmpeg.display(), ?args, "hardware encoder test encode");
     let mut cmd = tokio::process::Command::new(ffmpeg);
-    crate::child_env::scrub(&mut cmd);
+    let user = probe.run_as.as_ref().filter(|u| !u.is_root());
+    crate::child_env::scrub(&mut cmd, user);
+    if let Some(who) = user.map(crate::RunAs::credentials) {
+        // SAFETY: `assume` only makes async-signal-safe calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || who.assume());
+        }
+    }
     let child = cmd
         .args(&args)
         .stdin(std::process::Stdio::null())
@@ -481,7 +493,7 @@ pub(crate) async fn probe_output(
     timeout: std::time::Duration,
 ) -> std::io::Result<std::process::Output> {
     // Probes see no credentials either: only the allowlisted environment.
-    crate::child_env::scrub(&mut cmd);
+    crate::child_env::scrub(&mut cmd, None);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

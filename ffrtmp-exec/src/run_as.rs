@@ -15,7 +15,8 @@ pub const DEFAULT_WORKER: &str = "ffrtmp-worker";
 /// The user taken when [`DEFAULT_WORKER`] cannot be created.
 pub const FALLBACK_WORKER: &str = "nobody";
 
-/// A user (and its primary group) that children run as, with no supplementary groups.
+/// A user that children run as: its uid, primary group and the supplementary groups the
+/// user database gives it (e.g. `render` for a VAAPI device), never those of the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunAs {
     /// The user name.
@@ -26,6 +27,8 @@ pub struct RunAs {
     pub gid: u32,
     /// Its home directory (the children's `HOME`).
     pub home: PathBuf,
+    /// Its groups from the user database (the primary group included).
+    pub groups: Vec<u32>,
 }
 
 impl RunAs {
@@ -38,12 +41,20 @@ impl RunAs {
     /// ```
     pub fn lookup(name: &str) -> Result<RunAs, ExecError> {
         match User::from_name(name) {
-            Ok(Some(u)) => Ok(RunAs {
-                name: u.name,
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-                home: u.dir,
-            }),
+            Ok(Some(u)) => {
+                let groups = std::ffi::CString::new(u.name.clone())
+                    .ok()
+                    .and_then(|c| nix::unistd::getgrouplist(&c, u.gid).ok())
+                    .map(|gs| gs.into_iter().map(|g| g.as_raw()).collect())
+                    .unwrap_or_else(|| vec![u.gid.as_raw()]);
+                Ok(RunAs {
+                    name: u.name,
+                    uid: u.uid.as_raw(),
+                    gid: u.gid.as_raw(),
+                    home: u.dir,
+                    groups,
+                })
+            }
             Ok(None) => Err(ExecError::NodeUnavailable(format!(
                 "no user named {name:?} on this host"
             ))),
@@ -169,10 +180,13 @@ impl RunAs {
     /// `sh -c script check path` as this user, with the child environment and no output.
     fn test_as(&self, script: &str, path: &Path) -> std::process::Command {
         let mut cmd = std::process::Command::new("sh");
+        let who = self.credentials();
+        // SAFETY: `assume` only makes async-signal-safe calls on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || who.assume());
+        }
         cmd.args(["-c", script, "check"])
             .arg(path)
-            .uid(self.uid)
-            .gid(self.gid)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -180,7 +194,42 @@ impl RunAs {
         cmd
     }
 
+    /// The ids to take on in a child, prepared before it forks.
+    pub(crate) fn credentials(&self) -> Credentials {
+        Credentials {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
+    }
+
     fn not_checked(&self, path: &Path, e: std::io::Error) -> ExecError {
         ExecError::NodeUnavailable(format!("checking {} as user {}: {e}", path.display(), self.name))
+    }
+}
+
+/// A user's ids, ready to be taken on between fork and exec.
+#[derive(Clone, Debug)]
+pub(crate) struct Credentials {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+impl Credentials {
+    /// Sets the groups, the gid, then the uid of the calling process (still privileged: the
+    /// groups first). Async-signal-safe: system calls only, no allocation.
+    pub(crate) fn assume(&self) -> std::io::Result<()> {
+        use nix::libc;
+        // SAFETY: plain system calls on a buffer that lives as long as `self`.
+        let failed = unsafe {
+            libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0
+                || libc::setgid(self.gid) != 0
+                || libc::setuid(self.uid) != 0
+        };
+        if failed {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 }

@@ -356,7 +356,7 @@ where
     let fds: Vec<i32> = spec.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
     let nice = spec.nice;
     let die_with_parent = spec.die_with_parent;
-    let ids = spec.run_as.as_ref().filter(|u| !u.is_root()).map(|u| (u.uid, u.gid));
+    let who = spec.run_as.as_ref().filter(|u| !u.is_root()).map(RunAs::credentials);
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (prctl, setpriority, write, setgroups, setgid, setuid) on values prepared
     // before the fork; it allocates nothing (io::Error::last_os_error does not allocate).
@@ -369,10 +369,8 @@ where
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if let Some((uid, gid)) = ids {
-                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(who) = &who {
+                who.assume()?;
             }
             // After setuid, which clears the parent-death signal.
             if die_with_parent {

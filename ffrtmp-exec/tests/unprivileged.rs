@@ -112,28 +112,43 @@ async fn an_ffmpeg_job_runs_as_the_worker_and_writes_its_output() {
 }
 
 #[tokio::test]
-async fn encoder_probes_get_no_key() {
+async fn encoder_probes_get_no_key_and_test_encodes_run_as_the_worker() {
     with_key_in_env();
-    let d = tempfile::tempdir().unwrap();
-    let seen = d.path().join("env.txt");
+    let d = open_tempdir();
+    // Written by the test encode, which may run as another user.
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (listed, tested) = (d.path().join("listed.txt"), shared.join("tested.txt"));
     let fake = d.path().join("ffmpeg");
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\nenv > '{}'\necho ' V....D libx264              libx264 H.264'\n",
-            seen.display()
+            "#!/bin/sh\ncase \"$*\" in\n*-encoders*) env > '{}'\n  echo ' V....D libx264     H.264'\n  \
+             echo ' V....D h264_nvenc  NVENC H.264';;\n*) {{ id -u; env; }} > '{}'; exit 1;;\nesac\n",
+            listed.display(),
+            tested.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let encoders = detect::software_encoders(&fake).await.unwrap();
     assert_eq!(encoders, ["libx264"]);
-    assert_probe_env(&seen);
+    assert_probe_env(&listed);
 
-    std::fs::remove_file(&seen).unwrap();
-    let hw = detect::hardware_encoders(&fake, &detect::HwProbeConfig::default()).await;
-    assert!(hw.is_empty(), "{hw:?}");
-    assert_probe_env(&seen);
+    let worker = is_root().then(|| RunAs::lookup("nobody").unwrap());
+    let probe = detect::HwProbeConfig {
+        run_as: worker.clone(),
+        ..Default::default()
+    };
+    let hw = detect::hardware_encoders(&fake, &probe).await;
+    assert_eq!(hw.len(), 1, "{hw:?}");
+    assert!(!hw[0].validated(), "{hw:?}");
+    assert_probe_env(&tested);
+    if let Some(w) = worker {
+        let text = std::fs::read_to_string(&tested).unwrap();
+        assert_eq!(text.lines().next(), Some(w.uid.to_string().as_str()), "{text}");
+    }
 }
 
 fn assert_probe_env(seen: &Path) {

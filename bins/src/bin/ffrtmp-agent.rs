@@ -230,7 +230,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)
                 .context("detecting encoders")?;
             let mut encoders = encoders;
-            for hw in detect::hardware_encoders(&ffmpeg, &detect::HwProbeConfig::default()).await {
+            let probe = detect::HwProbeConfig {
+                run_as: run_as.clone(),
+                ..Default::default()
+            };
+            for hw in detect::hardware_encoders(&ffmpeg, &probe).await {
                 match hw.rejected {
                     None => encoders.push(hw.name),
                     Some(reason) => tracing::info!(encoder = %hw.name, %reason, "hardware encoder not advertised"),
