@@ -221,12 +221,16 @@ fn hls_entries(text: &str) -> Vec<String> {
             out.push(line.to_string());
             continue;
         }
+        // FFmpeg also takes unquoted attribute values (up to the next comma).
         let mut rest = line;
-        while let Some(i) = rest.find("URI=\"") {
-            let value = &rest[i + 5..];
-            let end = value.find('"').unwrap_or(value.len());
-            out.push(value[..end].to_string());
-            rest = &value[end..];
+        while let Some(i) = rest.find("URI=") {
+            let value = &rest[i + 4..];
+            let (uri, after) = match value.strip_prefix('"') {
+                Some(quoted) => quoted.split_at(quoted.find('"').unwrap_or(quoted.len())),
+                None => value.split_at(value.find(',').unwrap_or(value.len())),
+            };
+            out.push(uri.to_string());
+            rest = after;
         }
     }
     out
@@ -310,8 +314,11 @@ mod tests {
     #[test]
     fn entries_are_parsed_like_ffmpeg() {
         let hls = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\",IV=0x1\n#EXT-X-MAP:URI=\"init.mp4\"\n\
-                   #EXTINF:1,\nseg0.ts\n\n  seg1.ts  \n";
-        assert_eq!(hls_entries(hls), ["key.bin", "init.mp4", "seg0.ts", "seg1.ts"]);
+                   #EXT-X-MEDIA:TYPE=AUDIO,URI=a.m3u8,NAME=x\n#EXTINF:1,\nseg0.ts\n\n  seg1.ts  \n";
+        assert_eq!(
+            hls_entries(hls),
+            ["key.bin", "init.mp4", "a.m3u8", "seg0.ts", "seg1.ts"]
+        );
         let concat = "ffconcat version 1.0\n# c\nfile 'a b.mp4'\nfile c\\ d.mp4 \nduration 3\nfile x'y'z.mp4\n";
         assert_eq!(concat_entries(concat).unwrap(), ["a b.mp4", "c d.mp4", "xyz.mp4"]);
         assert!(concat_entries("file a.mp4\noption protocol_whitelist file,http\n").is_err());
