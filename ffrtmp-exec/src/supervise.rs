@@ -72,8 +72,8 @@ pub struct ProcessSpec {
     /// crashed agent leaves no encode running that the master has already handed to
     /// another node. Default true.
     pub die_with_parent: bool,
-    /// The user the child runs as (set after it joined its cgroup, before exec), with no
-    /// supplementary groups. Default: this process's user.
+    /// The user the child runs as (taken on after it joined its cgroup, before exec), with
+    /// that user's own groups only. Default: this process's user.
     pub run_as: Option<RunAs>,
 }
 
