@@ -614,4 +614,21 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert_eq!(killpg(Pid::from_raw(exit.pid), None), Err(Errno::ESRCH));
     }
+
+    #[tokio::test]
+    async fn the_longest_timeout_and_grace_do_not_overflow_the_clock() {
+        let mut spec = ProcessSpec::new("sleep", ["30"]);
+        spec.timeout = Some(Duration::MAX);
+        spec.grace = Duration::MAX;
+        let (handle, cancel) = ffrtmp_core::cancel_pair();
+        handle.cancel();
+        let exit = run(&spec, cancel, |_| {}).await.unwrap();
+        assert_eq!(exit.stopped, StopReason::Canceled);
+        assert_eq!(exit.status, Termination::Signaled(15));
+        assert!(exit.group_gone);
+        let (_h, cancel) = ffrtmp_core::cancel_pair();
+        let mut quick = ProcessSpec::new("true", ["x"]);
+        quick.timeout = Some(Duration::MAX);
+        assert!(run(&quick, cancel, |_| {}).await.unwrap().success());
+    }
 }
