@@ -26,7 +26,11 @@ impl Drop for Proc {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
@@ -36,7 +40,12 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 fn logs(dir: &Path) -> String {
     ["master.log", "agent.log"]
         .iter()
-        .map(|n| format!("--- {n}\n{}\n", std::fs::read_to_string(dir.join(n)).unwrap_or_default()))
+        .map(|n| {
+            format!(
+                "--- {n}\n{}\n",
+                std::fs::read_to_string(dir.join(n)).unwrap_or_default()
+            )
+        })
         .collect()
 }
 
@@ -58,8 +67,12 @@ fn encodes(out: &Path) -> BTreeMap<u32, String> {
     let out = out.to_string_lossy().into_owned();
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
             continue; // exited, not yet reaped
@@ -111,7 +124,14 @@ impl Cluster {
         let agent = Proc(
             Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
                 .args(["--master", &url, "--heartbeat-interval", "1s", "--claim-wait", "2s"])
-                .args(["--max-concurrent-jobs", "2", "--name", "stalled", "--status-addr", "none"])
+                .args([
+                    "--max-concurrent-jobs",
+                    "2",
+                    "--name",
+                    "stalled",
+                    "--status-addr",
+                    "none",
+                ])
                 .args(["--idle-window", "0s", "--drain-timeout", "5s"])
                 .arg("--ca-cert")
                 .arg(d.join("tls/cert.pem"))
@@ -191,7 +211,7 @@ impl Sampler {
 
 #[test]
 fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
-    let cluster = Cluster::start();
+    let mut cluster = Cluster::start();
     let d = cluster.dir.path();
     let sampler = Sampler::start(cluster.out());
     // A CPU quota of 10% of a core makes the encode last well past the freeze (about 0.3 CPU
@@ -253,12 +273,33 @@ fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
         for attempt in sample.values() {
             *per_job.entry(attempt.rsplit_once("-a").unwrap().0).or_insert(0) += 1;
         }
-        assert!(per_job.values().all(|n| *n == 1), "sample {i}: two attempts of one job: {sample:?}");
+        assert!(
+            per_job.values().all(|n| *n == 1),
+            "sample {i}: two attempts of one job: {sample:?}"
+        );
     }
     let seen: std::collections::BTreeSet<&String> = samples.iter().flat_map(|s| s.values()).collect();
     assert!(seen.contains(&first), "{seen:?}");
     assert!(seen.contains(&format!("{id}-a{}", done.attempt)), "{seen:?}");
 
-    let agent = cluster.agent.as_ref().unwrap();
+    // A wait longer than the clock can count is no limit, not a crash.
+    let waited = cluster.cli(&["jobs", "wait", &id, "--timeout", "200000000000000d"]);
+    assert_eq!(waited[0]["state"], "completed");
+
+    let agent = cluster.agent.take().unwrap();
     signal(agent.0.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut agent = agent;
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not stop on SIGTERM\n{}",
+            logs(d)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}\n{}", logs(d));
 }

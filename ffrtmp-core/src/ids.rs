@@ -140,7 +140,7 @@ mod tests {
             format!("{job}-a"),
             format!("{job}-a+1"),
             format!("{job}-a4294967296"),
-            format!("x-a1"),
+            "x-a1".to_string(),
         ] {
             assert!(bad.parse::<AttemptKey>().is_err(), "{bad}");
         }

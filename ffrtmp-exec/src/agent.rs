@@ -18,9 +18,9 @@ use ffrtmp_core::{
 };
 use tokio::sync::Notify;
 
-mod slots;
 #[cfg(test)]
 mod attempt_tests;
+mod slots;
 
 use slots::{attempts_to_stop, claim_slot, Claimed, LatestProgress, Slots};
 

@@ -155,11 +155,20 @@ async fn a_stale_attempt_never_touches_the_newer_attempt_of_its_job() {
     // The master declared the node lost and hands it the job again.
     master.push(vec![job(id, 2)]);
     until("attempt 2 runs", || exec.log.lock().unwrap().len() == 3).await;
-    assert_eq!(*exec.log.lock().unwrap(), ["start a1", "end a1", "start a2"], "two attempts overlapped");
+    assert_eq!(
+        *exec.log.lock().unwrap(),
+        ["start a1", "end a1", "start a2"],
+        "two attempts overlapped"
+    );
 
     // The stale attempt's clean-up left the newer one's slot alone: heartbeats list it, and
     // claims count it against the two slots.
-    let listed = |hb: &Heartbeat| hb.running.iter().map(|r| AttemptKey::new(r.job_id, r.attempt)).collect::<Vec<_>>();
+    let listed = |hb: &Heartbeat| {
+        hb.running
+            .iter()
+            .map(|r| AttemptKey::new(r.job_id, r.attempt))
+            .collect::<Vec<_>>()
+    };
     until("a heartbeat listing only attempt 2", || {
         master.heartbeats.lock().unwrap().last().map(listed) == Some(vec![newer])
     })
@@ -175,7 +184,10 @@ async fn a_stale_attempt_never_touches_the_newer_attempt_of_its_job() {
         cancel_attempts: vec![stale],
     };
     let seen = master.heartbeats.lock().unwrap().len();
-    until("three fenced heartbeats", || master.heartbeats.lock().unwrap().len() > seen + 3).await;
+    until("three fenced heartbeats", || {
+        master.heartbeats.lock().unwrap().len() > seen + 3
+    })
+    .await;
     assert_eq!(exec.log.lock().unwrap().len(), 3, "attempt 2 was stopped");
 
     exec.release.notify_one();
@@ -247,7 +259,10 @@ async fn a_panicking_job_task_frees_its_slot_kills_its_processes_and_reports_int
     let pid = Arc::new(AtomicU64::new(0));
     let exec = Arc::new(Panicking { pid: pid.clone() });
     let broken = job(JobId::new(), 1);
-    let next = Job { seq: 2, ..job(JobId::new(), 1) };
+    let next = Job {
+        seq: 2,
+        ..job(JobId::new(), 1)
+    };
     master.push(vec![broken.clone()]);
     master.push(vec![next.clone()]);
     // One slot: the second job only starts if the panicked one freed it.
@@ -271,7 +286,10 @@ async fn a_panicking_job_task_frees_its_slot_kills_its_processes_and_reports_int
     assert!(pid > 0, "the workload never ran");
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "the panicked job's process {pid} is still running");
+        assert!(
+            Instant::now() < deadline,
+            "the panicked job's process {pid} is still running"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -284,7 +302,14 @@ struct RawEncode;
 #[async_trait]
 impl Executor for RawEncode {
     async fn execute(&self, job: &Job, _p: &dyn ProgressSink, cancel: CancelSignal) -> ExecOutcome {
-        let args = ["-hide_banner", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1"];
+        let args = [
+            "-hide_banner",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30:duration=1",
+        ];
         let spec = ProcessSpec::new("ffmpeg", args.into_iter().chain(["-c:v", "libx264", "-f", "null", "-"]));
         let name = crate::job_cgroup_name(job);
         let limits = &job.spec.resource_limits;

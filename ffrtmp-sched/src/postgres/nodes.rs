@@ -9,8 +9,8 @@ use super::rows::{
 use super::{Ctx, Error, Result};
 use crate::power::replaces;
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
-    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
+    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 
 /// Claims older than this are forgotten; a client retrying a claim later gets a new one.
@@ -140,14 +140,21 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         .await?;
     for mut stored in jobs_from_rows(&rows)? {
         // Its current attempt, not an older one still being stopped there.
-        if hb.running.iter().any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt) {
+        if hb
+            .running
+            .iter()
+            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
+        {
             continue;
         }
         let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
         fail_attempt(tx, ctx, &mut stored, error).await?;
         save_job(tx, &stored).await?;
     }
-    Ok(HeartbeatReply { cancel, cancel_attempts })
+    Ok(HeartbeatReply {
+        cancel,
+        cancel_attempts,
+    })
 }
 
 pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<Assignment>> {

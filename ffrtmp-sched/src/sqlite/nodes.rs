@@ -1,8 +1,8 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
-    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node,
+    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
@@ -114,14 +114,21 @@ pub fn heartbeat(
     for raw in dropped {
         let mut stored = job_from_raw(raw)?;
         // Its current attempt, not an older one still being stopped there.
-        if hb.running.iter().any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt) {
+        if hb
+            .running
+            .iter()
+            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
+        {
             continue;
         }
         let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
         fail_attempt(conn, cfg, &mut stored, error, now)?;
         save_job(conn, &stored)?;
     }
-    Ok(HeartbeatReply { cancel, cancel_attempts })
+    Ok(HeartbeatReply {
+        cancel,
+        cancel_attempts,
+    })
 }
 
 /// Keeps the heartbeat's power snapshot when it is newer than the stored one, and clears it
