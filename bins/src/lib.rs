@@ -20,6 +20,7 @@ pub mod secret_env;
 /// assert_eq!(ffrtmp::parse_duration("500ms").unwrap(), Duration::from_millis(500));
 /// assert_eq!(ffrtmp::parse_duration("2m").unwrap(), Duration::from_secs(120));
 /// assert!(ffrtmp::parse_duration("soon").is_err());
+/// assert!(ffrtmp::parse_duration("99999999999999999999999d").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -36,10 +37,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => value * 86400.0,
         _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m, h or d")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {text:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    // Also refuses what no Duration holds (`from_secs_f64` would panic on it).
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {text:?}"))
 }
 
 /// Log output format.

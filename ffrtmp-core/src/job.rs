@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{JobId, NodeId};
+use crate::ids::{AttemptKey, JobId, NodeId};
 use crate::spec::JobSpec;
 use crate::state::JobState;
 
@@ -270,6 +270,17 @@ impl Job {
             updated_at_ms: now_ms,
             history: Vec::new(),
         }
+    }
+
+    /// The key of this job's current attempt, under which an agent keeps its state.
+    ///
+    /// ```
+    /// use ffrtmp_core::{Job, JobId, JobSpec};
+    /// let job = Job { attempt: 2, ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0) };
+    /// assert_eq!(job.attempt_key().to_string(), format!("{}-a2", job.id));
+    /// ```
+    pub fn attempt_key(&self) -> AttemptKey {
+        AttemptKey::new(self.id, self.attempt)
     }
 }
 

@@ -30,7 +30,7 @@ pub mod store;
 pub mod transport;
 
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
-pub use ids::{JobId, NodeId};
+pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,

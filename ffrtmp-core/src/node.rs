@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{JobId, NodeId};
+use crate::ids::{AttemptKey, JobId, NodeId};
 use crate::job::{Job, JobError, JobResult, Progress};
 
 /// What an agent tells the master when it registers.
@@ -233,7 +233,13 @@ pub struct Heartbeat {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     /// Jobs the agent must stop: canceled, or fenced (no longer this node's attempt).
+    /// Kept for agents that predate [`cancel_attempts`](HeartbeatReply::cancel_attempts).
     pub cancel: Vec<JobId>,
+    /// The same, per listed attempt: an agent stops exactly these, never a newer attempt
+    /// of the same job that it started after sending the heartbeat. Empty (and absent on
+    /// the wire) from masters that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancel_attempts: Vec<AttemptKey>,
 }
 
 /// A request for work. Repeating a request with the same `claim_id` returns the same

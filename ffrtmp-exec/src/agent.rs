@@ -11,11 +11,18 @@ use std::time::{Duration, Instant};
 
 use ffrtmp_core::power::unavailable_energy;
 use ffrtmp_core::{
-    cancel_pair, Assignment, Backoff, CancelHandle, ClaimRequest, ErrorKind, ExecOutcome, Executor, Heartbeat, Job,
-    JobEnergyMeter, JobError, JobEvent, JobId, JobReport, Node, NodeId, NodePower, NodeRegistration, Progress,
-    ProgressSink, RunningJob, Transport, TransportError,
+    AttemptKey, Backoff, CancelHandle, ClaimRequest, ErrorKind, ExecOutcome, Executor, Heartbeat, Job, JobEnergyMeter,
+    JobError, JobEvent, JobReport, Node, NodeId, NodePower, NodeRegistration, RunningJob, Transport, TransportError,
 };
 use tokio::sync::Notify;
+
+mod attempt;
+#[cfg(test)]
+mod attempt_tests;
+mod slots;
+
+use attempt::start_job;
+use slots::{attempts_to_stop, Slots};
 
 /// Settings of an [`Agent`].
 #[derive(Clone, Debug)]
@@ -101,39 +108,13 @@ pub struct AgentSummary {
     pub stopped: u64,
 }
 
-struct Slot {
-    attempt: u32,
-    cancel: CancelHandle,
-    progress: Arc<LatestProgress>,
-    /// The workload has ended and its outcome is being reported: a drain must not
-    /// interrupt it (that would fence the real result).
-    reporting: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Keeps the last progress of a job for the next heartbeat.
-#[derive(Default)]
-struct LatestProgress(Mutex<Option<Progress>>);
-
-impl ProgressSink for LatestProgress {
-    fn update(&self, progress: Progress) {
-        if let Ok(mut p) = self.0.lock() {
-            *p = Some(progress);
-        }
-    }
-}
-
-impl LatestProgress {
-    fn get(&self) -> Option<Progress> {
-        self.0.lock().ok().and_then(|p| p.clone())
-    }
-}
-
 struct Shared {
     transport: Arc<dyn Transport>,
     executor: Arc<dyn Executor>,
     energy: Option<Arc<dyn JobEnergyMeter>>,
     config: AgentConfig,
-    slots: Mutex<HashMap<JobId, Slot>>,
+    /// Every live attempt, stale ones still being stopped included: their number bounds claims.
+    slots: Slots,
     slot_freed: Notify,
     summary: Mutex<AgentSummary>,
     stats: Arc<AgentStats>,
@@ -246,21 +227,22 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
         tick.tick().await;
         let running: Vec<RunningJob> = lock(&shared.slots)
             .iter()
-            .map(|(id, s)| RunningJob {
-                job_id: *id,
-                attempt: s.attempt,
+            .map(|(key, s)| RunningJob {
+                job_id: key.job,
+                attempt: key.attempt,
                 progress: s.progress.get(),
             })
             .collect();
+        let sent: Vec<AttemptKey> = running.iter().map(|r| AttemptKey::new(r.job_id, r.attempt)).collect();
         let Some(node_id) = current_node(&shared) else { continue };
         let power = node_power(shared.energy.as_deref());
         match shared.transport.heartbeat(node_id, &Heartbeat { running, power }).await {
             Ok(reply) => {
                 shared.stats.contact();
                 let slots = lock(&shared.slots);
-                for id in reply.cancel {
-                    if let Some(slot) = slots.get(&id) {
-                        tracing::info!(job_id = %id, "master says stop: canceled or fenced");
+                for key in attempts_to_stop(&reply, &sent) {
+                    if let Some(slot) = slots.get(&key) {
+                        tracing::info!(attempt = %key, "master says stop: canceled or fenced");
                         slot.cancel.cancel();
                     }
                 }
@@ -327,76 +309,10 @@ async fn claim_loop(shared: Arc<Shared>) {
     }
 }
 
-fn start_job(shared: &Arc<Shared>, node_id: NodeId, assignment: Assignment) {
-    let job = assignment.job;
-    let (cancel, signal) = cancel_pair();
-    let progress = Arc::new(LatestProgress::default());
-    let reporting = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    lock(&shared.slots).insert(
-        job.id,
-        Slot {
-            attempt: job.attempt,
-            cancel,
-            progress: progress.clone(),
-            reporting: reporting.clone(),
-        },
-    );
-    let shared = shared.clone();
-    shared.stats.running.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(async move {
-        let id = job.id;
-        let attempt = job.attempt;
-        let report = |event| JobReport {
-            job_id: id,
-            node_id,
-            attempt,
-            event,
-        };
-        tracing::info!(job_id = %id, attempt, scenario = %job.spec.scenario, "starting job");
-        let outcome = match shared.transport.report(&report(JobEvent::Started)).await {
-            Err(TransportError::Fenced(msg)) | Err(TransportError::Rejected { message: msg, .. }) => {
-                tracing::warn!(job_id = %id, reason = %msg, "master no longer assigns this job to us");
-                None
-            }
-            // Unreachable: run anyway; the outcome report is retried patiently.
-            _ => {
-                if let Some(m) = &shared.energy {
-                    m.started(&job);
-                }
-                let outcome = shared.executor.execute(&job, progress.as_ref(), signal).await;
-                reporting.store(true, Ordering::SeqCst);
-                Some(measure(&shared.energy, &job, outcome))
-            }
-        };
-        shared.stats.count(outcome.as_ref());
-        let event = match outcome {
-            Some(ExecOutcome::Completed { result }) => Some(JobEvent::Completed { result }),
-            Some(ExecOutcome::Failed { error }) => Some(JobEvent::Failed { error }),
-            Some(ExecOutcome::TimedOut { message }) => Some(JobEvent::TimedOut { message }),
-            Some(ExecOutcome::Canceled) | None => None,
-        };
-        match event {
-            Some(event) => {
-                let accepted = send_report(&shared, report(event)).await;
-                let mut s = lock(&shared.summary);
-                if accepted {
-                    s.reported += 1;
-                } else {
-                    s.stopped += 1;
-                }
-            }
-            None => lock(&shared.summary).stopped += 1,
-        }
-        lock(&shared.slots).remove(&id);
-        shared.stats.running.fetch_sub(1, Ordering::Relaxed);
-        shared.slot_freed.notify_one();
-    });
-}
-
 /// Retries a final report while the master is unreachable, so a finished job's result is
 /// not lost to a short outage. Returns whether the master accepted it.
 async fn send_report(shared: &Shared, report: JobReport) -> bool {
-    let deadline = Instant::now() + shared.config.report_patience;
+    let deadline = deadline_after(shared.config.report_patience);
     let mut n = 0;
     loop {
         match shared.transport.report(&report).await {
@@ -416,7 +332,7 @@ async fn send_report(shared: &Shared, report: JobReport) -> bool {
 }
 
 async fn drain(shared: &Arc<Shared>) {
-    let deadline = Instant::now() + shared.config.drain_timeout;
+    let deadline = deadline_after(shared.config.drain_timeout);
     while !lock(&shared.slots).is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -425,20 +341,20 @@ async fn drain(shared: &Arc<Shared>) {
         let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), shared.slot_freed.notified()).await;
     }
     // Jobs still running are stopped and handed back; finished ones keep reporting.
-    let remaining: Vec<(JobId, u32, CancelHandle)> = lock(&shared.slots)
+    let remaining: Vec<(AttemptKey, CancelHandle)> = lock(&shared.slots)
         .iter()
         .filter(|(_, s)| !s.reporting.load(Ordering::SeqCst))
-        .map(|(id, s)| (*id, s.attempt, s.cancel.clone()))
+        .map(|(key, s)| (*key, s.cancel.clone()))
         .collect();
     let Some(node_id) = lock(&shared.summary).node_id else {
         return;
     };
-    for (id, attempt, cancel) in remaining {
+    for (key, cancel) in remaining {
         cancel.cancel();
         let report = JobReport {
-            job_id: id,
+            job_id: key.job,
             node_id,
-            attempt,
+            attempt: key.attempt,
             event: JobEvent::Failed {
                 error: JobError::new(ErrorKind::Interrupted, "agent shut down before the job finished"),
             },
@@ -446,15 +362,23 @@ async fn drain(shared: &Arc<Shared>) {
         // One try each: the master retries the job after this report or after the node is
         // declared lost, whichever comes first.
         if let Err(e) = shared.transport.report(&report).await {
-            tracing::warn!(job_id = %id, error = %e, "could not report interrupted job");
+            tracing::warn!(attempt = %key, error = %e, "could not report interrupted job");
         }
     }
     // Give the stopped processes a moment to be reaped, and finished jobs time to deliver
     // their results (their reports retry while the master is unreachable).
-    let until = Instant::now() + shared.config.report_patience.min(Duration::from_secs(60));
+    let until = deadline_after(shared.config.report_patience.min(Duration::from_secs(60)));
     while !lock(&shared.slots).is_empty() && Instant::now() < until {
         let _ = tokio::time::timeout(Duration::from_millis(200), shared.slot_freed.notified()).await;
     }
+}
+
+/// `Instant::now() + wait`, or a century on for a wait too long to add (no deadline, in effect).
+fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// The meter's snapshot for a heartbeat. One the master would refuse is left out (and
@@ -493,7 +417,7 @@ fn measure(meter: &Option<Arc<dyn JobEnergyMeter>>, job: &Job, outcome: ExecOutc
 mod tests {
     use super::*;
     use ffrtmp_core::power::WholeNodeEnergy;
-    use ffrtmp_core::{EnergySample, JobResult, JobSpec, JobState, PowerError, PowerSource, ZoneEnergy};
+    use ffrtmp_core::{EnergySample, JobId, JobResult, JobSpec, JobState, PowerError, PowerSource, ZoneEnergy};
 
     struct Counter(Mutex<u64>);
     impl PowerSource for Counter {

@@ -61,10 +61,11 @@ pub struct Cgroups {
     observer: ObserverSlot,
 }
 
-/// The cgroup name of a job attempt, `<job id>-a<attempt>`: every engine names its groups so,
-/// which lets observers match a group to the job it runs.
+/// The cgroup name of a job attempt, its [`AttemptKey`](ffrtmp_core::AttemptKey)
+/// (`<job id>-a<attempt>`): every engine names its groups so, which lets observers match a
+/// group to the attempt it runs, and a stale attempt's group never collides with a newer one's.
 pub fn job_cgroup_name(job: &ffrtmp_core::Job) -> String {
-    format!("{}-a{}", job.id, job.attempt)
+    job.attempt_key().to_string()
 }
 
 /// Told when job cgroups come and go: e.g. an energy sampler that attributes power by each

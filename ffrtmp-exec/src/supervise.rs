@@ -228,6 +228,14 @@ impl Tail {
     }
 }
 
+/// Stand-in for "never" in deadlines: a year on.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// `at + wait`, capped at a year on: no duration from a job spec overflows the clock.
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait.min(FAR)).unwrap_or(at)
+}
+
 /// Kills the group if the supervising future is dropped before the process ended (the
 /// reaper thread then collects the leader).
 struct GroupGuard {
@@ -385,6 +393,10 @@ where
     }
 
     let started = Instant::now();
+    // Deadlines before the spawn: nothing between the spawn and the reaper's first poll may fail.
+    let far = later(started, FAR);
+    // A timeout of a year or more (up to `u64::MAX` seconds from a job spec) is none.
+    let timeout_at = spec.timeout.filter(|t| *t < FAR).map(|t| later(started, t));
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => ExecError::ProgramNotFound {
             program: spec.program.clone(),
@@ -416,8 +428,6 @@ where
     let mut err = lines(stderr);
     let mut tail = Tail::default();
 
-    let far = started + Duration::from_secs(86_400 * 365);
-    let timeout_at = spec.timeout.map(|t| started + t);
     let mut stopped = StopReason::Finished;
     let mut kill_at: Option<Instant> = None;
     let mut escalated = false;
@@ -429,12 +439,12 @@ where
             _ = cancel.canceled(), if kill_at.is_none() => {
                 stopped = StopReason::Canceled;
                 let _ = killpg(pgid, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + spec.grace);
+                kill_at = Some(later(Instant::now(), spec.grace));
             }
             _ = sleep_until(timeout_at.unwrap_or(far)), if kill_at.is_none() && timeout_at.is_some() => {
                 stopped = StopReason::TimedOut;
                 let _ = killpg(pgid, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + spec.grace);
+                kill_at = Some(later(Instant::now(), spec.grace));
             }
             _ = sleep_until(kill_at.unwrap_or(far)), if kill_at.is_some() && !escalated => {
                 escalated = true;
@@ -612,5 +622,22 @@ mod tests {
         assert!(exit.group_gone);
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert_eq!(killpg(Pid::from_raw(exit.pid), None), Err(Errno::ESRCH));
+    }
+
+    #[tokio::test]
+    async fn the_longest_timeout_and_grace_do_not_overflow_the_clock() {
+        let mut spec = ProcessSpec::new("sleep", ["30"]);
+        spec.timeout = Some(Duration::MAX);
+        spec.grace = Duration::MAX;
+        let (handle, cancel) = ffrtmp_core::cancel_pair();
+        handle.cancel();
+        let exit = run(&spec, cancel, |_| {}).await.unwrap();
+        assert_eq!(exit.stopped, StopReason::Canceled);
+        assert_eq!(exit.status, Termination::Signaled(15));
+        assert!(exit.group_gone);
+        let (_h, cancel) = ffrtmp_core::cancel_pair();
+        let mut quick = ProcessSpec::new("true", ["x"]);
+        quick.timeout = Some(Duration::MAX);
+        assert!(run(&quick, cancel, |_| {}).await.unwrap().success());
     }
 }

@@ -33,6 +33,7 @@ conformance_tests!(Some(SqliteBackend::new());
     a_restarted_master_gives_nodes_a_window_to_come_back,
     a_two_hour_job_with_healthy_heartbeats_is_never_failed_or_duplicated,
     a_job_the_node_stopped_listing_goes_back_to_the_queue,
+    a_reassigned_jobs_stale_attempt_is_fenced_by_attempt,
     the_latest_heartbeats_power_snapshot_is_listed,
     an_older_power_snapshot_does_not_replace_a_newer_one,
 );

@@ -328,7 +328,8 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
             println!("{} {}", job.id, job.state);
         }
         JobsCommand::Wait { ids, timeout } => {
-            let deadline = Instant::now() + timeout;
+            // A timeout too long to add to the clock waits without one.
+            let deadline = Instant::now().checked_add(timeout);
             let mut done = Vec::new();
             for id in ids {
                 loop {
@@ -337,7 +338,7 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                         done.push(job);
                         break;
                     }
-                    if Instant::now() >= deadline {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
                         bail!("timed out waiting for job {id} (state {})", job.state);
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;

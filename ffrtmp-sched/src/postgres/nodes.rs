@@ -9,8 +9,8 @@ use super::rows::{
 use super::{Ctx, Error, Result};
 use crate::power::replaces;
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node, NodeId,
-    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
+    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 
 /// Claims older than this are forgotten; a client retrying a claim later gets a new one.
@@ -93,6 +93,7 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         .await?;
     }
     let mut cancel = Vec::new();
+    let mut cancel_attempts = Vec::new();
     for running in &hb.running {
         let id = running.job_id.to_string();
         let attempt = i64::from(running.attempt);
@@ -118,6 +119,7 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         };
         if held == 0 {
             cancel.push(running.job_id);
+            cancel_attempts.push(AttemptKey::new(running.job_id, running.attempt));
         }
     }
     // Jobs the node holds but no longer lists (it dropped them) go back to the queue. Jobs
@@ -137,14 +139,22 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         )
         .await?;
     for mut stored in jobs_from_rows(&rows)? {
-        if hb.running.iter().any(|r| r.job_id == stored.job.id) {
+        // Its current attempt, not an older one still being stopped there.
+        if hb
+            .running
+            .iter()
+            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
+        {
             continue;
         }
         let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
         fail_attempt(tx, ctx, &mut stored, error).await?;
         save_job(tx, &stored).await?;
     }
-    Ok(HeartbeatReply { cancel })
+    Ok(HeartbeatReply {
+        cancel,
+        cancel_attempts,
+    })
 }
 
 pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<Assignment>> {

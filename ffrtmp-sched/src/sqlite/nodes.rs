@@ -1,8 +1,8 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
-    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node,
+    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
@@ -74,11 +74,13 @@ pub fn heartbeat(
     touch_node(conn, node, now, 0)?;
     store_power(conn, node, hb)?;
     let mut cancel = Vec::new();
+    let mut cancel_attempts = Vec::new();
     for running in &hb.running {
         let mut stored = match load_job(conn, running.job_id) {
             Ok(s) => s,
             Err(StoreError::NotFound { .. }) => {
                 cancel.push(running.job_id);
+                cancel_attempts.push(AttemptKey::new(running.job_id, running.attempt));
                 continue;
             }
             Err(e) => return Err(e),
@@ -86,6 +88,7 @@ pub fn heartbeat(
         let job = &mut stored.job;
         if job.node_id != Some(node) || job.attempt != running.attempt || !job.state.is_active() {
             cancel.push(running.job_id);
+            cancel_attempts.push(AttemptKey::new(running.job_id, running.attempt));
             continue;
         }
         if let Some(p) = &running.progress {
@@ -110,14 +113,22 @@ pub fn heartbeat(
     };
     for raw in dropped {
         let mut stored = job_from_raw(raw)?;
-        if hb.running.iter().any(|r| r.job_id == stored.job.id) {
+        // Its current attempt, not an older one still being stopped there.
+        if hb
+            .running
+            .iter()
+            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
+        {
             continue;
         }
         let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
         fail_attempt(conn, cfg, &mut stored, error, now)?;
         save_job(conn, &stored)?;
     }
-    Ok(HeartbeatReply { cancel })
+    Ok(HeartbeatReply {
+        cancel,
+        cancel_attempts,
+    })
 }
 
 /// Keeps the heartbeat's power snapshot when it is newer than the stored one, and clears it

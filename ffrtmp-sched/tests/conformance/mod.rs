@@ -696,3 +696,46 @@ pub async fn a_job_the_node_stopped_listing_goes_back_to_the_queue(b: &dyn Backe
         Err(StoreError::Fenced { .. })
     ));
 }
+
+/// A node handed a job again (it was declared lost, then came back) may still list the old
+/// attempt while stopping it: the reply names that attempt, never the newer one, and the
+/// newer attempt counts as dropped only when the node stops listing it.
+pub async fn a_reassigned_jobs_stale_attempt_is_fenced_by_attempt(b: &dyn Backend) {
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 2)).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    let first = claim(&*store, &node, 1).await.remove(0);
+    clock.advance(Duration::from_secs(91));
+    assert_eq!(store.sweep().await.unwrap().nodes_lost, 1);
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(store.sweep().await.unwrap().jobs_released, 1);
+    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    let second = claim(&*store, &node, 1).await.remove(0);
+    assert_eq!((second.job.id, second.job.attempt), (job.id, 2));
+
+    let listing = |attempts: &[u32]| Heartbeat {
+        running: attempts
+            .iter()
+            .map(|&attempt| RunningJob {
+                job_id: job.id,
+                attempt,
+                progress: None,
+            })
+            .collect(),
+        power: None,
+    };
+    let reply = store.heartbeat(node.id, &listing(&[1, 2])).await.unwrap();
+    assert_eq!(reply.cancel, vec![job.id]);
+    assert_eq!(reply.cancel_attempts, vec![first.job.attempt_key()]);
+    assert_eq!(store.get(job.id).await.unwrap().state, JobState::Assigned);
+
+    // Past the claim's grace, the node lists only the stale attempt: it does not run the
+    // current one, which goes back.
+    clock.advance(Duration::from_secs(61));
+    let reply = store.heartbeat(node.id, &listing(&[1])).await.unwrap();
+    assert_eq!(reply.cancel_attempts, vec![first.job.attempt_key()]);
+    let j = store.get(job.id).await.unwrap();
+    assert_eq!(j.state, JobState::Retrying, "{:?}", j.history);
+    assert_eq!(j.error.unwrap().kind, ErrorKind::Interrupted);
+}
