@@ -103,8 +103,15 @@ enum BenchCommand {
     /// Run a benchmark matrix on the master's nodes and write per-run results (runs.json,
     /// runs.csv, meta.json) into --out.
     Run(BenchRunArgs),
-    /// Compare two result files (JSON or CSV by extension). Exit status: 0 no regression, 1 a
-    /// scenario regressed beyond the threshold, 2 the files could not be compared.
+    /// Compare two result files (JSON or CSV by extension).
+    ///
+    /// Per metric, the verdict comes from the confidence interval of the change: better or
+    /// worse when it lies wholly beyond the threshold, no change when it lies wholly within
+    /// ±threshold, inconclusive otherwise (with about how many runs per side would decide).
+    ///
+    /// Exit status: 0 no regression and nothing inconclusive; 1 a scenario regressed beyond the
+    /// threshold; 2 the files could not be compared; 3 no regression, but some metric is
+    /// inconclusive (0 with --allow-inconclusive).
     Compare {
         /// Baseline results.
         base: PathBuf,
@@ -113,6 +120,9 @@ enum BenchCommand {
         /// Relative change that counts, e.g. 3% or 0.03.
         #[arg(long, default_value = "3%", value_parser = parse_threshold)]
         threshold: f64,
+        /// Exit 0 instead of 3 when nothing regressed but some metric is inconclusive.
+        #[arg(long)]
+        allow_inconclusive: bool,
     },
     /// Write a self-contained HTML report (inline SVG charts) of one or more result files,
     /// and each chart as a PNG beside it (`<out name>-fps.png`, …); every file after the first
@@ -186,10 +196,16 @@ async fn main() -> anyhow::Result<()> {
             };
             return ffrtmp::cli::load::run(config, json).await;
         }
-        Command::Bench(BenchCommand::Compare { base, test, threshold }) => {
-            // 0: no regression, 1: a regression beyond the threshold, 2: could not compare.
-            let code = bench_compare(base, test, *threshold, json).unwrap_or_else(|e| {
-                eprintln!("Error: {e:?}");
+        Command::Bench(BenchCommand::Compare {
+            base,
+            test,
+            threshold,
+            allow_inconclusive,
+        }) => {
+            // 0: no regression, 1: a regression beyond the threshold, 2: could not compare,
+            // 3: inconclusive (0 with --allow-inconclusive).
+            let code = bench_compare(base, test, *threshold, *allow_inconclusive, json).unwrap_or_else(|e| {
+                eprintln!("Error: {e:#}");
                 2
             });
             std::io::stdout().flush()?;
@@ -266,14 +282,20 @@ async fn bench_run(api: &ApiClient, master: &str, args: &BenchRunArgs, json: boo
     Ok(())
 }
 
-fn bench_compare(base: &Path, test: &Path, threshold: f64, json: bool) -> anyhow::Result<i32> {
+fn bench_compare(base: &Path, test: &Path, threshold: f64, allow_inconclusive: bool, json: bool) -> anyhow::Result<i32> {
     let comparison = bench::compare::compare_files(base, test, threshold)?;
     if json {
         let (b, t) = (base.display().to_string(), test.display().to_string());
-        print_json(&bench::compare::json_report(&b, &t, &comparison, threshold))?;
+        print_json(&bench::compare::json_report(
+            &b,
+            &t,
+            &comparison,
+            threshold,
+            allow_inconclusive,
+        ))?;
     } else {
         println!("baseline {}  test {}", base.display(), test.display());
         print!("{}", bench::compare::render_text(&comparison, threshold));
     }
-    Ok(comparison.exit_code(threshold))
+    Ok(bench::compare::exit_status(&comparison, threshold, allow_inconclusive))
 }
