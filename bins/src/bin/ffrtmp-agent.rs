@@ -89,6 +89,13 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Flags of the original Go agent.
+    #[command(flatten)]
+    go: ffrtmp::compat::AgentFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(run())
 }
 
 /// A status endpoint address, or none.
@@ -127,9 +134,13 @@ fn resolve_ffmpeg(p: &PathBuf) -> anyhow::Result<PathBuf> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.go.check::<Args>();
     init_logging(args.log_format);
+    for note in args.go.notes() {
+        tracing::info!("{note}");
+    }
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
     }

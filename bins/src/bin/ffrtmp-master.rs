@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     dead_after_intervals: u32,
     /// How often failure detection and retry backoff are checked.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, alias = "scheduler-interval")]
     sweep_interval: Duration,
     /// Base delay of job retries after transient failures (doubles per attempt, capped at 5 min).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -68,11 +68,32 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Flags of the original Go master.
+    #[command(flatten)]
+    go: ffrtmp::compat::MasterFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(run())
+}
+
+/// The names the self-signed certificate must cover besides the defaults: --tls-name, and the
+/// --bind address (the host name when bound to every address), so that the URL the master
+/// listens on verifies.
+fn self_signed_names(args: &Args) -> Vec<String> {
+    let mut names = args.tls_names.clone();
+    if args.bind.is_unspecified() {
+        names.push(ffrtmp_exec::detect::host_name());
+    } else {
+        names.push(args.bind.to_string());
+    }
+    names
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.go.check::<Args>();
     init_logging(args.log_format);
     if args.api_key.len() < 16 {
         bail!("--api-key must be at least 16 characters");
@@ -116,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         });
         TlsSetup::SelfSigned {
             dir,
-            extra_names: args.tls_names.clone(),
+            extra_names: self_signed_names(&args),
         }
     };
     let addr = SocketAddr::new(args.bind, args.port);

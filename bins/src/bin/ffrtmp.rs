@@ -79,7 +79,7 @@ enum Command {
 enum ConfigCommand {
     /// Suggest ffrtmp-agent settings for this machine (cores, memory, encoders, energy), with
     /// reasons. `--output json` for JSON.
-    Recommend,
+    Recommend(ffrtmp::compat::RecommendFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,8 +174,12 @@ struct BenchRunArgs {
     out: PathBuf,
 }
 
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(run())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = cli.output == Output::Json;
     // Commands that need no master.
@@ -205,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
             // 0: no regression, 1: a regression beyond the threshold, 2: could not compare,
             // 3: inconclusive (0 with --allow-inconclusive).
             let code = bench_compare(base, test, *threshold, *allow_inconclusive, json).unwrap_or_else(|e| {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", ffrtmp::term::strip_controls(&format!("{e:#}")));
                 2
             });
             std::io::stdout().flush()?;
@@ -230,7 +234,10 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Command::Config(ConfigCommand::Recommend) => {
+        Command::Config(ConfigCommand::Recommend(go)) => {
+            for note in go.notes() {
+                eprintln!("note: {note}");
+            }
             let r = ffrtmp::recommend::recommend(&ffrtmp::recommend::detect().await);
             if json {
                 return print_json(&r);
@@ -238,7 +245,10 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", ffrtmp::recommend::render_text(&r));
             return Ok(());
         }
-        Command::Run(args) => std::process::exit(ffrtmp::edge::run(args, json).await),
+        Command::Run(args) => {
+            args.go.check::<Cli>();
+            std::process::exit(ffrtmp::edge::run(args, json).await)
+        }
         Command::Attach(args) => std::process::exit(ffrtmp::edge::attach(args, json).await),
         Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
         _ => {}
