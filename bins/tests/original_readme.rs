@@ -8,7 +8,7 @@
 //! replaces `--insecure-skip-verify`, and processes get scratch directories. A too-short API key
 //! makes a binary stop right after parsing its flags where running on would not end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,19 +149,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn bin(name: &str) -> Command {
     let path = match name {
         "master" => env!("CARGO_BIN_EXE_ffrtmp-master"),
@@ -207,15 +194,14 @@ struct Master {
 }
 
 impl Master {
-    /// `./bin/master --port 8080 --api-key "$MASTER_API_KEY" --scheduler-interval 10s`, on
-    /// 127.0.0.2 and any free port.
-    fn start() -> Master {
+    /// `./bin/master --port 0 --api-key "$MASTER_API_KEY" <extra>` on `bind`.
+    fn start(bind: &str, extra: &[&str]) -> Master {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ready = d.join("ready");
         let proc = bin("master")
-            .args(["--port", "0", "--api-key", KEY, "--scheduler-interval", "10s"])
-            .args(["--bind", "127.0.0.2"])
+            .args(["--port", "0", "--api-key", KEY, "--bind", bind])
+            .args(extra)
             .arg("--db")
             .arg(d.join("master.db"))
             .arg("--ready-file")
@@ -224,8 +210,18 @@ impl Master {
             .stderr(Stdio::from(std::fs::File::create(d.join("master.log")).unwrap()))
             .spawn()
             .unwrap();
-        let proc = Proc(proc);
-        let url = wait_for_file(&ready, Duration::from_secs(30));
+        let mut proc = Proc(proc);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            if let Some(url) = std::fs::read_to_string(&ready).ok().filter(|u| !u.is_empty()) {
+                break url;
+            }
+            let exited = proc.0.try_wait().unwrap();
+            let log = || std::fs::read_to_string(d.join("master.log")).unwrap_or_default();
+            assert!(exited.is_none(), "the master exited ({exited:?}): {}", log());
+            assert!(Instant::now() < deadline, "the master did not start: {}", log());
+            std::thread::sleep(Duration::from_millis(50));
+        };
         Master { _proc: proc, dir, url }
     }
 
@@ -298,7 +294,8 @@ fn the_original_master_and_agent_commands_stop_at_our_checks_not_at_parsing() {
 
 #[test]
 fn the_readme_commands_work_against_a_real_master() {
-    let master = Master::start();
+    // As written, on 127.0.0.2: the certificate must cover the --bind address.
+    let master = Master::start("127.0.0.2", &["--scheduler-interval", "10s"]);
     assert!(master.url.starts_with("https://127.0.0.2:"), "{}", master.url);
 
     // Submit, with every submit flag of the README; the bind address verifies (it is in the
@@ -416,7 +413,7 @@ fn the_edge_commands_accept_the_original_flags() {
 
 #[test]
 fn an_untrusted_certificate_names_ca_cert_without_a_backtrace() {
-    let master = Master::start();
+    let master = Master::start("127.0.0.1", &[]);
     let out = bin("ffrtmp")
         .args(["--master", &master.url, "nodes", "list"])
         .env("MASTER_API_KEY", KEY)
@@ -432,7 +429,7 @@ fn an_untrusted_certificate_names_ca_cert_without_a_backtrace() {
 
 #[test]
 fn names_from_the_master_are_printed_without_terminal_controls() {
-    let master = Master::start();
+    let master = Master::start("127.0.0.1", &[]);
     let transport = ffrtmp_http::HttpTransport::new(
         ffrtmp_http::ClientConfig::new(master.url.clone(), KEY).with_ca_cert(master.cert()),
     )
@@ -461,4 +458,12 @@ fn names_from_the_master_are_printed_without_terminal_controls() {
         !t.chars().any(|c| c.is_control() && c != '\n'),
         "control characters reached the terminal: {t:?}"
     );
+}
+
+#[test]
+fn the_self_signed_certificate_covers_the_bind_address() {
+    let master = Master::start("127.0.0.2", &[]);
+    let out = master.cli(&["nodes", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("NAME"), "{}", text(&out));
 }
