@@ -15,7 +15,10 @@ use crate::parse_duration;
 /// instead.
 pub fn refuse<C: CommandFactory>(flag: &str, instead: &str) -> ! {
     C::command()
-        .error(ErrorKind::ArgumentConflict, format!("{flag} is not supported: {instead}"))
+        .error(
+            ErrorKind::ArgumentConflict,
+            format!("{flag} is not supported: {instead}"),
+        )
         .exit()
 }
 
@@ -122,9 +125,7 @@ impl RecommendFlags {
     pub fn notes(&self) -> Vec<String> {
         self.environment
             .iter()
-            .map(|e| {
-                format!("--environment {e} is ignored: the suggestions come from this machine's hardware")
-            })
+            .map(|e| format!("--environment {e} is ignored: the suggestions come from this machine's hardware"))
             .collect()
     }
 }

@@ -184,12 +184,20 @@ fn a_wide_interval_is_inconclusive_with_its_own_exit_code() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["exit_code"], 3);
     assert_eq!(v["verdicts"][0][1], "inconclusive");
-    let fps = v["inconclusive"].as_array().unwrap().iter().find(|i| i["metric"] == "fps").unwrap();
+    let fps = v["inconclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metric"] == "fps")
+        .unwrap();
     assert!(fps["runs_needed"].as_u64().unwrap() > 5, "{fps}");
 
     // The help documents the exit codes.
     let help = text(&ffrtmp(&["bench", "compare", "--help"]));
-    assert!(help.contains("3 no regression, but some metric is") && help.contains("--allow-inconclusive"), "{help}");
+    assert!(
+        help.contains("3 no regression, but some metric is") && help.contains("--allow-inconclusive"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "readme-test-key-0123456789abcdef";
 
+/// A flag and the value the README gives it, if any.
+type Flag = (&'static str, Option<&'static str>);
+
 /// Every flag the original README uses, by command, with a value as written there: 33 in all.
-const ORIGINAL_FLAGS: &[(&str, &[(&str, Option<&str>)])] = &[
+const ORIGINAL_FLAGS: &[(&str, &[Flag])] = &[
     (
         "master",
         &[
@@ -50,7 +53,10 @@ const ORIGINAL_FLAGS: &[(&str, &[(&str, Option<&str>)])] = &[
             ("--cpu-limit", Some("200")),
         ],
     ),
-    ("config recommend", &[("--environment", Some("production")), ("--output", Some("text"))]),
+    (
+        "config recommend",
+        &[("--environment", Some("production")), ("--output", Some("text"))],
+    ),
     (
         "run",
         &[
@@ -84,7 +90,11 @@ const ORIGINAL_FLAGS: &[(&str, &[(&str, Option<&str>)])] = &[
 /// API key, zero jobs, a plain-HTTP URL with a key, a pid that cannot exist, a missing rules
 /// file) and trailing arguments. A flag under test that is among the options keeps the
 /// option's value.
-type FailFast = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static [&'static str]);
+type FailFast = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
 
 fn fail_fast(command: &str) -> FailFast {
     match command {
@@ -128,7 +138,11 @@ fn flag_args(command: &str, flag: &'static str, value: Option<&'static str>) -> 
 /// Flags refused, with what the message must name instead; every other flag is accepted.
 const REFUSED: &[(&str, &str, &[&str])] = &[
     ("master", "--max-retries", &["ffrtmp jobs submit --max-retries"]),
-    ("agent", "--insecure-skip-verify", &["--ca-cert", "FFRTMP_CA_CERT", "never skipped"]),
+    (
+        "agent",
+        "--insecure-skip-verify",
+        &["--ca-cert", "FFRTMP_CA_CERT", "never skipped"],
+    ),
     ("run", "--sla-eligible", &["leave it out"]),
 ];
 
@@ -183,7 +197,10 @@ fn assert_refused(out: &Output, flag: &str, names: &[&str]) {
 fn assert_parsed(out: &Output, what: &str) {
     let t = text(out);
     assert_ne!(out.status.code(), Some(2), "{what}: {t}");
-    assert!(!t.contains("unexpected argument") && !t.contains("not supported"), "{what}: {t}");
+    assert!(
+        !t.contains("unexpected argument") && !t.contains("not supported"),
+        "{what}: {t}"
+    );
     assert!(!t.to_lowercase().contains("backtrace"), "{what}: {t}");
 }
 
@@ -289,7 +306,11 @@ fn the_original_master_and_agent_commands_stop_at_our_checks_not_at_parsing() {
         ],
     );
     assert_parsed(&out, "agent");
-    assert!(text(&out).contains("--max-concurrent-jobs must be at least 1"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--max-concurrent-jobs must be at least 1"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -302,7 +323,16 @@ fn the_readme_commands_work_against_a_real_master() {
     // self-signed certificate).
     let submits: &[&[&str]] = &[
         &["--scenario", "1080p-h264", "--bitrate", "5M", "--duration", "300"],
-        &["--scenario", "live-4k", "--queue", "live", "--priority", "high", "--duration", "3600"],
+        &[
+            "--scenario",
+            "live-4k",
+            "--queue",
+            "live",
+            "--priority",
+            "high",
+            "--duration",
+            "3600",
+        ],
         &["--scenario", "live-stream", "--engine", "auto"],
         &["--scenario", "transcode", "--engine", "ffmpeg"],
         &["--scenario", "live-rtmp", "--engine", "gstreamer"],
@@ -334,7 +364,14 @@ fn the_readme_commands_work_against_a_real_master() {
     let d = master.dir.path();
     let agent = bin("agent")
         .args(["--register", "--master", &master.url, "--api-key", KEY])
-        .args(["--max-concurrent-jobs", "4", "--poll-interval", "3s", "--heartbeat-interval", "30s"])
+        .args([
+            "--max-concurrent-jobs",
+            "4",
+            "--poll-interval",
+            "3s",
+            "--heartbeat-interval",
+            "30s",
+        ])
         .arg("--ca-cert")
         .arg(master.cert())
         // Scratch space, no status port, and no real encodes of the jobs above.
@@ -368,15 +405,32 @@ fn the_readme_commands_work_against_a_real_master() {
 fn the_edge_commands_accept_the_original_flags() {
     let dir = tempfile::tempdir().unwrap();
     // ffrtmp config recommend --environment production --output text
-    let out = run("ffrtmp", &["config", "recommend", "--environment", "production", "--output", "text"]);
+    let out = run(
+        "ffrtmp",
+        &["config", "recommend", "--environment", "production", "--output", "text"],
+    );
     assert_parsed(&out, "config recommend");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("--environment production is ignored"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--environment production is ignored"),
+        "{}",
+        text(&out)
+    );
 
     // ffrtmp run --job-id transcode-001 --cpu-quota 200 --memory-limit 4096 -- <workload>
     let out = run(
         "ffrtmp",
-        &["run", "--job-id", "transcode-001", "--cpu-quota", "200", "--memory-limit", "4096", "--", "true"],
+        &[
+            "run",
+            "--job-id",
+            "transcode-001",
+            "--cpu-quota",
+            "200",
+            "--memory-limit",
+            "4096",
+            "--",
+            "true",
+        ],
     );
     assert_parsed(&out, "run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -387,7 +441,17 @@ fn the_edge_commands_accept_the_original_flags() {
     let pid = target.id().to_string();
     let out = run(
         "ffrtmp",
-        &["attach", "--pid", &pid, "--job-id", "existing-job-042", "--cpu-weight", "150", "--nice", "-5"],
+        &[
+            "attach",
+            "--pid",
+            &pid,
+            "--job-id",
+            "existing-job-042",
+            "--cpu-weight",
+            "150",
+            "--nice",
+            "-5",
+        ],
     );
     let _ = target.wait();
     assert_parsed(&out, "attach");
@@ -400,7 +464,14 @@ fn the_edge_commands_accept_the_original_flags() {
     let config = dir.path().join("watch.yaml");
     std::fs::write(&config, "rules:\n  - {match: no-such-program-readme}\n").unwrap();
     let out = bin("ffrtmp")
-        .args(["watch", "--scan-interval", "10s", "--enable-state", "--enable-retry", "--watch-config"])
+        .args([
+            "watch",
+            "--scan-interval",
+            "10s",
+            "--enable-state",
+            "--enable-retry",
+            "--watch-config",
+        ])
         .arg(&config)
         .arg("--once")
         .arg("--state-file")

@@ -305,5 +305,8 @@ fn a_wide_interval_containing_zero_is_inconclusive_not_no_change() {
     let needed = m.runs_needed(0.03).unwrap();
     assert!(needed > 5, "{needed}");
     // Identical joules per frame: an interval of width 0 inside ±3 % is no change.
-    assert_eq!(c.scenarios[0].metric(Metric::JoulesPerFrame).unwrap().verdict, Verdict::NoChange);
+    assert_eq!(
+        c.scenarios[0].metric(Metric::JoulesPerFrame).unwrap().verdict,
+        Verdict::NoChange
+    );
 }

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use ffrtmp_power::compare::{
-    compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE,
-};
+use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE};
 use serde::Serialize;
 
 use super::{fmt_num, fmt_pct, load_nonempty, text_table};

@@ -83,7 +83,11 @@ pub fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     // Cells hold names and reasons from masters, agents and files: never terminal controls.
     let rows: Vec<Vec<String>> = rows
         .into_iter()
-        .map(|r| r.into_iter().map(|c| crate::term::strip_controls(&c).into_owned()).collect())
+        .map(|r| {
+            r.into_iter()
+                .map(|c| crate::term::strip_controls(&c).into_owned())
+                .collect()
+        })
         .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {

@@ -292,7 +292,13 @@ async fn bench_run(api: &ApiClient, master: &str, args: &BenchRunArgs, json: boo
     Ok(())
 }
 
-fn bench_compare(base: &Path, test: &Path, threshold: f64, allow_inconclusive: bool, json: bool) -> anyhow::Result<i32> {
+fn bench_compare(
+    base: &Path,
+    test: &Path,
+    threshold: f64,
+    allow_inconclusive: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let comparison = bench::compare::compare_files(base, test, threshold)?;
     if json {
         let (b, t) = (base.display().to_string(), test.display().to_string());

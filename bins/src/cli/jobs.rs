@@ -128,6 +128,7 @@ pub struct SubmitArgs {
     engine: EngineArg,
 }
 
+/// `--engine` of `jobs submit`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EngineArg {
     Auto,
