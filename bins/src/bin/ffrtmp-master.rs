@@ -32,7 +32,9 @@ struct Args {
     /// Directory of the self-signed certificate (generated on first start). Default: beside the database.
     #[arg(long, env = "MASTER_TLS_DIR")]
     tls_dir: Option<PathBuf>,
-    /// Extra names (host names or IPs) for the self-signed certificate.
+    /// Extra names (host names or IPs) for the self-signed certificate, which also covers
+    /// localhost and the --bind address. A stored self-signed certificate that lacks one is
+    /// generated again (clients must then trust the new tls/cert.pem).
     #[arg(long = "tls-name")]
     tls_names: Vec<String>,
     /// Certificate chain (PEM) to use instead of a self-signed one.
@@ -78,14 +80,17 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The names the self-signed certificate must cover besides the defaults: --tls-name, and the
-/// --bind address (the host name when bound to every address), so that the URL the master
-/// listens on verifies.
+/// --bind address, so that the URL the master listens on verifies. Bound to every address,
+/// there is no one address to add: agents on other hosts need the name they use as --tls-name.
 fn self_signed_names(args: &Args) -> Vec<String> {
     let mut names = args.tls_names.clone();
-    if args.bind.is_unspecified() {
-        names.push(ffrtmp_exec::detect::host_name());
-    } else {
+    if !args.bind.is_unspecified() {
         names.push(args.bind.to_string());
+    } else if names.is_empty() {
+        tracing::warn!(
+            bind = %args.bind,
+            "the self-signed certificate covers only localhost: pass --tls-name <the host name or IP agents use>"
+        );
     }
     names
 }
