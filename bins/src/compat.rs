@@ -62,11 +62,7 @@ impl AgentFlags {
     /// Exits with a usage error when a refused flag was given.
     pub fn check<C: CommandFactory>(&self) {
         if self.insecure_skip_verify {
-            refuse::<C>(
-                "--insecure-skip-verify",
-                "TLS verification is never skipped; pass --ca-cert <the master's cert> (its tls/cert.pem, \
-                 or set FFRTMP_CA_CERT)",
-            );
+            refuse::<C>("--insecure-skip-verify", SKIP_VERIFY_INSTEAD);
         }
     }
 
@@ -82,6 +78,26 @@ impl AgentFlags {
         notes
     }
 }
+
+/// Go flags of the `ffrtmp` command line, valid with every subcommand.
+#[derive(Args, Debug, Default)]
+pub struct CliFlags {
+    /// Refused: TLS verification is never skipped.
+    #[arg(long, global = true, hide = true)]
+    pub insecure_skip_verify: bool,
+}
+
+impl CliFlags {
+    /// Exits with a usage error when a refused flag was given.
+    pub fn check<C: CommandFactory>(&self) {
+        if self.insecure_skip_verify {
+            refuse::<C>("--insecure-skip-verify", SKIP_VERIFY_INSTEAD);
+        }
+    }
+}
+
+const SKIP_VERIFY_INSTEAD: &str =
+    "TLS verification is never skipped; pass --ca-cert <the master's cert> (its tls/cert.pem, or set FFRTMP_CA_CERT)";
 
 /// Go flags of `ffrtmp run`.
 #[derive(Args, Debug, Default)]

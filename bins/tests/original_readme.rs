@@ -146,6 +146,23 @@ const REFUSED: &[(&str, &str, &[&str])] = &[
     ("run", "--sla-eligible", &["leave it out"]),
 ];
 
+#[test]
+fn the_command_line_refuses_skipping_verification_too() {
+    let out = run(
+        "ffrtmp",
+        &[
+            "jobs",
+            "submit",
+            "--master",
+            "https://127.0.0.1:1",
+            "--scenario",
+            "720p-h264",
+            "--insecure-skip-verify",
+        ],
+    );
+    assert_refused(&out, "--insecure-skip-verify", &["--ca-cert", "FFRTMP_CA_CERT"]);
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {

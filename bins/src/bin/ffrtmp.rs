@@ -40,6 +40,9 @@ struct Cli {
     output: Output,
     #[command(subcommand)]
     command: Command,
+    /// Flags of the original Go command line.
+    #[command(flatten)]
+    go: ffrtmp::compat::CliFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -181,6 +184,7 @@ fn main() -> std::process::ExitCode {
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.go.check::<Cli>();
     let json = cli.output == Output::Json;
     // Commands that need no master.
     match &cli.command {
