@@ -40,6 +40,9 @@ pub struct RunArgs {
     /// Print the outcome as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Flags of the original Go wrapper.
+    #[command(flatten)]
+    pub go: crate::compat::RunFlags,
     /// The workload: `-- program args…`.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<OsString>,
@@ -51,6 +54,9 @@ pub struct AttachArgs {
     /// The running process to govern.
     #[arg(long)]
     pub pid: i32,
+    /// A name for the workload, shown in the report (`job: …`, `job_id` in JSON).
+    #[arg(long)]
+    pub job_id: Option<String>,
     /// Relative CPU weight (100 = default; v1: 100 ≈ 1024 cpu.shares).
     #[arg(long)]
     pub cpu_weight: Option<u32>,
@@ -92,6 +98,9 @@ pub struct WatchArgs {
     /// Print events as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Flags of the original Go watch daemon.
+    #[command(flatten)]
+    pub go: crate::compat::WatchFlags,
 }
 
 fn print_outcome(outcome: &Outcome, job_id: Option<&str>, json: bool) {
@@ -188,7 +197,7 @@ pub async fn attach(args: &AttachArgs, json: bool) -> i32 {
     let pid = attached.pid;
     tokio::select! {
         outcome = attached.wait_exit(args.poll) => {
-            print_outcome(&outcome, None, json);
+            print_outcome(&outcome, args.job_id.as_deref(), json);
             outcome.wrapper_exit_code()
         }
         _ = shutdown_signal() => {

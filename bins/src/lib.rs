@@ -6,12 +6,14 @@ use std::time::Duration;
 pub mod agent_status;
 pub mod bench;
 pub mod cli;
+pub mod compat;
 pub mod edge;
 pub mod energy;
 pub mod load;
 pub mod node_power;
 pub mod recommend;
 pub mod secret_env;
+pub mod term;
 
 /// Parses durations written like `30s`, `500ms`, `2m`, `1h`, `7d` or a bare number of seconds.
 ///

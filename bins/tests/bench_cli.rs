@@ -136,6 +136,87 @@ fn runs_without_energy_compare_on_fps_and_wall_only() {
     assert!(text(&out).contains("missing.json"), "{}", text(&out));
 }
 
+/// Runs of one scenario with the given fps (joules per frame and wall time constant).
+fn noisy_fps_runs(fps: &[f64]) -> Vec<RunSample> {
+    fps.iter()
+        .enumerate()
+        .map(|(i, &fps)| RunSample {
+            scenario: "720p-h264/2M/3s".into(),
+            run: i as u32,
+            frames: 90,
+            wall_s: 3.0,
+            fps,
+            energy_joules: Some(22.5),
+            joules_per_frame: Some(0.25),
+        })
+        .collect()
+}
+
+#[test]
+fn a_wide_interval_is_inconclusive_with_its_own_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(
+        &dir.path().join("base.json"),
+        &noisy_fps_runs(&[100.0, 97.0, 140.0, 99.0, 120.0]),
+    );
+    let test = write_runs(
+        &dir.path().join("test.json"),
+        &noisy_fps_runs(&[88.2, 65.0, 107.6, 70.0, 91.0]),
+    );
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test)]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    let fps_line = t.lines().find(|l| l.contains(" fps ")).unwrap();
+    // The figures: fps −11.8 %, CI about [−45 %, +7.6 %], once reported as "no change".
+    assert!(fps_line.contains("-11.80%  [-45.83%, +7.60%]"), "{fps_line}");
+    assert!(fps_line.ends_with("inconclusive"), "{fps_line}");
+    assert!(t.contains("720p-h264/2M/3s: inconclusive"), "{t}");
+    assert!(t.contains("inconclusive: 720p-h264/2M/3s fps: the 95% CI ["), "{t}");
+    assert!(t.contains("runs per side (now 5/5) should decide it"), "{t}");
+    assert!(t.contains("no regression beyond 3%"), "{t}");
+
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test), "--allow-inconclusive"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("720p-h264/2M/3s: inconclusive"));
+
+    let out = ffrtmp(&["--output", "json", "bench", "compare", p(&base), p(&test)]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    assert_eq!(v["verdicts"][0][1], "inconclusive");
+    let fps = v["inconclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["metric"] == "fps")
+        .unwrap();
+    assert!(fps["runs_needed"].as_u64().unwrap() > 5, "{fps}");
+
+    // The help documents the exit codes.
+    let help = text(&ffrtmp(&["bench", "compare", "--help"]));
+    assert!(
+        help.contains("3 no regression, but some metric is") && help.contains("--allow-inconclusive"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_narrow_interval_within_the_threshold_is_no_change_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_runs(&dir.path().join("base.json"), &runs(1, 1.0, true));
+    // 1 % more joules per frame, well measured: within a 3 % threshold.
+    let test = write_runs(&dir.path().join("test.json"), &runs(7, 1.01, true));
+    let out = ffrtmp(&["bench", "compare", p(&base), p(&test)]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    let jpf_line = t
+        .lines()
+        .find(|l| l.starts_with("720p-h264/2M/3s") && l.contains("J/frame"))
+        .unwrap();
+    assert!(jpf_line.ends_with("no change"), "{jpf_line}");
+    assert!(!t.contains("inconclusive"), "{t}");
+}
+
 #[test]
 fn report_is_one_self_contained_html_file() {
     let dir = tempfile::tempdir().unwrap();

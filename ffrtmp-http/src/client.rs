@@ -409,8 +409,8 @@ fn decode<T: DeserializeOwned>(response: RawResponse, conflict_is_fenced: bool) 
 
 fn classify(err: &hyper_util::client::legacy::Error) -> Failure {
     let message = error_chain(err);
-    if is_tls_failure(err) {
-        Failure::Tls(message)
+    if let Some(tls) = tls_error(err) {
+        Failure::Tls(explain_tls(tls, message))
     } else if err.is_connect() {
         Failure::Connect(message)
     } else {
@@ -432,21 +432,44 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Whether a rustls error is somewhere in the chain (through `io::Error` wrappers too).
-fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+/// The rustls error somewhere in the chain (through `io::Error` wrappers too), if any.
+fn tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = next {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
         if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if is_tls_failure(inner) {
-                return true;
+            if let Some(tls) = tls_error(inner) {
+                return Some(tls);
             }
         }
         next = e.source();
     }
-    false
+    None
+}
+
+/// A TLS failure in words a user can act on: what is wrong with the master's certificate and
+/// which flag fixes it; `chain` (the raw error text) follows in parentheses.
+fn explain_tls(err: &rustls::Error, chain: String) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return format!("TLS handshake failed: {chain}");
+    };
+    match cert {
+        C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+            "the master's TLS certificate is not valid for the host in the URL ({chain}): use a name the \
+             certificate has, or give the master that name (--tls-name, or --bind with its address) so its \
+             self-signed certificate covers it"
+        ),
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            format!("the master's TLS certificate is outside its validity period ({chain}); check the clocks")
+        }
+        _ => format!(
+            "the master's TLS certificate is not trusted ({chain}): pass --ca-cert <the master's tls/cert.pem> \
+             (or set FFRTMP_CA_CERT); TLS verification is never skipped"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -259,6 +259,10 @@ async fn client_refuses_a_server_it_does_not_trust() {
     let err = api.health().await.unwrap_err();
     assert!(matches!(err, TransportError::Unreachable(_)), "{err}");
     assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    // Says what is wrong and what fixes it.
+    let text = err.to_string();
+    assert!(text.contains("the master's TLS certificate is not trusted"), "{err}");
+    assert!(text.contains("--ca-cert") && text.contains("FFRTMP_CA_CERT"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "a TLS failure must not be retried at length"
@@ -270,6 +274,7 @@ async fn client_refuses_a_server_it_does_not_trust() {
         config.ca_cert = None;
         let err = ApiClient::new(config).unwrap().health().await.unwrap_err();
         assert!(matches!(err, TransportError::Unreachable(_)), "{err}");
+        assert!(err.to_string().contains("--ca-cert"), "{err}");
     }
     // The right certificate works.
     assert!(server.api().health().await.is_ok());

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict};
+use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE};
 use serde::Serialize;
 
 use super::{fmt_num, fmt_pct, load_nonempty, text_table};
@@ -129,6 +129,10 @@ pub fn render_text(comparison: &Comparison, threshold: f64) -> String {
     for s in &comparison.scenarios {
         out.push_str(&format!("{}: {}\n", s.scenario, verdict_text(s.verdict_at(threshold))));
     }
+    for line in inconclusive_lines(comparison, threshold) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     let regressions = comparison.regressions(threshold);
     if regressions.is_empty() {
         out.push_str(&format!("no regression beyond {}\n", fmt_threshold(threshold)));
@@ -144,6 +148,42 @@ pub fn render_text(comparison: &Comparison, threshold: f64) -> String {
         ));
     }
     out
+}
+
+/// One line per inconclusive metric: why, and about how many runs per side would decide it.
+pub fn inconclusive_lines(comparison: &Comparison, threshold: f64) -> Vec<String> {
+    let level = format!("{:.0}% CI", comparison.config.confidence * 100.0);
+    comparison
+        .inconclusive(threshold)
+        .into_iter()
+        .map(|(scenario, m)| {
+            let ci = match (m.ci_low, m.ci_high) {
+                (Some(l), Some(h)) => format!("[{}, {}]", fmt_pct(l), fmt_pct(h)),
+                _ => "-".into(),
+            };
+            let runs = match m.runs_needed(threshold) {
+                Some(n) => format!(
+                    "about {n} runs per side (now {}/{}) should decide it",
+                    m.n_baseline, m.n_test
+                ),
+                None => "the change sits on the threshold; no number of runs decides it".into(),
+            };
+            format!(
+                "inconclusive: {scenario} {}: the {level} {ci} reaches both inside and beyond ±{}; {runs}",
+                metric_text(m.metric),
+                fmt_threshold(threshold)
+            )
+        })
+        .collect()
+}
+
+/// The exit status of `ffrtmp bench compare`: [`Comparison::exit_code`], with
+/// [`EXIT_INCONCLUSIVE`] turned into 0 when `allow_inconclusive`.
+pub fn exit_status(comparison: &Comparison, threshold: f64, allow_inconclusive: bool) -> i32 {
+    match comparison.exit_code(threshold) {
+        EXIT_INCONCLUSIVE if allow_inconclusive => 0,
+        code => code,
+    }
 }
 
 /// `3%`.
@@ -166,12 +206,31 @@ pub struct JsonReport<'a> {
     pub verdicts: Vec<(String, Verdict)>,
     /// `[scenario, metric]` that regressed beyond the threshold.
     pub regressions: Vec<(String, Metric)>,
+    /// Metrics whose verdict is inconclusive, with about how many runs per side would decide.
+    pub inconclusive: Vec<Inconclusive>,
     /// The exit code.
     pub exit_code: i32,
 }
 
-/// Builds the JSON document.
-pub fn json_report<'a>(baseline: &'a str, test: &'a str, comparison: &'a Comparison, threshold: f64) -> JsonReport<'a> {
+/// An inconclusive metric in [`JsonReport`].
+#[derive(Debug, Serialize)]
+pub struct Inconclusive {
+    /// Scenario.
+    pub scenario: String,
+    /// Metric.
+    pub metric: Metric,
+    /// About how many runs per side would decide it ([`MetricComparison::runs_needed`]).
+    pub runs_needed: Option<usize>,
+}
+
+/// Builds the JSON document; `exit_code` as [`exit_status`].
+pub fn json_report<'a>(
+    baseline: &'a str,
+    test: &'a str,
+    comparison: &'a Comparison,
+    threshold: f64,
+    allow_inconclusive: bool,
+) -> JsonReport<'a> {
     JsonReport {
         baseline,
         test,
@@ -187,7 +246,16 @@ pub fn json_report<'a>(baseline: &'a str, test: &'a str, comparison: &'a Compari
             .into_iter()
             .map(|(s, m)| (s.to_string(), m))
             .collect(),
-        exit_code: comparison.exit_code(threshold),
+        inconclusive: comparison
+            .inconclusive(threshold)
+            .into_iter()
+            .map(|(s, m)| Inconclusive {
+                scenario: s.to_string(),
+                metric: m.metric,
+                runs_needed: m.runs_needed(threshold),
+            })
+            .collect(),
+        exit_code: exit_status(comparison, threshold, allow_inconclusive),
     }
 }
 
@@ -230,7 +298,7 @@ mod tests {
     #[test]
     fn json_carries_verdicts_and_exit_code() {
         let c = compare(&runs(Some(0.2), 1.0), &runs(Some(0.2), 1.1), &CompareConfig::default());
-        let v = serde_json::to_value(json_report("a.json", "b.json", &c, 0.03)).unwrap();
+        let v = serde_json::to_value(json_report("a.json", "b.json", &c, 0.03, false)).unwrap();
         assert_eq!(v["exit_code"], 1);
         assert_eq!(v["verdicts"][0][1], "worse");
         assert_eq!(v["regressions"][0][1], "joules_per_frame");

@@ -72,13 +72,23 @@ pub fn parse_threshold(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// A plain-text table: left-aligned columns separated by two spaces, one line per row.
+/// A plain-text table: left-aligned columns separated by two spaces, one line per row. Cells
+/// are stripped of terminal control characters ([`crate::term::strip_controls`]).
 ///
 /// ```
 /// let t = ffrtmp::bench::text_table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
 /// assert_eq!(t, "A    BB\nxyz  1\n");
 /// ```
 pub fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    // Cells hold names and reasons from masters, agents and files: never terminal controls.
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| crate::term::strip_controls(&c).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

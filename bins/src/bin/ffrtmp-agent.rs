@@ -96,6 +96,13 @@ struct Args {
     /// An agent not running as root runs them as its own user.
     #[arg(long)]
     run_as: Option<String>,
+    /// Flags of the original Go agent.
+    #[command(flatten)]
+    go: ffrtmp::compat::AgentFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(start())
 }
 
 /// A status endpoint address, or none.
@@ -133,7 +140,7 @@ fn resolve_ffmpeg(p: &PathBuf) -> anyhow::Result<PathBuf> {
         })
 }
 
-fn main() -> anyhow::Result<()> {
+fn start() -> anyhow::Result<()> {
     // First, while this is the only thread: the key leaves the environment (and the
     // environment block /proc shows), so no workload or probe can read it from there.
     let restored = ffrtmp::secret_env::hide_secrets(&[("--api-key", "MASTER_API_KEY")])?;
@@ -159,7 +166,11 @@ fn workload_user(args: &Args) -> anyhow::Result<Option<RunAs>> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    args.go.check::<Args>();
     init_logging(args.log_format);
+    for note in args.go.notes() {
+        tracing::info!("{note}");
+    }
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
     }

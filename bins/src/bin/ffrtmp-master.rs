@@ -32,7 +32,9 @@ struct Args {
     /// Directory of the self-signed certificate (generated on first start). Default: beside the database.
     #[arg(long, env = "MASTER_TLS_DIR")]
     tls_dir: Option<PathBuf>,
-    /// Extra names (host names or IPs) for the self-signed certificate.
+    /// Extra names (host names or IPs) for the self-signed certificate, which also covers
+    /// localhost and the --bind address. A stored self-signed certificate that lacks one is
+    /// generated again (clients must then trust the new tls/cert.pem).
     #[arg(long = "tls-name")]
     tls_names: Vec<String>,
     /// Certificate chain (PEM) to use instead of a self-signed one.
@@ -51,7 +53,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     dead_after_intervals: u32,
     /// How often failure detection and retry backoff are checked.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, alias = "scheduler-interval")]
     sweep_interval: Duration,
     /// Base delay of job retries after transient failures (doubles per attempt, capped at 5 min).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -68,11 +70,35 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Flags of the original Go master.
+    #[command(flatten)]
+    go: ffrtmp::compat::MasterFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(run())
+}
+
+/// The names the self-signed certificate must cover besides the defaults: --tls-name, and the
+/// --bind address, so that the URL the master listens on verifies. Bound to every address,
+/// there is no one address to add: agents on other hosts need the name they use as --tls-name.
+fn self_signed_names(args: &Args) -> Vec<String> {
+    let mut names = args.tls_names.clone();
+    if !args.bind.is_unspecified() {
+        names.push(args.bind.to_string());
+    } else if names.is_empty() {
+        tracing::warn!(
+            bind = %args.bind,
+            "the self-signed certificate covers only localhost: pass --tls-name <the host name or IP agents use>"
+        );
+    }
+    names
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.go.check::<Args>();
     init_logging(args.log_format);
     if args.api_key.len() < 16 {
         bail!("--api-key must be at least 16 characters");
@@ -116,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         });
         TlsSetup::SelfSigned {
             dir,
-            extra_names: args.tls_names.clone(),
+            extra_names: self_signed_names(&args),
         }
     };
     let addr = SocketAddr::new(args.bind, args.port);

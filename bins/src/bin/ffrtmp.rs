@@ -40,6 +40,9 @@ struct Cli {
     output: Output,
     #[command(subcommand)]
     command: Command,
+    /// Flags of the original Go command line.
+    #[command(flatten)]
+    go: ffrtmp::compat::CliFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,7 +82,7 @@ enum Command {
 enum ConfigCommand {
     /// Suggest ffrtmp-agent settings for this machine (cores, memory, encoders, energy), with
     /// reasons. `--output json` for JSON.
-    Recommend,
+    Recommend(ffrtmp::compat::RecommendFlags),
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,8 +106,15 @@ enum BenchCommand {
     /// Run a benchmark matrix on the master's nodes and write per-run results (runs.json,
     /// runs.csv, meta.json) into --out.
     Run(BenchRunArgs),
-    /// Compare two result files (JSON or CSV by extension). Exit status: 0 no regression, 1 a
-    /// scenario regressed beyond the threshold, 2 the files could not be compared.
+    /// Compare two result files (JSON or CSV by extension).
+    ///
+    /// Per metric, the verdict comes from the confidence interval of the change: better or
+    /// worse when it lies wholly beyond the threshold, no change when it lies wholly within
+    /// ±threshold, inconclusive otherwise (with about how many runs per side would decide).
+    ///
+    /// Exit status: 0 no regression and nothing inconclusive; 1 a scenario regressed beyond the
+    /// threshold; 2 the files could not be compared; 3 no regression, but some metric is
+    /// inconclusive (0 with --allow-inconclusive).
     Compare {
         /// Baseline results.
         base: PathBuf,
@@ -113,6 +123,9 @@ enum BenchCommand {
         /// Relative change that counts, e.g. 3% or 0.03.
         #[arg(long, default_value = "3%", value_parser = parse_threshold)]
         threshold: f64,
+        /// Exit 0 instead of 3 when nothing regressed but some metric is inconclusive.
+        #[arg(long)]
+        allow_inconclusive: bool,
     },
     /// Write a self-contained HTML report (inline SVG charts) of one or more result files,
     /// and each chart as a PNG beside it (`<out name>-fps.png`, …); every file after the first
@@ -164,9 +177,14 @@ struct BenchRunArgs {
     out: PathBuf,
 }
 
+fn main() -> std::process::ExitCode {
+    ffrtmp::term::exit_status(run())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    cli.go.check::<Cli>();
     let json = cli.output == Output::Json;
     // Commands that need no master.
     match &cli.command {
@@ -186,10 +204,16 @@ async fn main() -> anyhow::Result<()> {
             };
             return ffrtmp::cli::load::run(config, json).await;
         }
-        Command::Bench(BenchCommand::Compare { base, test, threshold }) => {
-            // 0: no regression, 1: a regression beyond the threshold, 2: could not compare.
-            let code = bench_compare(base, test, *threshold, json).unwrap_or_else(|e| {
-                eprintln!("Error: {e:?}");
+        Command::Bench(BenchCommand::Compare {
+            base,
+            test,
+            threshold,
+            allow_inconclusive,
+        }) => {
+            // 0: no regression, 1: a regression beyond the threshold, 2: could not compare,
+            // 3: inconclusive (0 with --allow-inconclusive).
+            let code = bench_compare(base, test, *threshold, *allow_inconclusive, json).unwrap_or_else(|e| {
+                eprintln!("Error: {}", ffrtmp::term::strip_controls(&format!("{e:#}")));
                 2
             });
             std::io::stdout().flush()?;
@@ -214,7 +238,10 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Command::Config(ConfigCommand::Recommend) => {
+        Command::Config(ConfigCommand::Recommend(go)) => {
+            for note in go.notes() {
+                eprintln!("note: {note}");
+            }
             let r = ffrtmp::recommend::recommend(&ffrtmp::recommend::detect().await);
             if json {
                 return print_json(&r);
@@ -222,7 +249,10 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", ffrtmp::recommend::render_text(&r));
             return Ok(());
         }
-        Command::Run(args) => std::process::exit(ffrtmp::edge::run(args, json).await),
+        Command::Run(args) => {
+            args.go.check::<Cli>();
+            std::process::exit(ffrtmp::edge::run(args, json).await)
+        }
         Command::Attach(args) => std::process::exit(ffrtmp::edge::attach(args, json).await),
         Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
         _ => {}
@@ -266,14 +296,26 @@ async fn bench_run(api: &ApiClient, master: &str, args: &BenchRunArgs, json: boo
     Ok(())
 }
 
-fn bench_compare(base: &Path, test: &Path, threshold: f64, json: bool) -> anyhow::Result<i32> {
+fn bench_compare(
+    base: &Path,
+    test: &Path,
+    threshold: f64,
+    allow_inconclusive: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
     let comparison = bench::compare::compare_files(base, test, threshold)?;
     if json {
         let (b, t) = (base.display().to_string(), test.display().to_string());
-        print_json(&bench::compare::json_report(&b, &t, &comparison, threshold))?;
+        print_json(&bench::compare::json_report(
+            &b,
+            &t,
+            &comparison,
+            threshold,
+            allow_inconclusive,
+        ))?;
     } else {
         println!("baseline {}  test {}", base.display(), test.display());
         print!("{}", bench::compare::render_text(&comparison, threshold));
     }
-    Ok(comparison.exit_code(threshold))
+    Ok(bench::compare::exit_status(&comparison, threshold, allow_inconclusive))
 }

@@ -111,7 +111,7 @@ pub struct SubmitArgs {
     #[arg(long, value_enum, default_value = "medium")]
     priority: PriorityArg,
     /// CPU limit in percent of one core.
-    #[arg(long)]
+    #[arg(long, visible_alias = "cpu-limit")]
     max_cpu_percent: Option<u32>,
     /// Memory limit in MiB.
     #[arg(long)]
@@ -122,6 +122,18 @@ pub struct SubmitArgs {
     /// Retries after transient failures.
     #[arg(long, default_value_t = 3)]
     max_retries: u32,
+    /// Engine: `auto` (the node picks: GStreamer for live work when installed), `ffmpeg` or
+    /// `gstreamer`.
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: EngineArg,
+}
+
+/// `--engine` of `jobs submit`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EngineArg {
+    Auto,
+    Ffmpeg,
+    Gstreamer,
 }
 
 impl SubmitArgs {
@@ -156,7 +168,11 @@ impl SubmitArgs {
                 PriorityArg::Medium => Priority::Medium,
                 PriorityArg::Low => Priority::Low,
             },
-            engine: EngineChoice::Auto,
+            engine: match self.engine {
+                EngineArg::Auto => EngineChoice::Auto,
+                EngineArg::Ffmpeg => EngineChoice::Ffmpeg,
+                EngineArg::Gstreamer => EngineChoice::Gstreamer,
+            },
             classification: Classification::default(),
             max_retries: self.max_retries,
         }
@@ -230,6 +246,12 @@ pub const JOB_HEADERS: [&str; 11] = [
     "SEQ", "ID", "SCENARIO", "STATE", "ATT", "WALL_S", "FPS", "FRAMES", "OUT_MB", "JOULES", "ERROR",
 ];
 
+/// Prints one line of a job's details; the text comes from the master and its agents, so
+/// terminal control characters are stripped.
+fn say(line: String) {
+    println!("{}", crate::term::strip_controls(&line));
+}
+
 /// Runs `ffrtmp jobs <command>` against the master.
 pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::Result<()> {
     match command {
@@ -248,17 +270,17 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
             }
             table(&JOB_HEADERS, vec![job_row(&job)]);
             if let Some(p) = &job.progress {
-                println!(
+                say(format!(
                     "\nprogress: frame {} fps {:.1} speed {:.2}x {:.0}%",
                     p.frame, p.fps, p.speed, p.percent
-                );
+                ));
             }
             if let Some(r) = &job.result {
-                println!(
+                say(format!(
                     "\nresult: {} frames, {:.2} s, {:.1} fps, {} output bytes, encoder {}, limits {}",
                     r.frames, r.wall_s, r.avg_fps, r.output_bytes, r.encoder, r.limits
-                );
-                println!(
+                ));
+                say(format!(
                     "cpu: user {} s, sys {} s, peak rss {} MB; input {} bytes, compression {}x, speed {}x",
                     opt(r.user_s.map(|v| format!("{v:.2}"))),
                     opt(r.sys_s.map(|v| format!("{v:.2}"))),
@@ -266,24 +288,24 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                     opt(r.input_bytes),
                     opt(r.compression_ratio.map(|v| format!("{v:.1}"))),
                     opt(r.speed.map(|v| format!("{v:.2}")))
-                );
+                ));
                 for line in energy_lines(&r.energy) {
-                    println!("{line}");
+                    say(line);
                 }
             }
             if let Some(e) = &job.error {
-                println!("\nerror: {:?}: {}", e.kind, e.message);
+                say(format!("\nerror: {:?}: {}", e.kind, e.message));
             }
             println!("\nhistory:");
             for h in &job.history {
-                println!(
+                say(format!(
                     "  {}  {} -> {}  attempt {}  {}",
                     h.at_ms,
                     opt(h.from),
                     h.to,
                     h.attempt,
                     h.reason
-                );
+                ));
             }
         }
         JobsCommand::List {

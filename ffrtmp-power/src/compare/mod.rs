@@ -37,6 +37,11 @@ pub use verdict::{Comparison, MetricComparison, ScenarioComparison, Verdict};
 /// Exit code of `ffrtmp bench compare` when a scenario regressed beyond the threshold.
 pub const EXIT_REGRESSION: i32 = 1;
 
+/// Exit code of `ffrtmp bench compare` when nothing regressed but some metric is
+/// [`Verdict::Inconclusive`] (more runs are needed); `--allow-inconclusive` turns it into 0.
+/// (2 is taken: the files could not be compared.)
+pub const EXIT_INCONCLUSIVE: i32 = 3;
+
 /// One run of one scenario.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSample {

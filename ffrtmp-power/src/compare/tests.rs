@@ -42,7 +42,11 @@ fn verdicts_at_thresholds() {
     let t = 0.03;
     assert_eq!(m(Metric::JoulesPerFrame, 0.04, 0.06).verdict_at(t), Verdict::Worse);
     assert_eq!(m(Metric::JoulesPerFrame, -0.06, -0.04).verdict_at(t), Verdict::Better);
-    assert_eq!(m(Metric::JoulesPerFrame, -0.01, 0.05).verdict_at(t), Verdict::NoChange);
+    // Containing 0 is not enough: [−1 %, +5 %] allows a 5 % regression.
+    assert_eq!(
+        m(Metric::JoulesPerFrame, -0.01, 0.05).verdict_at(t),
+        Verdict::Inconclusive
+    );
     assert_eq!(m(Metric::JoulesPerFrame, 0.01, 0.02).verdict_at(t), Verdict::NoChange);
     assert_eq!(
         m(Metric::JoulesPerFrame, 0.02, 0.05).verdict_at(t),
@@ -52,6 +56,9 @@ fn verdicts_at_thresholds() {
     assert_eq!(m(Metric::Fps, -0.06, -0.04).verdict_at(t), Verdict::Worse);
     assert_eq!(m(Metric::Fps, 0.04, 0.06).verdict_at(t), Verdict::Better);
     assert_eq!(m(Metric::WallS, 0.04, 0.06).verdict_at(t), Verdict::Worse);
+    // The issue's case: fps −11.8 %, CI [−45 %, +7.6 %] is no evidence of "no change".
+    assert_eq!(m(Metric::Fps, -0.45, 0.076).verdict_at(t), Verdict::Inconclusive);
+    assert_eq!(m(Metric::Fps, -0.02, 0.025).verdict_at(t), Verdict::NoChange);
     let mut none = m(Metric::Fps, 0.0, 0.0);
     none.ci_low = None;
     assert_eq!(none.verdict_at(t), Verdict::Insufficient);
@@ -77,4 +84,31 @@ fn csv_quoting_round_trips() {
     assert_eq!(runs[0].scenario, "a,\"b\"\nc");
     assert_eq!(csv_field(&runs[0].scenario), "\"a,\"\"b\"\"\nc\"");
     assert!(matches!(parse_csv("\"open"), Err(RunsFileError::Parse { .. })));
+}
+
+#[test]
+fn runs_needed_scale_the_interval_as_one_over_root_n() {
+    let m = |change: f64, low: f64, high: f64, n: usize| MetricComparison {
+        metric: Metric::JoulesPerFrame,
+        n_baseline: n,
+        n_test: n + 3,
+        baseline_median: Some(1.0),
+        test_median: Some(1.0 + change),
+        relative_change: Some(change),
+        ci_low: Some(low),
+        ci_high: Some(high),
+        verdict: Verdict::Insufficient,
+    };
+    // A small change (1 %) in a wide interval (half-width 4 %): the interval must shrink to
+    // 3 % − 1 % = 2 %, a quarter of the variance: 4 × 10 runs.
+    assert_eq!(m(0.01, -0.03, 0.05, 10).runs_needed(0.03), Some(40));
+    // A large change (9 %) whose interval (half-width 12 %) reaches below the threshold:
+    // it must shrink to 9 % − 3 % = 6 %: 4 × 6 runs.
+    assert_eq!(m(0.09, -0.03, 0.21, 6).runs_needed(0.03), Some(24));
+    // Decided verdicts need no more runs; a change on the threshold cannot be decided.
+    assert_eq!(m(0.05, 0.04, 0.06, 10).runs_needed(0.03), None);
+    assert_eq!(m(0.0, -0.01, 0.01, 10).runs_needed(0.03), None);
+    assert_eq!(m(0.03, 0.0, 0.06, 10).runs_needed(0.03), None);
+    // Never fewer runs than now.
+    assert_eq!(m(0.0, -0.0301, 0.0301, 10).runs_needed(0.03), Some(11));
 }

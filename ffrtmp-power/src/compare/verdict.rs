@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CompareConfig, Metric, EXIT_REGRESSION};
+use super::{CompareConfig, Metric, EXIT_INCONCLUSIVE, EXIT_REGRESSION};
 
 #[cfg(doc)]
 use super::compare;
@@ -15,8 +15,10 @@ use super::compare;
 /// bad (`+` for joules per frame and wall time, `−` for fps):
 /// - `Worse`: the whole interval lies above `+t`;
 /// - `Better`: the whole interval lies below `−t`;
-/// - `NoChange`: the interval contains 0, or lies within `[−t, +t]`;
-/// - `Inconclusive`: otherwise (a change, but not shown to exceed the threshold);
+/// - `NoChange`: the whole interval lies within `[−t, +t]`;
+/// - `Inconclusive`: otherwise: the interval crosses `±t`, so more runs are needed to tell
+///   (see [`MetricComparison::runs_needed`]). An interval that merely contains 0 is not
+///   "no change": a wide one is compatible with large changes either way;
 /// - `Insufficient`: fewer than [`CompareConfig::min_runs`] usable runs on a side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,9 +27,9 @@ pub enum Verdict {
     Better,
     /// Regressed beyond the threshold.
     Worse,
-    /// No change shown, or a change smaller than the threshold.
+    /// Any change is shown to be smaller than the threshold.
     NoChange,
-    /// Changed, but not shown to be beyond the threshold.
+    /// Neither shown beyond nor within the threshold: more runs are needed.
     Inconclusive,
     /// Not enough runs to say.
     Insufficient,
@@ -92,11 +94,44 @@ impl MetricComparison {
             Verdict::Worse
         } else if high < -t {
             Verdict::Better
-        } else if (low <= 0.0 && high >= 0.0) || (low >= -t && high <= t) {
+        } else if low >= -t && high <= t {
             Verdict::NoChange
         } else {
             Verdict::Inconclusive
         }
+    }
+
+    /// For an [`Verdict::Inconclusive`] metric at `threshold`: about how many runs per side
+    /// would decide it, assuming the interval's half-width shrinks as `1/√n` around the same
+    /// change. That many runs narrow the interval until it fits within `±threshold` (when the
+    /// change is smaller than the threshold) or clears it (when larger). `None` for any other
+    /// verdict, and when the change sits on the threshold (no number of runs decides it).
+    ///
+    /// ```
+    /// use ffrtmp_power::compare::{Metric, MetricComparison, Verdict};
+    /// // fps −11.8 %, 95 % CI [−45 %, +7.6 %] from 5 runs a side, threshold 3 %.
+    /// let m = MetricComparison {
+    ///     metric: Metric::Fps, n_baseline: 5, n_test: 5,
+    ///     baseline_median: Some(100.0), test_median: Some(88.2), relative_change: Some(-0.118),
+    ///     ci_low: Some(-0.45), ci_high: Some(0.076), verdict: Verdict::Inconclusive,
+    /// };
+    /// assert_eq!(m.verdict_at(0.03), Verdict::Inconclusive);
+    /// // Half-width 26.3 % must fall below 11.8 % − 3 % = 8.8 %: 5 × (26.3 / 8.8)² ≈ 45.
+    /// assert_eq!(m.runs_needed(0.03), Some(45));
+    /// ```
+    pub fn runs_needed(&self, threshold: f64) -> Option<usize> {
+        if self.verdict_at(threshold) != Verdict::Inconclusive {
+            return None;
+        }
+        let (low, high) = (self.ci_low?, self.ci_high?);
+        let change = self.relative_change.unwrap_or((low + high) / 2.0).abs();
+        let half_width = (high - low) / 2.0;
+        let target = (change - threshold.abs()).abs();
+        let n = self.n_baseline.min(self.n_test).max(1) as f64;
+        // The small subtraction keeps rounding noise from adding a run (40.000000001 → 40).
+        let needed = (n * (half_width / target).powi(2) - 1e-9).ceil();
+        // Always more runs than now: the interval as measured did not decide it.
+        needed.is_finite().then(|| (needed as usize).max(n as usize + 1))
     }
 }
 
@@ -163,12 +198,28 @@ impl Comparison {
             .collect()
     }
 
-    /// [`EXIT_REGRESSION`] (1) when any scenario regressed beyond `threshold`, else 0.
+    /// `(scenario, metric)` pairs whose verdict at `threshold` is [`Verdict::Inconclusive`].
+    pub fn inconclusive(&self, threshold: f64) -> Vec<(&str, &MetricComparison)> {
+        self.scenarios
+            .iter()
+            .flat_map(|s| {
+                s.metrics
+                    .iter()
+                    .filter(move |m| m.verdict_at(threshold) == Verdict::Inconclusive)
+                    .map(move |m| (s.scenario.as_str(), m))
+            })
+            .collect()
+    }
+
+    /// [`EXIT_REGRESSION`] (1) when any scenario regressed beyond `threshold`, else
+    /// [`EXIT_INCONCLUSIVE`] (3) when any metric is inconclusive, else 0.
     pub fn exit_code(&self, threshold: f64) -> i32 {
-        if self.regressions(threshold).is_empty() {
-            0
-        } else {
+        if !self.regressions(threshold).is_empty() {
             EXIT_REGRESSION
+        } else if !self.inconclusive(threshold).is_empty() {
+            EXIT_INCONCLUSIVE
+        } else {
+            0
         }
     }
 }
