@@ -181,7 +181,7 @@ where
         Route::JobCancel(id) => handlers::cancel(state, &id, &read().await?).await,
         Route::JobRetry(id) => handlers::retry(state, &id).await,
         Route::JobReport(id) => handlers::report(state, &id, &read().await?).await,
-        Route::Nodes => handlers::list_nodes(state).await,
+        Route::Nodes => handlers::list_nodes(state, query).await,
         Route::NodeRegister => handlers::register(state, &read().await?).await,
         Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
         Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
