@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod edge;
 pub mod energy;
+pub mod keys;
 pub mod load;
 pub mod node_power;
 pub mod recommend;
