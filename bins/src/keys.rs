@@ -85,7 +85,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
         std::fs::write(&file, "# agent key\nkey-from-the-file-0001\n").unwrap();
-        assert_eq!(client_key(None, Some(&file)).unwrap().as_deref(), Some("key-from-the-file-0001"));
+        assert_eq!(
+            client_key(None, Some(&file)).unwrap().as_deref(),
+            Some("key-from-the-file-0001")
+        );
         assert_eq!(client_key(Some("flag-key"), None).unwrap().as_deref(), Some("flag-key"));
         assert_eq!(client_key(Some(""), None).unwrap(), None);
         assert!(client_key(Some("flag-key"), Some(&file)).is_err());

@@ -69,7 +69,10 @@ fn keys_come_from_files_stay_out_of_ps_and_are_separated_by_role() {
         std::fs::write(&path, text).unwrap();
         path
     };
-    let agent_keys = write("agent.keys", format!("# rotation: new key first\n{}\n{}\n", AGENT_KEYS[1], AGENT_KEYS[0]));
+    let agent_keys = write(
+        "agent.keys",
+        format!("# rotation: new key first\n{}\n{}\n", AGENT_KEYS[1], AGENT_KEYS[0]),
+    );
     let agent_key = write("agent.key", format!("{}\n", AGENT_KEYS[0]));
     let user_keys = write("user.keys", format!("{USER_KEY}\n"));
     let read_keys = write("read.keys", format!("{READ_KEY}\n"));
@@ -130,7 +133,10 @@ fn keys_come_from_files_stay_out_of_ps_and_are_separated_by_role() {
         let out = cli(d, &url, &user_keys, &["nodes", "list"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        if nodes.as_array().is_some_and(|n| n.iter().any(|n| n["registration"]["name"] == "keyed-agent")) {
+        if nodes
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["registration"]["name"] == "keyed-agent"))
+        {
             break;
         }
         let logs = std::fs::read_to_string(d.join("agent.log")).unwrap_or_default();
@@ -149,4 +155,127 @@ fn keys_come_from_files_stay_out_of_ps_and_are_separated_by_role() {
     assert!(refused_403(&out), "{}", String::from_utf8_lossy(&out.stderr));
     drop(agent);
     drop(master);
+}
+
+/// A CA in `dir/ca.pem` and a client certificate it signed (`agent.pem`, `agent.key`).
+fn client_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "agents CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut leaf = CertificateParams::new(vec!["agent".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("agent.pem"), leaf_cert.pem()).unwrap();
+    std::fs::write(dir.join("agent.key"), leaf_key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn an_agent_with_its_client_certificate_registers_where_one_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    client_pki(d);
+    let key_file = d.join("all.key");
+    std::fs::write(&key_file, format!("{USER_KEY}\n")).unwrap();
+    let ready = d.join("ready");
+    let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        .args([
+            "--port",
+            "0",
+            "--heartbeat-interval",
+            "500ms",
+            "--require-client-cert-for-agents",
+        ])
+        .arg("--db")
+        .arg(d.join("master.db"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--client-ca")
+        .arg(d.join("ca.pem"))
+        .env_remove("MASTER_API_KEY")
+        .env("MASTER_API_KEY_FILE", &key_file)
+        .stdout(Stdio::null())
+        .stderr(log_file(d, "master.log"))
+        .spawn()
+        .unwrap();
+    let _master = Proc(master);
+    let url = wait_for_file(&ready, Duration::from_secs(30));
+    let agent = |name: &str, with_cert: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"));
+        command
+            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .args([
+                "--name",
+                name,
+                "--executor",
+                "noop",
+                "--status-addr",
+                "none",
+                "--idle-window",
+                "0s",
+            ])
+            .arg("--ca-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("--output-dir")
+            .arg(d.join("out"))
+            .arg("--input-dir")
+            .arg(d.join("in"))
+            .arg("--powercap-root")
+            .arg(d.join("no-powercap"))
+            .env_remove("MASTER_API_KEY")
+            .env("MASTER_API_KEY_FILE", &key_file)
+            .stdout(Stdio::null())
+            .stderr(log_file(d, &format!("{name}.log")));
+        if with_cert {
+            command.arg("--client-cert").arg(d.join("agent.pem"));
+            command.arg("--client-key").arg(d.join("agent.key"));
+        }
+        Proc(command.spawn().unwrap())
+    };
+    let _bare = agent("without-cert", false);
+    let _good = agent("with-cert", true);
+
+    // The user (no certificate needed) sees the agent with its certificate, never the other.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cli(d, &url, &key_file, &["nodes", "list"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let names: Vec<&str> = nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["registration"]["name"].as_str())
+            .collect();
+        assert!(
+            !names.contains(&"without-cert"),
+            "registered without a client certificate"
+        );
+        if names.contains(&"with-cert") {
+            break;
+        }
+        let logs = std::fs::read_to_string(d.join("with-cert.log")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "the agent with a certificate never registered:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // By then the agent without a certificate was refused at least once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = std::fs::read_to_string(d.join("without-cert.log")).unwrap_or_default();
+        if logs.contains("403") || logs.to_lowercase().contains("client certificate") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusal in the log of the agent without a certificate:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -301,7 +301,10 @@ mod tests {
         assert_eq!(ring.len(), 3);
         let user = ring.roles(&headers(&["Bearer user-key-one"])).unwrap();
         assert!(user.contains(Role::User) && user.contains(Role::ReadOnly) && !user.contains(Role::Agent));
-        assert_eq!(ring.roles(&headers(&["Bearer agent-key-one"])), Some(Roles::of(Role::Agent)));
+        assert_eq!(
+            ring.roles(&headers(&["Bearer agent-key-one"])),
+            Some(Roles::of(Role::Agent))
+        );
         assert_eq!(ring.roles(&headers(&["Bearer all-roles-key"])), Some(Roles::ALL));
         assert_eq!(ring.roles(&headers(&["Bearer agent-key-on"])), None);
         assert_eq!(ring.roles(&headers(&[])), None);
@@ -317,7 +320,10 @@ mod tests {
         assert_eq!(read_key_file(&path).unwrap(), ["new-key-000001", "old-key-000001"]);
         std::fs::write(&path, "# nothing\n\n").unwrap();
         assert!(matches!(read_key_file(&path), Err(HttpError::Config(_))));
-        assert!(matches!(read_key_file(&dir.path().join("missing")), Err(HttpError::Io { .. })));
+        assert!(matches!(
+            read_key_file(&dir.path().join("missing")),
+            Err(HttpError::Io { .. })
+        ));
     }
 
     #[test]

@@ -156,7 +156,9 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let needed = route.as_ref().map_or(Some(Role::ReadOnly), |r| r.role(request.method()));
+    let needed = route
+        .as_ref()
+        .map_or(Some(Role::ReadOnly), |r| r.role(request.method()));
     if let Some(needed) = needed {
         authorize(state, &request, needed)?;
     }

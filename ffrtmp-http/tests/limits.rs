@@ -88,11 +88,17 @@ async fn idle_sockets_from_one_address_do_not_starve_agents() {
             open.push(stream);
         }
     }
-    assert!(closed_at_once >= IDLE_SOCKETS - 256, "only {closed_at_once} closed at once");
+    assert!(
+        closed_at_once >= IDLE_SOCKETS - 256,
+        "only {closed_at_once} closed at once"
+    );
     // …and the ones let in are closed when they do not complete a handshake in time.
     let later = tokio::time::Instant::now() + Duration::from_secs(6);
     for stream in &mut open {
-        assert!(closed_by(stream, later).await, "an idle socket outlived the handshake deadline");
+        assert!(
+            closed_by(stream, later).await,
+            "an idle socket outlived the handshake deadline"
+        );
     }
     server.stop().await;
 }

@@ -75,7 +75,11 @@ async fn each_role_reaches_only_its_routes() {
         .to_string();
     assert_status(&send(&user, Method::GET, "/jobs", None).await, 200, None);
     let reg = serde_json::to_string(&registration("n1", 1)).unwrap();
-    assert_status(&send(&user, Method::POST, "/nodes/register", Some(&reg)).await, 403, Some("forbidden"));
+    assert_status(
+        &send(&user, Method::POST, "/nodes/register", Some(&reg)).await,
+        403,
+        Some("forbidden"),
+    );
 
     // Agents register, claim and report with either of their two keys.
     let node = HttpTransport::new(server.config(AGENT_1)).unwrap();
@@ -91,30 +95,66 @@ async fn each_role_reaches_only_its_routes() {
     assert_eq!(assigned.len(), 1);
     let claim_body = serde_json::to_string(&claim).unwrap();
     let claim_path = format!("/nodes/{}/claim", node.id);
-    assert_status(&send(&user, Method::POST, &claim_path, Some(&claim_body)).await, 403, Some("forbidden"));
+    assert_status(
+        &send(&user, Method::POST, &claim_path, Some(&claim_body)).await,
+        403,
+        Some("forbidden"),
+    );
     let report = started(&assigned[0], node.id);
     let report_body = serde_json::to_string(&report).unwrap();
     let report_path = format!("/jobs/{job_id}/report");
-    assert_status(&send(&user, Method::POST, &report_path, Some(&report_body)).await, 403, Some("forbidden"));
-    assert_status(&send(&agent, Method::POST, &report_path, Some(&report_body)).await, 200, None);
+    assert_status(
+        &send(&user, Method::POST, &report_path, Some(&report_body)).await,
+        403,
+        Some("forbidden"),
+    );
+    assert_status(
+        &send(&agent, Method::POST, &report_path, Some(&report_body)).await,
+        200,
+        None,
+    );
 
     // Agents may neither submit nor cancel, nor read the job list.
-    assert_status(&send(&agent, Method::POST, "/jobs", Some(SPEC)).await, 403, Some("forbidden"));
+    assert_status(
+        &send(&agent, Method::POST, "/jobs", Some(SPEC)).await,
+        403,
+        Some("forbidden"),
+    );
     let cancel_path = format!("/jobs/{job_id}/cancel");
-    assert_status(&send(&agent, Method::POST, &cancel_path, None).await, 403, Some("forbidden"));
+    assert_status(
+        &send(&agent, Method::POST, &cancel_path, None).await,
+        403,
+        Some("forbidden"),
+    );
     assert_status(&send(&agent, Method::GET, "/jobs", None).await, 403, Some("forbidden"));
 
     // Read-only keys read jobs, nodes and metrics, and change nothing.
     for path in ["/jobs", "/nodes", "/metrics", &format!("/jobs/{job_id}")] {
         assert_status(&send(&read, Method::GET, path, None).await, 200, None);
     }
-    assert_status(&send(&read, Method::POST, "/jobs", Some(SPEC)).await, 403, Some("forbidden"));
-    assert_status(&send(&read, Method::POST, &cancel_path, None).await, 403, Some("forbidden"));
-    assert_status(&send(&read, Method::POST, &claim_path, Some(&claim_body)).await, 403, Some("forbidden"));
+    assert_status(
+        &send(&read, Method::POST, "/jobs", Some(SPEC)).await,
+        403,
+        Some("forbidden"),
+    );
+    assert_status(
+        &send(&read, Method::POST, &cancel_path, None).await,
+        403,
+        Some("forbidden"),
+    );
+    assert_status(
+        &send(&read, Method::POST, &claim_path, Some(&claim_body)).await,
+        403,
+        Some("forbidden"),
+    );
 
     // No key or an unknown key is 401, not 403.
     for key in ["", "unknown-key-0000000"] {
-        assert_status(&send(&client(&server, key), Method::GET, "/jobs", None).await, 401, Some("unauthorized"));
+        assert_status(
+            &send(&client(&server, key), Method::GET, "/jobs", None).await,
+            401,
+            Some("unauthorized"),
+        );
     }
     // The user cancels; the job is canceled.
     assert_status(&send(&user, Method::POST, &cancel_path, None).await, 200, None);

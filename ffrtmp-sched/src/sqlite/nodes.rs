@@ -1,8 +1,8 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
-    NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId, NodePage,
+    NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
