@@ -156,15 +156,14 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let needed = route
-        .as_ref()
-        .map_or(Some(Role::ReadOnly), |r| r.role(request.method()));
-    if let Some(needed) = needed {
-        authorize(state, &request, needed)?;
-    }
     let Some(route) = route else {
+        // Any valid key learns that a path does not exist; no key learns nothing.
+        state.keys.roles(request.headers()).ok_or_else(ApiError::unauthorized)?;
         return Err(ApiError::not_found(format!("no route {}", request.uri().path())));
     };
+    if let Some(needed) = route.role(request.method()) {
+        authorize(state, &request, needed)?;
+    }
     if !route.methods().contains(&request.method().as_str()) {
         return Err(ApiError::method_not_allowed(route.methods()));
     }

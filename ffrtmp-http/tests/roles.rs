@@ -148,6 +148,15 @@ async fn each_role_reaches_only_its_routes() {
         Some("forbidden"),
     );
 
+    // Any valid key learns that a path does not exist.
+    for key in [&agent, &read] {
+        assert_status(
+            &send(key, Method::GET, "/no/such/route", None).await,
+            404,
+            Some("not_found"),
+        );
+    }
+
     // No key or an unknown key is 401, not 403.
     for key in ["", "unknown-key-0000000"] {
         assert_status(
