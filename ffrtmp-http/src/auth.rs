@@ -226,6 +226,13 @@ impl fmt::Debug for Keyring {
 /// wrong path or an empty file never leaves a role without keys by accident.
 pub fn read_key_file(path: &Path) -> Result<Vec<String>, HttpError> {
     let text = std::fs::read_to_string(path).map_err(|e| HttpError::io("reading key file", path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            tracing::warn!(file = %path.display(), "API key file is readable by group or others; chmod 600 it");
+        }
+    }
     let keys: Vec<String> = text
         .lines()
         .map(str::trim)
