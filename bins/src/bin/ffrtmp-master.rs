@@ -53,6 +53,12 @@ struct Args {
     /// Connections one client address may hold at once.
     #[arg(long, default_value_t = 256)]
     max_connections_per_ip: usize,
+    /// A TLS handshake must finish within this time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Request headers must arrive within this time; kept-alive connections idle this long close.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
     /// A request body must arrive within this time (408 otherwise).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     body_read_timeout: Duration,
@@ -161,6 +167,8 @@ async fn main() -> anyhow::Result<()> {
     server_config.require_client_cert_for_agents = args.require_client_cert_for_agents;
     server_config.limits.per_ip = args.max_connections_per_ip.max(1);
     server_config.limits.body_read_timeout = args.body_read_timeout;
+    server_config.limits.handshake_timeout = args.handshake_timeout;
+    server_config.limits.header_read_timeout = args.header_read_timeout;
     let server = Server::bind(server_config)
         .await
         .with_context(|| format!("starting the API server on {addr}"))?;
