@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compat;
 pub mod edge;
 pub mod energy;
+pub mod keys;
 pub mod load;
 pub mod node_power;
 pub mod recommend;

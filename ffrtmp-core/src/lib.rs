@@ -43,7 +43,7 @@ pub use spec::{
     Classification, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
 };
 pub use state::{InvalidTransition, JobState};
-pub use store::{JobPage, JobQuery, JobStore, StoreError, SweepSummary};
+pub use store::{JobPage, JobQuery, JobStore, NodePage, NodeQuery, StoreError, SweepSummary};
 pub use transport::{Transport, TransportError};
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.

@@ -90,6 +90,67 @@ pub struct JobPage {
     pub next_cursor: Option<u64>,
 }
 
+/// Which nodes to list. Lists are pages ordered by node id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeQuery {
+    /// Only nodes with an id after this one (the `next_cursor` of the previous page).
+    #[serde(default)]
+    pub after: Option<NodeId>,
+    /// Page size; stores cap it at [`NodeQuery::MAX_LIMIT`].
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl NodeQuery {
+    /// Default page size.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// Largest page size.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The page size to use.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// One page of nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodePage {
+    /// Nodes in id order.
+    pub nodes: Vec<Node>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<NodeId>,
+}
+
+impl NodePage {
+    /// The page `query` asks for out of `nodes` (any order): what stores without a paged
+    /// query of their own answer.
+    ///
+    /// ```
+    /// use ffrtmp_core::{NodePage, NodeQuery};
+    /// let page = NodePage::from_all(Vec::new(), &NodeQuery::default());
+    /// assert!(page.nodes.is_empty() && page.next_cursor.is_none());
+    /// ```
+    pub fn from_all(mut nodes: Vec<Node>, query: &NodeQuery) -> NodePage {
+        nodes.sort_by_key(|n| n.id);
+        nodes.retain(|n| query.after.is_none_or(|after| n.id > after));
+        NodePage::from_rows(nodes, query.effective_limit())
+    }
+
+    /// A page from up to `limit + 1` nodes in id order: the extra one only tells that
+    /// there is a next page.
+    pub fn from_rows(mut nodes: Vec<Node>, limit: u32) -> NodePage {
+        let next_cursor = if nodes.len() > limit as usize {
+            nodes.truncate(limit as usize);
+            nodes.last().map(|n| n.id)
+        } else {
+            None
+        };
+        NodePage { nodes, next_cursor }
+    }
+}
+
 /// What one failure-detection pass changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepSummary {
@@ -107,6 +168,9 @@ pub struct SweepSummary {
     /// Completed jobs deleted by retention.
     #[serde(default)]
     pub jobs_pruned: u32,
+    /// Offline nodes deleted by node retention.
+    #[serde(default)]
+    pub nodes_pruned: u32,
 }
 
 /// Durable storage of jobs and nodes, with the scheduling decisions that must be atomic.
@@ -150,6 +214,12 @@ pub trait JobStore: Send + Sync {
     /// All known nodes.
     async fn list_nodes(&self) -> Result<Vec<Node>, StoreError>;
 
+    /// A page of nodes in id order. The default pages [`JobStore::list_nodes`] in memory;
+    /// stores override it with a query that reads only the page.
+    async fn list_nodes_page(&self, query: &NodeQuery) -> Result<NodePage, StoreError> {
+        Ok(NodePage::from_all(self.list_nodes().await?, query))
+    }
+
     /// Atomically assigns up to `max_jobs` queued jobs to the node (never beyond its
     /// advertised concurrency). Each assigned job's attempt is bumped. Idempotent per
     /// `claim_id`.
@@ -161,6 +231,7 @@ pub trait JobStore: Send + Sync {
 
     /// Failure detection and backoff: nodes silent past the threshold go offline and their
     /// jobs to `retrying` (or `failed` when out of retries); retrying jobs whose backoff
-    /// ended go back to `queued`.
+    /// ended go back to `queued`; offline nodes and completed jobs past their retention are
+    /// deleted.
     async fn sweep(&self) -> Result<SweepSummary, StoreError>;
 }

@@ -1,6 +1,6 @@
 //! [`ApiClient`]: the user operations (submit, list, cancel…) for the CLI.
 
-use ffrtmp_core::{Job, JobId, JobPage, JobQuery, JobSpec, Node, TransportError};
+use ffrtmp_core::{Job, JobId, JobPage, JobQuery, JobSpec, Node, NodePage, NodeQuery, TransportError};
 use http::Method;
 
 use crate::client::{CallOptions, ClientConfig, HttpClient};
@@ -93,10 +93,43 @@ impl ApiClient {
             .await
     }
 
-    /// `GET /nodes`.
+    /// Every node: `GET /nodes`, following the pages.
     pub async fn nodes(&self) -> Result<Vec<Node>, TransportError> {
-        let list: NodeList = self.client.call::<(), _>(Method::GET, "/nodes", None, USER).await?;
-        Ok(list.nodes)
+        let mut query = NodeQuery {
+            after: None,
+            limit: Some(NodeQuery::MAX_LIMIT),
+        };
+        let mut nodes = Vec::new();
+        loop {
+            let page = self.nodes_page(&query).await?;
+            nodes.extend(page.nodes);
+            // A cursor that does not move would loop forever; stop on it.
+            match page.next_cursor {
+                Some(cursor) if query.after.is_none_or(|after| cursor > after) => query.after = Some(cursor),
+                _ => return Ok(nodes),
+            }
+        }
+    }
+
+    /// `GET /nodes?limit=&after=`: one page of nodes in id order.
+    pub async fn nodes_page(&self, query: &NodeQuery) -> Result<NodePage, TransportError> {
+        let mut parts = Vec::new();
+        if let Some(limit) = query.limit {
+            parts.push(format!("limit={limit}"));
+        }
+        if let Some(after) = query.after {
+            parts.push(format!("after={after}"));
+        }
+        let path = if parts.is_empty() {
+            "/nodes".to_string()
+        } else {
+            format!("/nodes?{}", parts.join("&"))
+        };
+        let list: NodeList = self.client.call::<(), _>(Method::GET, &path, None, USER).await?;
+        Ok(NodePage {
+            nodes: list.nodes,
+            next_cursor: list.next_cursor,
+        })
     }
 
     /// `GET /scenarios`: `{"scenarios":[...],"grammar":"..."}`.

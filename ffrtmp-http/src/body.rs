@@ -59,6 +59,24 @@ where
     }
 }
 
+/// [`read_limited`] with a deadline for the whole body: a client trickling it gets 408
+/// (and its connection closed) instead of holding a task and a connection for as long as
+/// it likes.
+pub(crate) async fn read_within<B>(
+    body: B,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::time::timeout(deadline, read_limited(body, headers, limit))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::body_timeout(deadline)))
+}
+
 /// Reads and discards the rest of a body, for a bounded time.
 async fn drain<B>(body: &mut Limited<B>)
 where

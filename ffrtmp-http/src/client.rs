@@ -44,6 +44,9 @@ pub struct ClientConfig {
     /// Allow sending the API key over an `http://` URL. Off by default: a mistyped URL must
     /// not leak the key.
     pub allow_plaintext: bool,
+    /// Client certificate chain and private key (PEM) presented to a master that checks
+    /// agents' certificates (mutual TLS); `None` presents none.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl ClientConfig {
@@ -60,7 +63,15 @@ impl ClientConfig {
             backoff: Backoff::TRANSPORT,
             request_timeout: Self::DEFAULT_TIMEOUT,
             allow_plaintext: false,
+            client_cert: None,
         }
+    }
+
+    /// Presents the certificate `cert` (chain, PEM) with its private key `key` (PEM) to the
+    /// master, for mutual TLS.
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
     }
 
     /// Allows an `http://` URL with an API key (a server explicitly running without TLS).
@@ -84,6 +95,7 @@ impl fmt::Debug for ClientConfig {
             .field("ca_cert", &self.ca_cert)
             .field("backoff", &self.backoff)
             .field("request_timeout", &self.request_timeout)
+            .field("client_cert", &self.client_cert.as_ref().map(|(cert, _)| cert))
             .finish()
     }
 }
@@ -203,7 +215,8 @@ impl HttpClient {
             Some(value)
         };
         let tls = if https || config.ca_cert.is_some() {
-            tls::client_config(config.ca_cert.as_deref())?
+            let identity = config.client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            tls::client_config_with_identity(config.ca_cert.as_deref(), identity)?
         } else {
             rustls::ClientConfig::builder_with_provider(tls::provider())
                 .with_safe_default_protocol_versions()

@@ -92,6 +92,20 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden`: a valid key that lacks the role the route needs.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 408 `body_timeout`: the request body did not arrive in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {limit:?}"),
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -153,6 +167,13 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // A client without a valid key, or one trickling its body, gets no kept-alive
+        // connection to hold: the server closes it after this answer.
+        if matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::REQUEST_TIMEOUT) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ffrtmp_core::scenario::KNOWN_SCENARIOS;
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeRegistration, Queue, Scenario,
+    Assignment, ClaimRequest, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeQuery, NodeRegistration,
+    Queue, Scenario,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -122,9 +123,16 @@ pub(crate) async fn report(state: &AppState, id: &str, body: &[u8]) -> Answer {
     json(StatusCode::OK, &job)
 }
 
-pub(crate) async fn list_nodes(state: &AppState) -> Answer {
-    let nodes = state.store.list_nodes().await?;
-    json(StatusCode::OK, &NodeList { nodes })
+pub(crate) async fn list_nodes(state: &AppState, query: &str) -> Answer {
+    let query = parse_node_query(query)?;
+    let page = state.store.list_nodes_page(&query).await?;
+    json(
+        StatusCode::OK,
+        &NodeList {
+            nodes: page.nodes,
+            next_cursor: page.next_cursor,
+        },
+    )
 }
 
 pub(crate) async fn register(state: &AppState, body: &[u8]) -> Answer {
@@ -248,6 +256,43 @@ pub(crate) fn parse_job_query(raw: &str) -> Result<JobQuery, ApiError> {
     Ok(query)
 }
 
+/// Parses `limit=&after=` (`cursor` is another name for `after`); empty values are
+/// ignored, unknown parameters refused.
+pub(crate) fn parse_node_query(raw: &str) -> Result<NodeQuery, ApiError> {
+    let invalid = |name: &str, value: &str, expected: &str| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("invalid {name} {value:?}: expected {expected}"),
+        )
+    };
+    let mut query = NodeQuery::default();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name).ok_or_else(|| invalid("parameter", name, "percent-encoded UTF-8"))?;
+        let value = percent_decode(value).ok_or_else(|| invalid(&name, value, "percent-encoded UTF-8"))?;
+        if value.is_empty() {
+            continue;
+        }
+        match name.as_str() {
+            "after" | "cursor" => query.after = Some(value.parse().map_err(|_| invalid(&name, &value, "a node id"))?),
+            "limit" => {
+                let limit: u32 = value.parse().map_err(|_| invalid("limit", &value, "an integer"))?;
+                if limit == 0 || limit > NodeQuery::MAX_LIMIT {
+                    return Err(invalid("limit", &value, &format!("1..={}", NodeQuery::MAX_LIMIT)));
+                }
+                query.limit = Some(limit);
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown query parameter {other:?}: expected limit or after"),
+                ))
+            }
+        }
+    }
+    Ok(query)
+}
+
 /// Decodes `%XX` escapes and `+` (space) in a query component.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
@@ -306,6 +351,18 @@ mod tests {
         ] {
             let err = parse_job_query(bad).unwrap_err();
             assert_eq!(err.kind(), "invalid_query", "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_node_queries() {
+        let node = NodeId::new();
+        let q = parse_node_query(&format!("limit=5&after={node}")).unwrap();
+        assert_eq!((q.after, q.limit), (Some(node), Some(5)));
+        assert_eq!(parse_node_query(&format!("cursor={node}")).unwrap().after, Some(node));
+        assert_eq!(parse_node_query("after=&limit=").unwrap(), NodeQuery::default());
+        for bad in ["limit=0", "limit=1001", "after=x", "state=online"] {
+            assert_eq!(parse_node_query(bad).unwrap_err().kind(), "invalid_query", "{bad}");
         }
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! - [`Server`] serves a [`JobStore`](ffrtmp_core::JobStore) over hyper and rustls (ring),
 //!   TLS on by default with a self-signed certificate generated once ([`TlsSetup`]),
-//!   `Authorization: Bearer <key>` on every route but `GET /health` ([`ApiKey`]), 1 MiB
+//!   `Authorization: Bearer <key>` on every route but `GET /health`, keys by [`Role`] in a
+//!   [`Keyring`] (agent routes: register, heartbeat, claim, report; user routes: submit,
+//!   cancel, retry, and every read; read-only keys: `GET` routes only), optional client
+//!   certificates for agents, per-address connection caps and deadlines
+//!   ([`ConnectionLimits`]), 1 MiB
 //!   body limit, JSON errors `{"error":{"kind","message"}}` ([`ApiError`]), long-poll
 //!   claims, Prometheus metrics ([`Metrics`]) and graceful shutdown.
 //! - [`HttpClient`] talks to it with verified TLS, pooling, timeouts and retries of
@@ -24,13 +28,15 @@
 //! | `POST /jobs/{id}/report` | 200 `Job`; 409 `fenced` for a stale attempt |
 //! | `GET /scenarios` | 200 `{"scenarios":[...],"grammar":"..."}` |
 //! | `POST /nodes/register` | 201 `Node` |
-//! | `GET /nodes` | 200 `{"nodes":[...]}` |
+//! | `GET /nodes?limit=&after=` | 200 `{"nodes":[...],"next_cursor":...}`, id order |
 //! | `POST /nodes/{id}/heartbeat` | 200 `HeartbeatReply` |
 //! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
 //! | `GET /metrics` | 200 Prometheus text |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
-//! `invalid_request`), 401 `unauthorized`, 404 `not_found`, 405 `method_not_allowed`, 409
+//! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
+//! without the route's role, or an agent route without a required client certificate),
+//! 404 `not_found`, 405 `method_not_allowed`, 408 `body_timeout`, 409
 //! (`invalid_transition`, `fenced`), 413 `body_too_large`, 500 `backend`, 503 `not_ready`.
 #![warn(missing_docs)]
 
@@ -40,6 +46,7 @@ mod body;
 pub mod client;
 pub mod error;
 mod handlers;
+pub mod limits;
 mod listen;
 pub mod metrics;
 mod routes;
@@ -50,11 +57,12 @@ pub mod transport;
 pub mod wire;
 
 pub use api::ApiClient;
-pub use auth::ApiKey;
+pub use auth::{ApiKey, Keyring, Role, Roles};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
+pub use limits::ConnectionLimits;
 pub use metrics::Metrics;
 pub use server::{BoundServer, Server, ServerConfig};
 pub use status::{BoundStatusServer, Check, PromText, ReadyReport, StatusProbe, StatusServer};

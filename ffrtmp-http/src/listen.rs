@@ -1,6 +1,7 @@
 //! The accept loop and connection driver that both HTTP servers (the master's API and the
-//! agent's status endpoint) run: a bounded number of connections at once, an optional TLS
-//! handshake with a deadline, HTTP/1.1 with a header-read timeout, and a graceful shutdown
+//! agent's status endpoint) run: a bounded number of connections at once and per client
+//! address, an optional TLS handshake with a deadline, HTTP/1.1 with a header-read timeout,
+//! the peer's details on every request ([`PeerInfo`]), and a graceful shutdown
 //! that stops accepting, lets in-flight requests finish within a grace period and then drops
 //! what is left.
 
@@ -23,8 +24,14 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::limits::{ConnectionLimits, PerIp};
+
+/// Who sent a request; put into every request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerInfo {
+    /// Whether the client presented a certificate that the server's client CA verified.
+    pub client_cert: bool,
+}
 
 /// How one server listens.
 pub(crate) struct Listen {
@@ -33,8 +40,8 @@ pub(crate) struct Listen {
     pub tls: Option<TlsAcceptor>,
     /// One permit per connection served at once; more wait in the listen backlog.
     pub limiter: Arc<Semaphore>,
-    /// Request headers must arrive within this time.
-    pub header_read_timeout: Duration,
+    /// Per-address cap and deadlines.
+    pub limits: ConnectionLimits,
     /// On shutdown, how long in-flight requests may take before their connections drop.
     pub grace: Duration,
 }
@@ -56,9 +63,10 @@ pub(crate) async fn serve<H, Fut, F>(
         what,
         tls,
         limiter,
-        header_read_timeout,
+        limits,
         grace,
     } = listen;
+    let per_ip = PerIp::default();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -76,10 +84,14 @@ pub(crate) async fn serve<H, Fut, F>(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                let Some(slot) = per_ip.admit(peer.ip(), limits.per_ip) else {
+                    tracing::debug!(%peer, max = limits.per_ip, "{what}: too many connections from this address");
+                    continue;
+                };
                 let (tls, handler, stopped) = (tls.clone(), handler.clone(), stop.subscribe());
                 connections.spawn(async move {
-                    serve_connection(what, tcp, peer, tls, header_read_timeout, handler, stopped).await;
-                    drop(permit);
+                    serve_connection(what, tcp, peer, tls, limits, handler, stopped).await;
+                    drop((permit, slot));
                 });
             }
             Err(e) => {
@@ -107,7 +119,7 @@ async fn serve_connection<H, Fut>(
     tcp: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     handler: H,
     stop: watch::Receiver<bool>,
 ) where
@@ -115,10 +127,18 @@ async fn serve_connection<H, Fut>(
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let _ = tcp.set_nodelay(true);
+    let timeout = limits.header_read_timeout;
+    let plain = PeerInfo { client_cert: false };
     match tls {
-        None => serve_http(what, TokioIo::new(tcp), peer, header_read_timeout, handler, stop).await,
-        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve_http(what, TokioIo::new(stream), peer, header_read_timeout, handler, stop).await,
+        None => serve_http(what, TokioIo::new(tcp), peer, plain, timeout, handler, stop).await,
+        Some(acceptor) => match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                // A certificate is only there once the configured client verifier accepted it.
+                let info = PeerInfo {
+                    client_cert: stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()),
+                };
+                serve_http(what, TokioIo::new(stream), peer, info, timeout, handler, stop).await
+            }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "{what}: TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "{what}: TLS handshake timed out"),
         },
@@ -129,6 +149,7 @@ async fn serve_http<S, H, Fut>(
     what: &'static str,
     io: TokioIo<S>,
     peer: SocketAddr,
+    info: PeerInfo,
     header_read_timeout: Duration,
     handler: H,
     mut stop: watch::Receiver<bool>,
@@ -137,7 +158,8 @@ async fn serve_http<S, H, Fut>(
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(info);
         let answer = handler(request);
         async move { Ok::<_, Infallible>(answer.await) }
     });

@@ -1,5 +1,5 @@
 //! The routing table: which paths exist, their templates (metric labels), allowed methods,
-//! and authentication in front of every route but `GET /health`.
+//! the role each needs, and authentication in front of every route but `GET /health`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,21 +11,26 @@ use http_body_util::Full;
 use hyper::body::Body;
 use tokio::sync::{watch, Notify};
 
-use crate::auth::ApiKey;
+use crate::auth::{Keyring, Role, Roles};
 use crate::error::ApiError;
 use crate::handlers;
+use crate::listen::PeerInfo;
 use crate::metrics::{method_label, Metrics};
 
 /// Everything a request handler may touch.
 pub(crate) struct AppState {
     pub store: Arc<dyn JobStore>,
-    pub key: ApiKey,
+    pub keys: Keyring,
+    /// Agent routes need a client certificate verified against the configured CA.
+    pub agent_cert_required: bool,
     pub metrics: Arc<Metrics>,
     /// Notified after every change that may let a waiting claim succeed.
     pub work: Arc<Notify>,
     /// Becomes `true` when the server shuts down; long polls end early.
     pub shutdown: watch::Receiver<bool>,
     pub body_limit: usize,
+    /// A whole request body must arrive within this time.
+    pub body_timeout: std::time::Duration,
 }
 
 /// A matched route; `String`s are the raw path parameters.
@@ -89,6 +94,19 @@ impl Route {
         }
     }
 
+    /// The role a request needs; `None` for the public `GET /health`. Reads need
+    /// [`Role::ReadOnly`], which user keys also satisfy (see [`grants`]).
+    pub(crate) fn role(&self, method: &Method) -> Option<Role> {
+        match self {
+            Route::Health if method == Method::GET => None,
+            Route::JobReport(_) | Route::NodeRegister | Route::NodeHeartbeat(_) | Route::NodeClaim(_) => {
+                Some(Role::Agent)
+            }
+            _ if method == Method::GET || method == Method::HEAD => Some(Role::ReadOnly),
+            _ => Some(Role::User),
+        }
+    }
+
     /// The methods the route answers.
     pub(crate) fn methods(&self) -> &'static [&'static str] {
         match self {
@@ -138,20 +156,21 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let public = route == Some(Route::Health) && request.method() == Method::GET;
-    if !public && !state.key.authorizes(request.headers()) {
-        return Err(ApiError::unauthorized());
-    }
     let Some(route) = route else {
+        // Any valid key learns that a path does not exist; no key learns nothing.
+        state.keys.roles(request.headers()).ok_or_else(ApiError::unauthorized)?;
         return Err(ApiError::not_found(format!("no route {}", request.uri().path())));
     };
+    if let Some(needed) = route.role(request.method()) {
+        authorize(state, &request, needed)?;
+    }
     if !route.methods().contains(&request.method().as_str()) {
         return Err(ApiError::method_not_allowed(route.methods()));
     }
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let query = parts.uri.query().unwrap_or("");
-    let read = || crate::body::read_limited(body, &parts.headers, state.body_limit);
+    let read = || crate::body::read_within(body, &parts.headers, state.body_limit, state.body_timeout);
     match route {
         Route::Health => handlers::health(),
         Route::Ready => handlers::ready(state).await,
@@ -163,11 +182,39 @@ where
         Route::JobCancel(id) => handlers::cancel(state, &id, &read().await?).await,
         Route::JobRetry(id) => handlers::retry(state, &id).await,
         Route::JobReport(id) => handlers::report(state, &id, &read().await?).await,
-        Route::Nodes => handlers::list_nodes(state).await,
+        Route::Nodes => handlers::list_nodes(state, query).await,
         Route::NodeRegister => handlers::register(state, &read().await?).await,
         Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
         Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
     }
+}
+
+/// Whether a key with `roles` may do what needs `needed`: user keys may also read.
+pub(crate) fn grants(roles: Roles, needed: Role) -> bool {
+    roles.contains(needed) || (needed == Role::ReadOnly && roles.contains(Role::User))
+}
+
+/// 401 for a missing or unknown key, 403 for a known key without the role (or an agent
+/// request without the client certificate the server requires).
+fn authorize<B>(state: &AppState, request: &Request<B>, needed: Role) -> Result<(), ApiError> {
+    let roles = state.keys.roles(request.headers()).ok_or_else(ApiError::unauthorized)?;
+    if !grants(roles, needed) {
+        return Err(ApiError::forbidden(format!(
+            "this API key may not use {} {}: it needs the {} role",
+            request.method(),
+            request.uri().path(),
+            needed.as_str()
+        )));
+    }
+    if needed == Role::Agent && state.agent_cert_required {
+        let verified = request.extensions().get::<PeerInfo>().is_some_and(|p| p.client_cert);
+        if !verified {
+            return Err(ApiError::forbidden(
+                "agent routes need a TLS client certificate signed by the master's client CA",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,6 +233,23 @@ mod tests {
         assert_eq!(Route::parse(""), None);
         assert_eq!(Route::parse("/jobs/a/b/c"), None);
         assert_eq!(Route::parse("//jobs"), None);
+    }
+
+    #[test]
+    fn routes_need_their_role() {
+        let role = |path: &str, method: Method| Route::parse(path).unwrap().role(&method);
+        assert_eq!(role("/health", Method::GET), None);
+        assert_eq!(role("/jobs", Method::GET), Some(Role::ReadOnly));
+        assert_eq!(role("/metrics", Method::GET), Some(Role::ReadOnly));
+        assert_eq!(role("/jobs", Method::POST), Some(Role::User));
+        assert_eq!(role("/jobs/x/cancel", Method::POST), Some(Role::User));
+        assert_eq!(role("/jobs/x/report", Method::POST), Some(Role::Agent));
+        assert_eq!(role("/nodes/register", Method::POST), Some(Role::Agent));
+        assert_eq!(role("/nodes/x/claim", Method::POST), Some(Role::Agent));
+        assert!(grants(Roles::of(Role::User), Role::ReadOnly));
+        assert!(!grants(Roles::of(Role::ReadOnly), Role::User));
+        assert!(!grants(Roles::of(Role::Agent), Role::ReadOnly));
+        assert!(grants(Roles::ALL, Role::Agent));
     }
 
     #[test]

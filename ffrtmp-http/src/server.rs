@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,16 +15,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::ApiKey;
+use crate::auth::{Keyring, Roles};
 use crate::body::DEFAULT_BODY_LIMIT;
 use crate::error::HttpError;
+use crate::limits::ConnectionLimits;
 use crate::listen::{self, Listen};
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
 use crate::tls::TlsSetup;
-
-/// Request headers must arrive within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything needed to start a server.
 pub struct ServerConfig {
@@ -31,8 +30,20 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Certificate source. Use [`TlsSetup::Plaintext`] only to opt out of TLS explicitly.
     pub tls: TlsSetup,
-    /// The Bearer key every route but `GET /health` requires.
+    /// A Bearer key with every role (agent, user, read); empty for none, when
+    /// [`ServerConfig::keys`] holds the keys.
     pub api_key: String,
+    /// Keys by role (agent, user, read-only), several per role for rotation; used together
+    /// with [`ServerConfig::api_key`]. At least one key must be configured.
+    pub keys: Keyring,
+    /// PEM file of the CA that signs agents' client certificates. When set, a client
+    /// presenting a certificate it did not sign fails the TLS handshake.
+    pub client_ca: Option<PathBuf>,
+    /// Agent routes (register, heartbeat, claim, report) answer 403 unless the client
+    /// presented a certificate verified against [`ServerConfig::client_ca`].
+    pub require_client_cert_for_agents: bool,
+    /// Per-address connection cap and handshake, header and body deadlines.
+    pub limits: ConnectionLimits,
     /// The job store behind the API.
     pub store: Arc<dyn JobStore>,
     /// Largest request body; larger ones get 413. Default 1 MiB.
@@ -51,6 +62,10 @@ impl ServerConfig {
             addr,
             tls,
             api_key: api_key.into(),
+            keys: Keyring::new(),
+            client_ca: None,
+            require_client_cert_for_agents: false,
+            limits: ConnectionLimits::default(),
             store,
             body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace: Duration::from_secs(30),
@@ -65,6 +80,10 @@ impl fmt::Debug for ServerConfig {
             .field("addr", &self.addr)
             .field("tls", &self.tls)
             .field("api_key", &"<redacted>")
+            .field("keys", &self.keys)
+            .field("client_ca", &self.client_ca)
+            .field("require_client_cert_for_agents", &self.require_client_cert_for_agents)
+            .field("limits", &self.limits)
             .field("body_limit", &self.body_limit)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_connections", &self.max_connections)
@@ -96,10 +115,21 @@ pub struct Server;
 
 impl Server {
     /// Prepares TLS (generating the self-signed certificate when needed), checks the API
-    /// key and opens the listening socket.
+    /// keys and opens the listening socket.
     pub async fn bind(config: ServerConfig) -> Result<BoundServer, HttpError> {
-        let key = ApiKey::new(&config.api_key)?;
-        let tls = config.tls.server_config()?.map(TlsAcceptor::from);
+        let keys = keyring(&config)?;
+        if config.require_client_cert_for_agents && config.client_ca.is_none() {
+            return Err(HttpError::Config(
+                "requiring client certificates for agents needs a client CA file".into(),
+            ));
+        }
+        if config.client_ca.is_some() && config.tls == TlsSetup::Plaintext {
+            return Err(HttpError::Config("client certificates need TLS".into()));
+        }
+        let tls = config
+            .tls
+            .server_config_with_client_ca(config.client_ca.as_deref())?
+            .map(TlsAcceptor::from);
         if tls.is_none() {
             tracing::warn!("TLS is disabled: API keys and job data travel in clear text");
         }
@@ -114,11 +144,13 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             store: config.store,
-            key,
+            keys,
+            agent_cert_required: config.require_client_cert_for_agents,
             metrics: Arc::new(Metrics::default()),
             work: Arc::new(Notify::new()),
             shutdown: shutdown_rx,
             body_limit: config.body_limit,
+            body_timeout: config.limits.body_read_timeout,
         });
         Ok(BoundServer {
             listener,
@@ -127,6 +159,7 @@ impl Server {
             state,
             shutdown_tx,
             grace: config.shutdown_grace,
+            limits: config.limits,
             limiter: Arc::new(Semaphore::new(config.max_connections.max(1))),
         })
     }
@@ -140,6 +173,7 @@ pub struct BoundServer {
     state: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
     grace: Duration,
+    limits: ConnectionLimits,
     limiter: Arc<Semaphore>,
 }
 
@@ -199,6 +233,7 @@ impl BoundServer {
             state,
             shutdown_tx,
             grace,
+            limits,
             limiter,
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving the API");
@@ -206,7 +241,7 @@ impl BoundServer {
             what: "API",
             tls,
             limiter,
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            limits,
             grace,
         };
         let handler = move |request: Request<Incoming>| {
@@ -216,4 +251,18 @@ impl BoundServer {
         listen::serve(listener, listen, shutdown_tx, shutdown, handler).await;
         Ok(())
     }
+}
+
+/// The configured keys: `api_key` (all roles) plus the role keys. Refuses a server with none.
+fn keyring(config: &ServerConfig) -> Result<Keyring, HttpError> {
+    let mut keys = config.keys.clone();
+    if !config.api_key.is_empty() {
+        keys.add(&config.api_key, Roles::ALL)?;
+    }
+    if keys.is_empty() {
+        return Err(HttpError::Config(
+            "no API key: give one key for all roles or keys by role".into(),
+        ));
+    }
+    Ok(keys)
 }

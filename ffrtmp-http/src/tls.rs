@@ -11,6 +11,8 @@ use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
 use crate::error::HttpError;
@@ -66,6 +68,17 @@ impl TlsSetup {
     /// The rustls server configuration, or `None` for [`TlsSetup::Plaintext`]. Generates
     /// the self-signed certificate when needed.
     pub fn server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, HttpError> {
+        self.server_config_with_client_ca(None)
+    }
+
+    /// Like [`TlsSetup::server_config`], and when `client_ca` is given, clients may present
+    /// a certificate, which must be signed by a CA in that PEM file: a client with an
+    /// untrusted certificate fails the handshake, a client without one is let in (routes
+    /// that need a certificate check for it).
+    pub fn server_config_with_client_ca(
+        &self,
+        client_ca: Option<&Path>,
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, HttpError> {
         let (cert_path, key_path) = match self {
             TlsSetup::Plaintext => return Ok(None),
             TlsSetup::Files { cert, key } => (cert.clone(), key.clone()),
@@ -77,12 +90,55 @@ impl TlsSetup {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| HttpError::Tls(e.to_string()))?
-            .with_no_client_auth()
+            .with_client_cert_verifier(client_verifier(client_ca)?)
             .with_single_cert(certs, key)
             .map_err(|e| HttpError::Tls(format!("certificate {} and key do not fit: {e}", cert_path.display())))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Arc::new(config)))
     }
+}
+
+/// The client-certificate verifier: none without a CA file, else the CA's WebPKI verifier
+/// that lets clients without a certificate in.
+fn client_verifier(client_ca: Option<&Path>) -> Result<Arc<dyn ClientCertVerifier>, HttpError> {
+    let Some(path) = client_ca else {
+        return Ok(WebPkiClientVerifier::no_client_auth());
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| HttpError::Tls(format!("client CA file {}: {e}", path.display())))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| HttpError::Tls(format!("client CA file {}: {e}", path.display())))
+}
+
+/// Like [`client_config`], and when `identity` is given (certificate chain PEM, private
+/// key PEM), the client presents that certificate to servers that ask for one (mutual TLS).
+pub fn client_config_with_identity(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, HttpError> {
+    let Some((cert_path, key_path)) = identity else {
+        return client_config(ca_file);
+    };
+    let certs = load_certs(cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| HttpError::Tls(format!("reading client key {}: {e}", key_path.display())))?;
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(trust_roots(ca_file)?)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| {
+            HttpError::Tls(format!(
+                "client certificate {} and key do not fit: {e}",
+                cert_path.display()
+            ))
+        })
 }
 
 /// The crypto provider used everywhere in this crate: `ring`.
@@ -198,6 +254,15 @@ fn generated_here(cert_path: &Path) -> Result<bool, HttpError> {
 /// master's `cert.pem`) or, when `None`, the system bundle [`SYSTEM_CA_BUNDLE`]. The peer
 /// is always verified, whatever the host name.
 pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, HttpError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Tls(e.to_string()))?
+        .with_root_certificates(trust_roots(ca_file)?)
+        .with_no_client_auth())
+}
+
+/// The certificates in `ca_file`, or the system bundle when `None`.
+fn trust_roots(ca_file: Option<&Path>) -> Result<RootCertStore, HttpError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -218,11 +283,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Htt
             }
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| HttpError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(roots)
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, HttpError> {

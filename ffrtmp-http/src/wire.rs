@@ -1,6 +1,6 @@
 //! JSON shapes of the API that are not types of `ffrtmp-core`: error bodies and list wrappers.
 
-use ffrtmp_core::{Assignment, Node, Scenario};
+use ffrtmp_core::{Assignment, Node, NodeId, Scenario};
 use serde::{Deserialize, Serialize};
 
 /// The body of every error answer: `{"error":{"kind":"...","message":"..."}}`.
@@ -47,11 +47,15 @@ pub struct ClaimResponse {
     pub assignments: Vec<Assignment>,
 }
 
-/// Answer of `GET /nodes`.
+/// Answer of `GET /nodes`: one page of nodes in id order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeList {
-    /// Every known node.
+    /// The nodes of this page.
     pub nodes: Vec<Node>,
+    /// Pass as `after` for the next page; `null` on the last page (and from masters that
+    /// did not page).
+    #[serde(default)]
+    pub next_cursor: Option<NodeId>,
 }
 
 /// Answer of `GET /scenarios`.

@@ -29,6 +29,9 @@ pub struct SchedConfig {
     pub retention: Option<Duration>,
     /// Most jobs deleted by one sweep, so retention never holds the writer for long.
     pub prune_batch: u32,
+    /// Offline nodes silent for longer than this are deleted (an agent that comes back
+    /// registers again); `None` keeps all.
+    pub node_retention: Option<Duration>,
     /// Time source.
     pub clock: Clock,
 }
@@ -56,6 +59,7 @@ impl Default for SchedConfig {
             aging_interval: Duration::from_secs(300),
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             prune_batch: 500,
+            node_retention: Some(Duration::from_secs(7 * 24 * 3600)),
             clock: Arc::new(ffrtmp_core::now_ms),
         }
     }
@@ -72,6 +76,7 @@ impl std::fmt::Debug for SchedConfig {
             .field("aging_interval", &self.aging_interval)
             .field("retention", &self.retention)
             .field("prune_batch", &self.prune_batch)
+            .field("node_retention", &self.node_retention)
             .finish_non_exhaustive()
     }
 }

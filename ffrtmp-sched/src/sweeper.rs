@@ -20,6 +20,8 @@ pub fn spawn_sweeper(store: Arc<dyn JobStore>, every: Duration) -> JoinHandle<()
                     jobs_requeued = s.jobs_requeued,
                     jobs_released = s.jobs_released,
                     jobs_failed = s.jobs_failed,
+                    jobs_pruned = s.jobs_pruned,
+                    nodes_pruned = s.nodes_pruned,
                     "sweep"
                 ),
                 Ok(_) => {}

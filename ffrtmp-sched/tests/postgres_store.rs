@@ -31,6 +31,8 @@ conformance_tests!(PgBackend::create().await;
     operator_retry_resets_the_budget_and_timeouts_fail,
     jobs_and_states_survive_a_restart,
     listing_is_paginated_and_filtered,
+    node_listing_is_paginated,
+    offline_nodes_are_pruned_after_their_retention,
     invalid_specs_and_registrations_are_refused,
     claim_race_hands_out_each_job_once,
     two_masters_hand_out_each_job_once,

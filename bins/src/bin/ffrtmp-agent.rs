@@ -26,9 +26,19 @@ struct Args {
     /// Master URL.
     #[arg(long, default_value = "https://127.0.0.1:8443", env = "FFRTMP_MASTER")]
     master: String,
-    /// API key of the master.
+    /// API key of the master (an agent key, or the all-roles key). Visible in `ps` when
+    /// given on the command line: prefer --api-key-file.
     #[arg(long, env = "MASTER_API_KEY", hide_env_values = true)]
-    api_key: String,
+    api_key: Option<String>,
+    /// File holding the API key (the first key in it; `#` comments skipped).
+    #[arg(long, env = "MASTER_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Client certificate (PEM) for masters that check agents' certificates (mutual TLS).
+    #[arg(long, env = "FFRTMP_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, env = "FFRTMP_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// CA or certificate (PEM) to trust for the master, e.g. the master's tls/cert.pem.
     /// Default: the system trust store.
     #[arg(long, env = "FFRTMP_CA_CERT")]
@@ -269,8 +279,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
-    let mut client = ClientConfig::new(args.master.clone(), args.api_key.clone());
+    let api_key = ffrtmp::keys::client_key(args.api_key.as_deref(), args.api_key_file.as_deref())?
+        .context("no API key: give --api-key-file (MASTER_API_KEY_FILE) or --api-key (MASTER_API_KEY)")?;
+    let mut client = ClientConfig::new(args.master.clone(), api_key);
     client.allow_plaintext = args.insecure_plaintext;
+    client.client_cert = args.client_cert.clone().zip(args.client_key.clone());
     client.ca_cert = args.ca_cert.clone();
     client.request_timeout = args.claim_wait + Duration::from_secs(15);
     let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(client).context("building the HTTPS client")?);

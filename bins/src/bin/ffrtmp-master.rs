@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
+use ffrtmp::keys::{master_keyring, RoleKeyFiles};
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
 use ffrtmp_http::{Server, ServerConfig, TlsSetup};
@@ -26,9 +27,44 @@ struct Args {
     /// one PostgreSQL database between several masters.
     #[arg(long, default_value = "ffrtmp-master.db", env = "MASTER_DB")]
     db: PathBuf,
-    /// API key agents and users must present as `Authorization: Bearer <key>`.
+    /// One API key with every role, presented as `Authorization: Bearer <key>`. Visible in
+    /// `ps` when given on the command line: prefer --api-key-file.
     #[arg(long, env = "MASTER_API_KEY", hide_env_values = true)]
-    api_key: String,
+    api_key: Option<String>,
+    /// File of API keys with every role, one per line (`#` comments, blank lines skipped).
+    #[arg(long, env = "MASTER_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
+    /// File of agent keys (register, heartbeat, claim, report), one per line; repeatable.
+    #[arg(long, env = "MASTER_AGENT_KEY_FILE", value_delimiter = ',')]
+    agent_key_file: Vec<PathBuf>,
+    /// File of user keys (submit, list, cancel, retry, and every read), one per line; repeatable.
+    #[arg(long, env = "MASTER_USER_KEY_FILE", value_delimiter = ',')]
+    user_key_file: Vec<PathBuf>,
+    /// File of read-only keys (GET routes and /metrics), one per line; repeatable.
+    #[arg(long, env = "MASTER_READ_KEY_FILE", value_delimiter = ',')]
+    read_key_file: Vec<PathBuf>,
+    /// CA (PEM) that signs agents' client certificates; clients presenting a certificate it
+    /// did not sign fail the TLS handshake.
+    #[arg(long, env = "MASTER_CLIENT_CA", conflicts_with = "insecure_plaintext")]
+    client_ca: Option<PathBuf>,
+    /// Agent routes need a client certificate signed by --client-ca.
+    #[arg(long, requires = "client_ca")]
+    require_client_cert_for_agents: bool,
+    /// Connections one client address may hold at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// A TLS handshake must finish within this time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Request headers must arrive within this time; kept-alive connections idle this long close.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// A request body must arrive within this time (408 otherwise).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    body_read_timeout: Duration,
+    /// Offline nodes silent for longer than this are deleted (0 keeps them forever).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    node_retention: Duration,
     /// Directory of the self-signed certificate (generated on first start). Default: beside the database.
     #[arg(long, env = "MASTER_TLS_DIR")]
     tls_dir: Option<PathBuf>,
@@ -100,9 +136,13 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     args.go.check::<Args>();
     init_logging(args.log_format);
-    if args.api_key.len() < 16 {
-        bail!("--api-key must be at least 16 characters");
-    }
+    let key_files = RoleKeyFiles {
+        all: args.api_key_file.clone(),
+        agent: args.agent_key_file.clone(),
+        user: args.user_key_file.clone(),
+        read: args.read_key_file.clone(),
+    };
+    let keys = master_keyring(args.api_key.as_deref(), &key_files)?;
     let config = SchedConfig {
         heartbeat_interval: args.heartbeat_interval,
         dead_after_intervals: args.dead_after_intervals.max(1),
@@ -112,6 +152,7 @@ async fn run() -> anyhow::Result<()> {
         },
         aging_interval: args.aging_interval.max(Duration::from_millis(1)),
         retention: (!args.retention.is_zero()).then_some(args.retention),
+        node_retention: (!args.node_retention.is_zero()).then_some(args.node_retention),
         ..SchedConfig::default()
     };
     let db = args.db.to_string_lossy().into_owned();
@@ -146,7 +187,15 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let addr = SocketAddr::new(args.bind, args.port);
-    let server = Server::bind(ServerConfig::new(addr, tls, args.api_key.clone(), store.clone()))
+    let mut server_config = ServerConfig::new(addr, tls, String::new(), store.clone());
+    server_config.keys = keys;
+    server_config.client_ca = args.client_ca.clone();
+    server_config.require_client_cert_for_agents = args.require_client_cert_for_agents;
+    server_config.limits.per_ip = args.max_connections_per_ip.max(1);
+    server_config.limits.body_read_timeout = args.body_read_timeout;
+    server_config.limits.handshake_timeout = args.handshake_timeout;
+    server_config.limits.header_read_timeout = args.header_read_timeout;
+    let server = Server::bind(server_config)
         .await
         .with_context(|| format!("starting the API server on {addr}"))?;
     tracing::info!(url = %server.base_url(), "master listening");

@@ -29,6 +29,10 @@ struct Cli {
         default_value = ""
     )]
     api_key: String,
+    /// File holding the API key (the first key in it), instead of --api-key: keeps the key
+    /// out of `ps`.
+    #[arg(long, global = true, env = "MASTER_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
     /// CA or certificate (PEM) to trust for the master. Default: the system trust store.
     #[arg(long, global = true, env = "FFRTMP_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -257,7 +261,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
         _ => {}
     }
-    let mut config = ClientConfig::new(cli.master.clone(), cli.api_key.clone());
+    let api_key = ffrtmp::keys::client_key(Some(&cli.api_key), cli.api_key_file.as_deref())?.unwrap_or_default();
+    let mut config = ClientConfig::new(cli.master.clone(), api_key);
     config.allow_plaintext = cli.insecure_plaintext;
     config.ca_cert = cli.ca_cert.clone();
     let api = ApiClient::new(config).context("building the HTTPS client")?;

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{json, text};
 use crate::error::{ApiError, HttpError};
+use crate::limits::ConnectionLimits;
 use crate::listen::{self, Listen};
 use crate::routes::Route;
 use crate::tls::TlsSetup;
@@ -127,7 +128,10 @@ impl BoundStatusServer {
             what: "status endpoint",
             tls,
             limiter: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-            header_read_timeout: HEADER_READ_TIMEOUT,
+            limits: ConnectionLimits {
+                header_read_timeout: HEADER_READ_TIMEOUT,
+                ..ConnectionLimits::default()
+            },
             grace: SHUTDOWN_GRACE,
         };
         let (stop, _) = watch::channel(false);

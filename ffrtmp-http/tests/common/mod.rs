@@ -33,6 +33,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// A server whose configuration `adjust` changes first (it gets the temporary
+    /// directory, e.g. for key or CA files).
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = ffrtmp_sched::SqliteStore::open(&dir.path().join("jobs.db")).unwrap();
         let store: Arc<dyn JobStore> = Arc::new(store);
@@ -44,6 +50,7 @@ impl TestServer {
             store,
         );
         config.shutdown_grace = Duration::from_secs(10);
+        adjust(&mut config, dir.path());
         let server = Server::bind(config).await.unwrap();
         assert!(server.is_tls());
         let addr = server.local_addr();

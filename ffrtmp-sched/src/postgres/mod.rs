@@ -28,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, InvalidTransition, Job, JobId, JobPage, JobQuery, JobReport,
-    JobSpec, JobStore, Node, NodeId, NodeRegistration, SpecError, StoreError, SweepSummary,
+    JobSpec, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration, SpecError, StoreError, SweepSummary,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::IsolationLevel;
@@ -351,6 +351,10 @@ impl JobStore for PgStore {
 
     async fn list_nodes(&self) -> std::result::Result<Vec<Node>, StoreError> {
         self.tx(true, |tx, _| Box::pin(nodes::list(tx))).await
+    }
+
+    async fn list_nodes_page(&self, query: &NodeQuery) -> std::result::Result<NodePage, StoreError> {
+        self.tx(true, |tx, _| Box::pin(nodes::page(tx, query.clone()))).await
     }
 
     async fn claim(&self, request: &ClaimRequest) -> std::result::Result<Vec<Assignment>, StoreError> {

@@ -10,7 +10,7 @@ use super::{Ctx, Error, Result};
 use crate::power::replaces;
 use ffrtmp_core::{
     Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
-    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 
 /// Claims older than this are forgotten; a client retrying a claim later gets a new one.
@@ -302,6 +302,7 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
             save_job(tx, &stored).await?;
         }
     }
+    summary.nodes_pruned = prune_nodes(tx, ctx).await?;
     let rows = tx
         .query(
             &format!(
@@ -357,15 +358,46 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
     Ok(summary)
 }
 
-pub async fn list(tx: &Db<'_>) -> Result<Vec<Node>> {
-    let rows = tx
-        .query(
-            "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
-             (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), \
-             n.power FROM nodes n ORDER BY n.registered_at_ms, n.id",
-            &[],
+/// Deletes offline nodes silent for longer than the node retention (at most one prune
+/// batch per sweep); a node still holding a job is kept.
+async fn prune_nodes(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<u32> {
+    let Some(retention) = ctx.cfg.node_retention else {
+        return Ok(0);
+    };
+    let cutoff = ctx.now.saturating_sub(retention.as_millis() as u64) as i64;
+    let pruned = tx
+        .execute(
+            "DELETE FROM nodes WHERE id IN (SELECT n.id FROM nodes n WHERE n.status = 'offline' \
+             AND n.last_seen_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.node_id = n.id \
+             AND j.state IN ('assigned', 'running')) ORDER BY n.id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&cutoff, &i64::from(ctx.cfg.prune_batch)],
         )
         .await?;
+    Ok(pruned as u32)
+}
+
+/// The columns [`nodes_from_rows`] reads, over `nodes n`.
+const NODE_COLUMNS: &str = "n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
+     (SELECT COUNT(*) FROM jobs j WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), n.power";
+
+pub async fn list(tx: &Db<'_>) -> Result<Vec<Node>> {
+    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.registered_at_ms, n.id");
+    nodes_from_rows(&tx.query(&sql, &[]).await?)
+}
+
+/// One page of nodes in id order.
+pub async fn page(tx: &Db<'_>, query: NodeQuery) -> Result<NodePage> {
+    let limit = query.effective_limit();
+    let after = query.after.map(|id| id.to_string()).unwrap_or_default();
+    // COLLATE "C": byte order, the same order as the ids' own and SQLite's.
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM nodes n WHERE n.id COLLATE \"C\" > $1 ORDER BY n.id COLLATE \"C\" LIMIT $2"
+    );
+    let rows = tx.query(&sql, &[&after, &(i64::from(limit) + 1)]).await?;
+    Ok(NodePage::from_rows(nodes_from_rows(&rows)?, limit))
+}
+
+fn nodes_from_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Node>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(Node {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobId, JobPage, JobQuery, JobReport, JobSpec, JobStore,
-    Node, NodeId, NodeRegistration, StoreError, SweepSummary,
+    Node, NodeId, NodePage, NodeQuery, NodeRegistration, StoreError, SweepSummary,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -296,6 +296,11 @@ impl JobStore for SqliteStore {
 
     async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {
         self.read(nodes::list).await
+    }
+
+    async fn list_nodes_page(&self, query: &NodeQuery) -> Result<NodePage, StoreError> {
+        let q = query.clone();
+        self.read(move |c| nodes::page(c, &q)).await
     }
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, StoreError> {

@@ -2,7 +2,7 @@
 
 use ffrtmp_core::{
     Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node,
-    NodeId, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
@@ -305,6 +305,7 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
             save_job(conn, &stored)?;
         }
     }
+    summary.nodes_pruned = prune_nodes(conn, cfg, now)?;
     let due = {
         let mut stmt = conn
             .prepare_cached(&format!(
@@ -364,17 +365,48 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
     Ok(summary)
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
-    let mut stmt = conn
+/// Deletes offline nodes silent for longer than the node retention (at most one prune
+/// batch per sweep); a node still holding a job is kept.
+fn prune_nodes(conn: &Connection, cfg: &SchedConfig, now: u64) -> Result<u32, StoreError> {
+    let Some(retention) = cfg.node_retention else {
+        return Ok(0);
+    };
+    let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+    let pruned = conn
         .prepare_cached(
-            "SELECT n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
-             (SELECT COUNT(*) FROM jobs j INDEXED BY jobs_active \
-             WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), \
-             n.power FROM nodes n ORDER BY n.registered_at_ms, n.id",
+            "DELETE FROM nodes WHERE id IN (SELECT n.id FROM nodes n WHERE n.status = 'offline' \
+             AND n.last_seen_ms < ?1 AND NOT EXISTS (SELECT 1 FROM jobs j INDEXED BY jobs_active \
+             WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')) LIMIT ?2)",
         )
+        .map_err(db)?
+        .execute(params![cutoff, cfg.prune_batch])
         .map_err(db)?;
+    Ok(pruned as u32)
+}
+
+/// The columns [`node_rows`] reads, over `nodes n`.
+const NODE_COLUMNS: &str = "n.id, n.registration, n.status, n.registered_at_ms, n.last_seen_ms, \
+     (SELECT COUNT(*) FROM jobs j INDEXED BY jobs_active \
+     WHERE j.node_id = n.id AND j.state IN ('assigned', 'running')), n.power";
+
+pub fn list(conn: &Connection) -> Result<Vec<Node>, StoreError> {
+    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.registered_at_ms, n.id");
+    node_rows(conn, &sql, &[])
+}
+
+/// One page of nodes in id order.
+pub fn page(conn: &Connection, query: &NodeQuery) -> Result<NodePage, StoreError> {
+    let limit = query.effective_limit();
+    let after = query.after.map(|id| id.to_string()).unwrap_or_default();
+    let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.id > ?1 ORDER BY n.id LIMIT ?2");
+    let nodes = node_rows(conn, &sql, params![after, limit + 1])?;
+    Ok(NodePage::from_rows(nodes, limit))
+}
+
+fn node_rows(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Node>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db)?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,

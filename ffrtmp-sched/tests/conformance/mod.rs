@@ -7,6 +7,7 @@
 
 pub mod backend;
 mod concurrency;
+mod nodes;
 #[cfg(feature = "postgres")]
 pub mod pg;
 mod power;
@@ -23,6 +24,7 @@ use ffrtmp_sched::SchedConfig;
 
 pub use self::backend::Backend;
 pub use self::concurrency::*;
+pub use self::nodes::*;
 pub use self::power::*;
 pub use self::scheduling::*;
 use crate::common::*;
