@@ -17,9 +17,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod executor;
 pub mod ids;
 pub mod job;
+pub mod matching;
 pub mod node;
 pub mod power;
 pub mod retry;
@@ -31,6 +33,7 @@ pub mod transport;
 
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{JobId, NodeId};
+pub use matching::Mismatch;
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
@@ -39,8 +42,9 @@ pub use node::{
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use retry::Backoff;
 pub use scenario::{Codec, Scenario, ScenarioError};
+pub use bounds::FieldError;
 pub use spec::{
-    Classification, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
+    Classification, Enforcement, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
 };
 pub use state::{InvalidTransition, JobState};
 pub use store::{JobPage, JobQuery, JobStore, StoreError, SweepSummary};
