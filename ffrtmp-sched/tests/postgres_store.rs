@@ -45,6 +45,9 @@ conformance_tests!(PgBackend::create().await;
     a_job_the_node_stopped_listing_goes_back_to_the_queue,
     the_latest_heartbeats_power_snapshot_is_listed,
     an_older_power_snapshot_does_not_replace_a_newer_one,
+    a_job_pinned_to_an_engine_goes_only_to_nodes_with_it,
+    a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
+    out_of_bounds_input_is_refused_by_the_store,
 );
 
 async fn admin(url: &str) -> tokio_postgres::Client {
@@ -120,7 +123,7 @@ async fn migrations_run_once_and_newer_schemas_are_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![2]);
+    assert_eq!(versions, vec![3]);
     db.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
     let err = PgStore::connect(b.url(), SchedConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("newer than this build supports"), "{err}");

@@ -10,6 +10,7 @@ mod concurrency;
 #[cfg(feature = "postgres")]
 pub mod pg;
 mod power;
+mod routing;
 mod scheduling;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use ffrtmp_sched::SchedConfig;
 pub use self::backend::Backend;
 pub use self::concurrency::*;
 pub use self::power::*;
+pub use self::routing::*;
 pub use self::scheduling::*;
 use crate::common::*;
 
