@@ -184,6 +184,8 @@ async fn main() -> anyhow::Result<()> {
     for dir in [&args.output_dir, &args.input_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // The noop executor runs no workload, so it enforces nothing.
+    let enforces_limits = matches!(args.executor, ExecutorKind::Ffmpeg) && detect::enforces_limits(&cgroups);
     let mut engine_path = None;
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
         ExecutorKind::Noop => (
@@ -236,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
         encoders,
         engines,
         version: env!("CARGO_PKG_VERSION").into(),
+        enforces_limits,
     };
     let mut config = AgentConfig::new(registration);
     config.heartbeat_interval = args.heartbeat_interval;
