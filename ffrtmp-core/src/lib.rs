@@ -31,10 +31,11 @@ pub mod state;
 pub mod store;
 pub mod transport;
 
+pub use bounds::FieldError;
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{JobId, NodeId};
-pub use matching::Mismatch;
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
+pub use matching::Mismatch;
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
     NodeStatus, RunningJob,
@@ -42,9 +43,9 @@ pub use node::{
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use retry::Backoff;
 pub use scenario::{Codec, Scenario, ScenarioError};
-pub use bounds::FieldError;
 pub use spec::{
-    Classification, Enforcement, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
+    Classification, Enforcement, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits,
+    SpecError,
 };
 pub use state::{InvalidTransition, JobState};
 pub use store::{JobPage, JobQuery, JobStore, StoreError, SweepSummary};

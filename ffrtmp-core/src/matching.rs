@@ -106,10 +106,7 @@ mod tests {
         }
         // A custom executor advertising no engines takes no pinned job.
         job.engine = EngineChoice::Ffmpeg;
-        assert_eq!(
-            node(&[], &[], true).can_run(&job),
-            Err(Mismatch::Engine("ffmpeg"))
-        );
+        assert_eq!(node(&[], &[], true).can_run(&job), Err(Mismatch::Engine("ffmpeg")));
     }
 
     #[test]
@@ -130,10 +127,7 @@ mod tests {
         let mut nvenc = JobSpec::new("720p-h264");
         nvenc.parameters.encoder = Some("h264_nvenc".into());
         assert_eq!(cpu.can_run(&nvenc), Err(Mismatch::Encoder("h264_nvenc".into())));
-        assert_eq!(
-            cpu.can_run(&JobSpec::new("720p-av1")),
-            Err(Mismatch::Codec(Codec::Av1))
-        );
+        assert_eq!(cpu.can_run(&JobSpec::new("720p-av1")), Err(Mismatch::Codec(Codec::Av1)));
         let custom = node(&[], &["example"], false);
         assert_eq!(custom.can_run(&JobSpec::new("720p-vp9")), Ok(()));
         assert_eq!(custom.can_run(&nvenc), Err(Mismatch::Encoder("h264_nvenc".into())));

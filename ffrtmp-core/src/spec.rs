@@ -233,7 +233,7 @@ impl JobSpec {
         }
     }
 
-    /// Checks every field against its bound (the constants of [`bounds`](crate::bounds)) and
+    /// Checks every field against its bound (the constants of [`bounds`]) and
     /// returns the effective scenario (parameters applied). The error names the field and
     /// what is accepted.
     ///

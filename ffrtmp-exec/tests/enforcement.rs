@@ -43,7 +43,14 @@ async fn required_limits_without_cgroups_fail_before_the_program_starts() {
     let name = format!("test-required-{}", std::process::id());
     let err = tokio::time::timeout(
         Duration::from_secs(30),
-        run_workload(touch(&marker), &name, &limits(Enforcement::Required), &cgroups, cancel, |_| {}),
+        run_workload(
+            touch(&marker),
+            &name,
+            &limits(Enforcement::Required),
+            &cgroups,
+            cancel,
+            |_| {},
+        ),
     )
     .await
     .expect("deadline")
@@ -60,9 +67,16 @@ async fn required_limits_without_cgroups_fail_before_the_program_starts() {
 
     // The same limits, best effort: the program runs unlimited and the result says so.
     let (_h, cancel) = cancel_pair();
-    let run = run_workload(touch(&marker), &name, &limits(Enforcement::BestEffort), &cgroups, cancel, |_| {})
-        .await
-        .expect("best effort runs");
+    let run = run_workload(
+        touch(&marker),
+        &name,
+        &limits(Enforcement::BestEffort),
+        &cgroups,
+        cancel,
+        |_| {},
+    )
+    .await
+    .expect("best effort runs");
     assert!(marker.exists());
     assert!(run.limits.starts_with("not enforced: "), "{}", run.limits);
 }
@@ -71,16 +85,26 @@ async fn required_limits_without_cgroups_fail_before_the_program_starts() {
 async fn required_limits_run_enforced_where_the_node_can_enforce_them() {
     let cgroups = Cgroups::detect();
     if !enforces_limits(&cgroups) {
-        eprintln!("skipped: no job cgroups with cpu and memory ({:?})", cgroups.unavailable_reason());
+        eprintln!(
+            "skipped: no job cgroups with cpu and memory ({:?})",
+            cgroups.unavailable_reason()
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let (_h, cancel) = cancel_pair();
     let name = format!("test-required-ok-{}", std::process::id());
-    let run = run_workload(touch(&marker), &name, &limits(Enforcement::Required), &cgroups, cancel, |_| {})
-        .await
-        .expect("enforced run");
+    let run = run_workload(
+        touch(&marker),
+        &name,
+        &limits(Enforcement::Required),
+        &cgroups,
+        cancel,
+        |_| {},
+    )
+    .await
+    .expect("enforced run");
     assert!(marker.exists());
     assert!(run.limits.starts_with("enforced: cgroup v"), "{}", run.limits);
     assert!(run.limits.ends_with("memory=256MiB"), "{}", run.limits);

@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ffrtmp_core::scenario::KNOWN_SCENARIOS;
 use ffrtmp_core::{
-    Assignment, ClaimRequest, FieldError, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeRegistration, Queue, Scenario,
+    Assignment, ClaimRequest, FieldError, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeRegistration,
+    Queue, Scenario,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use ffrtmp_core::{
-    Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters,
-    Priority, Queue, ResourceLimits,
+    Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode,
+    Parameters, Priority, Queue, ResourceLimits,
 };
 use ffrtmp_http::ApiClient;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ids::{JobId, NodeId};
-use crate::job::{JobError, ErrorKind};
+use crate::job::{ErrorKind, JobError};
 use crate::node::RunningJob;
 use crate::spec::JobSpec;
 
@@ -27,7 +27,10 @@ fn edge(path: &[&str], inside: serde_json::Value, outside: serde_json::Value, bo
     let field = path.join(".");
     assert_eq!(spec_with(path, inside.clone()), Ok(()), "{field} = {inside}");
     let err = spec_with(path, outside.clone()).expect_err(&format!("{field} = {outside} accepted"));
-    assert!(err.contains(&field) && err.contains(bound), "{field} = {outside}: {err}");
+    assert!(
+        err.contains(&field) && err.contains(bound),
+        "{field} = {outside}: {err}"
+    );
 }
 
 #[test]
@@ -39,12 +42,7 @@ fn every_number_in_a_job_spec_is_bounded() {
         json!(MAX_TIMEOUT_S + 1),
         "604800",
     );
-    edge(
-        &["resource_limits", "timeout_sec"],
-        json!(1),
-        json!(u64::MAX),
-        "604800",
-    );
+    edge(&["resource_limits", "timeout_sec"], json!(1), json!(u64::MAX), "604800");
     edge(&["resource_limits", "timeout_sec"], json!(1), json!(0), "1..=");
     edge(
         &["resource_limits", "max_cpu_percent"],
@@ -67,7 +65,12 @@ fn every_number_in_a_job_spec_is_bounded() {
         &MAX_DISK_MB.to_string(),
     );
     edge(&["max_retries"], json!(MAX_RETRIES), json!(MAX_RETRIES + 1), "100");
-    edge(&["parameters", "duration"], json!(MAX_DURATION_S), json!(86_400.5), "86400");
+    edge(
+        &["parameters", "duration"],
+        json!(MAX_DURATION_S),
+        json!(86_400.5),
+        "86400",
+    );
     edge(&["parameters", "duration"], json!(0.04), json!(0.0), "86400");
     edge(&["parameters", "duration"], json!(1), json!(1e308), "86400");
     edge(&["parameters", "fps"], json!(MAX_FPS), json!(MAX_FPS + 1), "240");
@@ -81,8 +84,18 @@ fn every_number_in_a_job_spec_is_bounded() {
         json!(format!("{}M", "0".repeat(MAX_BITRATE_LEN))),
         "1..=32 bytes",
     );
-    edge(&["parameters", "resolution"], json!("7680x16"), json!("7682x16"), "7680");
-    edge(&["parameters", "resolution"], json!("16x16"), json!("14x16"), "16..=7680");
+    edge(
+        &["parameters", "resolution"],
+        json!("7680x16"),
+        json!("7682x16"),
+        "7680",
+    );
+    edge(
+        &["parameters", "resolution"],
+        json!("16x16"),
+        json!("14x16"),
+        "16..=7680",
+    );
     edge(
         &["parameters", "resolution"],
         json!("640x360"),
@@ -183,7 +196,11 @@ fn every_field_of_a_registration_is_bounded() {
         |r| r.engines = vec![label(1); MAX_ENGINES],
         |r| r.engines = vec![label(1); MAX_ENGINES + 1],
     );
-    reg_edge("engines[1]", |_| {}, |r| r.engines = vec!["ffmpeg".into(), String::new()]);
+    reg_edge(
+        "engines[1]",
+        |_| {},
+        |r| r.engines = vec!["ffmpeg".into(), String::new()],
+    );
     reg_edge(
         "version",
         |r| r.version = label(MAX_LABEL_LEN),
@@ -243,28 +260,58 @@ fn heartbeats_and_progress_are_bounded() {
     let edges: [(&str, Progress, Progress); 5] = [
         (
             "frame",
-            Progress { frame: MAX_FRAMES, ..progress() },
-            Progress { frame: MAX_FRAMES + 1, ..progress() },
+            Progress {
+                frame: MAX_FRAMES,
+                ..progress()
+            },
+            Progress {
+                frame: MAX_FRAMES + 1,
+                ..progress()
+            },
         ),
         (
             "fps",
-            Progress { fps: MAX_RATE, ..progress() },
-            Progress { fps: 1e300, ..progress() },
+            Progress {
+                fps: MAX_RATE,
+                ..progress()
+            },
+            Progress {
+                fps: 1e300,
+                ..progress()
+            },
         ),
         (
             "speed",
-            Progress { speed: 0.0, ..progress() },
-            Progress { speed: -1.0, ..progress() },
+            Progress {
+                speed: 0.0,
+                ..progress()
+            },
+            Progress {
+                speed: -1.0,
+                ..progress()
+            },
         ),
         (
             "percent",
-            Progress { percent: 100.0, ..progress() },
-            Progress { percent: 100.5, ..progress() },
+            Progress {
+                percent: 100.0,
+                ..progress()
+            },
+            Progress {
+                percent: 100.5,
+                ..progress()
+            },
         ),
         (
             "out_time_s",
-            Progress { out_time_s: MAX_REPORT_SECONDS, ..progress() },
-            Progress { out_time_s: f64::INFINITY, ..progress() },
+            Progress {
+                out_time_s: MAX_REPORT_SECONDS,
+                ..progress()
+            },
+            Progress {
+                out_time_s: f64::INFINITY,
+                ..progress()
+            },
         ),
     ];
     for (name, inside, outside) in edges {
@@ -285,12 +332,48 @@ fn reports_are_bounded() {
     let done = |result| report(JobEvent::Completed { result });
     assert_eq!(done(JobResult::default()).validate(), Ok(()));
     let bad = [
-        ("result.frames", JobResult { frames: u64::MAX, ..Default::default() }),
-        ("result.wall_s", JobResult { wall_s: 1e300, ..Default::default() }),
-        ("result.avg_fps", JobResult { avg_fps: -2.0, ..Default::default() }),
-        ("result.output_bytes", JobResult { output_bytes: u64::MAX, ..Default::default() }),
-        ("result.speed", JobResult { speed: Some(MAX_RATE * 2.0), ..Default::default() }),
-        ("result.limits", JobResult { limits: "x".repeat(MAX_LIMITS_TEXT_LEN + 1), ..Default::default() }),
+        (
+            "result.frames",
+            JobResult {
+                frames: u64::MAX,
+                ..Default::default()
+            },
+        ),
+        (
+            "result.wall_s",
+            JobResult {
+                wall_s: 1e300,
+                ..Default::default()
+            },
+        ),
+        (
+            "result.avg_fps",
+            JobResult {
+                avg_fps: -2.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "result.output_bytes",
+            JobResult {
+                output_bytes: u64::MAX,
+                ..Default::default()
+            },
+        ),
+        (
+            "result.speed",
+            JobResult {
+                speed: Some(MAX_RATE * 2.0),
+                ..Default::default()
+            },
+        ),
+        (
+            "result.limits",
+            JobResult {
+                limits: "x".repeat(MAX_LIMITS_TEXT_LEN + 1),
+                ..Default::default()
+            },
+        ),
     ];
     for (field, result) in bad {
         assert_eq!(done(result).validate().unwrap_err().field, field);
@@ -301,9 +384,15 @@ fn reports_are_bounded() {
         })
     };
     assert_eq!(failed(MAX_MESSAGE_LEN).validate(), Ok(()));
-    assert_eq!(failed(MAX_MESSAGE_LEN + 1).validate().unwrap_err().field, "error.message");
+    assert_eq!(
+        failed(MAX_MESSAGE_LEN + 1).validate().unwrap_err().field,
+        "error.message"
+    );
     let progress_report = report(JobEvent::Progress {
-        progress: Progress { percent: 101.0, ..progress() },
+        progress: Progress {
+            percent: 101.0,
+            ..progress()
+        },
     });
     assert_eq!(progress_report.validate().unwrap_err().field, "progress.percent");
 }

@@ -1,8 +1,8 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
-    NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId, NodeRegistration,
+    NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 

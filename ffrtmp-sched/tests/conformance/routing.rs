@@ -32,7 +32,11 @@ pub async fn a_job_pinned_to_an_engine_goes_only_to_nodes_with_it(b: &dyn Backen
     ff.engine = EngineChoice::Ffmpeg;
     let ff = store.submit(ff).await.unwrap();
 
-    let got: Vec<_> = claim(&*store, &ffmpeg_only, 8).await.into_iter().map(|a| a.job.id).collect();
+    let got: Vec<_> = claim(&*store, &ffmpeg_only, 8)
+        .await
+        .into_iter()
+        .map(|a| a.job.id)
+        .collect();
     assert_eq!(got, vec![auto.id, ff.id], "the GStreamer job is skipped, not waited on");
     assert_eq!(store.get(gst.id).await.unwrap().state, JobState::Queued);
 
