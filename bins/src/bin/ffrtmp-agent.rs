@@ -186,6 +186,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // The noop executor runs no workload, so it enforces nothing.
     let enforces_limits = matches!(args.executor, ExecutorKind::Ffmpeg) && detect::enforces_limits(&cgroups);
+    if !enforces_limits {
+        tracing::info!("this node does not enforce limits: jobs whose limits are required go to other nodes");
+    }
     let mut engine_path = None;
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
         ExecutorKind::Noop => (
