@@ -67,10 +67,10 @@ pub const MAX_CONCURRENT_JOBS: u32 = 1024;
 pub const MAX_CLAIM_ID_LEN: usize = 128;
 /// Longest `wait_ms` a claim may ask for: an hour (the server waits at most its own cap).
 pub const MAX_CLAIM_WAIT_MS: u64 = 3_600_000;
-/// Longest failure or timeout message in a report: 16 KiB.
-pub const MAX_MESSAGE_LEN: usize = 16 * 1024;
-/// Longest `limits` text of a result.
-pub const MAX_LIMITS_TEXT_LEN: usize = 1024;
+/// Longest failure or timeout message in a report: 64 KiB (messages quote stderr lines).
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// Longest `limits` text of a result (it may quote an OS error and a cgroup path).
+pub const MAX_LIMITS_TEXT_LEN: usize = 4096;
 /// Largest frame count in a progress update or result: 10^12 (over 100 years at 240 fps).
 pub const MAX_FRAMES: u64 = 1_000_000_000_000;
 /// Largest rate (`fps`, `speed`, `avg_fps`) in a progress update or result.
