@@ -72,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         encoders: vec![],
         engines: vec!["example".into()],
         version: "0".into(),
+        enforces_limits: false,
     };
     let mut config = AgentConfig::new(registration);
     config.heartbeat_interval = Duration::from_millis(200);

@@ -65,6 +65,7 @@ fn registration(i: usize, slots: u32) -> NodeRegistration {
         encoders: Vec::new(),
         engines: vec!["noop".into()],
         version: env!("CARGO_PKG_VERSION").into(),
+        enforces_limits: false,
     }
 }
 

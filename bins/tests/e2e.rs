@@ -629,3 +629,68 @@ fn a_key_given_on_the_command_line_leaves_it_and_still_authenticates() {
     let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned();
     assert!(cmdline.contains("argv-agent"), "the other flags stay: {cmdline}");
 }
+
+/// Nodes advertise whether they enforce limits; a job whose limits are required goes to the
+/// one that does (never to the noop agent, which enforces nothing) and runs enforced.
+#[test]
+fn a_job_requiring_its_limits_runs_enforced_on_a_node_that_advertises_enforcement() {
+    let can_enforce = ffrtmp_exec::detect::enforces_limits(&ffrtmp_exec::Cgroups::detect());
+    let mut cluster = Cluster::start(1);
+    let powercap = cluster.dir.path().join("no-powercap");
+    cluster.add_agent_with(1, &powercap, &["--executor", "noop", "--noop-delay", "100ms"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let nodes = loop {
+        let nodes = cluster.cli_json(&["nodes", "list"]);
+        if nodes.as_array().unwrap().len() == 2 {
+            break nodes;
+        }
+        assert!(Instant::now() < deadline, "agents did not register\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let node = |name: &str| {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["registration"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (ffmpeg, noop) = (node("agent-0"), node("agent-1"));
+    assert_eq!(ffmpeg["registration"]["enforces_limits"], can_enforce, "{ffmpeg:#}");
+    assert_eq!(noop["registration"]["enforces_limits"], false, "{noop:#}");
+    if !can_enforce {
+        eprintln!("skipped the run: no job cgroups with cpu and memory here");
+        return;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = cluster.cli_json(&[
+            "jobs",
+            "submit",
+            "--scenario",
+            "720p-h264",
+            "--duration",
+            "1",
+            "--max-memory-mb",
+            "512",
+            "--enforcement",
+            "required",
+        ]);
+        assert_eq!(job["spec"]["resource_limits"]["enforcement"], "required");
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        let done = cluster.cli_json(&["jobs", "wait", id, "--timeout", "120s"]);
+        let j = &done[0];
+        assert_eq!(j["state"], "completed", "{j:#}\n{}", cluster.logs());
+        assert_eq!(j["node_id"], ffmpeg["id"], "only the enforcing node runs it");
+        let limits = j["result"]["limits"].as_str().unwrap();
+        assert!(limits.starts_with("enforced: cgroup v"), "{limits}");
+        assert!(limits.ends_with("memory=512MiB"), "{limits}");
+    }
+    for agent in cluster.agents.drain(..) {
+        assert!(agent.stop(Duration::from_secs(40)).success());
+    }
+    assert!(cluster.master.take().unwrap().stop(Duration::from_secs(20)).success());
+}

@@ -17,9 +17,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod executor;
 pub mod ids;
 pub mod job;
+pub mod matching;
 pub mod node;
 pub mod power;
 pub mod retry;
@@ -29,9 +31,11 @@ pub mod state;
 pub mod store;
 pub mod transport;
 
+pub use bounds::FieldError;
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
+pub use matching::Mismatch;
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
     NodeStatus, RunningJob,
@@ -40,7 +44,8 @@ pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnerg
 pub use retry::Backoff;
 pub use scenario::{Codec, Scenario, ScenarioError};
 pub use spec::{
-    Classification, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits, SpecError,
+    Classification, Enforcement, EngineChoice, JobSpec, OutputMode, Parameters, Priority, Queue, ResourceLimits,
+    SpecError,
 };
 pub use state::{InvalidTransition, JobState};
 pub use store::{JobPage, JobQuery, JobStore, NodePage, NodeQuery, StoreError, SweepSummary};

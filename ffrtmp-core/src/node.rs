@@ -26,6 +26,11 @@ pub struct NodeRegistration {
     /// Agent version.
     #[serde(default)]
     pub version: String,
+    /// Whether the node enforces jobs' CPU and memory limits (it has a writable cgroup
+    /// hierarchy with the cpu and memory controllers). Only such nodes are given jobs whose
+    /// limits are [`Required`](crate::Enforcement::Required). Absent: `false`.
+    #[serde(default)]
+    pub enforces_limits: bool,
 }
 
 /// Liveness of a node as judged by the master.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::{self, in_range, length, FieldError};
 use crate::scenario::{Codec, Scenario, ScenarioError};
 
 /// Which queue a job waits in; `live` is served before `default`, `default` before `batch`.
@@ -41,6 +42,46 @@ pub enum EngineChoice {
     Ffmpeg,
     /// GStreamer (`gst-launch-1.0`).
     Gstreamer,
+}
+
+impl EngineChoice {
+    /// The engine's name as nodes advertise it (`ffmpeg`, `gstreamer`); `None` for `auto`,
+    /// which any node can run.
+    pub fn pinned(self) -> Option<&'static str> {
+        match self {
+            EngineChoice::Auto => None,
+            EngineChoice::Ffmpeg => Some("ffmpeg"),
+            EngineChoice::Gstreamer => Some("gstreamer"),
+        }
+    }
+}
+
+/// Whether a job's resource limits must be enforced, or may degrade to monitoring.
+///
+/// ```
+/// use ffrtmp_core::{Enforcement, ResourceLimits};
+/// let old: ResourceLimits = serde_json::from_str(r#"{"max_memory_mb":512}"#).unwrap();
+/// assert_eq!(old.enforcement, Enforcement::BestEffort);
+/// let strict: ResourceLimits = serde_json::from_str(r#"{"max_memory_mb":512,"enforcement":"required"}"#).unwrap();
+/// assert_eq!(strict.enforcement, Enforcement::Required);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Enforced where the node can (a writable cgroup hierarchy with the cpu and memory
+    /// controllers); elsewhere the job runs unlimited and its result says `not enforced`.
+    #[default]
+    BestEffort,
+    /// Only nodes that advertise [`NodeRegistration::enforces_limits`](crate::NodeRegistration)
+    /// are given the job; an agent that cannot enforce them after all fails the job
+    /// `node_unavailable` rather than run it unlimited.
+    Required,
+}
+
+impl Enforcement {
+    fn is_best_effort(&self) -> bool {
+        *self == Enforcement::BestEffort
+    }
 }
 
 /// What the job is for; stored and reported, used to filter results.
@@ -121,6 +162,10 @@ pub struct ResourceLimits {
     /// Wall-clock limit in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_sec: Option<u64>,
+    /// Whether the limits must be enforced ([`Enforcement`]); left out of the JSON when
+    /// `best_effort`, so specs stored before it existed read the same.
+    #[serde(default, skip_serializing_if = "Enforcement::is_best_effort")]
+    pub enforcement: Enforcement,
 }
 
 fn default_max_retries() -> u32 {
@@ -188,83 +233,130 @@ impl JobSpec {
         }
     }
 
-    /// Checks every field and returns the effective scenario (parameters applied).
+    /// Checks every field against its bound (the constants of [`bounds`]) and
+    /// returns the effective scenario (parameters applied). The error names the field and
+    /// what is accepted.
+    ///
+    /// ```
+    /// use ffrtmp_core::JobSpec;
+    /// let mut spec = JobSpec::new("720p-h264");
+    /// spec.resource_limits.timeout_sec = Some(u64::MAX);
+    /// let err = spec.validate().unwrap_err().to_string();
+    /// assert!(err.contains("resource_limits.timeout_sec") && err.contains("604800"), "{err}");
+    /// ```
     pub fn validate(&self) -> Result<Scenario, SpecError> {
+        length("scenario", &self.scenario, 1, bounds::MAX_SCENARIO_LEN)?;
         let mut scenario = Scenario::parse(&self.scenario)?;
-        let p = &self.parameters;
-        if let Some(d) = p.duration {
-            if !d.is_finite() || d <= 0.0 || d > 86_400.0 {
-                return Err(SpecError::invalid("duration", "must be > 0 and at most 86400 seconds"));
+        if let Some(c) = &self.confidence {
+            length("confidence", c, 0, bounds::MAX_LABEL_LEN)?;
+        }
+        self.parameters.apply(&mut scenario)?;
+        self.resource_limits.validate()?;
+        in_range("max_retries", self.max_retries, 0, bounds::MAX_RETRIES)?;
+        Ok(scenario)
+    }
+}
+
+impl Parameters {
+    /// Checks the parameters and applies them to `scenario`.
+    fn apply(&self, scenario: &mut Scenario) -> Result<(), SpecError> {
+        if let Some(d) = self.duration {
+            if !d.is_finite() || d <= 0.0 || d > bounds::MAX_DURATION_S {
+                return Err(SpecError::invalid(
+                    "parameters.duration",
+                    &format!("must be > 0 and at most {} seconds, not {d}", bounds::MAX_DURATION_S),
+                ));
             }
         }
-        if let Some(b) = &p.bitrate {
+        if let Some(b) = &self.bitrate {
+            length("parameters.bitrate", b, 1, bounds::MAX_BITRATE_LEN)?;
             parse_bitrate(b).ok_or_else(|| {
                 SpecError::invalid(
-                    "bitrate",
-                    "expected a number with an optional k, M or G suffix, e.g. \"5M\"",
+                    "parameters.bitrate",
+                    &format!(
+                        "expected a number with an optional k, M or G suffix, e.g. \"5M\", from {} to {} bit/s",
+                        bounds::MIN_BITRATE_BPS,
+                        bounds::MAX_BITRATE_BPS
+                    ),
                 )
             })?;
         }
-        if let Some(preset) = &p.preset {
+        if let Some(preset) = &self.preset {
             if !PRESETS.contains(&preset.as_str()) {
                 return Err(SpecError::invalid(
-                    "preset",
+                    "parameters.preset",
                     &format!("expected one of {}", PRESETS.join(", ")),
                 ));
             }
         }
-        if let Some(fps) = p.fps {
-            if !(1..=240).contains(&fps) {
-                return Err(SpecError::invalid("fps", "must be 1..=240"));
-            }
+        if let Some(fps) = self.fps {
+            in_range("parameters.fps", fps, 1, bounds::MAX_FPS)?;
             scenario.fps = fps;
         }
-        if let Some(res) = &p.resolution {
+        if let Some(res) = &self.resolution {
             let (w, h) = parse_resolution(res).ok_or_else(|| {
-                SpecError::invalid("resolution", "expected <width>x<height>, even numbers, 16..=7680")
+                SpecError::invalid(
+                    "parameters.resolution",
+                    &format!(
+                        "expected <width>x<height>, even numbers, {}..={}",
+                        bounds::MIN_DIMENSION,
+                        bounds::MAX_DIMENSION
+                    ),
+                )
             })?;
             scenario.width = w;
             scenario.height = h;
         }
-        if let Some(codec) = &p.codec {
+        if let Some(codec) = &self.codec {
+            length("parameters.codec", codec, 1, bounds::MAX_LABEL_LEN)?;
             scenario.codec = codec.parse::<Codec>()?;
         }
-        if let Some(encoder) = &p.encoder {
+        if let Some(encoder) = &self.encoder {
             let well_formed = !encoder.is_empty()
-                && encoder.len() <= 64
+                && encoder.len() <= bounds::MAX_LABEL_LEN
                 && encoder
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
             if !well_formed {
                 return Err(SpecError::invalid(
-                    "encoder",
+                    "parameters.encoder",
                     "expected an FFmpeg encoder name such as h264_nvenc",
                 ));
             }
             if Codec::of_encoder(encoder) != Some(scenario.codec) {
                 return Err(SpecError::invalid(
-                    "encoder",
+                    "parameters.encoder",
                     &format!("{encoder} does not produce {} (the scenario's codec)", scenario.codec),
                 ));
             }
         }
-        if let Some(input) = &p.input {
+        if let Some(input) = &self.input {
+            length("parameters.input", input, 1, bounds::MAX_INPUT_PATH_LEN)?;
             check_relative_path(input)?;
         }
-        let l = &self.resource_limits;
-        if l.max_cpu_percent == Some(0) {
-            return Err(SpecError::invalid("resource_limits.max_cpu_percent", "must be > 0"));
+        Ok(())
+    }
+}
+
+impl ResourceLimits {
+    /// Checks each limit: CPU 1..=[`MAX_CPU_PERCENT`](bounds::MAX_CPU_PERCENT) %, memory
+    /// 1..=[`MAX_MEMORY_MB`](bounds::MAX_MEMORY_MB) MiB, disk at most
+    /// [`MAX_DISK_MB`](bounds::MAX_DISK_MB) MiB, timeout
+    /// 1..=[`MAX_TIMEOUT_S`](bounds::MAX_TIMEOUT_S) seconds.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if let Some(cpu) = self.max_cpu_percent {
+            in_range("resource_limits.max_cpu_percent", cpu, 1, bounds::MAX_CPU_PERCENT)?;
         }
-        if l.max_memory_mb == Some(0) {
-            return Err(SpecError::invalid("resource_limits.max_memory_mb", "must be > 0"));
+        if let Some(mb) = self.max_memory_mb {
+            in_range("resource_limits.max_memory_mb", mb, 1, bounds::MAX_MEMORY_MB)?;
         }
-        if l.timeout_sec == Some(0) {
-            return Err(SpecError::invalid("resource_limits.timeout_sec", "must be > 0"));
+        if let Some(mb) = self.max_disk_mb {
+            in_range("resource_limits.max_disk_mb", mb, 0, bounds::MAX_DISK_MB)?;
         }
-        if self.max_retries > 100 {
-            return Err(SpecError::invalid("max_retries", "must be at most 100"));
+        if let Some(t) = self.timeout_sec {
+            in_range("resource_limits.timeout_sec", t, 1, bounds::MAX_TIMEOUT_S)?;
         }
-        Ok(scenario)
+        Ok(())
     }
 }
 
@@ -302,13 +394,15 @@ pub fn parse_bitrate(s: &str) -> Option<u64> {
         return None;
     }
     let bps = v * mult as f64;
-    (1_000.0..=1e10).contains(&bps).then_some(bps as u64)
+    (bounds::MIN_BITRATE_BPS as f64..=bounds::MAX_BITRATE_BPS as f64)
+        .contains(&bps)
+        .then_some(bps as u64)
 }
 
 fn parse_resolution(s: &str) -> Option<(u32, u32)> {
     let (w, h) = s.split_once(['x', 'X'])?;
     let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
-    let ok = |v: u32| (16..=7680).contains(&v) && v % 2 == 0;
+    let ok = |v: u32| (bounds::MIN_DIMENSION..=bounds::MAX_DIMENSION).contains(&v) && v % 2 == 0;
     (ok(w) && ok(h)).then_some((w, h))
 }
 
@@ -341,6 +435,15 @@ pub enum SpecError {
         /// What is expected.
         message: String,
     },
+}
+
+impl From<FieldError> for SpecError {
+    fn from(e: FieldError) -> Self {
+        SpecError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
 }
 
 impl SpecError {

@@ -48,6 +48,12 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl From<crate::bounds::FieldError> for StoreError {
+    fn from(e: crate::bounds::FieldError) -> Self {
+        StoreError::InvalidRequest(e.to_string())
+    }
+}
+
 /// Which jobs to list. Lists are pages ordered by `seq`, newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ffrtmp_core::Codec;
 
+use crate::cgroup::Cgroups;
+
 /// Software encoders FFmpeg lists in `ffmpeg -encoders` that this node can use.
 ///
 /// Hardware encoders (NVENC, QSV, VAAPI) need a real test encode before they are
@@ -42,6 +44,14 @@ pub fn parse_encoders(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether this node enforces jobs' CPU and memory limits, as its registration advertises:
+/// job cgroups are available with both the cpu and the memory controller. Nodes that do not
+/// still run best-effort limits (unlimited, reported `not enforced`), but are never given
+/// jobs whose limits are required.
+pub fn enforces_limits(cgroups: &Cgroups) -> bool {
+    cgroups.unavailable_reason().is_none() && cgroups.has_cpu() && cgroups.has_memory()
 }
 
 /// Logical CPUs available to this process.

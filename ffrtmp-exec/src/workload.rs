@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ffrtmp_core::{CancelSignal, ErrorKind, ExecOutcome, JobError, ResourceLimits};
+use ffrtmp_core::{CancelSignal, Enforcement, ErrorKind, ExecOutcome, JobError, ResourceLimits};
 
 use crate::cgroup::Cgroups;
 use crate::error::ExecError;
@@ -29,8 +29,10 @@ pub struct WorkloadRun {
 }
 
 /// Runs `spec` as the workload of cgroup `name` (e.g. `<job>-a<attempt>`), applying `limits`:
-/// CPU and memory through `cgroups` (run without them, and say so, where that fails), and
-/// `timeout_sec` as the supervisor's timeout (the shorter of it and `spec.timeout`).
+/// CPU and memory through `cgroups` (run without them, and say so, where that fails; limits
+/// whose enforcement is `required` are never dropped: the run then fails
+/// [`ExecError::NodeUnavailable`] before the program starts), and `timeout_sec` as the
+/// supervisor's timeout (the shorter of it and `spec.timeout`).
 /// The cgroup is removed before returning.
 ///
 /// ```no_run
@@ -69,6 +71,14 @@ where
             "none requested".to_string()
         }
     };
+    // Limits the job requires are never dropped: the job fails (transient, so another node
+    // runs it) instead of running unlimited.
+    let required = limits.enforcement == Enforcement::Required;
+    let refuse = |reason: &dyn std::fmt::Display| {
+        ExecError::NodeUnavailable(format!(
+            "the job's resource limits are required but cannot be enforced on this node: {reason}"
+        ))
+    };
     let (mut cgroup, mut limits_text) = match cgroups.create(name, limits) {
         Ok(cg) => {
             let text = cg
@@ -76,6 +86,7 @@ where
                 .map_or_else(|| "none requested".to_string(), |e| format!("enforced: {e}"));
             (Some(cg), text)
         }
+        Err(e) if required => return Err(refuse(&e)),
         Err(e) => {
             tracing::warn!(cgroup = name, error = %e, "running without a job cgroup");
             (None, not_enforced(&e))
@@ -83,6 +94,12 @@ where
     };
     if let Some(cg) = &cgroup {
         if let Err(e) = spec.join(cg) {
+            if required {
+                if let Some(cg) = cgroup.take() {
+                    cg.abandon();
+                }
+                return Err(refuse(&e));
+            }
             limits_text = not_enforced(&e);
             if let Some(cg) = cgroup.take() {
                 cg.abandon();
@@ -92,6 +109,13 @@ where
 
     let mut result = supervise::run(&spec, cancel.clone(), &mut on_stdout).await;
     if let (Err(e), Some(_)) = (&result, &cgroup) {
+        if required && !matches!(e, ExecError::ProgramNotFound { .. }) {
+            let e = refuse(&format!("joining the cgroup failed: {e}"));
+            if let Some(cg) = cgroup.take() {
+                cg.abandon();
+            }
+            return Err(e);
+        }
         if !matches!(e, ExecError::ProgramNotFound { .. }) {
             // The child could not join the cgroup (it fails between fork and exec): run free.
             tracing::warn!(cgroup = name, error = %e, "joining the job cgroup failed; running without it");

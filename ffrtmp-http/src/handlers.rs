@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ffrtmp_core::scenario::KNOWN_SCENARIOS;
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeQuery, NodeRegistration,
+    Assignment, ClaimRequest, FieldError, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeQuery,
+    NodeRegistration,
     Queue, Scenario,
 };
 use http::{Response, StatusCode};
@@ -105,6 +106,7 @@ pub(crate) async fn retry(state: &AppState, id: &str) -> Answer {
 pub(crate) async fn report(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let id = job_id(id)?;
     let report: JobReport = parse_json(body)?;
+    report.validate().map_err(invalid_request)?;
     if report.job_id != id {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -137,24 +139,21 @@ pub(crate) async fn list_nodes(state: &AppState, query: &str) -> Answer {
 
 pub(crate) async fn register(state: &AppState, body: &[u8]) -> Answer {
     let registration: NodeRegistration = parse_json(body)?;
-    if registration.max_concurrent_jobs == 0 {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "max_concurrent_jobs must be at least 1",
-        ));
-    }
+    registration.validate().map_err(invalid_request)?;
     json(StatusCode::CREATED, &state.store.register_node(registration).await?)
 }
 
 pub(crate) async fn heartbeat(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let node = node_id(id)?;
     let heartbeat: Heartbeat = parse_json_or_default(body)?;
+    heartbeat.validate().map_err(invalid_request)?;
     json(StatusCode::OK, &state.store.heartbeat(node, &heartbeat).await?)
 }
 
 pub(crate) async fn claim(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let node = node_id(id)?;
     let request: ClaimRequest = parse_json(body)?;
+    request.validate().map_err(invalid_request)?;
     if request.node_id != node {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -192,6 +191,11 @@ async fn long_poll_claim(state: &AppState, request: &ClaimRequest) -> Result<Vec
             _ = shutdown.changed() => return Ok(assignments),
         }
     }
+}
+
+/// 400 `invalid_request` naming the field and its bound.
+fn invalid_request(e: FieldError) -> ApiError {
+    ApiError::bad_request("invalid_request", e.to_string())
 }
 
 fn job_id(raw: &str) -> Result<JobId, ApiError> {

@@ -38,6 +38,7 @@ const CLAIM_SLACK: Duration = Duration::from_secs(10);
 ///         encoders: vec!["libx264".into()],
 ///         engines: vec!["ffmpeg".into()],
 ///         version: "0.1.0".into(),
+///         enforces_limits: false,
 ///     })
 ///     .await?;
 /// println!("registered as {}", node.id);

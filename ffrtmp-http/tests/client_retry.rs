@@ -181,6 +181,7 @@ async fn registration_is_not_repeated_after_a_timeout() {
             encoders: vec![],
             engines: vec![],
             version: String::new(),
+            enforces_limits: false,
         })
         .await
         .unwrap_err();

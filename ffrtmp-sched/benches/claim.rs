@@ -44,6 +44,7 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
                     encoders: vec![],
                     engines: vec![],
                     version: String::new(),
+                    enforces_limits: false,
                 })
                 .await
                 .unwrap();

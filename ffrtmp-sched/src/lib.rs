@@ -24,6 +24,7 @@
 
 pub mod baseline;
 mod config;
+mod matching;
 mod order;
 #[cfg(feature = "postgres")]
 mod postgres;

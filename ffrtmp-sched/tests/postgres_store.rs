@@ -48,6 +48,9 @@ conformance_tests!(PgBackend::create().await;
     a_reassigned_jobs_stale_attempt_is_fenced_by_attempt,
     the_latest_heartbeats_power_snapshot_is_listed,
     an_older_power_snapshot_does_not_replace_a_newer_one,
+    a_job_pinned_to_an_engine_goes_only_to_nodes_with_it,
+    a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
+    out_of_bounds_input_is_refused_by_the_store,
 );
 
 async fn admin(url: &str) -> tokio_postgres::Client {
@@ -123,7 +126,7 @@ async fn migrations_run_once_and_newer_schemas_are_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![2]);
+    assert_eq!(versions, vec![3]);
     db.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
     let err = PgStore::connect(b.url(), SchedConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("newer than this build supports"), "{err}");
@@ -209,4 +212,35 @@ async fn a_store_replaces_connections_the_server_dropped() {
         assert_eq!(store.get(job.id).await.unwrap().state, JobState::Queued);
     }
     store.submit(spec("720p-h264")).await.unwrap();
+}
+
+/// A job pinned to an engine before version 3 keeps its engine after the migration, so a
+/// node without that engine still never claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_pinned_before_version_3_keep_their_engine() {
+    let Some(b) = PgBackend::create().await else { return };
+    let pinned = {
+        let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+        let mut s = spec("720p-h264");
+        s.engine = ffrtmp_core::EngineChoice::Gstreamer;
+        store.submit(s).await.unwrap().id
+    };
+    // Back to version 2, where the spec JSON was the only record of the engine.
+    let db = admin(b.url()).await;
+    db.batch_execute(
+        "ALTER TABLE jobs DROP COLUMN engine; ALTER TABLE jobs DROP COLUMN needs_enforcement; \
+         UPDATE schema_version SET version = 2;",
+    )
+    .await
+    .unwrap();
+    let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+    let engine: String = db
+        .query_one("SELECT engine FROM jobs WHERE id = $1", &[&pinned.to_string()])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(engine, "gstreamer");
+    let ffmpeg_only = store.register_node(registration("ff", 1)).await.unwrap();
+    assert!(claim(&store, &ffmpeg_only, 1).await.is_empty());
+    assert_eq!(store.get(pinned).await.unwrap().state, JobState::Queued);
 }

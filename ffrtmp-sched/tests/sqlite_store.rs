@@ -38,4 +38,7 @@ conformance_tests!(Some(SqliteBackend::new());
     a_reassigned_jobs_stale_attempt_is_fenced_by_attempt,
     the_latest_heartbeats_power_snapshot_is_listed,
     an_older_power_snapshot_does_not_replace_a_newer_one,
+    a_job_pinned_to_an_engine_goes_only_to_nodes_with_it,
+    a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
+    out_of_bounds_input_is_refused_by_the_store,
 );

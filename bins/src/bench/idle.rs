@@ -457,6 +457,7 @@ pub(super) mod tests {
                 encoders: vec![],
                 engines: vec![],
                 version: String::new(),
+                enforces_limits: false,
             },
             status: NodeStatus::Online,
             active_jobs: 0,

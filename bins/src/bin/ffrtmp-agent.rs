@@ -235,6 +235,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for dir in [&args.output_dir, &args.input_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // The noop executor runs no workload, so it enforces nothing.
+    let enforces_limits = matches!(args.executor, ExecutorKind::Ffmpeg) && detect::enforces_limits(&cgroups);
+    if !enforces_limits {
+        tracing::info!("this node does not enforce limits: jobs whose limits are required go to other nodes");
+    }
     let mut engine_path = None;
     let (executor, encoders, engines): (Arc<dyn Executor>, Vec<String>, Vec<String>) = match args.executor {
         ExecutorKind::Noop => (
@@ -296,6 +301,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         encoders,
         engines,
         version: env!("CARGO_PKG_VERSION").into(),
+        enforces_limits,
     };
     let mut config = AgentConfig::new(registration);
     config.heartbeat_interval = args.heartbeat_interval;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use ffrtmp_core::{
-    Classification, EnergyReport, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode, Parameters,
-    Priority, Queue, ResourceLimits,
+    Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode,
+    Parameters, Priority, Queue, ResourceLimits,
 };
 use ffrtmp_http::ApiClient;
 
@@ -74,6 +74,12 @@ pub enum OutputModeArg {
     Rtmp,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EnforcementArg {
+    BestEffort,
+    Required,
+}
+
 #[derive(ClapArgs, Debug)]
 pub struct SubmitArgs {
     /// Scenario, e.g. 720p-h264, 1080p60-h265, 4K-h265.
@@ -119,6 +125,10 @@ pub struct SubmitArgs {
     /// Wall-clock limit in seconds.
     #[arg(long)]
     timeout_sec: Option<u64>,
+    /// best-effort: limits are enforced where the node can, else the job runs unlimited;
+    /// required: only nodes that enforce limits run the job.
+    #[arg(long, value_enum, default_value = "best-effort")]
+    enforcement: EnforcementArg,
     /// Retries after transient failures.
     #[arg(long, default_value_t = 3)]
     max_retries: u32,
@@ -161,6 +171,10 @@ impl SubmitArgs {
                 max_memory_mb: self.max_memory_mb,
                 max_disk_mb: None,
                 timeout_sec: self.timeout_sec,
+                enforcement: match self.enforcement {
+                    EnforcementArg::BestEffort => Enforcement::BestEffort,
+                    EnforcementArg::Required => Enforcement::Required,
+                },
             },
             queue: self.queue.into(),
             priority: match self.priority {

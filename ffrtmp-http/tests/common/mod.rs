@@ -113,5 +113,6 @@ pub fn registration(name: &str, slots: u32) -> NodeRegistration {
         encoders: vec!["libx264".into()],
         engines: vec!["ffmpeg".into()],
         version: "test".into(),
+        enforces_limits: false,
     }
 }

@@ -10,6 +10,7 @@ use super::rows::{
     append_history, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
+use crate::matching::{engine_column, needs_enforcement};
 
 pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
     let scenario = spec.validate()?;
@@ -19,8 +20,8 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
     let row = tx
         .query_one(
             "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, codec, encoder, max_retries, queued_at_ms, \
-             created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, 'queued', $3, $3, $4, $5, $6, $7, $8, $8, $8) RETURNING seq",
+             created_at_ms, updated_at_ms, engine, needs_enforcement) \
+             VALUES ($1, $2, 'queued', $3, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10) RETURNING seq",
             &[
                 &id.to_string(),
                 &to_json(&spec),
@@ -30,6 +31,8 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
                 &spec.parameters.encoder,
                 &i64::from(spec.max_retries),
                 &now,
+                &engine_column(&spec),
+                &needs_enforcement(&spec),
             ],
         )
         .await?;

@@ -363,6 +363,7 @@ impl JobStore for PgStore {
     }
 
     async fn report(&self, report: &JobReport) -> std::result::Result<Job, StoreError> {
+        report.validate()?;
         self.tx(false, |tx, ctx| Box::pin(jobs::report(tx, ctx, report.clone())))
             .await
     }

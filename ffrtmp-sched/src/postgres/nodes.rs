@@ -7,9 +7,10 @@ use super::rows::{
     transition, u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
+use crate::matching::{admits, ClaimFilter};
 use crate::power::replaces;
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
+    Assignment, AttemptKey, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
     NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 
@@ -20,12 +21,7 @@ const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 pub const SWEEP_LOCK: i64 = 0x6666_7274_6d70_0002;
 
 pub async fn register(tx: &Db<'_>, ctx: &Ctx<'_>, reg: NodeRegistration) -> Result<Node> {
-    if reg.max_concurrent_jobs == 0 || reg.max_concurrent_jobs > 1024 {
-        return Err(StoreError::InvalidRequest("max_concurrent_jobs must be 1..=1024".into()).into());
-    }
-    if reg.name.is_empty() || reg.name.len() > 255 {
-        return Err(StoreError::InvalidRequest("name must be 1..=255 bytes".into()).into());
-    }
+    reg.validate().map_err(StoreError::from)?;
     let id = NodeId::new();
     tx.execute(
         "INSERT INTO nodes (id, registration, max_concurrent, status, registered_at_ms, last_seen_ms) \
@@ -68,9 +64,7 @@ fn node_not_found(node: NodeId) -> Error {
 }
 
 pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) -> Result<HeartbeatReply> {
-    if let Some(p) = &hb.power {
-        p.validate().map_err(StoreError::InvalidRequest)?;
-    }
+    hb.validate().map_err(StoreError::from)?;
     let node_text = node.to_string();
     // `touch_node` that also reads the stored snapshot: the update holds the row's lock until
     // the transaction ends, so the comparison below cannot race another heartbeat.
@@ -158,9 +152,7 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
 }
 
 pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<Assignment>> {
-    if req.claim_id.is_empty() || req.claim_id.len() > 128 {
-        return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()).into());
-    }
+    req.validate().map_err(StoreError::from)?;
     let now = ctx.now;
     // The node's row lock serializes this node's claims (and repeats of one claim) across
     // masters, which makes the concurrency check and the claim memory exact.
@@ -200,16 +192,10 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
     if want == 0 {
         return Ok(Vec::new());
     }
-    // Jobs this node cannot run (an encoder it lacks, a codec none of its encoders produce)
-    // are skipped, never waited on; so are rows another transaction holds (a concurrent claim
-    // through another master, a cancel).
-    let encoders = &node.registration.encoders;
-    let mut codecs: Vec<&'static str> = encoders
-        .iter()
-        .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
-        .collect();
-    codecs.sort_unstable();
-    codecs.dedup();
+    // Jobs this node cannot run (an encoder it lacks, a codec none of its encoders produce,
+    // an engine it lacks, limits it cannot enforce) are skipped, never waited on; so are rows
+    // another transaction holds (a concurrent claim through another master, a cancel).
+    let f = ClaimFilter::of(&node.registration);
     // A node that advertises no encoders (a custom executor) is not filtered by codec.
     let rows = tx
         .query(
@@ -217,13 +203,18 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' \
                  AND (encoder IS NULL OR encoder = ANY($2)) \
                  AND (cardinality($2) = 0 OR codec = ANY($3)) \
+                 AND (engine = '' OR engine = ANY($4)) \
+                 AND (NOT needs_enforcement OR $5) \
                  ORDER BY rank, seq LIMIT $1 FOR UPDATE SKIP LOCKED"
             ),
-            &[&i64::from(want), encoders, &codecs],
+            &[&i64::from(want), &f.encoders, &f.codecs, &f.engines, &f.enforces],
         )
         .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (pos, mut stored) in jobs_from_rows(&rows)?.into_iter().enumerate() {
+    let admitted = jobs_from_rows(&rows)?
+        .into_iter()
+        .filter(|s| admits(&node.registration, &s.job));
+    for (pos, mut stored) in admitted.enumerate() {
         let job = &mut stored.job;
         job.attempt += 1;
         job.node_id = Some(req.node_id);

@@ -72,6 +72,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE nodes ADD COLUMN power TEXT;
     "#,
+    // 3: routing by engine and by enforcement of limits: the engine a job is pinned to
+    // ('' for auto) and whether its limits must be enforced. Jobs stored before keep their
+    // pinned engine; none of them required enforcement.
+    r#"
+    ALTER TABLE jobs ADD COLUMN engine TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN needs_enforcement BOOLEAN NOT NULL DEFAULT FALSE;
+    UPDATE jobs SET engine = spec::jsonb->>'engine'
+     WHERE spec::jsonb->>'engine' IN ('ffmpeg', 'gstreamer');
+    "#,
 ];
 
 /// The version this build of the store writes.

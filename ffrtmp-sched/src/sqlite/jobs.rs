@@ -5,6 +5,7 @@ use rusqlite::{params, Connection};
 
 use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
 use crate::config::SchedConfig;
+use crate::matching::{engine_column, needs_enforcement};
 
 /// A job about to be inserted: its id and serialized spec are made before the writer
 /// runs, off the one thread every write waits on.
@@ -30,7 +31,8 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
     let id = new.id;
     conn.prepare_cached(
         "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
-         queued_at_ms, codec, encoder) VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8)",
+         queued_at_ms, codec, encoder, engine, needs_enforcement) \
+         VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10)",
     )
     .map_err(db)?
     .execute(params![
@@ -42,6 +44,8 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
         now as i64,
         scenario.codec.as_str(),
         spec.parameters.encoder.as_deref(),
+        engine_column(&spec),
+        needs_enforcement(&spec),
     ])
     .map_err(db)?;
     let job = Job::submitted(id, conn.last_insert_rowid() as u64, spec, now);

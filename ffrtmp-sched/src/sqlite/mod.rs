@@ -309,6 +309,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn report(&self, report: &JobReport) -> Result<Job, StoreError> {
+        report.validate()?;
         let r = report.clone();
         self.write(move |c, cfg, now| jobs::report(c, cfg, &r, now)).await
     }

@@ -1,8 +1,8 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, Codec, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node,
-    NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
+    NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
@@ -12,20 +12,14 @@ use super::rows::{
     to_json, transition, JOB_COLUMNS,
 };
 use crate::config::SchedConfig;
+use crate::matching::{admits, ClaimFilter};
 use crate::power::replaces;
 
 /// Claims older than this are forgotten; a client repeating a claim id later claims anew.
 const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 
 pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
-    if reg.max_concurrent_jobs == 0 || reg.max_concurrent_jobs > 1024 {
-        return Err(StoreError::InvalidRequest(
-            "max_concurrent_jobs must be 1..=1024".into(),
-        ));
-    }
-    if reg.name.is_empty() || reg.name.len() > 255 {
-        return Err(StoreError::InvalidRequest("name must be 1..=255 bytes".into()));
-    }
+    reg.validate()?;
     let id = NodeId::new();
     conn.prepare_cached(
         "INSERT INTO nodes (id, registration, max_concurrent, status, registered_at_ms, last_seen_ms) \
@@ -67,9 +61,7 @@ pub fn heartbeat(
     hb: &Heartbeat,
     now: u64,
 ) -> Result<HeartbeatReply, StoreError> {
-    if let Some(p) = &hb.power {
-        p.validate().map_err(StoreError::InvalidRequest)?;
-    }
+    hb.validate()?;
     load_node(conn, node)?;
     touch_node(conn, node, now, 0)?;
     store_power(conn, node, hb)?;
@@ -159,9 +151,7 @@ pub fn claim(
     req: &ClaimRequest,
     now: u64,
 ) -> Result<Vec<Assignment>, StoreError> {
-    if req.claim_id.is_empty() || req.claim_id.len() > 128 {
-        return Err(StoreError::InvalidRequest("claim_id must be 1..=128 bytes".into()));
-    }
+    req.validate()?;
     let node = load_node(conn, req.node_id)?;
     touch_node(conn, req.node_id, now, seen_slack_ms(cfg))?;
 
@@ -200,33 +190,37 @@ pub fn claim(
     let candidates = {
         // Jobs this node cannot run are skipped, not waited on: the walk continues down the
         // claim index to the next job the node can take.
-        let encoders = &node.registration.encoders;
-        let mut codecs: Vec<&'static str> = encoders
-            .iter()
-            .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
-            .collect();
-        codecs.sort_unstable();
-        codecs.dedup();
+        let f = ClaimFilter::of(&node.registration);
         let mut args: Vec<&dyn rusqlite::ToSql> = vec![&want];
-        let encoder_list = placeholders(args.len() + 1, encoders.len());
-        args.extend(encoders.iter().map(|e| e as &dyn rusqlite::ToSql));
+        let encoder_list = placeholders(args.len() + 1, f.encoders.len());
+        args.extend(f.encoders.iter().map(|e| e as &dyn rusqlite::ToSql));
         let mut sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' AND (encoder IS NULL"
         );
-        if !encoders.is_empty() {
+        if !f.encoders.is_empty() {
             sql.push_str(&format!(" OR encoder IN ({encoder_list})"));
         }
         sql.push(')');
         // A node that advertises no encoders (a custom executor) is not filtered by codec.
-        if !encoders.is_empty() {
-            let codec_list = placeholders(args.len() + 1, codecs.len());
-            args.extend(codecs.iter().map(|c| c as &dyn rusqlite::ToSql));
-            let in_list = if codecs.is_empty() {
+        if !f.encoders.is_empty() {
+            let codec_list = placeholders(args.len() + 1, f.codecs.len());
+            args.extend(f.codecs.iter().map(|c| c as &dyn rusqlite::ToSql));
+            let in_list = if f.codecs.is_empty() {
                 String::new()
             } else {
                 format!(" OR codec IN ({codec_list})")
             };
             sql.push_str(&format!(" AND (codec = ''{in_list})"));
+        }
+        let engine_list = placeholders(args.len() + 1, f.engines.len());
+        args.extend(f.engines.iter().map(|e| e as &dyn rusqlite::ToSql));
+        if f.engines.is_empty() {
+            sql.push_str(" AND engine = ''");
+        } else {
+            sql.push_str(&format!(" AND (engine = '' OR engine IN ({engine_list}))"));
+        }
+        if !f.enforces {
+            sql.push_str(" AND needs_enforcement = 0");
         }
         sql.push_str(" ORDER BY rank, seq LIMIT ?1");
         let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
@@ -236,6 +230,9 @@ pub fn claim(
     let mut out = Vec::with_capacity(candidates.len());
     for raw in candidates {
         let mut stored = job_from_raw(raw)?;
+        if !admits(&node.registration, &stored.job) {
+            continue;
+        }
         let job = &mut stored.job;
         job.attempt += 1;
         job.node_id = Some(req.node_id);

@@ -105,6 +105,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE job_history DROP COLUMN job_id;
     CREATE INDEX job_history_seq ON job_history (job_seq);
     "#,
+    // 7: routing by engine and by enforcement of limits: the engine a job is pinned to
+    // ('' for auto) and whether its limits must be enforced. Jobs stored before keep their
+    // pinned engine; none of them required enforcement.
+    r#"
+    ALTER TABLE jobs ADD COLUMN engine TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN needs_enforcement INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET engine = json_extract(spec, '$.engine')
+     WHERE json_extract(spec, '$.engine') IN ('ffmpeg', 'gstreamer');
+    "#,
 ];
 
 /// The version this build of the store writes.
@@ -181,6 +190,29 @@ mod tests {
     }
 
     #[test]
+    fn jobs_pinned_to_an_engine_before_version_7_keep_their_engine_after_it() {
+        let mut conn = at_version(6);
+        conn.execute_batch(
+            r#"INSERT INTO jobs (seq, id, spec, state, rank, queue, max_retries, created_at_ms, updated_at_ms)
+             VALUES (1, 'gst', '{"scenario":"720p-h264","engine":"gstreamer"}', 'queued', 0, 'default', 3, 1, 2),
+                    (2, 'ff', '{"scenario":"720p-h264","engine":"ffmpeg"}', 'retrying', 0, 'default', 3, 1, 2),
+                    (3, 'auto', '{"scenario":"720p-h264","engine":"auto"}', 'queued', 0, 'default', 3, 1, 2);"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT engine, needs_enforcement FROM jobs ORDER BY seq")
+            .unwrap();
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("gstreamer", 0), ("ffmpeg", 0), ("", 0)].map(|(e, n)| (e.to_string(), n));
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
     fn history_written_before_version_6_is_found_by_job_seq_after_it() {
         let mut conn = at_version(5);
         conn.execute_batch(
@@ -219,6 +251,7 @@ mod tests {
             &conn,
             "SELECT seq FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' \
              AND (encoder IS NULL OR encoder IN ('libx264')) AND (codec = '' OR codec IN ('h264')) \
+             AND (engine = '' OR engine IN ('ffmpeg')) AND needs_enforcement = 0 \
              ORDER BY rank, seq LIMIT 16",
         );
         assert!(

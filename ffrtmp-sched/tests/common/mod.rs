@@ -20,6 +20,7 @@ pub fn registration(name: &str, slots: u32) -> NodeRegistration {
             .to_vec(),
         engines: vec!["ffmpeg".into()],
         version: "test".into(),
+        enforces_limits: false,
     }
 }
 

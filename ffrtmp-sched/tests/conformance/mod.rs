@@ -11,6 +11,7 @@ mod nodes;
 #[cfg(feature = "postgres")]
 pub mod pg;
 mod power;
+mod routing;
 mod scheduling;
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ pub use self::backend::Backend;
 pub use self::concurrency::*;
 pub use self::nodes::*;
 pub use self::power::*;
+pub use self::routing::*;
 pub use self::scheduling::*;
 use crate::common::*;
 

@@ -1,0 +1,60 @@
+//! Capability matching in the claim, shared by every store.
+//!
+//! The decision is [`NodeRegistration::can_run`]. Each store's claim query preselects, in
+//! claim order, the queued jobs that pass it (through the columns below and the
+//! [`ClaimFilter`] parameters), so a job no node of this kind can run is skipped rather than
+//! waited on; each candidate is then checked with `can_run` itself before it is assigned,
+//! so a query that disagreed could never hand a node a job it must not run.
+
+use ffrtmp_core::{Codec, Enforcement, Job, JobSpec, NodeRegistration};
+
+/// A node's capabilities as parameters of the claim query.
+pub(crate) struct ClaimFilter {
+    /// Encoders the node advertises; empty: a custom executor, not filtered by codec.
+    pub encoders: Vec<String>,
+    /// Codecs those encoders produce, sorted and without duplicates.
+    pub codecs: Vec<&'static str>,
+    /// Engines the node advertises.
+    pub engines: Vec<String>,
+    /// Whether the node enforces resource limits.
+    pub enforces: bool,
+}
+
+impl ClaimFilter {
+    pub fn of(node: &NodeRegistration) -> ClaimFilter {
+        let mut codecs: Vec<&'static str> = node
+            .encoders
+            .iter()
+            .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
+            .collect();
+        codecs.sort_unstable();
+        codecs.dedup();
+        ClaimFilter {
+            encoders: node.encoders.clone(),
+            codecs,
+            engines: node.engines.clone(),
+            enforces: node.enforces_limits,
+        }
+    }
+}
+
+/// The `engine` column of a job: the engine it is pinned to, or `''` for `auto`.
+pub(crate) fn engine_column(spec: &JobSpec) -> &'static str {
+    spec.engine.pinned().unwrap_or("")
+}
+
+/// The `needs_enforcement` column of a job.
+pub(crate) fn needs_enforcement(spec: &JobSpec) -> bool {
+    spec.resource_limits.enforcement == Enforcement::Required
+}
+
+/// Whether `node` may be given `job`; logs the disagreement with the query when not.
+pub(crate) fn admits(node: &NodeRegistration, job: &Job) -> bool {
+    match node.can_run(&job.spec) {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(job = %job.id, node = %node.name, %why, "claim query offered a job the node cannot run; skipped");
+            false
+        }
+    }
+}
