@@ -105,6 +105,15 @@ pub trait PowerSource: Send + Sync {
         *into = self.sample()?;
         Ok(())
     }
+
+    /// Counter resets detected so far: a counter that restarted (its driver reloaded, or it
+    /// jumped backwards further than any plausible power could explain, which a wrap
+    /// correction would turn into an absurd figure). The energy between the last reading
+    /// before a reset and the first after it is unknown: a sampler drops that interval and
+    /// marks the jobs in it partial. The default, for sources that cannot tell, is 0.
+    fn resets(&self) -> u64 {
+        0
+    }
 }
 
 /// A source that is known to be unavailable, carrying the reason into every result.

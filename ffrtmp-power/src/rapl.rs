@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
 
@@ -12,6 +13,17 @@ use crate::small_file::{read_small, CounterFile, ReadError, SMALL_FILE_MAX};
 
 /// Where Linux exposes powercap zones.
 pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
+
+/// Default of [`RaplSource::with_max_zone_watts`]: well above any one socket or DRAM zone (the
+/// largest server packages draw about 500 W), far below what a reset corrected as a wrap gives
+/// (a counter restarting from near zero reads as up to `max_energy_range_uj`, ~262 kJ, in one
+/// sampling interval).
+pub const DEFAULT_MAX_ZONE_WATTS: f64 = 2000.0;
+
+/// The shortest time a backwards jump is judged over. Two readings can be microseconds apart
+/// (a job's final reading right after a tick) while the counter itself moves in steps of about
+/// a millisecond, so a real wrap over so short a span would look implausibly fast.
+const MIN_PLAUSIBILITY_SPAN: Duration = Duration::from_millis(100);
 
 /// How deep to look for subzones nested inside zone directories (real sysfs nests them once).
 const MAX_DEPTH: usize = 3;
@@ -61,8 +73,12 @@ pub struct ZoneInfo {
 /// forever. A counter read from a file opened again is a new counter with its own origin and
 /// perhaps its own range: its first reading adds no energy, it is counted as a reset
 /// ([`resets`](Self::resets)), not a wrap, and `max_energy_range_uj` is read again. (A writer
-/// that replaces the file at every update therefore adds no energy at all.) A reset in place,
-/// with the file kept, cannot be told from a wrap and is counted as one.
+/// that replaces the file at every update therefore adds no energy at all.) A counter that
+/// goes backwards in place is a wrap when the corrected energy is plausible, and a reset (in
+/// place: the driver restarted the count, or `max_energy_range_uj` is wrong) when it would mean
+/// more than [`with_max_zone_watts`](Self::with_max_zone_watts) watts (default
+/// [`DEFAULT_MAX_ZONE_WATTS`]) since the last reading: that zone then adds no energy for the
+/// interval and the reset is counted, so the sampler drops the interval.
 ///
 /// ```
 /// use ffrtmp_core::PowerSource;
@@ -100,6 +116,8 @@ pub struct RaplSource {
     root: PathBuf,
     selection: ZoneSelection,
     zones: Vec<ZoneInfo>,
+    /// Above this mean power since the last reading a backwards jump is a reset, not a wrap.
+    max_zone_watts: Option<f64>,
     state: Mutex<State>,
 }
 
@@ -113,6 +131,8 @@ struct State {
     raws: Vec<u64>,
     wraps: u64,
     resets: u64,
+    /// When the last good sample (or the opening reading) was taken.
+    last_read: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -180,9 +200,40 @@ impl RaplSource {
                 counters,
                 wraps: 0,
                 resets: 0,
+                last_read: Instant::now(),
             }),
             zones,
+            max_zone_watts: Some(DEFAULT_MAX_ZONE_WATTS),
         })
+    }
+
+    /// Sets the most power one zone may plausibly draw (default [`DEFAULT_MAX_ZONE_WATTS`]): a
+    /// counter that went backwards is corrected as a wrap only when the corrected energy since
+    /// the last reading (over at least 100 ms) stays below this many watts; above, it is a reset.
+    /// `None` corrects every backwards jump as a wrap. Non-finite or non-positive limits mean
+    /// `None`.
+    ///
+    /// ```
+    /// use ffrtmp_power::{RaplSource, DEFAULT_MAX_ZONE_WATTS};
+    /// # let root = std::env::temp_dir().join(format!("ffrtmp-power-limit-doc-{}", std::process::id()));
+    /// # let zone = root.join("intel-rapl:0");
+    /// # std::fs::create_dir_all(&zone).unwrap();
+    /// # std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    /// # std::fs::write(zone.join("energy_uj"), "5\n").unwrap();
+    /// # std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
+    /// let rapl = RaplSource::open(&root).unwrap();
+    /// assert_eq!(rapl.max_zone_watts(), Some(DEFAULT_MAX_ZONE_WATTS));
+    /// assert_eq!(rapl.with_max_zone_watts(Some(800.0)).max_zone_watts(), Some(800.0));
+    /// # std::fs::remove_dir_all(&root).unwrap();
+    /// ```
+    pub fn with_max_zone_watts(mut self, watts: Option<f64>) -> Self {
+        self.max_zone_watts = watts.filter(|w| w.is_finite() && *w > 0.0);
+        self
+    }
+
+    /// The plausible-power limit per zone ([`with_max_zone_watts`](Self::with_max_zone_watts)).
+    pub fn max_zone_watts(&self) -> Option<f64> {
+        self.max_zone_watts
     }
 
     /// The powercap directory this source reads.
@@ -201,7 +252,8 @@ impl RaplSource {
     }
 
     /// Counters restarted so far because their file was opened again (a reloaded driver, a
-    /// replaced file): each added no energy for the interval of its restart.
+    /// replaced file) or because they went backwards implausibly fast for a wrap: each added no
+    /// energy for the interval of its restart.
     pub fn resets(&self) -> u64 {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).resets
     }
@@ -241,6 +293,12 @@ impl PowerSource for RaplSource {
             }));
         }
         let (mut wraps, mut resets) = (0, 0);
+        let now = Instant::now();
+        let span = now
+            .saturating_duration_since(state.last_read)
+            .max(MIN_PLAUSIBILITY_SPAN);
+        // Microjoules one zone may plausibly add over this span.
+        let plausible_uj = self.max_zone_watts.map(|w| w * span.as_secs_f64() * 1e6);
         let counters = self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws);
         for (((zone, counter), &raw), out) in counters.zip(&mut into.zones) {
             let delta = if counter.reset {
@@ -252,8 +310,23 @@ impl PowerSource for RaplSource {
             } else if raw >= counter.last_raw {
                 raw - counter.last_raw
             } else {
-                wraps += 1;
-                counter.max_uj.saturating_sub(counter.last_raw).saturating_add(raw)
+                let corrected = counter.max_uj.saturating_sub(counter.last_raw).saturating_add(raw);
+                if plausible_uj.is_some_and(|limit| corrected as f64 > limit) {
+                    // Backwards in place, and too far for a wrap: the count restarted.
+                    resets += 1;
+                    tracing::warn!(
+                        zone = %zone.name,
+                        last = counter.last_raw,
+                        raw,
+                        as_wrap_j = corrected as f64 / 1e6,
+                        span_s = span.as_secs_f64(),
+                        "RAPL counter went backwards faster than a wrap could explain; counted as a reset"
+                    );
+                    0
+                } else {
+                    wraps += 1;
+                    corrected
+                }
             };
             counter.last_raw = raw;
             counter.total_uj = counter.total_uj.saturating_add(delta);
@@ -264,8 +337,13 @@ impl PowerSource for RaplSource {
         }
         state.wraps += wraps;
         state.resets += resets;
+        state.last_read = now;
         into.wraps = state.wraps;
         Ok(())
+    }
+
+    fn resets(&self) -> u64 {
+        RaplSource::resets(self)
     }
 }
 
