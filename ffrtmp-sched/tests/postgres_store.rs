@@ -45,6 +45,7 @@ conformance_tests!(PgBackend::create().await;
     a_job_the_node_stopped_listing_goes_back_to_the_queue,
     the_latest_heartbeats_power_snapshot_is_listed,
     an_older_power_snapshot_does_not_replace_a_newer_one,
+    failed_and_timed_out_jobs_keep_the_energy_they_used,
 );
 
 async fn admin(url: &str) -> tokio_postgres::Client {
