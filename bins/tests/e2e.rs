@@ -367,6 +367,73 @@ fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
     assert!(e["pixels_per_joule"].as_f64().unwrap() > 0.0);
 }
 
+/// An encode stopped by its own timeout used energy too: the agent sends it with the timeout
+/// report, the master stores it with the job's error, and `GET /jobs/{id}` (through
+/// `ffrtmp jobs status`) and the CLI's text show it.
+#[test]
+fn a_timed_out_jobs_energy_is_stored_and_shown() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let _rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with_powercap(0, &powercap);
+    let job = cluster.cli_json(&[
+        "jobs",
+        "submit",
+        "--scenario",
+        "720p-h264",
+        "--duration",
+        "600",
+        "--output-mode",
+        "null",
+        "--timeout-sec",
+        "2",
+        "--max-retries",
+        "0",
+    ]);
+    let id = job["id"].as_str().unwrap().to_string();
+    // `jobs wait` exits non-zero when a job did not complete, as this one must not.
+    let waited = cluster.cli(&["jobs", "wait", &id, "--timeout", "120s"]);
+    assert!(!waited.status.success());
+    let job = cluster.cli_json(&["jobs", "status", &id]);
+    assert_eq!(job["state"], "failed", "{job:#}\n{}", cluster.logs());
+    let error = &job["error"];
+    assert_eq!(error["kind"], "timeout", "{job:#}");
+    let e = &error["energy"];
+    assert!(
+        e.is_object(),
+        "the timeout report carried no energy: {job:#}\n{}",
+        cluster.logs()
+    );
+    let text = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url])
+        .arg("--ca-cert")
+        .arg(cluster.dir.path().join("tls/cert.pem"))
+        .args(["jobs", "status", &id])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        assert!(text.contains("energy: unavailable ("), "{text}");
+        println!("skipped the figures check: {reason}");
+        return;
+    }
+    assert_eq!(e["source"], "rapl", "{e:#}");
+    let joules = e["energy_joules"].as_f64().unwrap();
+    let wall = e["wall_s"].as_f64().unwrap();
+    // Two seconds of encoding (plus the stop) on a node drawing 50 W.
+    assert!(joules > 0.0 && wall >= 1.5, "{e:#}");
+    assert!(
+        joules <= 50.0 * (wall + 0.5),
+        "{joules} J in {wall} s is more than the node used"
+    );
+    assert!(e.get("joules_per_frame").is_none(), "no frames to divide by: {e:#}");
+    assert!(text.contains("\nerror: Timeout:"), "{text}");
+    assert!(text.contains(&format!("energy: {joules:.2} J (rapl)")), "{text}");
+}
+
 /// A plain HTTP/1.1 GET against the agent's loopback status endpoint.
 fn http_get(base: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
