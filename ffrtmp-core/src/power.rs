@@ -152,7 +152,9 @@ pub trait JobEnergyMeter: Send + Sync {
     /// The job is about to run.
     fn started(&self, job: &Job);
     /// The job ended with `result` (`None` when it did not complete); returns its energy, or
-    /// a report saying why there is none.
+    /// a report saying why there is none. A job that failed, timed out or was stopped used
+    /// energy too: its report carries it (the agent sends it with the failure), with the
+    /// figures that need a result, such as joules per frame, left out.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport;
     /// The whole node's energy meter now, sent with every heartbeat; `None` (the default)
     /// when the meter cannot say, e.g. no energy source. Called from the heartbeat task: it

@@ -1,6 +1,9 @@
 //! Tests of the powercap reader on small trees laid out like `/sys/class/powercap`.
 
 use super::*;
+use std::fs;
+
+use super::discover::{kind_of, parse_id, Kind};
 
 const MAX: u64 = 262_143_328_850;
 
