@@ -10,6 +10,8 @@ use ffrtmp_exec::agent::AgentStats;
 use ffrtmp_exec::DiskUsage;
 use ffrtmp_http::{Check, PromText, ReadyReport, StatusProbe};
 
+use ffrtmp_power::Sampler;
+
 use crate::energy::AttributedEnergy;
 
 /// Readiness fails when the scratch disk is this full (jobs are refused at 95 %).
@@ -100,49 +102,7 @@ impl StatusProbe for AgentProbe {
             &[],
             get(&s.master_errors),
         );
-        let sampler = self.energy.sampler();
-        p.gauge(
-            "ffrtmp_energy_available",
-            "1 when energy counters are readable on this node.",
-            &[],
-            if sampler.unavailable_reason().is_none() {
-                1.0
-            } else {
-                0.0
-            },
-        );
-        let totals = sampler.totals();
-        for z in &totals.zones {
-            p.counter(
-                "ffrtmp_energy_joules_total",
-                "Energy measured per zone since the agent started.",
-                &[("zone", &z.zone)],
-                z.joules,
-            );
-        }
-        p.counter(
-            "ffrtmp_energy_jobs_joules_total",
-            "Energy attributed to jobs.",
-            &[],
-            totals.jobs_joules,
-        );
-        p.counter(
-            "ffrtmp_rapl_wraps_total",
-            "Energy counter wraps corrected.",
-            &[],
-            totals.wraps as f64,
-        );
-        if let Some(w) = sampler.recent_watts(Duration::from_secs(10)) {
-            p.gauge(
-                "ffrtmp_power_watts",
-                "Mean power over the last 10 s.",
-                &[("zone", "total")],
-                w,
-            );
-        }
-        if let Some(idle) = sampler.idle_power() {
-            p.gauge("ffrtmp_idle_watts", "Mean power while no job ran.", &[], idle.watts);
-        }
+        energy_metrics(&mut p, self.energy.sampler());
         let gpu = self.energy.gpu();
         p.gauge(
             "ffrtmp_gpu_energy_available",
@@ -172,12 +132,69 @@ impl StatusProbe for AgentProbe {
     }
 }
 
+/// The CPU energy series. A meter that stopped answering ([`Sampler::measuring`] false after
+/// repeated failed readings) shows `ffrtmp_energy_available 0` and no figures, not its last ones
+/// frozen; a node without any energy source exports the gauge alone, no zeros.
+fn energy_metrics(p: &mut PromText, sampler: &Sampler) {
+    let measuring = sampler.measuring();
+    p.gauge(
+        "ffrtmp_energy_available",
+        "1 while energy counters are being read on this node; 0 without a source or after repeated failed reads.",
+        &[],
+        if measuring { 1.0 } else { 0.0 },
+    );
+    if sampler.unavailable_reason().is_some() {
+        return; // never read: there is nothing to count
+    }
+    let totals = sampler.totals();
+    p.counter(
+        "ffrtmp_rapl_wraps_total",
+        "Energy counter wraps corrected.",
+        &[],
+        totals.wraps as f64,
+    );
+    p.counter(
+        "ffrtmp_rapl_resets_total",
+        "Energy counter resets (a counter that restarted, or went backwards too far for a wrap); each dropped one sampling interval.",
+        &[],
+        totals.resets as f64,
+    );
+    if !measuring {
+        return;
+    }
+    for z in &totals.zones {
+        p.counter(
+            "ffrtmp_energy_joules_total",
+            "Energy measured per zone since the agent started.",
+            &[("zone", &z.zone)],
+            z.joules,
+        );
+    }
+    p.counter(
+        "ffrtmp_energy_jobs_joules_total",
+        "Energy attributed to jobs.",
+        &[],
+        totals.jobs_joules,
+    );
+    if let Some(w) = sampler.recent_watts(Duration::from_secs(10)) {
+        p.gauge(
+            "ffrtmp_power_watts",
+            "Mean power over the last 10 s.",
+            &[("zone", "total")],
+            w,
+        );
+    }
+    if let Some(idle) = sampler.idle_power() {
+        p.gauge("ffrtmp_idle_watts", "Mean power while no job ran.", &[], idle.watts);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 
-    use ffrtmp_core::PowerError;
-    use ffrtmp_power::{GpuMeter, GpuReading, GpuSampler, GpuSamplerConfig, Sampler};
+    use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
+    use ffrtmp_power::{GpuMeter, GpuReading, GpuSampler, GpuSamplerConfig, SamplerConfig, FAILED_READS_UNAVAILABLE};
 
     use super::*;
 
@@ -246,5 +263,81 @@ mod tests {
         assert!(text.contains("ffrtmp_gpu_energy_available 0"), "{text}");
         assert!(text.contains("ffrtmp_gpu_read_errors_total 1"), "{text}");
         assert!(!text.contains("7f3a"), "no job ids as labels: {text}");
+    }
+
+    /// A package counter the test moves, or breaks (`None`).
+    struct Counter(Mutex<Option<u64>>);
+
+    impl PowerSource for Counter {
+        fn name(&self) -> &str {
+            "fake-rapl"
+        }
+        fn sample(&self) -> Result<EnergySample, PowerError> {
+            let uj = self
+                .0
+                .lock()
+                .unwrap()
+                .ok_or_else(|| PowerError::Read("counter gone".into()))?;
+            Ok(EnergySample {
+                zones: vec![ZoneEnergy {
+                    zone: "package-0".into(),
+                    energy_uj: uj,
+                }],
+                wraps: 0,
+            })
+        }
+    }
+
+    #[test]
+    fn a_node_without_an_energy_source_exports_no_energy_values() {
+        let text = probe(cpu_unavailable()).metrics();
+        assert!(text.contains("ffrtmp_energy_available 0"), "{text}");
+        let values: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.starts_with("ffrtmp_energy_") || l.starts_with("ffrtmp_rapl_") || l.starts_with("ffrtmp_power_")
+            })
+            .collect();
+        assert_eq!(values, ["ffrtmp_energy_available 0"], "{text}");
+    }
+
+    #[test]
+    fn after_repeated_failed_reads_energy_is_unavailable_not_frozen() {
+        let counter = Arc::new(Counter(Mutex::new(Some(1_000_000))));
+        let source = counter.clone();
+        let probe = probe(AttributedEnergy::new(
+            move |cpu| Sampler::manual(source, cpu, SamplerConfig::default()),
+            None,
+        ));
+        *counter.0.lock().unwrap() = Some(4_000_000);
+        probe.energy.sampler().tick().unwrap();
+        let text = probe.metrics();
+        assert!(text.contains("ffrtmp_energy_available 1"), "{text}");
+        assert!(
+            text.contains(r#"ffrtmp_energy_joules_total{zone="package-0"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains("ffrtmp_rapl_resets_total 0"), "{text}");
+
+        *counter.0.lock().unwrap() = None;
+        for _ in 0..FAILED_READS_UNAVAILABLE {
+            assert!(probe.energy.sampler().tick().is_err());
+        }
+        let text = probe.metrics();
+        assert!(text.contains("ffrtmp_energy_available 0"), "{text}");
+        assert!(!text.contains("ffrtmp_energy_joules_total{"), "no stale joules: {text}");
+        assert!(!text.contains("ffrtmp_energy_jobs_joules_total "), "{text}");
+        assert!(!text.contains("ffrtmp_power_watts{"), "{text}");
+
+        // Readings resume: so do the figures.
+        *counter.0.lock().unwrap() = Some(5_000_000);
+        probe.energy.sampler().tick().unwrap();
+        let text = probe.metrics();
+        assert!(text.contains("ffrtmp_energy_available 1"), "{text}");
+        assert!(
+            text.contains(r#"ffrtmp_energy_joules_total{zone="package-0"} 4"#),
+            "{text}"
+        );
     }
 }

@@ -212,41 +212,39 @@ impl JobEnergyMeter for AttributedEnergy {
         // Measurement starts when the executor creates the job's cgroup.
     }
 
+    /// The job's energy whatever its outcome: a failed, timed-out or canceled job used energy
+    /// too. `result` (when it completed) gives the frames and wall time; without it the ratios
+    /// per frame are left out and the wall time is the sampler's.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport {
         let key = job_cgroup_name(job);
         let fin = self.finals.lock().ok().and_then(|mut f| f.remove(&key));
-        let Some(result) = result else {
-            return unavailable_energy("the job did not complete");
-        };
         let (energy, gpu) = match fin {
             Some(Final::Measured(readings)) => *readings,
             Some(Final::Abandoned) => return unavailable_energy("the workload could not join its cgroup"),
             None => (None, None),
         };
-        match energy {
-            Some(e) => {
-                let pixels = job
-                    .spec
-                    .validate()
-                    .map(|s| result.frames * u64::from(s.width) * u64::from(s.height))
-                    .unwrap_or(0);
-                let mut report = e
-                    .report_with_gpu(gpu.as_ref(), result.frames, result.wall_s, pixels)
-                    .into_report();
-                if gpu.is_none() {
-                    // The GPU sampler never had the job: say why there is no GPU figure if it knows.
-                    report.gpu_unavailable_reason = self
-                        .gpu
-                        .unavailable_reason()
-                        .and_then(|e| unavailable_report(&e).unavailable_reason);
-                }
-                report
-            }
-            None => match (self.sampler.unavailable_reason(), &self.no_cgroups) {
+        let Some(e) = energy else {
+            return match (self.sampler.unavailable_reason(), &self.no_cgroups) {
                 (Some(e), _) => unavailable_energy(e.to_string()),
                 (None, Some(reason)) => unavailable_energy(format!("no job cgroup to attribute CPU time to: {reason}")),
                 (None, None) => unavailable_energy("the job's cgroup was not measured"),
-            },
+            };
+        };
+        let frames = result.map_or(0, |r| r.frames);
+        let wall_s = result.map_or(0.0, |r| r.wall_s);
+        let pixels = job
+            .spec
+            .validate()
+            .map(|s| frames * u64::from(s.width) * u64::from(s.height))
+            .unwrap_or(0);
+        let mut report = e.report_with_gpu(gpu.as_ref(), frames, wall_s, pixels);
+        if gpu.is_none() {
+            // The GPU sampler never had the job: say why there is no GPU figure if it knows.
+            report.gpu_unavailable_reason = self
+                .gpu
+                .unavailable_reason()
+                .and_then(|e| unavailable_report(&e).unavailable_reason);
         }
+        report
     }
 }

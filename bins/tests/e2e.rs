@@ -369,6 +369,136 @@ fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
     assert!(e["pixels_per_joule"].as_f64().unwrap() > 0.0);
 }
 
+/// An encode stopped by its own timeout used energy too: the agent sends it with the timeout
+/// report, the master stores it with the job's error, and `GET /jobs/{id}` (through
+/// `ffrtmp jobs status`) and the CLI's text show it.
+#[test]
+fn a_timed_out_jobs_energy_is_stored_and_shown() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let _rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with_powercap(0, &powercap);
+    let job = cluster.cli_json(&[
+        "jobs",
+        "submit",
+        "--scenario",
+        "720p-h264",
+        "--duration",
+        "600",
+        "--output-mode",
+        "null",
+        "--timeout-sec",
+        "2",
+        "--max-retries",
+        "0",
+    ]);
+    let id = job["id"].as_str().unwrap().to_string();
+    // `jobs wait` exits non-zero when a job did not complete, as this one must not.
+    let waited = cluster.cli(&["jobs", "wait", &id, "--timeout", "120s"]);
+    assert!(!waited.status.success());
+    let job = cluster.cli_json(&["jobs", "status", &id]);
+    assert_eq!(job["state"], "failed", "{job:#}\n{}", cluster.logs());
+    let error = &job["error"];
+    assert_eq!(error["kind"], "timeout", "{job:#}");
+    let e = &error["energy"];
+    assert!(
+        e.is_object(),
+        "the timeout report carried no energy: {job:#}\n{}",
+        cluster.logs()
+    );
+    let text = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url])
+        .arg("--ca-cert")
+        .arg(cluster.dir.path().join("tls/cert.pem"))
+        .args(["jobs", "status", &id])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        assert!(text.contains("energy: unavailable ("), "{text}");
+        println!("skipped the figures check: {reason}");
+        return;
+    }
+    assert_eq!(e["source"], "rapl", "{e:#}");
+    let joules = e["energy_joules"].as_f64().unwrap();
+    let wall = e["wall_s"].as_f64().unwrap();
+    // Two seconds of encoding (plus the stop) on a node drawing 50 W.
+    assert!(joules > 0.0 && wall >= 1.5, "{e:#}");
+    assert!(
+        joules <= 50.0 * (wall + 0.5),
+        "{joules} J in {wall} s is more than the node used"
+    );
+    assert!(e.get("joules_per_frame").is_none(), "no frames to divide by: {e:#}");
+    assert!(text.contains("\nerror: Timeout:"), "{text}");
+    assert!(text.contains(&format!("energy: {joules:.2} J (rapl)")), "{text}");
+}
+
+/// The package counter restarts from 0 in place while a job encodes: the agent counts a reset
+/// rather than a wrap worth the counter's whole range, and the job's energy stays plausible and
+/// says it is partial, and why.
+#[test]
+fn a_counter_reset_mid_job_leaves_plausible_partial_energy() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with_powercap(0, &powercap);
+    let job = cluster.cli_json(&[
+        "jobs",
+        "submit",
+        "--scenario",
+        "720p-h264",
+        "--duration",
+        "60",
+        "--output-mode",
+        "null",
+    ]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = cluster.cli_json(&["jobs", "status", &id]);
+        let frame = j["progress"]["frame"].as_u64().unwrap_or(0);
+        if j["state"] == "running" && frame > 0 {
+            assert!(j["progress"]["percent"].as_f64().unwrap_or(0.0) < 50.0, "{j:#}");
+            break;
+        }
+        assert!(j["state"] != "completed", "the job ended before the reset: {j:#}");
+        assert!(
+            Instant::now() < deadline,
+            "the job never reported progress: {j:#}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rapl.restart_count();
+    let done = cluster.cli_json(&["jobs", "wait", &id, "--timeout", "180s"]);
+    assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], cluster.logs());
+    let r = &done[0]["result"];
+    let e = &r["energy"];
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        println!("skipped the reset check: {reason}");
+        return;
+    }
+    let joules = e["energy_joules"].as_f64().unwrap();
+    let wall = r["wall_s"].as_f64().unwrap();
+    assert!(
+        joules <= 50.0 * (wall + 0.5),
+        "{joules} J in {wall} s: the reset was counted as energy: {e:#}"
+    );
+    assert_eq!(e["partial"], true, "{e:#}");
+    let reason = e["partial_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("counter reset"), "{reason}");
+    let status = wait_for_file(&cluster.dir.path().join("agent-0.status"), Duration::from_secs(5));
+    let (code, metrics) = http_get(&status, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("ffrtmp_rapl_resets_total 1"), "{metrics}");
+    assert!(metrics.contains("ffrtmp_rapl_wraps_total 0"), "{metrics}");
+}
+
 /// A plain HTTP/1.1 GET against the agent's loopback status endpoint.
 fn http_get(base: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};

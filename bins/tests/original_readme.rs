@@ -534,6 +534,7 @@ fn names_from_the_master_are_printed_without_terminal_controls() {
                 max_concurrent_jobs: 1,
                 encoders: vec!["libx264".into()],
                 engines: vec!["ffmpeg".into()],
+                enforces_limits: false,
                 version: "0".into(),
             },
         ))

@@ -251,7 +251,7 @@ impl JobReport {
             JobEvent::Progress { progress } => progress.validate("progress"),
             JobEvent::Completed { result } => result.validate(),
             JobEvent::Failed { error } => length("error.message", &error.message, 0, MAX_MESSAGE_LEN),
-            JobEvent::TimedOut { message } => length("message", message, 0, MAX_MESSAGE_LEN),
+            JobEvent::TimedOut { message, .. } => length("message", message, 0, MAX_MESSAGE_LEN),
         }
     }
 }

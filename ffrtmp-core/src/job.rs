@@ -59,13 +59,19 @@ impl ErrorKind {
     }
 }
 
-/// A failure with its kind and a human message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A failure with its kind and a human message, and the energy the failed attempt used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobError {
     /// The class of failure.
     pub kind: ErrorKind,
     /// What happened, for people.
     pub message: String,
+    /// Energy the attempt used before it failed or timed out, as measured by its node: a failed
+    /// encode costs energy too. `None` when the node sent none (the failure was decided before
+    /// the workload ran, or by the master, e.g. a lost node). Errors stored before this field
+    /// existed parse with `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyReport>,
 }
 
 impl JobError {
@@ -74,6 +80,7 @@ impl JobError {
         JobError {
             kind,
             message: message.into(),
+            energy: None,
         }
     }
 }
@@ -130,6 +137,31 @@ pub struct EnergyReport {
     /// Pixels encoded per joule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixels_per_joule: Option<f64>,
+    /// The job's CPU seconds counted by the attribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// Wall seconds `avg_watts` is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+    /// Sampling intervals the job took part in (0 for a whole-node report).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub intervals: u64,
+    /// Readings that failed while the job ran.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_errors: u64,
+    /// The figures cover only part of the job's time: some of it could not be measured (a
+    /// counter reset or vanished, the final reading failed), so the energy is a lower bound.
+    /// `partial_reason` says why. Reports written before this field existed parse as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Why the report is partial, e.g. `energy counter reset while the job ran (…); the interval
+    /// was dropped` or `the final reading failed: energy read failed: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a finished encode produced.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AttemptKey, JobId, NodeId};
-use crate::job::{Job, JobError, JobResult, Progress};
+use crate::job::{EnergyReport, Job, JobError, JobResult, Progress};
 
 /// What an agent tells the master when it registers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +297,9 @@ pub enum JobEvent {
     TimedOut {
         /// Details.
         message: String,
+        /// Energy the attempt used until it was stopped (stored with the job's error).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        energy: Option<EnergyReport>,
     },
 }
 

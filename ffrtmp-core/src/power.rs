@@ -105,6 +105,15 @@ pub trait PowerSource: Send + Sync {
         *into = self.sample()?;
         Ok(())
     }
+
+    /// Counter resets detected so far: a counter that restarted (its driver reloaded, or it
+    /// jumped backwards further than any plausible power could explain, which a wrap
+    /// correction would turn into an absurd figure). The energy between the last reading
+    /// before a reset and the first after it is unknown: a sampler drops that interval and
+    /// marks the jobs in it partial. The default, for sources that cannot tell, is 0.
+    fn resets(&self) -> u64 {
+        0
+    }
 }
 
 /// A source that is known to be unavailable, carrying the reason into every result.
@@ -143,7 +152,9 @@ pub trait JobEnergyMeter: Send + Sync {
     /// The job is about to run.
     fn started(&self, job: &Job);
     /// The job ended with `result` (`None` when it did not complete); returns its energy, or
-    /// a report saying why there is none.
+    /// a report saying why there is none. A job that failed, timed out or was stopped used
+    /// energy too: its report carries it (the agent sends it with the failure), with the
+    /// figures that need a result, such as joules per frame, left out.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport;
     /// The whole node's energy meter now, sent with every heartbeat; `None` (the default)
     /// when the meter cannot say, e.g. no energy source. Called from the heartbeat task: it

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ffrtmp_core::power::unavailable_energy;
 use ffrtmp_core::{
-    AttemptKey, Backoff, CancelHandle, ClaimRequest, ErrorKind, ExecOutcome, Executor, Heartbeat, Job, JobEnergyMeter,
+    AttemptKey, Backoff, CancelHandle, ClaimRequest, EnergyReport, ErrorKind, ExecOutcome, Executor, Heartbeat, Job, JobEnergyMeter,
     JobError, JobEvent, JobReport, Node, NodeId, NodePower, NodeRegistration, RunningJob, Transport, TransportError,
 };
 use tokio::sync::Notify;
@@ -394,22 +394,28 @@ fn node_power(meter: Option<&dyn JobEnergyMeter>) -> Option<NodePower> {
     }
 }
 
-/// Fills a completed result's energy from the meter; every outcome ends the measurement.
-fn measure(meter: &Option<Arc<dyn JobEnergyMeter>>, job: &Job, outcome: ExecOutcome) -> ExecOutcome {
+/// Ends the job's energy measurement, whatever the outcome: a completed result gets its energy
+/// in place; for any other outcome the energy the attempt used is returned beside it, for the
+/// failure or timeout report (`None` without a meter).
+fn measure(
+    meter: &Option<Arc<dyn JobEnergyMeter>>,
+    job: &Job,
+    outcome: ExecOutcome,
+) -> (ExecOutcome, Option<EnergyReport>) {
     match (meter, outcome) {
         (Some(m), ExecOutcome::Completed { mut result }) => {
             result.energy = m.finished(job, Some(&result));
-            ExecOutcome::Completed { result }
+            (ExecOutcome::Completed { result }, None)
         }
         (None, ExecOutcome::Completed { mut result }) => {
             result.energy = unavailable_energy("no energy meter configured on this agent");
-            ExecOutcome::Completed { result }
+            (ExecOutcome::Completed { result }, None)
         }
         (Some(m), other) => {
-            m.finished(job, None);
-            other
+            let energy = m.finished(job, None);
+            (other, Some(energy))
         }
-        (None, other) => other,
+        (None, other) => (other, None),
     }
 }
 
@@ -457,7 +463,7 @@ mod tests {
                 ..Default::default()
             },
         };
-        let ExecOutcome::Completed { result } = measure(&meter, &j, done) else {
+        let (ExecOutcome::Completed { result }, None) = measure(&meter, &j, done) else {
             panic!("outcome changed")
         };
         assert_eq!(result.energy.energy_joules, Some(5.0));
@@ -503,11 +509,35 @@ mod tests {
     }
 
     #[test]
+    fn failed_and_timed_out_jobs_carry_the_energy_they_used() {
+        let meter: Option<Arc<dyn JobEnergyMeter>> =
+            Some(Arc::new(WholeNodeEnergy::new(Arc::new(Counter(Mutex::new(0))))));
+        let j = job();
+        meter.as_ref().unwrap().started(&j);
+        let failed = ExecOutcome::Failed {
+            error: JobError::new(ErrorKind::EncodeError, "unknown encoder"),
+        };
+        let (outcome, energy) = measure(&meter, &j, failed);
+        assert!(matches!(outcome, ExecOutcome::Failed { .. }), "{outcome:?}");
+        let energy = energy.expect("a failed job's energy");
+        assert_eq!((energy.source.as_str(), energy.energy_joules), ("test", Some(5.0)));
+
+        meter.as_ref().unwrap().started(&j);
+        let timed_out = ExecOutcome::TimedOut {
+            message: "ran past 1 s".into(),
+        };
+        let (_, energy) = measure(&meter, &j, timed_out);
+        assert_eq!(energy.and_then(|e| e.energy_joules), Some(5.0));
+        let (_, energy) = measure(&None, &j, ExecOutcome::Canceled);
+        assert_eq!(energy, None, "no meter, no figure");
+    }
+
+    #[test]
     fn without_a_meter_energy_says_why() {
         let done = ExecOutcome::Completed {
             result: JobResult::default(),
         };
-        let ExecOutcome::Completed { result } = measure(&None, &job(), done) else {
+        let (ExecOutcome::Completed { result }, None) = measure(&None, &job(), done) else {
             panic!("outcome changed")
         };
         assert_eq!(result.energy.source, "unavailable");

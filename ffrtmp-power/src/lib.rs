@@ -4,15 +4,18 @@
 //!   directory laid out the same way (a file-backed source for tests and VMs, same code path).
 //!   By default it reads every `package-N` zone and every `dram` subzone; `core` and `uncore`
 //!   are inside their package and `psys` contains the packages, so they are never summed with
-//!   them ([`ZoneSelection::Psys`] reads `psys` alone). Counter wraps are corrected.
+//!   them ([`ZoneSelection::Psys`] reads `psys` alone). Counter wraps are corrected; a counter
+//!   going backwards too far for a wrap (more than [`DEFAULT_MAX_ZONE_WATTS`] since the last
+//!   reading) is a reset, whose interval the [`Sampler`] drops, marking its jobs partial.
 //! - [`Sampler`] reads a source at a fixed rate (10 Hz by default) on its own thread and splits
 //!   each interval's energy between running jobs by their cgroup CPU-time share of the machine
 //!   ([`ATTRIBUTION_METHOD`], `cgroup-cpu-share`), the rest going to "other"; it measures idle
 //!   power and keeps bounded memory. Jobs' CPU time comes in through [`CpuTimes`], which the
 //!   agent implements over its job cgroups
 //!   ([`CgroupCpuCounter`], with [`MachineClock`] for the machine's CPU time).
-//! - [`detailed_report`] turns a job's [`JobEnergy`] into core's [`ffrtmp_core::EnergyReport`]
-//!   plus the split, per-frame and per-pixel figures ([`DetailedEnergy`]).
+//! - [`detailed_report`] turns a job's [`JobEnergy`] into core's [`ffrtmp_core::EnergyReport`],
+//!   the one report type from the sampler to the stored job: the split, per-frame and per-pixel
+//!   figures, and whether (and why) it covers only part of the job.
 //! - [`EnergyMeter`] samples a source at the start and end of a job and builds a **whole-node**
 //!   report; [`unavailable_report`] records why energy is missing instead of reporting zero.
 //! - [`GpuSampler`] reads every GPU ([`GpuMeter`]) at the CPU sampler's rate on its own thread
@@ -59,9 +62,9 @@ pub use gpu::{
 pub use meter::{energy_report, unavailable_report, EnergyInterval, EnergyMeter, UNAVAILABLE_SOURCE};
 #[cfg(feature = "nvml")]
 pub use nvml::{MissingCounter, NvmlSource, NVML_LIBRARY};
-pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, SYSTEM_POWERCAP};
-pub use report::{detailed_report, detailed_report_with_gpu, DetailedEnergy, WHOLE_NODE};
+pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, DEFAULT_MAX_ZONE_WATTS, SYSTEM_POWERCAP};
+pub use report::{detailed_report, detailed_report_with_gpu, whole_node_report, WHOLE_NODE};
 pub use sampler::{
     IdlePower, IntervalRecord, JobEnergy, Sampler, SamplerConfig, SamplerStats, Totals, ZoneTotal, ATTRIBUTION_METHOD,
-    DEFAULT_HZ,
+    DEFAULT_HZ, FAILED_READS_UNAVAILABLE,
 };

@@ -1,10 +1,9 @@
 //! [`RaplSource`]: RAPL energy counters read from the Linux powercap sysfs tree.
 
-use std::collections::HashSet;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
 
@@ -12,6 +11,17 @@ use crate::small_file::{read_small, CounterFile, ReadError, SMALL_FILE_MAX};
 
 /// Where Linux exposes powercap zones.
 pub const SYSTEM_POWERCAP: &str = "/sys/class/powercap";
+
+/// Default of [`RaplSource::with_max_zone_watts`]: well above any one socket or DRAM zone (the
+/// largest server packages draw about 500 W), far below what a reset corrected as a wrap gives
+/// (a counter restarting from near zero reads as up to `max_energy_range_uj`, ~262 kJ, in one
+/// sampling interval).
+pub const DEFAULT_MAX_ZONE_WATTS: f64 = 2000.0;
+
+/// The shortest time a backwards jump is judged over. Two readings can be microseconds apart
+/// (a job's final reading right after a tick) while the counter itself moves in steps of about
+/// a millisecond, so a real wrap over so short a span would look implausibly fast.
+const MIN_PLAUSIBILITY_SPAN: Duration = Duration::from_millis(100);
 
 /// How deep to look for subzones nested inside zone directories (real sysfs nests them once).
 const MAX_DEPTH: usize = 3;
@@ -61,8 +71,12 @@ pub struct ZoneInfo {
 /// forever. A counter read from a file opened again is a new counter with its own origin and
 /// perhaps its own range: its first reading adds no energy, it is counted as a reset
 /// ([`resets`](Self::resets)), not a wrap, and `max_energy_range_uj` is read again. (A writer
-/// that replaces the file at every update therefore adds no energy at all.) A reset in place,
-/// with the file kept, cannot be told from a wrap and is counted as one.
+/// that replaces the file at every update therefore adds no energy at all.) A counter that
+/// goes backwards in place is a wrap when the corrected energy is plausible, and a reset (in
+/// place: the driver restarted the count, or `max_energy_range_uj` is wrong) when it would mean
+/// more than [`with_max_zone_watts`](Self::with_max_zone_watts) watts (default
+/// [`DEFAULT_MAX_ZONE_WATTS`]) since the last reading: that zone then adds no energy for the
+/// interval and the reset is counted, so the sampler drops the interval.
 ///
 /// ```
 /// use ffrtmp_core::PowerSource;
@@ -100,6 +114,8 @@ pub struct RaplSource {
     root: PathBuf,
     selection: ZoneSelection,
     zones: Vec<ZoneInfo>,
+    /// Above this mean power since the last reading a backwards jump is a reset, not a wrap.
+    max_zone_watts: Option<f64>,
     state: Mutex<State>,
 }
 
@@ -113,6 +129,8 @@ struct State {
     raws: Vec<u64>,
     wraps: u64,
     resets: u64,
+    /// When the last good sample (or the opening reading) was taken.
+    last_read: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -180,9 +198,40 @@ impl RaplSource {
                 counters,
                 wraps: 0,
                 resets: 0,
+                last_read: Instant::now(),
             }),
             zones,
+            max_zone_watts: Some(DEFAULT_MAX_ZONE_WATTS),
         })
+    }
+
+    /// Sets the most power one zone may plausibly draw (default [`DEFAULT_MAX_ZONE_WATTS`]): a
+    /// counter that went backwards is corrected as a wrap only when the corrected energy since
+    /// the last reading (over at least 100 ms) stays below this many watts; above, it is a reset.
+    /// `None` corrects every backwards jump as a wrap. Non-finite or non-positive limits mean
+    /// `None`.
+    ///
+    /// ```
+    /// use ffrtmp_power::{RaplSource, DEFAULT_MAX_ZONE_WATTS};
+    /// # let root = std::env::temp_dir().join(format!("ffrtmp-power-limit-doc-{}", std::process::id()));
+    /// # let zone = root.join("intel-rapl:0");
+    /// # std::fs::create_dir_all(&zone).unwrap();
+    /// # std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    /// # std::fs::write(zone.join("energy_uj"), "5\n").unwrap();
+    /// # std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
+    /// let rapl = RaplSource::open(&root).unwrap();
+    /// assert_eq!(rapl.max_zone_watts(), Some(DEFAULT_MAX_ZONE_WATTS));
+    /// assert_eq!(rapl.with_max_zone_watts(Some(800.0)).max_zone_watts(), Some(800.0));
+    /// # std::fs::remove_dir_all(&root).unwrap();
+    /// ```
+    pub fn with_max_zone_watts(mut self, watts: Option<f64>) -> Self {
+        self.max_zone_watts = watts.filter(|w| w.is_finite() && *w > 0.0);
+        self
+    }
+
+    /// The plausible-power limit per zone ([`with_max_zone_watts`](Self::with_max_zone_watts)).
+    pub fn max_zone_watts(&self) -> Option<f64> {
+        self.max_zone_watts
     }
 
     /// The powercap directory this source reads.
@@ -201,7 +250,8 @@ impl RaplSource {
     }
 
     /// Counters restarted so far because their file was opened again (a reloaded driver, a
-    /// replaced file): each added no energy for the interval of its restart.
+    /// replaced file) or because they went backwards implausibly fast for a wrap: each added no
+    /// energy for the interval of its restart.
     pub fn resets(&self) -> u64 {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).resets
     }
@@ -241,6 +291,12 @@ impl PowerSource for RaplSource {
             }));
         }
         let (mut wraps, mut resets) = (0, 0);
+        let now = Instant::now();
+        let span = now
+            .saturating_duration_since(state.last_read)
+            .max(MIN_PLAUSIBILITY_SPAN);
+        // Microjoules one zone may plausibly add over this span.
+        let plausible_uj = self.max_zone_watts.map(|w| w * span.as_secs_f64() * 1e6);
         let counters = self.zones.iter().zip(state.counters.iter_mut()).zip(&state.raws);
         for (((zone, counter), &raw), out) in counters.zip(&mut into.zones) {
             let delta = if counter.reset {
@@ -252,8 +308,23 @@ impl PowerSource for RaplSource {
             } else if raw >= counter.last_raw {
                 raw - counter.last_raw
             } else {
-                wraps += 1;
-                counter.max_uj.saturating_sub(counter.last_raw).saturating_add(raw)
+                let corrected = counter.max_uj.saturating_sub(counter.last_raw).saturating_add(raw);
+                if plausible_uj.is_some_and(|limit| corrected as f64 > limit) {
+                    // Backwards in place, and too far for a wrap: the count restarted.
+                    resets += 1;
+                    tracing::warn!(
+                        zone = %zone.name,
+                        last = counter.last_raw,
+                        raw,
+                        as_wrap_j = corrected as f64 / 1e6,
+                        span_s = span.as_secs_f64(),
+                        "RAPL counter went backwards faster than a wrap could explain; counted as a reset"
+                    );
+                    0
+                } else {
+                    wraps += 1;
+                    corrected
+                }
             };
             counter.last_raw = raw;
             counter.total_uj = counter.total_uj.saturating_add(delta);
@@ -264,8 +335,13 @@ impl PowerSource for RaplSource {
         }
         state.wraps += wraps;
         state.resets += resets;
+        state.last_read = now;
         into.wraps = state.wraps;
         Ok(())
+    }
+
+    fn resets(&self) -> u64 {
+        RaplSource::resets(self)
     }
 }
 
@@ -374,180 +450,8 @@ fn check_range(raw: u64, max: u64, file: &Path) -> Result<(), CounterError> {
     Ok(())
 }
 
-/// What a zone measures, from its `name` file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// `package-N` (or `package-N-die-M`).
-    Package,
-    /// `dram`, outside the package domain.
-    Dram,
-    /// `psys`, the platform: contains the packages.
-    Psys,
-    /// `core`, `uncore`: inside the package.
-    Contained,
-    /// Anything else; never read.
-    Other,
-}
-
-fn kind_of(label: &str) -> Kind {
-    match label {
-        "dram" => Kind::Dram,
-        "psys" => Kind::Psys,
-        "core" | "uncore" => Kind::Contained,
-        l if l.starts_with("package") => Kind::Package,
-        _ => Kind::Other,
-    }
-}
-
-/// One zone directory found under the root.
-#[derive(Clone, Debug)]
-struct Entry {
-    /// Directory name, e.g. `intel-rapl:0:2`.
-    id: String,
-    /// Control type, e.g. `intel-rapl`, `intel-rapl-mmio`.
-    control: String,
-    /// Zone indices, e.g. `[0, 2]`.
-    indices: Vec<u32>,
-    path: PathBuf,
-    /// Contents of the `name` file.
-    label: String,
-}
-
-/// Splits `intel-rapl:0:2` into `("intel-rapl", [0, 2])`; `None` for non-zones like `intel-rapl`.
-fn parse_id(id: &str) -> Option<(&str, Vec<u32>)> {
-    let mut parts = id.split(':');
-    let control = parts.next().filter(|c| c.contains("rapl"))?;
-    let indices = parts.map(|p| p.parse().ok()).collect::<Option<Vec<u32>>>()?;
-    if indices.is_empty() {
-        return None;
-    }
-    Some((control, indices))
-}
-
-/// Every RAPL zone under `root`, flat or nested, each once, sorted (`intel-rapl` before
-/// `intel-rapl-mmio`, parents before their subzones).
-fn discover(root: &Path) -> Result<Vec<Entry>, PowerError> {
-    let dir = match fs::read_dir(root) {
-        Ok(dir) => dir,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(PowerError::Unavailable(format!(
-                "no powercap interface at {} (no RAPL driver, or a VM)",
-                root.display()
-            )))
-        }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(PowerError::Unavailable(format!(
-                "needs root or read access to {}",
-                root.display()
-            )))
-        }
-        Err(e) => return Err(PowerError::Unavailable(format!("cannot read {}: {e}", root.display()))),
-    };
-    let mut seen = HashSet::new();
-    let mut entries = Vec::new();
-    collect(dir, 0, &mut seen, &mut entries);
-    entries.sort_by(|a, b| {
-        let mmio = |e: &Entry| e.control.contains("mmio");
-        (mmio(a), &a.control, &a.indices).cmp(&(mmio(b), &b.control, &b.indices))
-    });
-    Ok(entries)
-}
-
-fn collect(dir: fs::ReadDir, depth: usize, seen: &mut HashSet<String>, out: &mut Vec<Entry>) {
-    for item in dir.flatten() {
-        let file_name = item.file_name();
-        let Some(id) = file_name.to_str() else { continue };
-        let Some((control, indices)) = parse_id(id) else {
-            continue;
-        };
-        let path = item.path();
-        if !path.is_dir() {
-            continue;
-        }
-        if seen.insert(id.to_string()) {
-            match fs::read_to_string(path.join("name")) {
-                Ok(label) => out.push(Entry {
-                    id: id.to_string(),
-                    control: control.to_string(),
-                    indices,
-                    path: path.clone(),
-                    label: label.trim().to_string(),
-                }),
-                Err(e) => tracing::debug!(zone = %path.display(), error = %e, "skipping zone without a name"),
-            }
-        }
-        if depth + 1 < MAX_DEPTH {
-            if let Ok(sub) = fs::read_dir(&path) {
-                collect(sub, depth + 1, seen, out);
-            }
-        }
-    }
-}
-
-/// The unique name of `entry` in samples, or `None` when the selection does not read it.
-fn zone_name(entry: &Entry, entries: &[Entry], selection: ZoneSelection) -> Option<String> {
-    match (kind_of(&entry.label), selection) {
-        (Kind::Package, ZoneSelection::PackagesAndDram) => Some(entry.label.clone()),
-        (Kind::Dram, ZoneSelection::PackagesAndDram) => Some(dram_name(entry, entries)),
-        (Kind::Psys, ZoneSelection::Psys) => Some("psys".to_string()),
-        _ => None,
-    }
-}
-
-/// `dram-0` for the DRAM of `package-0` (`dram-0-die-1` for `package-0-die-1`).
-fn dram_name(entry: &Entry, entries: &[Entry]) -> String {
-    let parent_id = entry.id.rsplit_once(':').map(|(parent, _)| parent);
-    let parent = entries
-        .iter()
-        .find(|e| Some(e.id.as_str()) == parent_id && entry.indices.len() > 1);
-    match parent.and_then(|p| p.label.strip_prefix("package-")) {
-        Some(suffix) => format!("dram-{suffix}"),
-        None => format!("dram-{}", entry.indices[0]),
-    }
-}
-
-/// The zones of `selection`, each read once: a later zone with a name already taken (an
-/// `intel-rapl-mmio` copy of a package) is skipped.
-fn select(root: &Path, entries: &[Entry], selection: ZoneSelection) -> Result<Vec<ZoneInfo>, PowerError> {
-    if entries.is_empty() {
-        return Err(PowerError::Unavailable(format!(
-            "no RAPL zones under {}",
-            root.display()
-        )));
-    }
-    let mut zones: Vec<ZoneInfo> = Vec::new();
-    let mut has_package = false;
-    for entry in entries {
-        let Some(name) = zone_name(entry, entries, selection) else {
-            continue;
-        };
-        if zones.iter().any(|z| z.name == name) {
-            tracing::debug!(zone = %entry.path.display(), name, "skipping duplicate RAPL zone");
-            continue;
-        }
-        has_package |= kind_of(&entry.label) == Kind::Package;
-        let max_energy_range_uj = read_max_range(&entry.path).map_err(CounterError::unavailable)?;
-        zones.push(ZoneInfo {
-            name,
-            path: entry.path.clone(),
-            max_energy_range_uj,
-        });
-    }
-    let found = || entries.iter().map(|e| e.label.as_str()).collect::<Vec<_>>().join(", ");
-    match selection {
-        ZoneSelection::PackagesAndDram if !has_package => Err(PowerError::Unavailable(format!(
-            "no RAPL package zones under {} (found: {})",
-            root.display(),
-            found()
-        ))),
-        ZoneSelection::Psys if zones.is_empty() => Err(PowerError::Unavailable(format!(
-            "no RAPL psys zone under {} (found: {})",
-            root.display(),
-            found()
-        ))),
-        _ => Ok(zones),
-    }
-}
-
+mod discover;
 #[cfg(test)]
 mod tests;
+
+use discover::{discover, select};

@@ -260,7 +260,9 @@ fn unreadable_energy_uj_needs_root_or_reads_when_privileged() {
 #[test]
 fn zone_failing_after_open_is_a_read_error() {
     let t = Tree::two_sockets();
-    let rapl = RaplSource::open(t.root()).unwrap();
+    // The wrap below is nearly a full range within microseconds, which the default power limit
+    // would count as a reset; this test is about failed samples, so it corrects every wrap.
+    let rapl = RaplSource::open(t.root()).unwrap().with_max_zone_watts(None);
     t.set("intel-rapl:1:1", 400_000);
     let before = rapl.sample().unwrap();
 
@@ -342,4 +344,34 @@ fn meter_without_powercap_reports_the_reason() {
         .unavailable_reason
         .unwrap()
         .starts_with("no powercap interface at"));
+}
+
+#[test]
+fn a_counter_going_backwards_in_place_too_far_for_a_wrap_is_a_reset() {
+    let t = Tree::empty();
+    t.zone("intel-rapl:0", "package-0", 100_000_000_000, MAX); // 100 kJ into its range
+    let rapl = RaplSource::open(t.root()).unwrap();
+    assert_eq!(rapl.max_zone_watts(), Some(ffrtmp_power::DEFAULT_MAX_ZONE_WATTS));
+    t.set("intel-rapl:0", 100_005_000_000); // +5 J
+    assert_eq!(uj(&rapl.sample().unwrap(), "package-0"), 5_000_000);
+
+    // The driver restarts the count in place: as a wrap this would be ~162 kJ within
+    // milliseconds, far beyond 2 kW, so it is a reset and adds nothing.
+    t.set("intel-rapl:0", 1_000_000);
+    let after = rapl.sample().unwrap();
+    assert_eq!((uj(&after, "package-0"), after.wraps), (5_000_000, 0));
+    assert_eq!((rapl.resets(), PowerSource::resets(&rapl)), (1, 1));
+    t.set("intel-rapl:0", 3_000_000); // +2 J from the new origin
+    assert_eq!(uj(&rapl.sample().unwrap(), "package-0"), 7_000_000);
+
+    // Without a limit the same jump is corrected as a wrap, as it used to be.
+    let t = Tree::empty();
+    t.zone("intel-rapl:0", "package-0", 100_000_000_000, MAX);
+    let unlimited = RaplSource::open(t.root()).unwrap().with_max_zone_watts(None);
+    t.set("intel-rapl:0", 1_000_000);
+    let wrapped = unlimited.sample().unwrap();
+    assert_eq!(
+        (uj(&wrapped, "package-0"), wrapped.wraps, unlimited.resets()),
+        (MAX - 100_000_000_000 + 1_000_000, 1, 0)
+    );
 }

@@ -196,9 +196,9 @@ fn four_jobs_get_their_cpu_share_of_energy_across_a_wrap() {
         );
 
         let d = e.report(1000, 3.2, 1000 * 1280 * 720);
-        assert_eq!(d.attribution, ATTRIBUTION_METHOD);
-        assert_eq!(d.report.source, "rapl");
-        assert!(within(d.report.joules_per_frame.unwrap(), (pkg + dram) / 1000.0, 0.01));
+        assert_eq!(d.attribution.as_deref(), Some(ATTRIBUTION_METHOD));
+        assert_eq!(d.source, "rapl");
+        assert!(within(d.joules_per_frame.unwrap(), (pkg + dram) / 1000.0, 0.01));
         assert!(within(d.frames_per_joule.unwrap(), 1000.0 / (pkg + dram), 0.01));
     }
     let worst = jobs
@@ -305,12 +305,9 @@ fn reason_of(sampler: &Sampler) -> PowerError {
     assert_eq!(e.source, "unavailable");
     assert_eq!((e.samples, e.partial, e.avg_watts()), (0, false, None));
     let d = e.report(100, 1.0, 100);
-    assert_eq!(d.report.source, "unavailable");
-    assert_eq!(
-        (d.report.energy_joules, d.report.avg_watts, d.report.joules_per_frame),
-        (None, None, None)
-    );
-    assert!(d.report.unavailable_reason.is_some());
+    assert_eq!(d.source, "unavailable");
+    assert_eq!((d.energy_joules, d.avg_watts, d.joules_per_frame), (None, None, None));
+    assert!(d.unavailable_reason.is_some());
     e.unavailable.expect("a typed reason")
 }
 
@@ -376,7 +373,7 @@ fn permission_denied_is_unavailable_with_the_reason() {
     assert_eq!(reason_of(&sampler), PowerError::Unavailable(denied.into()));
     sampler.job_started("k");
     let d = sampler.job_finished("k").unwrap().report(10, 1.0, 10);
-    assert_eq!(d.report.unavailable_reason.as_deref(), Some(denied));
+    assert_eq!(d.unavailable_reason.as_deref(), Some(denied));
 }
 
 #[test]
@@ -406,10 +403,101 @@ fn zone_vanishing_mid_run_keeps_measured_energy_or_reports_the_read_error() {
     );
     let d = e.report(10, 1.0, 10);
     assert!(d
-        .report
         .unavailable_reason
         .unwrap()
         .starts_with("energy read failed: cannot read"));
     assert_eq!(sampler.stats().read_errors, 2);
     assert_eq!(sampler.unavailable_reason(), None, "the sampler had readings before");
+}
+
+/// The bug this guards against: a package counter restarting in place mid-job was corrected as a
+/// wrap, charging a short encode with the rest of the counter's range (123 kJ for a 7 s encode).
+#[test]
+fn a_counter_reset_in_place_mid_job_drops_the_interval_and_marks_the_job_partial() {
+    let tree = Tree::new();
+    tree.zone("intel-rapl:0", "package-0", 50_000_000_000, BIG);
+    let source = Arc::new(RaplSource::open(tree.root()).unwrap());
+    let cpu = Arc::new(TestCpu::default());
+    let sampler = Sampler::manual(source, cpu.clone(), SamplerConfig::default());
+    sampler.job_started("enc");
+
+    // One CPU-second, all the job's, and 7 J.
+    tree.set("intel-rapl:0", 50_007_000_000);
+    cpu.advance(1_000_000_000, &[("enc", 1_000_000_000)]);
+    assert!(sampler.tick().unwrap().is_some());
+    // The counter restarts from near zero in place: this interval is unknown and dropped.
+    tree.set("intel-rapl:0", 2_000_000);
+    cpu.advance(1_000_000_000, &[("enc", 1_000_000_000)]);
+    assert_eq!(sampler.tick().unwrap(), None, "no interval for the reset");
+    // Measuring goes on from the new origin: 3 J more.
+    tree.set("intel-rapl:0", 5_000_000);
+    cpu.advance(1_000_000_000, &[("enc", 1_000_000_000)]);
+    assert!(sampler.tick().unwrap().is_some());
+
+    let e = sampler.job_finished("enc").unwrap();
+    assert_eq!(e.joules_total, 10.0, "7 J + 3 J, nothing for the reset: {e:?}");
+    assert!(e.partial, "{e:?}");
+    let reason = e.partial_reason.clone().expect("a reason");
+    assert!(reason.contains("counter reset"), "{reason}");
+    let totals = sampler.totals();
+    assert_eq!((totals.resets, totals.wraps, totals.total_joules), (1, 0, 10.0));
+
+    // The report a user sees says so.
+    let report = e.report(210, 3.0, 0);
+    assert_eq!(report.energy_joules, Some(10.0));
+    assert!(report.avg_watts.unwrap() < 10.0, "{report:?}");
+    assert!(report.partial);
+    assert_eq!(report.partial_reason.as_deref(), Some(reason.as_str()));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["partial"], true);
+    assert_eq!(json["partial_reason"], reason.as_str());
+}
+
+#[test]
+fn a_counter_vanishing_mid_job_gives_a_partial_report_with_the_reason() {
+    let tree = Tree::new();
+    tree.zone("intel-rapl:0", "package-0", 0, BIG);
+    let source = Arc::new(RaplSource::open(tree.root()).unwrap());
+    let cpu = Arc::new(TestCpu::default());
+    let sampler = Sampler::manual(source, cpu.clone(), SamplerConfig::default());
+    sampler.job_started("enc");
+    tree.set("intel-rapl:0", 4_000_000);
+    cpu.advance(1_000_000_000, &[("enc", 1_000_000_000)]);
+    sampler.tick().unwrap();
+    fs::remove_file(tree.root().join("intel-rapl:0/energy_uj")).unwrap();
+    cpu.advance(1_000_000_000, &[("enc", 1_000_000_000)]);
+    assert!(sampler.tick().is_err());
+
+    let report = sampler.job_finished("enc").unwrap().report(60, 2.0, 0);
+    assert_eq!(report.energy_joules, Some(4.0), "what was measured is kept");
+    assert!(report.partial, "{report:?}");
+    let reason = report.partial_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("the final reading failed: energy read failed: cannot read") && reason.contains("energy_uj"),
+        "{reason}"
+    );
+    assert_eq!(report.read_errors, 2);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["partial"], true, "{json}");
+}
+
+#[test]
+fn repeated_failed_readings_stop_the_sampler_measuring_until_one_succeeds() {
+    let tree = Tree::new();
+    tree.zone("intel-rapl:0", "package-0", 0, BIG);
+    let source = Arc::new(RaplSource::open(tree.root()).unwrap());
+    let sampler = Sampler::manual(source, Arc::new(TestCpu::default()), SamplerConfig::default());
+    assert!(sampler.measuring());
+    let file = tree.root().join("intel-rapl:0/energy_uj");
+    fs::write(&file, "garbage\n").unwrap();
+    for failed in 1..=ffrtmp_power::FAILED_READS_UNAVAILABLE {
+        assert!(sampler.measuring(), "{failed} failures so far");
+        assert!(sampler.tick().is_err());
+    }
+    assert!(!sampler.measuring());
+    assert_eq!(sampler.stats().failed_in_a_row, ffrtmp_power::FAILED_READS_UNAVAILABLE);
+    fs::write(&file, "1000\n").unwrap();
+    sampler.tick().unwrap();
+    assert!(sampler.measuring());
+    assert!(!Sampler::unavailable(PowerError::Unavailable("no powercap".into())).measuring());
 }

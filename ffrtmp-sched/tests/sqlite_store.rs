@@ -41,4 +41,5 @@ conformance_tests!(Some(SqliteBackend::new());
     a_job_pinned_to_an_engine_goes_only_to_nodes_with_it,
     a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
     out_of_bounds_input_is_refused_by_the_store,
+    failed_and_timed_out_jobs_keep_the_energy_they_used,
 );

@@ -92,6 +92,11 @@ struct Args {
     /// Energy sampling rate in Hz.
     #[arg(long, default_value_t = 10.0)]
     sample_hz: f64,
+    /// Most power one RAPL zone can plausibly draw, in watts: a counter that goes backwards is
+    /// corrected as a wrap only below this mean power since the last reading; above, it is a
+    /// reset, whose sampling interval is dropped and whose jobs' energy is marked partial.
+    #[arg(long, default_value_t = ffrtmp_power::DEFAULT_MAX_ZONE_WATTS, value_parser = parse_watts)]
+    max_zone_watts: f64,
     /// Per-job GPU energy: `auto` reads NVIDIA GPUs through NVML (agent built with the `nvml`
     /// feature) and splits their energy by each job's GPU processes; `off` does not. NVML names
     /// processes by host pid, so the agent must see the host's /proc (in a container: the host's
@@ -113,6 +118,16 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     ffrtmp::term::exit_status(start())
+}
+
+/// A positive, finite number of watts.
+fn parse_watts(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(w) if w.is_finite() && w > 0.0 => Ok(w),
+        _ => Err(format!(
+            "invalid power {text:?}: give a positive number of watts, e.g. 2000"
+        )),
+    }
 }
 
 /// A status endpoint address, or none.
@@ -200,7 +215,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sampler_config = SamplerConfig::hz(args.sample_hz);
     let energy = Arc::new(
         AttributedEnergy::new(
-            |cpu| Sampler::start_or_unavailable(RaplSource::open(&args.powercap_root), cpu, sampler_config),
+            |cpu| {
+                let rapl =
+                    RaplSource::open(&args.powercap_root).map(|r| r.with_max_zone_watts(Some(args.max_zone_watts)));
+                Sampler::start_or_unavailable(rapl, cpu, sampler_config)
+            },
             cgroups.unavailable_reason().map(String::from),
         )
         .with_gpu("/proc", |processes| {

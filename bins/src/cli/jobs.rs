@@ -205,14 +205,25 @@ pub fn job_row(j: &Job) -> Vec<String> {
         opt(r.map(|r| format!("{:.1}", r.avg_fps))),
         opt(r.map(|r| r.frames)),
         opt(r.map(|r| format!("{:.2}", r.output_bytes as f64 / 1e6))),
-        opt(r.and_then(|r| r.energy.energy_joules).map(|e| format!("{e:.1}"))),
+        opt(job_energy(j).and_then(|e| e.energy_joules).map(|e| format!("{e:.1}"))),
         opt(j.error.as_ref().map(|e| format!("{:?}", e.kind))),
     ]
 }
 
+/// The energy of the job's last attempt: its result's, or for a failed or timed-out job the
+/// energy its node reported with the failure.
+pub fn job_energy(j: &Job) -> Option<&EnergyReport> {
+    match (&j.result, &j.error) {
+        (Some(r), _) => Some(&r.energy),
+        (None, Some(e)) => e.energy.as_ref(),
+        (None, None) => None,
+    }
+}
+
 /// How `ffrtmp jobs get` shows a job's energy: the total (or why it is missing), then the split
 /// between CPU package, DRAM and GPU with the attribution method, when known, then why GPU
-/// energy is missing or incomplete, when the report says.
+/// energy is missing or incomplete, when the report says, and why the figures cover only part of
+/// the job, when they do.
 ///
 /// ```
 /// use ffrtmp_core::EnergyReport;
@@ -252,6 +263,13 @@ pub fn energy_lines(e: &EnergyReport) -> Vec<String> {
             "unavailable"
         };
         lines.push(format!("gpu energy: {what} ({why})"));
+    }
+    if e.partial {
+        let why = e
+            .partial_reason
+            .as_deref()
+            .unwrap_or("part of the job was not measured");
+        lines.push(format!("energy partial, a lower bound: {why}"));
     }
     lines
 }
@@ -309,6 +327,9 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
             }
             if let Some(e) = &job.error {
                 say(format!("\nerror: {:?}: {}", e.kind, e.message));
+                for line in e.energy.iter().flat_map(energy_lines) {
+                    say(line);
+                }
             }
             println!("\nhistory:");
             for h in &job.history {
@@ -449,5 +470,30 @@ mod tests {
             energy_lines(&partial)[2],
             "gpu energy: incomplete (GPU energy covers part of the job: energy read failed: lost)"
         );
+    }
+
+    #[test]
+    fn partial_energy_says_why_and_a_failed_jobs_energy_is_shown() {
+        let partial = EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(10.0),
+            partial: true,
+            partial_reason: Some("the final reading failed: energy read failed: gone".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            energy_lines(&partial)[1..],
+            ["energy partial, a lower bound: the final reading failed: energy read failed: gone"]
+        );
+        let job = Job {
+            state: JobState::Failed,
+            error: Some(ffrtmp_core::JobError {
+                energy: Some(partial.clone()),
+                ..ffrtmp_core::JobError::new(ffrtmp_core::ErrorKind::EncodeError, "unknown encoder")
+            }),
+            ..Job::submitted(JobId::new(), 3, JobSpec::new("720p-h264"), 0)
+        };
+        assert_eq!(job_energy(&job), Some(&partial));
+        assert_eq!(job_row(&job)[9], "10.0", "the JOULES column");
     }
 }

@@ -125,6 +125,19 @@ impl Machine {
 /// Runs one job whose process 4242 keeps the encoder 60 % busy while another process (5000, no
 /// job) uses 20 %, over 200 J of GPU energy; returns the job's report.
 fn run_job(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> (EnergyReport, Arc<AttributedEnergy>) {
+    let result = JobResult {
+        frames: 100,
+        wall_s: 2.0,
+        ..Default::default()
+    };
+    run_job_ending(make_cpu, Some(result))
+}
+
+/// [`run_job`], the job ending with `result` (`None`: it failed, timed out or was canceled).
+fn run_job_ending(
+    make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler,
+    result: Option<JobResult>,
+) -> (EnergyReport, Arc<AttributedEnergy>) {
     let m = Machine::new(make_cpu);
     let Machine { gpu, energy, .. } = &m;
     let job = job();
@@ -136,12 +149,23 @@ fn run_job(make_cpu: impl FnOnce(Arc<dyn CpuTimes>) -> Sampler) -> (EnergyReport
     gpu.set(200_000_000, &[(4242, 60), (5000, 20)]);
     energy.gpu().tick().unwrap();
     drop(group); // the observer takes the final readings
-    let result = JobResult {
-        frames: 100,
-        wall_s: 2.0,
-        ..Default::default()
-    };
-    (energy.finished(&job, Some(&result)), energy.clone())
+    (energy.finished(&job, result.as_ref()), energy.clone())
+}
+
+/// A failed (or timed-out, or canceled) job used energy too: its report carries it, with the
+/// figures that need a result (per frame) left out.
+#[test]
+fn a_job_that_did_not_complete_still_reports_the_energy_it_used() {
+    let (report, _) = run_job_ending(
+        |cpu| Sampler::manual(Arc::new(Rapl), cpu, SamplerConfig::default()),
+        None,
+    );
+    assert_eq!(report.unavailable_reason, None, "{report:?}");
+    assert_eq!(report.energy_joules, Some(120.0), "{report:?}");
+    assert_eq!(report.gpu_joules, Some(120.0));
+    assert_eq!((report.joules_per_frame, report.frames_per_joule), (None, None));
+    assert!(report.wall_s.is_some(), "the sampler's wall time: {report:?}");
+    assert_eq!(report.source, "fake-rapl+fake-gpu");
 }
 
 #[test]

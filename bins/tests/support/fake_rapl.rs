@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// sees the old number or the new one, never a short or empty file.
 pub struct FakeRapl {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Microseconds after the start at which the count last restarted from 0.
+    restarted_at_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    start: Instant,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -29,19 +32,31 @@ impl FakeRapl {
         };
         write(0);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
+        let restarted_at_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, restarted) = (stop.clone(), restarted_at_us.clone());
+        let start = Instant::now();
         let thread = std::thread::spawn(move || {
-            let start = Instant::now();
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                write((start.elapsed().as_secs_f64() * 50e6) as u64 % 262_143_328_850);
+                let since_us = start.elapsed().as_micros() as u64;
+                let counting_us = since_us.saturating_sub(restarted.load(std::sync::atomic::Ordering::SeqCst));
+                write(counting_us * 50 % 262_143_328_850);
                 // The writer's pace, not a wait for a condition: the counter moves every 5 ms.
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
         FakeRapl {
             stop,
+            restarted_at_us,
+            start,
             thread: Some(thread),
         }
+    }
+
+    /// Restarts the count from 0 in place, as a reloaded driver may: the counter jumps back.
+    #[allow(dead_code)] // not every test binary that includes this file restarts the count
+    pub fn restart_count(&self) {
+        let now_us = self.start.elapsed().as_micros() as u64;
+        self.restarted_at_us.store(now_us, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

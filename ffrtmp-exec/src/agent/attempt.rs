@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ffrtmp_core::{
-    Assignment, CancelSignal, ErrorKind, ExecOutcome, Job, JobError, JobEvent, JobReport, NodeId, TransportError,
+    Assignment, CancelSignal, EnergyReport, ErrorKind, ExecOutcome, Job, JobError, JobEvent, JobReport, NodeId, TransportError,
 };
 
 use super::slots::{claim_slot, Claimed, LatestProgress};
@@ -58,16 +58,26 @@ async fn run_attempt(claimed: Claimed, node_id: NodeId, job: Job) {
             // The meter may be what panicked: it must not take the report with it.
             let failed = ExecOutcome::Failed { error: error.clone() };
             let measured = std::panic::catch_unwind(AssertUnwindSafe(|| measure(&shared.energy, &job, failed)));
-            Some(measured.unwrap_or(ExecOutcome::Failed { error }))
+            Some(measured.unwrap_or((ExecOutcome::Failed { error }, None)))
         }
     };
     guard.workload_ended();
+    let (outcome, energy) = outcome.unzip();
+    let energy = energy.flatten();
     shared.stats.count(outcome.as_ref());
     let event = match outcome {
         Some(ExecOutcome::Completed { result }) => Some(JobEvent::Completed { result }),
-        Some(ExecOutcome::Failed { error }) => Some(JobEvent::Failed { error }),
-        Some(ExecOutcome::TimedOut { message }) => Some(JobEvent::TimedOut { message }),
-        Some(ExecOutcome::Canceled) | None => None,
+        Some(ExecOutcome::Failed { error }) => Some(JobEvent::Failed {
+            error: JobError { energy, ..error },
+        }),
+        Some(ExecOutcome::TimedOut { message }) => Some(JobEvent::TimedOut { message, energy }),
+        Some(ExecOutcome::Canceled) | None => {
+            if let Some(joules) = energy.and_then(|e| e.energy_joules) {
+                // The master no longer holds the job, so there is no report to carry it.
+                tracing::info!(attempt = %key, joules, "stopped job's energy not reported");
+            }
+            None
+        }
     };
     match event {
         Some(event) => {
@@ -94,7 +104,12 @@ struct AttemptSlot {
 
 /// Waits until older attempts of the job are gone, says `started`, runs and measures the job.
 /// `None`: the master no longer assigns this attempt to us.
-async fn execute_attempt(shared: Arc<Shared>, node_id: NodeId, job: Job, slot: AttemptSlot) -> Option<ExecOutcome> {
+async fn execute_attempt(
+    shared: Arc<Shared>,
+    node_id: NodeId,
+    job: Job,
+    slot: AttemptSlot,
+) -> Option<(ExecOutcome, Option<EnergyReport>)> {
     // Never two encodes of one job at once: a stale attempt was told to stop when this one
     // took its slot, and its process goes within its grace period.
     for mut ended in slot.older {

@@ -89,6 +89,7 @@ fn config(max: u32) -> AgentConfig {
         max_concurrent_jobs: max,
         encoders: vec![],
         engines: vec![],
+        enforces_limits: false,
         version: String::new(),
     });
     c.heartbeat_interval = Duration::from_millis(20);

@@ -29,7 +29,13 @@ pub(super) struct State {
     pub(super) ticks: u64,
     pub(super) intervals: u64,
     pub(super) read_errors: u64,
+    /// Ticks failed in a row since the last good reading.
+    pub(super) failed_in_a_row: u64,
     pub(super) last_error: Option<PowerError>,
+    /// Counter resets seen (intervals dropped for them).
+    pub(super) resets: u64,
+    /// The source's own reset count at the last good reading.
+    pub(super) source_resets: Option<u64>,
     pub(super) tick_time: Duration,
     pub(super) ring: VecDeque<IntervalRecord>,
     /// The reading before last, given back to the source to read into, and the per-zone deltas:
@@ -107,6 +113,8 @@ pub(super) struct JobAcc {
     pub(super) samples: u64,
     pub(super) read_errors: u64,
     pub(super) partial: bool,
+    /// Why the job is partial (the first cause seen).
+    pub(super) partial_reason: Option<String>,
     pub(super) last_error: Option<PowerError>,
 }
 
@@ -122,7 +130,16 @@ impl JobAcc {
             samples: 0,
             read_errors: 0,
             partial: false,
+            partial_reason: None,
             last_error: None,
+        }
+    }
+
+    /// Marks the job's figures as covering only part of its time, keeping the first reason.
+    pub(super) fn mark_partial(&mut self, reason: impl FnOnce() -> String) {
+        self.partial = true;
+        if self.partial_reason.is_none() {
+            self.partial_reason = Some(reason());
         }
     }
 
@@ -154,8 +171,12 @@ impl Shared {
         let result = self.read_and_attribute(source, st);
         st.ticks += 1;
         st.tick_time += began.elapsed();
+        if result.is_ok() {
+            st.failed_in_a_row = 0;
+        }
         if let Err(e) = &result {
             st.read_errors += 1;
+            st.failed_in_a_row += 1;
             st.last_error = Some(e.clone());
             for job in st.jobs.values_mut() {
                 job.read_errors += 1;
@@ -184,14 +205,35 @@ impl Shared {
                 "the machine's CPU time cannot be read (CpuTimes::total_ns)".into(),
             ));
         };
+        let resets = source.resets();
+        let resets_before = st.source_resets.replace(resets);
         let Some(prev) = st.last.take() else {
-            self.set_start(st, energy, machine_ns, at);
+            self.set_start(
+                st,
+                energy,
+                machine_ns,
+                at,
+                "no energy reading was taken before the job started",
+            );
             return Ok(None);
         };
+        let new_resets = resets.saturating_sub(resets_before.unwrap_or(resets));
+        if new_resets > 0 {
+            // A counter restarted: what the interval used is unknown, so nobody is charged for
+            // it (a reset corrected as a wrap once charged a 7 s encode with 123 kJ).
+            st.resets += new_resets;
+            st.spare = prev.energy;
+            tracing::warn!(
+                resets = new_resets,
+                "energy counter reset; the sampling interval is dropped"
+            );
+            self.set_start(st, energy, machine_ns, at, RESET_REASON);
+            return Ok(None);
+        }
         if let Err(reason) = zone_deltas(&prev.energy, &energy, &mut st.deltas) {
             // Start afresh from this reading; the running jobs lose this interval.
             st.spare = prev.energy;
-            self.set_start(st, energy, machine_ns, at);
+            self.set_start(st, energy, machine_ns, at, &reason);
             return Err(PowerError::Read(reason));
         }
         let deltas = std::mem::take(&mut st.deltas);
@@ -261,8 +303,9 @@ impl Shared {
 
     /// Makes `energy` the start of the next interval, with no interval attributed: the first
     /// reading, or a new start after the source's zones changed. Running jobs' CPU counters restart
-    /// from their current reading and, as their time so far went unmeasured, they are partial.
-    fn set_start(&self, st: &mut State, energy: EnergySample, machine_ns: u64, at: Instant) {
+    /// from their current reading and, as their time so far went unmeasured, they are partial
+    /// with `why` as the reason.
+    fn set_start(&self, st: &mut State, energy: EnergySample, machine_ns: u64, at: Instant, why: &str) {
         if st.zones.is_empty() || !same_zones(&st.zones, &energy) {
             if !st.zones.is_empty() {
                 tracing::warn!("energy source zones changed; per-zone totals restart (the node's total goes on)");
@@ -279,12 +322,16 @@ impl Shared {
         }
         for (key, job) in st.jobs.iter_mut() {
             job.last_ns = self.cpu.job_cpu_ns(key);
-            job.partial = true;
+            job.mark_partial(|| why.to_string());
         }
         st.wraps = energy.wraps;
         st.last = Some(Reading { at, energy, machine_ns });
     }
 }
+
+/// Why a job is partial after a counter reset.
+pub(super) const RESET_REASON: &str = "an energy counter reset while the job ran (a restarted driver, or a \
+     backwards jump too large for a wrap); that sampling interval was dropped";
 
 fn same_zones(zones: &[ZoneAcc], energy: &EnergySample) -> bool {
     zones.len() == energy.zones.len() && zones.iter().zip(&energy.zones).all(|(a, b)| a.name == b.zone)

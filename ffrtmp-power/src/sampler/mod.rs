@@ -27,6 +27,10 @@ use thread::{read_schedstat_ns, ThreadCpu};
 /// energy, and the rest goes to "other" (other processes and idle).
 pub const ATTRIBUTION_METHOD: &str = "cgroup-cpu-share";
 
+/// After this many failed readings in a row a [`Sampler`] no longer counts as
+/// [`measuring`](Sampler::measuring).
+pub const FAILED_READS_UNAVAILABLE: u64 = 3;
+
 /// Default sampling rate of a [`Sampler`], in hertz.
 pub const DEFAULT_HZ: f64 = 10.0;
 
@@ -192,7 +196,10 @@ impl Sampler {
             ticks: 0,
             intervals: 0,
             read_errors: 0,
+            failed_in_a_row: 0,
             last_error: None,
+            resets: 0,
+            source_resets: None,
             tick_time: Duration::ZERO,
             ring: VecDeque::with_capacity(config.ring_capacity.min(4096)),
             spare: EnergySample::default(),
@@ -254,7 +261,9 @@ impl Sampler {
         let mut acc = st.jobs.remove(key)?;
         if let Err(e) = &flush {
             // The job's last stretch went unmeasured (with no interval at all it is unavailable).
-            acc.partial |= acc.samples > 0;
+            if acc.samples > 0 {
+                acc.mark_partial(|| format!("the final reading failed: {e}"));
+            }
             acc.last_error.get_or_insert_with(|| e.clone());
         }
         let unavailable = (acc.samples == 0).then(|| {
@@ -277,6 +286,7 @@ impl Sampler {
             wall: acc.started.elapsed(),
             read_errors: acc.read_errors,
             partial: acc.partial,
+            partial_reason: acc.partial.then(|| acc.partial_reason.clone()).flatten(),
             unavailable,
         })
     }
@@ -318,6 +328,7 @@ impl Sampler {
             idle_seconds: st.idle_seconds,
             measured_seconds: st.measured_seconds,
             wraps: st.wraps,
+            resets: st.resets,
             running_jobs: st.jobs.len(),
             last_reading_age_s,
         }
@@ -394,6 +405,17 @@ impl Sampler {
         }
     }
 
+    /// Whether the sampler is measuring now: a reading has succeeded, and fewer than
+    /// [`FAILED_READS_UNAVAILABLE`] readings in a row have failed since. A meter that stopped
+    /// answering is then reported as unavailable rather than by its last, frozen figures.
+    pub fn measuring(&self) -> bool {
+        if self.shared.source.is_err() {
+            return false;
+        }
+        let st = self.shared.lock();
+        st.last.is_some() && st.failed_in_a_row < FAILED_READS_UNAVAILABLE
+    }
+
     /// The power source's name (`rapl`, …), or `unavailable`.
     pub fn source_name(&self) -> &str {
         &self.shared.source_name
@@ -412,6 +434,7 @@ impl Sampler {
             ticks: st.ticks,
             intervals: st.intervals,
             read_errors: st.read_errors,
+            failed_in_a_row: st.failed_in_a_row,
             last_error: st.last_error.clone(),
             tick_time: st.tick_time,
             thread_cpu,

@@ -34,9 +34,12 @@ pub struct JobEnergy {
     pub wall: Duration,
     /// Failed readings while the job ran (their energy is counted in the next good interval).
     pub read_errors: u64,
-    /// Part of the job's time could not be measured (no reading before it started, or the final
-    /// reading failed); the figures cover the rest.
+    /// Part of the job's time could not be measured (no reading before it started, a counter
+    /// reset or the source's zones changed, or the final reading failed); the figures cover the
+    /// rest.
     pub partial: bool,
+    /// Why the job is partial (the first cause), when it is.
+    pub partial_reason: Option<String>,
     /// Why the job's energy could not be measured at all, if it could not.
     pub unavailable: Option<PowerError>,
 }
@@ -115,6 +118,10 @@ pub struct Totals {
     pub measured_seconds: f64,
     /// Counter wraps the source has corrected (its cumulative count at the last reading).
     pub wraps: u64,
+    /// Counter resets seen (from [`PowerSource::resets`](ffrtmp_core::PowerSource::resets)):
+    /// each dropped one sampling interval. Totals written before this field existed parse as 0.
+    #[serde(default)]
+    pub resets: u64,
     /// Jobs running now.
     pub running_jobs: usize,
     /// Seconds since the last good reading of the source (on the monotonic clock), when the
@@ -144,6 +151,8 @@ pub struct SamplerStats {
     pub intervals: u64,
     /// Ticks whose reading failed.
     pub read_errors: u64,
+    /// Ticks failed in a row since the last good reading.
+    pub failed_in_a_row: u64,
     /// The last reading error, if any.
     pub last_error: Option<PowerError>,
     /// Wall time spent inside ticks (reading counters and attributing).

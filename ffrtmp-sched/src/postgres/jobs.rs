@@ -113,10 +113,13 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
         JobEvent::Failed { error } => {
             fail_attempt(tx, ctx, &mut stored, error.clone()).await?;
         }
-        JobEvent::TimedOut { message } => {
+        JobEvent::TimedOut { message, energy } => {
             transition(tx, job, JobState::TimedOut, message, now).await?;
             // A job that outran its own limit would outrun it again: no retry.
-            job.error = Some(JobError::new(ErrorKind::Timeout, message.clone()));
+            job.error = Some(JobError {
+                energy: energy.clone(),
+                ..JobError::new(ErrorKind::Timeout, message.clone())
+            });
             transition(tx, job, JobState::Failed, "timed out; not retried", now).await?;
         }
     }

@@ -121,10 +121,13 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
         JobEvent::Failed { error } => {
             fail_attempt(conn, cfg, &mut stored, error.clone(), now)?;
         }
-        JobEvent::TimedOut { message } => {
+        JobEvent::TimedOut { message, energy } => {
             transition(conn, job, JobState::TimedOut, message, now)?;
             // A job that outran its own limit would outrun it again: no retry.
-            job.error = Some(JobError::new(ErrorKind::Timeout, message.clone()));
+            job.error = Some(JobError {
+                energy: energy.clone(),
+                ..JobError::new(ErrorKind::Timeout, message.clone())
+            });
             transition(conn, job, JobState::Failed, "timed out; not retried", now)?;
         }
     }

@@ -524,6 +524,7 @@ pub async fn operator_retry_resets_the_budget_and_timeouts_fail(b: &dyn Backend)
             attempt: 2,
             event: JobEvent::TimedOut {
                 message: "ran past 10 s".into(),
+                energy: None,
             },
         })
         .await

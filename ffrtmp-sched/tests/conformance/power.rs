@@ -1,6 +1,9 @@
-//! Node power snapshots: the latest heartbeat's snapshot is what `list_nodes` shows.
+//! Node power snapshots: the latest heartbeat's snapshot is what `list_nodes` shows; the
+//! energy of failed and timed-out attempts is kept with the job's error.
 
-use ffrtmp_core::{Heartbeat, Node, NodePower, StoreError};
+use ffrtmp_core::{
+    EnergyReport, ErrorKind, Heartbeat, JobError, JobEvent, JobReport, JobState, Node, NodePower, StoreError,
+};
 use ffrtmp_sched::SchedConfig;
 
 use super::{claim_request, Backend};
@@ -107,4 +110,71 @@ pub async fn an_older_power_snapshot_does_not_replace_a_newer_one(b: &dyn Backen
     store.heartbeat(node.id, &beat(Some(older))).await.unwrap();
     let nodes = store.list_nodes().await.unwrap();
     assert_eq!(listed(&nodes, node.id).power, Some(restarted), "older on the new meter");
+}
+
+fn spent(joules: f64, partial_reason: Option<&str>) -> EnergyReport {
+    EnergyReport {
+        source: "rapl".into(),
+        energy_joules: Some(joules),
+        avg_watts: Some(joules / 2.0),
+        attribution: Some("cgroup-cpu-share".into()),
+        wall_s: Some(2.0),
+        intervals: 20,
+        partial: partial_reason.is_some(),
+        partial_reason: partial_reason.map(String::from),
+        ..EnergyReport::default()
+    }
+}
+
+/// A failed encode and a timed-out one used energy too: the node's figure, partial flag and
+/// reason included, is stored with the job's error, read back by `get`, and survives a restart.
+pub async fn failed_and_timed_out_jobs_keep_the_energy_they_used(b: &dyn Backend) {
+    let (failed_id, timed_out_id) = {
+        let store = b.open(SchedConfig::default()).await;
+        let node = store.register_node(registration("n1", 2)).await.unwrap();
+        let failed = store.submit(spec("720p-h264")).await.unwrap();
+        let timed_out = store.submit(spec("720p-h264")).await.unwrap();
+        let claimed = claim(&*store, &node, 2).await;
+        let attempt = |id| claimed.iter().find(|a| a.job.id == id).unwrap().job.attempt;
+        let error = JobError {
+            energy: Some(spent(12.5, Some("the final reading failed: energy read failed: gone"))),
+            ..JobError::new(ErrorKind::EncodeError, "unknown encoder")
+        };
+        let j = store
+            .report(&JobReport {
+                job_id: failed.id,
+                node_id: node.id,
+                attempt: attempt(failed.id),
+                event: JobEvent::Failed { error: error.clone() },
+            })
+            .await
+            .unwrap();
+        assert_eq!((j.state, j.error.as_ref()), (JobState::Failed, Some(&error)));
+        let j = store
+            .report(&JobReport {
+                job_id: timed_out.id,
+                node_id: node.id,
+                attempt: attempt(timed_out.id),
+                event: JobEvent::TimedOut {
+                    message: "ran past 10 s".into(),
+                    energy: Some(spent(40.0, None)),
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(j.state, JobState::Failed);
+        (failed.id, timed_out.id)
+    };
+    let store = b.open(SchedConfig::default()).await;
+    let failed = store.get(failed_id).await.unwrap();
+    let energy = failed.error.and_then(|e| e.energy).expect("stored with the error");
+    assert_eq!(
+        energy,
+        spent(12.5, Some("the final reading failed: energy read failed: gone"))
+    );
+    let timed_out = store.get(timed_out_id).await.unwrap();
+    let error = timed_out.error.expect("an error");
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert_eq!(error.energy, Some(spent(40.0, None)));
+    assert_eq!(timed_out.result, None, "a failed job has no result");
 }
