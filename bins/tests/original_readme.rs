@@ -304,7 +304,7 @@ fn the_original_master_and_agent_commands_stop_at_our_checks_not_at_parsing() {
     );
     assert_parsed(&out, "master");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("Error: --api-key must be at least 16 characters"));
+    assert!(text(&out).contains("Error: every API key must be at least 16 characters"));
     // The agent as written (without --insecure-skip-verify), up to its first check.
     let out = run(
         "agent",
