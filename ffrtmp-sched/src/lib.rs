@@ -26,6 +26,7 @@ pub mod baseline;
 mod config;
 mod matching;
 mod order;
+pub mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod power;
