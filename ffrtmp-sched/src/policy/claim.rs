@@ -4,6 +4,8 @@ use ffrtmp_core::{Job, JobState, NodeId};
 
 use super::Step;
 
+pub use crate::order::rank;
+
 /// Claims older than this are forgotten; a client retrying a claim later gets a new one.
 pub const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 

@@ -7,6 +7,8 @@ use ffrtmp_core::{ErrorKind, Job, JobError, NodeId, RunningJob};
 
 use super::holds;
 
+pub use crate::power::replaces as power_replaces;
+
 /// Whether a job the node lists as running (`listed`) is one it must stop: the job is
 /// gone (`None`), or the node no longer holds that attempt ([`holds`]: canceled, failed,
 /// or reassigned after a loss).
