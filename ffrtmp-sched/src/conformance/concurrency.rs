@@ -8,7 +8,7 @@ use crate::SchedConfig;
 use ffrtmp_core::{Backoff, JobQuery, JobState, JobStore};
 
 use super::support::*;
-use super::{ids, Backend};
+use super::Backend;
 
 /// `threads` OS threads, each with its own runtime and node, race to claim `jobs` jobs
 /// through `stores` (thread `i` uses store `i % stores.len()`): every job is claimed exactly

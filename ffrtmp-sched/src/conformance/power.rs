@@ -7,7 +7,7 @@ use ffrtmp_core::{
 };
 
 use super::support::*;
-use super::{claim_request, Backend};
+use super::Backend;
 
 fn power(joules: f64) -> NodePower {
     NodePower {

@@ -8,7 +8,7 @@ use ffrtmp_core::{
 };
 
 use super::support::*;
-use super::{claim_request, Backend};
+use super::Backend;
 
 fn with(engines: &[&str], enforces_limits: bool, name: &str) -> NodeRegistration {
     NodeRegistration {

@@ -7,7 +7,7 @@ use crate::SchedConfig;
 use ffrtmp_core::{ErrorKind, Heartbeat, JobQuery, JobState, Priority, Queue, StoreError};
 
 use super::support::*;
-use super::{failed, Backend};
+use super::Backend;
 
 /// A low batch job is not starved by a stream of high live jobs: it ages one rank per
 /// 5 minutes and wins by age once at the top rank.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ffrtmp_core::{
-    Assignment, ClaimRequest, JobEvent, JobReport, JobResult, JobSpec, JobStore, Node, NodeRegistration,
+    Assignment, ClaimRequest, ErrorKind, JobError, JobEvent, JobReport, JobResult, JobSpec, JobStore, Node,
+    NodeRegistration,
 };
 
 use crate::SchedConfig;
@@ -87,4 +88,31 @@ pub fn completed(a: &Assignment, node: &Node, frames: u64) -> JobReport {
 /// A default spec for `scenario`.
 pub fn spec(scenario: &str) -> JobSpec {
     JobSpec::new(scenario)
+}
+
+/// A transient-or-not failure report (`kind`, message "boom") for the assignment's attempt.
+pub fn failed(a: &Assignment, node: &ffrtmp_core::Node, kind: ErrorKind) -> JobReport {
+    JobReport {
+        job_id: a.job.id,
+        node_id: node.id,
+        attempt: a.job.attempt,
+        event: JobEvent::Failed {
+            error: JobError::new(kind, "boom"),
+        },
+    }
+}
+
+/// A claim request for `node` with an explicit claim id.
+pub fn claim_request(node: &ffrtmp_core::Node, claim_id: &str, max_jobs: u32) -> ClaimRequest {
+    ClaimRequest {
+        node_id: node.id,
+        claim_id: claim_id.into(),
+        max_jobs,
+        wait_ms: 0,
+    }
+}
+
+/// The (job, attempt) pairs of assignments, in order.
+pub fn ids(v: &[Assignment]) -> Vec<(ffrtmp_core::JobId, u32)> {
+    v.iter().map(|a| (a.job.id, a.job.attempt)).collect()
 }
