@@ -90,7 +90,8 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         let id = running.job_id.to_string();
         let attempt = i64::from(running.attempt);
         // One statement checks the fencing token and, with progress, stores it: the node must
-        // hold this attempt of an active job, or it is told to stop.
+        // hold this attempt of an active job, or it is told to stop (`policy::holds`, in SQL,
+        // so that a heartbeat costs one round trip per listed job).
         let held = match &running.progress {
             Some(p) => {
                 tx.execute(
