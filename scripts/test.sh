@@ -83,13 +83,13 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --features ffrtmp-sched/postgres,ffrtmp-power/nvml -- -D warnings
+cargo clippy --workspace --all-targets --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml -- -D warnings
 echo "== cargo doc (warnings are errors: broken links, missing docs)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ffrtmp-sched/postgres,ffrtmp-power/nvml -q
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml -q
 echo "== cargo test"
 mkdir -p target
 set +e
-cargo test --workspace --features ffrtmp-sched/postgres,ffrtmp-power/nvml --no-fail-fast 2>&1 | tee target/test-output.txt
+cargo test --workspace --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')

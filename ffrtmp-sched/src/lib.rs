@@ -9,6 +9,10 @@
 //! - [`StoreTransport`]: an in-process [`Transport`](ffrtmp_core::Transport) over any store,
 //!   for embedding an agent beside the master, tests and benches.
 //! - [`spawn_sweeper`]: the failure-detection loop (dead nodes, retry backoff).
+//! - [`policy`]: the scheduling decisions every store makes (fencing, transitions, retries,
+//!   capacity, sweep outcomes), as pure functions a third-party store can call too.
+//! - `conformance` (cargo feature `conformance`): the behaviour every store must show, as a
+//!   public test suite (`conformance_tests!`) that a third-party store can run.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -24,8 +28,11 @@
 
 pub mod baseline;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod matching;
 mod order;
+pub mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod power;

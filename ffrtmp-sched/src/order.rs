@@ -3,7 +3,7 @@
 use ffrtmp_core::{Priority, Queue};
 
 /// Claim order: queue first (live, default, batch), then priority. Lower runs first.
-pub(crate) fn rank(queue: Queue, priority: Priority) -> i64 {
+pub fn rank(queue: Queue, priority: Priority) -> i64 {
     let q = match queue {
         Queue::Live => 0,
         Queue::Default => 1,

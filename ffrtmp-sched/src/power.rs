@@ -7,7 +7,7 @@ use ffrtmp_core::NodePower;
 /// delayed or retried heartbeat) leaves it, and a heartbeat without one clears it (see
 /// [`ffrtmp_core::Heartbeat::power`]). `false` also means the write would change nothing,
 /// so the row is not rewritten on every heartbeat.
-pub(crate) fn replaces(stored: Option<&NodePower>, incoming: Option<&NodePower>) -> bool {
+pub fn replaces(stored: Option<&NodePower>, incoming: Option<&NodePower>) -> bool {
     match (stored, incoming) {
         (None, None) => false,
         (Some(_), None) | (None, Some(_)) => true,

@@ -1,8 +1,6 @@
 //! Job operations; each runs inside one transaction.
 
-use ffrtmp_core::{
-    ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
-};
+use ffrtmp_core::{Job, JobError, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId};
 use tokio_postgres::types::ToSql;
 
 use super::pool::Db;
@@ -11,6 +9,8 @@ use super::rows::{
 };
 use super::{Ctx, Result};
 use crate::matching::{engine_column, needs_enforcement};
+use crate::policy::report::{self, ReportDecision};
+use crate::policy::Step;
 
 pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
     let scenario = spec.validate()?;
@@ -77,82 +77,44 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
     // rolls the touch back.
     touch_node(tx, r.node_id, now).await?;
     let mut stored = load_job(tx, r.job_id, true).await?;
-    let job = &stored.job;
-    if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
-        return Err(StoreError::Fenced {
-            job_id: r.job_id,
-            attempt: r.attempt,
-            node_id: r.node_id,
-            state: job.state,
-            current_attempt: job.attempt,
-        }
-        .into());
-    }
-    let job = &mut stored.job;
-    match &r.event {
-        JobEvent::Started => {
-            if job.state == JobState::Assigned {
-                transition(tx, job, JobState::Running, "workload started", now).await?;
+    report::fence(&stored.job, &r)?;
+    match report::decide(stored.job.state, &r.event) {
+        ReportDecision::Advance { steps, record } => {
+            for step in &steps {
+                apply(tx, &mut stored.job, step, now).await?;
             }
+            record.apply(&mut stored.job, now);
         }
-        JobEvent::Progress { progress } => {
-            if job.state == JobState::Assigned {
-                transition(tx, job, JobState::Running, "progress reported", now).await?;
-            }
-            job.progress = Some(progress.clone());
-            job.updated_at_ms = now;
-        }
-        JobEvent::Completed { result } => {
-            if job.state == JobState::Assigned {
-                transition(tx, job, JobState::Running, "workload started", now).await?;
-            }
-            transition(tx, job, JobState::Completed, "completed", now).await?;
-            job.result = Some(result.clone());
-            job.error = None;
-        }
-        JobEvent::Failed { error } => {
-            fail_attempt(tx, ctx, &mut stored, error.clone()).await?;
-        }
-        JobEvent::TimedOut { message, energy } => {
-            transition(tx, job, JobState::TimedOut, message, now).await?;
-            // A job that outran its own limit would outrun it again: no retry.
-            job.error = Some(JobError {
-                energy: energy.clone(),
-                ..JobError::new(ErrorKind::Timeout, message.clone())
-            });
-            transition(tx, job, JobState::Failed, "timed out; not retried", now).await?;
-        }
+        ReportDecision::EndAttempt(error) => fail_attempt(tx, ctx, &mut stored, error).await?,
     }
     save_job(tx, &stored).await?;
     Ok(stored.job)
 }
 
-/// Ends the current attempt with `error`: `retrying` with backoff when the error is
-/// transient and retries remain, `failed` otherwise. The caller saves the job.
+/// Ends the current attempt with `error` as [`report::end_attempt`] decides. The caller
+/// saves the job.
 pub async fn fail_attempt(tx: &Db<'_>, ctx: &Ctx<'_>, stored: &mut StoredJob, error: JobError) -> Result<()> {
-    let now = ctx.now;
-    if error.kind == ErrorKind::Interrupted {
-        // A graceful hand-back (agent drain, dropped job) is not the job's failure: it
-        // costs no retry.
-        stored.attempt_base = stored.attempt_base.saturating_add(1);
+    let job = &stored.job;
+    let end = report::end_attempt(
+        job.attempt,
+        stored.attempt_base,
+        job.spec.max_retries,
+        &error,
+        &ctx.cfg.job_backoff,
+        ctx.now,
+    );
+    stored.attempt_base = end.attempt_base;
+    if let Some(at) = end.outcome.retry_at_ms() {
+        stored.job.retry_at_ms = Some(at);
     }
-    let used = stored.job.attempt.saturating_sub(stored.attempt_base);
-    let job = &mut stored.job;
-    let reason = format!("{:?}: {}", error.kind, error.message);
-    if error.kind.is_transient() && used <= job.spec.max_retries {
-        let delay = ctx.cfg.job_backoff.delay(used.saturating_sub(1));
-        job.retry_at_ms = Some(now + delay.as_millis() as u64);
-        transition(tx, job, JobState::Retrying, &reason, now).await?;
-    } else {
-        let why = if error.kind.is_transient() {
-            format!("retries exhausted; {reason}")
-        } else {
-            reason
-        };
-        transition(tx, job, JobState::Failed, &why, now).await?;
-    }
-    job.error = Some(error);
+    apply(tx, &mut stored.job, &end.outcome.step(), ctx.now).await?;
+    stored.job.error = Some(error);
     Ok(())
+}
+
+/// Applies a policy [`Step`], recording it in the job's history.
+pub async fn apply(tx: &Db<'_>, job: &mut Job, step: &Step, now: u64) -> Result<()> {
+    transition(tx, job, step.to, &step.reason, now).await
 }
 
 /// Marks the node alive; returns whether it exists. Takes the node's row lock.

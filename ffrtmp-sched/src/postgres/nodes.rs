@@ -1,21 +1,19 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
-use super::jobs::{fail_attempt, mark_queued, touch_node};
+use super::jobs::{apply, fail_attempt, mark_queued, touch_node};
 use super::pool::Db;
 use super::rows::{
     jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status, save_job, to_json,
-    transition, u, JOB_COLUMNS,
+    u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
 use crate::matching::{admits, ClaimFilter};
+use crate::policy::{claim, heartbeat, holds, sweep};
 use crate::power::replaces;
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobId, JobState, Node,
-    NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, JobId, Node, NodeId, NodePage, NodeQuery,
+    NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
-
-/// Claims older than this are forgotten; a client retrying a claim later gets a new one.
-const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 
 /// Held (transaction-scoped) by the one master whose sweep runs; the others skip theirs.
 pub const SWEEP_LOCK: i64 = 0x6666_7274_6d70_0002;
@@ -92,7 +90,8 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         let id = running.job_id.to_string();
         let attempt = i64::from(running.attempt);
         // One statement checks the fencing token and, with progress, stores it: the node must
-        // hold this attempt of an active job, or it is told to stop.
+        // hold this attempt of an active job, or it is told to stop (`policy::holds`, in SQL,
+        // so that a heartbeat costs one round trip per listed job).
         let held = match &running.progress {
             Some(p) => {
                 tx.execute(
@@ -119,9 +118,7 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
     // Jobs the node holds but no longer lists (it dropped them) go back to the queue. Jobs
     // claimed within the last two intervals are spared: the claim's answer may still be on
     // its way to the agent.
-    let recent = ctx
-        .now
-        .saturating_sub(2 * ctx.cfg.heartbeat_interval.as_millis() as u64) as i64;
+    let recent = heartbeat::spared_since(ctx.now, ctx.cfg.heartbeat_interval) as i64;
     let rows = tx
         .query(
             &format!(
@@ -133,16 +130,10 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
         )
         .await?;
     for mut stored in jobs_from_rows(&rows)? {
-        // Its current attempt, not an older one still being stopped there.
-        if hb
-            .running
-            .iter()
-            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
-        {
+        if !heartbeat::dropped(&stored.job, &hb.running) {
             continue;
         }
-        let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
-        fail_attempt(tx, ctx, &mut stored, error).await?;
+        fail_attempt(tx, ctx, &mut stored, heartbeat::dropped_error(node)).await?;
         save_job(tx, &stored).await?;
     }
     Ok(HeartbeatReply {
@@ -177,18 +168,18 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
                 .map_err(|_| Error::backend(format!("corrupt job id {job_id:?} in claims")))?;
             let stored = load_job(tx, id, false).await?;
             let j = &stored.job;
-            if j.node_id == Some(req.node_id) && u64::from(j.attempt) == attempt && j.state.is_active() {
+            if u64::from(j.attempt) == attempt && holds(j, req.node_id, j.attempt) {
                 out.push(Assignment { job: stored.job });
             }
         }
         return Ok(out);
     }
 
-    let free = node
-        .registration
-        .max_concurrent_jobs
-        .saturating_sub(active_count(tx, req.node_id).await?);
-    let want = req.max_jobs.min(free);
+    let want = claim::wanted(
+        node.registration.max_concurrent_jobs,
+        active_count(tx, req.node_id).await?,
+        req.max_jobs,
+    );
     if want == 0 {
         return Ok(Vec::new());
     }
@@ -216,11 +207,8 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
         .filter(|s| admits(&node.registration, &s.job));
     for (pos, mut stored) in admitted.enumerate() {
         let job = &mut stored.job;
-        job.attempt += 1;
-        job.node_id = Some(req.node_id);
-        job.progress = None;
-        job.retry_at_ms = None;
-        transition(tx, job, JobState::Assigned, "claimed", now).await?;
+        let step = claim::assign(job, req.node_id);
+        apply(tx, job, &step, now).await?;
         save_job(tx, &stored).await?;
         tx.execute(
             "INSERT INTO claims (claim_id, node_id, job_id, attempt, pos, at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -250,14 +238,7 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
         return Ok(summary);
     }
     let now = ctx.now;
-    let dead_after = ctx.cfg.dead_after().as_millis() as u64;
-    // After a master restart every node looks silent; give them one full window to come
-    // back before declaring any lost.
-    let deadline = if now.saturating_sub(ctx.opened_at_ms) < dead_after {
-        0
-    } else {
-        now.saturating_sub(dead_after)
-    };
+    let deadline = sweep::lost_before(now, ctx.opened_at_ms, ctx.cfg.dead_after());
     let lost = tx
         .query(
             "SELECT id FROM nodes WHERE status = 'online' AND last_seen_ms < $1 ORDER BY id FOR UPDATE",
@@ -279,17 +260,8 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
             )
             .await?;
         for mut stored in jobs_from_rows(&rows)? {
-            let silent_s = ctx.cfg.dead_after().as_secs_f64();
-            let error = JobError::new(
-                ErrorKind::NodeLost,
-                format!("node {node} sent no heartbeat for {silent_s:.1} s"),
-            );
-            fail_attempt(tx, ctx, &mut stored, error).await?;
-            if stored.job.state == JobState::Retrying {
-                summary.jobs_requeued += 1;
-            } else {
-                summary.jobs_failed += 1;
-            }
+            fail_attempt(tx, ctx, &mut stored, sweep::node_lost(&node, ctx.cfg.dead_after())).await?;
+            sweep::count_lost_job(&mut summary, stored.job.state);
             save_job(tx, &stored).await?;
         }
     }
@@ -305,16 +277,16 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
         .await?;
     for mut stored in jobs_from_rows(&rows)? {
         let job = &mut stored.job;
-        job.retry_at_ms = None;
-        // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
-        transition(tx, job, JobState::Queued, "backoff ended", now).await?;
+        let step = sweep::release(job);
+        apply(tx, job, &step, now).await?;
         save_job(tx, &stored).await?;
         mark_queued(tx, stored.job.id, now).await?;
         summary.jobs_released += 1;
     }
     // Aging: a queued job rises one rank per interval waited. Only rows whose rank changes
     // are written (and locked); rows a claim holds right now are left for the next sweep.
-    let aging_ms = (ctx.cfg.aging_interval.as_millis() as i64).max(1);
+    // The rule of `sweep::aged_rank`, in SQL.
+    let aging_ms = sweep::aging_step_ms(ctx.cfg.aging_interval);
     summary.jobs_aged = tx
         .execute(
             "UPDATE jobs SET rank = GREATEST(0, base_rank - ($1 - queued_at_ms) / $2) \
@@ -323,8 +295,8 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
             &[&(now as i64), &aging_ms],
         )
         .await? as u32;
-    if let Some(retention) = ctx.cfg.retention {
-        let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+    if let Some(cutoff) = sweep::retention_cutoff(now, ctx.cfg.retention) {
+        let cutoff = cutoff as i64;
         let pruned: Vec<String> = tx
             .query(
                 "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 'completed' \
@@ -343,7 +315,7 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
     }
     tx.execute(
         "DELETE FROM claims WHERE at_ms < $1",
-        &[&(now.saturating_sub(CLAIM_MEMORY_MS) as i64)],
+        &[&(claim::remembered_since(now) as i64)],
     )
     .await?;
     Ok(summary)
@@ -352,10 +324,10 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
 /// Deletes offline nodes silent for longer than the node retention (at most one prune
 /// batch per sweep); a node still holding a job is kept.
 async fn prune_nodes(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<u32> {
-    let Some(retention) = ctx.cfg.node_retention else {
+    let Some(cutoff) = sweep::retention_cutoff(ctx.now, ctx.cfg.node_retention) else {
         return Ok(0);
     };
-    let cutoff = ctx.now.saturating_sub(retention.as_millis() as u64) as i64;
+    let cutoff = cutoff as i64;
     let pruned = tx
         .execute(
             "DELETE FROM nodes WHERE id IN (SELECT n.id FROM nodes n WHERE n.status = 'offline' \

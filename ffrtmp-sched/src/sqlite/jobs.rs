@@ -1,11 +1,13 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
+use ffrtmp_core::{Job, JobError, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
 use rusqlite::{params, Connection};
 
 use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
 use crate::config::SchedConfig;
 use crate::matching::{engine_column, needs_enforcement};
+use crate::policy::report::{self, ReportDecision};
+use crate::policy::Step;
 
 /// A job about to be inserted: its id and serialized spec are made before the writer
 /// runs, off the one thread every write waits on.
@@ -85,58 +87,23 @@ pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError
 /// Applies a node's report, refusing it unless the node holds that attempt.
 pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> Result<Job, StoreError> {
     let mut stored = load_job(conn, r.job_id)?;
-    let job = &stored.job;
-    if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
-        return Err(StoreError::Fenced {
-            job_id: r.job_id,
-            attempt: r.attempt,
-            node_id: r.node_id,
-            state: job.state,
-            current_attempt: job.attempt,
-        });
-    }
+    report::fence(&stored.job, r)?;
     touch_node(conn, r.node_id, now, seen_slack_ms(cfg))?;
-    let job = &mut stored.job;
-    match &r.event {
-        JobEvent::Started => {
-            if job.state == JobState::Assigned {
-                transition(conn, job, JobState::Running, "workload started", now)?;
+    match report::decide(stored.job.state, &r.event) {
+        ReportDecision::Advance { steps, record } => {
+            for step in &steps {
+                apply(conn, &mut stored.job, step, now)?;
             }
+            record.apply(&mut stored.job, now);
         }
-        JobEvent::Progress { progress } => {
-            if job.state == JobState::Assigned {
-                transition(conn, job, JobState::Running, "progress reported", now)?;
-            }
-            job.progress = Some(progress.clone());
-            job.updated_at_ms = now;
-        }
-        JobEvent::Completed { result } => {
-            if job.state == JobState::Assigned {
-                transition(conn, job, JobState::Running, "workload started", now)?;
-            }
-            transition(conn, job, JobState::Completed, "completed", now)?;
-            job.result = Some(result.clone());
-            job.error = None;
-        }
-        JobEvent::Failed { error } => {
-            fail_attempt(conn, cfg, &mut stored, error.clone(), now)?;
-        }
-        JobEvent::TimedOut { message, energy } => {
-            transition(conn, job, JobState::TimedOut, message, now)?;
-            // A job that outran its own limit would outrun it again: no retry.
-            job.error = Some(JobError {
-                energy: energy.clone(),
-                ..JobError::new(ErrorKind::Timeout, message.clone())
-            });
-            transition(conn, job, JobState::Failed, "timed out; not retried", now)?;
-        }
+        ReportDecision::EndAttempt(error) => fail_attempt(conn, cfg, &mut stored, error, now)?,
     }
     save_job(conn, &stored)?;
     Ok(stored.job)
 }
 
-/// Ends the current attempt with `error`: `retrying` with backoff when the error is
-/// transient and retries remain, `failed` otherwise. The caller saves the job.
+/// Ends the current attempt with `error` as [`report::end_attempt`] decides. The caller
+/// saves the job.
 pub fn fail_attempt(
     conn: &Connection,
     cfg: &SchedConfig,
@@ -144,28 +111,27 @@ pub fn fail_attempt(
     error: JobError,
     now: u64,
 ) -> Result<(), StoreError> {
-    if error.kind == ErrorKind::Interrupted {
-        // A graceful hand-back (agent drain, dropped job) is not the job's failure: it
-        // costs no retry.
-        stored.attempt_base = stored.attempt_base.saturating_add(1);
+    let job = &stored.job;
+    let end = report::end_attempt(
+        job.attempt,
+        stored.attempt_base,
+        job.spec.max_retries,
+        &error,
+        &cfg.job_backoff,
+        now,
+    );
+    stored.attempt_base = end.attempt_base;
+    if let Some(at) = end.outcome.retry_at_ms() {
+        stored.job.retry_at_ms = Some(at);
     }
-    let used = stored.job.attempt.saturating_sub(stored.attempt_base);
-    let job = &mut stored.job;
-    let reason = format!("{:?}: {}", error.kind, error.message);
-    if error.kind.is_transient() && used <= job.spec.max_retries {
-        let delay = cfg.job_backoff.delay(used.saturating_sub(1));
-        job.retry_at_ms = Some(now + delay.as_millis() as u64);
-        transition(conn, job, JobState::Retrying, &reason, now)?;
-    } else {
-        let why = if error.kind.is_transient() {
-            format!("retries exhausted; {reason}")
-        } else {
-            reason
-        };
-        transition(conn, job, JobState::Failed, &why, now)?;
-    }
-    job.error = Some(error);
+    apply(conn, &mut stored.job, &end.outcome.step(), now)?;
+    stored.job.error = Some(error);
     Ok(())
+}
+
+/// Applies a policy [`Step`], recording it in the job's history.
+pub fn apply(conn: &Connection, job: &mut Job, step: &Step, now: u64) -> Result<(), StoreError> {
+    transition(conn, job, step.to, &step.reason, now)
 }
 
 /// How stale claims and reports may leave a node's `last_seen_ms`: they rewrite it only

@@ -1,22 +1,20 @@
 //! Node operations: registration, heartbeats, claims and failure detection.
 
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, ErrorKind, Heartbeat, HeartbeatReply, JobError, JobState, Node, NodeId,
-    NodePage, NodeQuery, NodeRegistration, NodeStatus, StoreError, SweepSummary,
+    Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, Node, NodeId, NodePage, NodeQuery,
+    NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
 
-use super::jobs::{fail_attempt, mark_queued, seen_slack_ms, touch_node};
+use super::jobs::{apply, fail_attempt, mark_queued, seen_slack_ms, touch_node};
 use super::rows::{
     db, job_from_raw, load_job, load_node, node_id_from, node_power, node_status, raw_job, save_claim, save_job,
-    to_json, transition, JOB_COLUMNS,
+    to_json, JOB_COLUMNS,
 };
 use crate::config::SchedConfig;
 use crate::matching::{admits, ClaimFilter};
+use crate::policy::{claim, heartbeat, sweep};
 use crate::power::replaces;
-
-/// Claims older than this are forgotten; a client repeating a claim id later claims anew.
-const CLAIM_MEMORY_MS: u64 = 60 * 60 * 1000;
 
 pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
     reg.validate()?;
@@ -69,30 +67,29 @@ pub fn heartbeat(
     let mut cancel_attempts = Vec::new();
     for running in &hb.running {
         let mut stored = match load_job(conn, running.job_id) {
-            Ok(s) => s,
-            Err(StoreError::NotFound { .. }) => {
-                cancel.push(running.job_id);
-                cancel_attempts.push(AttemptKey::new(running.job_id, running.attempt));
-                continue;
-            }
+            Ok(s) => Some(s),
+            Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
-        let job = &mut stored.job;
-        if job.node_id != Some(node) || job.attempt != running.attempt || !job.state.is_active() {
+        let Some(stored) = stored
+            .as_mut()
+            .filter(|s| !heartbeat::must_cancel(Some(&s.job), node, running))
+        else {
             cancel.push(running.job_id);
             cancel_attempts.push(AttemptKey::new(running.job_id, running.attempt));
             continue;
-        }
+        };
+        let job = &mut stored.job;
         if let Some(p) = &running.progress {
             job.progress = Some(p.clone());
             job.updated_at_ms = now;
-            save_job(conn, &stored)?;
+            save_job(conn, stored)?;
         }
     }
     // Jobs the node holds but no longer lists (it dropped them) go back to the queue. Jobs
     // claimed within the last two intervals are spared: the claim's answer may still be on
     // its way to the agent.
-    let recent = now.saturating_sub(2 * cfg.heartbeat_interval.as_millis() as u64) as i64;
+    let recent = heartbeat::spared_since(now, cfg.heartbeat_interval) as i64;
     let dropped = {
         let mut stmt = conn
             .prepare_cached(&format!(
@@ -105,16 +102,10 @@ pub fn heartbeat(
     };
     for raw in dropped {
         let mut stored = job_from_raw(raw)?;
-        // Its current attempt, not an older one still being stopped there.
-        if hb
-            .running
-            .iter()
-            .any(|r| r.job_id == stored.job.id && r.attempt == stored.job.attempt)
-        {
+        if !heartbeat::dropped(&stored.job, &hb.running) {
             continue;
         }
-        let error = JobError::new(ErrorKind::Interrupted, format!("node {node} no longer runs the job"));
-        fail_attempt(conn, cfg, &mut stored, error, now)?;
+        fail_attempt(conn, cfg, &mut stored, heartbeat::dropped_error(node), now)?;
         save_job(conn, &stored)?;
     }
     Ok(HeartbeatReply {
@@ -166,7 +157,7 @@ pub fn claim(
                  AND claim_id = ?2 AND claimed_at_ms >= ?3 ORDER BY claim_pos"
             ))
             .map_err(db)?;
-        let since = now.saturating_sub(CLAIM_MEMORY_MS) as i64;
+        let since = claim::remembered_since(now) as i64;
         let rows = stmt
             .query_map(params![req.node_id.to_string(), req.claim_id, since], raw_job)
             .map_err(db)?;
@@ -179,11 +170,11 @@ pub fn claim(
             .collect();
     }
 
-    let free = node
-        .registration
-        .max_concurrent_jobs
-        .saturating_sub(active_count(conn, req.node_id)?);
-    let want = req.max_jobs.min(free);
+    let want = claim::wanted(
+        node.registration.max_concurrent_jobs,
+        active_count(conn, req.node_id)?,
+        req.max_jobs,
+    );
     if want == 0 {
         return Ok(Vec::new());
     }
@@ -234,11 +225,8 @@ pub fn claim(
             continue;
         }
         let job = &mut stored.job;
-        job.attempt += 1;
-        job.node_id = Some(req.node_id);
-        job.progress = None;
-        job.retry_at_ms = None;
-        transition(conn, job, JobState::Assigned, "claimed", now)?;
+        let step = claim::assign(job, req.node_id);
+        apply(conn, job, &step, now)?;
         save_claim(conn, job, &req.claim_id, out.len(), now)?;
         out.push(Assignment { job: stored.job });
     }
@@ -255,14 +243,7 @@ fn placeholders(first: usize, n: usize) -> String {
 
 pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> Result<SweepSummary, StoreError> {
     let mut summary = SweepSummary::default();
-    let dead_after = cfg.dead_after().as_millis() as u64;
-    // After a master restart every node looks silent; give them one full window to come
-    // back before declaring any lost.
-    let deadline = if now.saturating_sub(opened_at) < dead_after {
-        0
-    } else {
-        now.saturating_sub(dead_after)
-    };
+    let deadline = sweep::lost_before(now, opened_at, cfg.dead_after());
     let lost: Vec<String> = {
         let mut stmt = conn
             .prepare_cached("SELECT id FROM nodes WHERE status = 'online' AND last_seen_ms < ?1")
@@ -288,17 +269,8 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         };
         for raw in jobs {
             let mut stored = job_from_raw(raw)?;
-            let silent_s = cfg.dead_after().as_secs_f64();
-            let error = JobError::new(
-                ErrorKind::NodeLost,
-                format!("node {node} sent no heartbeat for {silent_s:.1} s"),
-            );
-            fail_attempt(conn, cfg, &mut stored, error, now)?;
-            if stored.job.state == JobState::Retrying {
-                summary.jobs_requeued += 1;
-            } else {
-                summary.jobs_failed += 1;
-            }
+            fail_attempt(conn, cfg, &mut stored, sweep::node_lost(&node, cfg.dead_after()), now)?;
+            sweep::count_lost_job(&mut summary, stored.job.state);
             save_job(conn, &stored)?;
         }
     }
@@ -316,14 +288,14 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
     for raw in due {
         let mut stored = job_from_raw(raw)?;
         let job = &mut stored.job;
-        job.retry_at_ms = None;
-        // The new attempt may land anywhere; the old holder is fenced by the attempt bump.
-        transition(conn, job, JobState::Queued, "backoff ended", now)?;
+        let step = sweep::release(job);
+        apply(conn, job, &step, now)?;
         save_job(conn, &stored)?;
         mark_queued(conn, stored.job.seq, now)?;
         summary.jobs_released += 1;
     }
-    let aging_ms = (cfg.aging_interval.as_millis() as i64).max(1);
+    // The rule of `sweep::aged_rank`, in SQL.
+    let aging_ms = sweep::aging_step_ms(cfg.aging_interval);
     summary.jobs_aged = conn
         .prepare_cached(
             "UPDATE jobs INDEXED BY jobs_queued SET rank = MAX(0, base_rank - (?1 - queued_at_ms) / ?2) \
@@ -332,8 +304,8 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         .map_err(db)?
         .execute(params![now as i64, aging_ms])
         .map_err(db)? as u32;
-    if let Some(retention) = cfg.retention {
-        let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+    if let Some(cutoff) = sweep::retention_cutoff(now, cfg.retention) {
+        let cutoff = cutoff as i64;
         let old: Vec<i64> = {
             let mut stmt = conn
                 .prepare_cached(
@@ -365,10 +337,10 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
 /// Deletes offline nodes silent for longer than the node retention (at most one prune
 /// batch per sweep); a node still holding a job is kept.
 fn prune_nodes(conn: &Connection, cfg: &SchedConfig, now: u64) -> Result<u32, StoreError> {
-    let Some(retention) = cfg.node_retention else {
+    let Some(cutoff) = sweep::retention_cutoff(now, cfg.node_retention) else {
         return Ok(0);
     };
-    let cutoff = now.saturating_sub(retention.as_millis() as u64) as i64;
+    let cutoff = cutoff as i64;
     let pruned = conn
         .prepare_cached(
             "DELETE FROM nodes WHERE id IN (SELECT n.id FROM nodes n WHERE n.status = 'offline' \

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use crate::SchedConfig;
 use ffrtmp_core::{ErrorKind, Heartbeat, JobQuery, JobState, Priority, Queue, StoreError};
-use ffrtmp_sched::SchedConfig;
 
-use super::{failed, Backend};
-use crate::common::*;
+use super::support::*;
+use super::Backend;
 
 /// A low batch job is not starved by a stream of high live jobs: it ages one rank per
 /// 5 minutes and wins by age once at the top rank.
@@ -69,6 +69,7 @@ pub async fn a_requeued_job_ages_from_its_own_rank_again(b: &dyn Backend) {
     assert_eq!(claim(&*store, &node, 1).await.remove(0).job.id, old.id);
 }
 
+/// A job for hardware the node lacks does not block the queue.
 pub async fn a_job_for_hardware_the_node_lacks_does_not_block_the_queue(b: &dyn Backend) {
     let store = b.open(SchedConfig::default()).await;
     let cpu = store
@@ -119,6 +120,7 @@ pub async fn a_job_for_hardware_the_node_lacks_does_not_block_the_queue(b: &dyn 
     assert_eq!(got, vec![vp9.id]);
 }
 
+/// An encoder that does not match the codec is refused.
 pub async fn an_encoder_that_does_not_match_the_codec_is_refused(b: &dyn Backend) {
     let store = b.open(SchedConfig::default()).await;
     let mut s = spec("720p-h265");
@@ -126,6 +128,7 @@ pub async fn an_encoder_that_does_not_match_the_codec_is_refused(b: &dyn Backend
     assert!(matches!(store.submit(s).await, Err(StoreError::InvalidSpec(_))));
 }
 
+/// Completed jobs are pruned after retention in bounded batches.
 pub async fn completed_jobs_are_pruned_after_retention_in_bounded_batches(b: &dyn Backend) {
     let clock = ManualClock::new();
     let mut cfg = clock.config();
@@ -157,6 +160,7 @@ pub async fn completed_jobs_are_pruned_after_retention_in_bounded_batches(b: &dy
     assert_eq!(store.get(kept.id).await.unwrap().history.len(), 1);
 }
 
+/// A restarted master gives nodes a window to come back.
 pub async fn a_restarted_master_gives_nodes_a_window_to_come_back(b: &dyn Backend) {
     let clock = ManualClock::new();
     let (node, job) = {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::{SchedConfig, SqliteStore};
 use async_trait::async_trait;
 use ffrtmp_core::JobStore;
-use ffrtmp_sched::{SchedConfig, SqliteStore};
 
 /// Durable storage that stores can be opened on, several times (a restart, or two masters
 /// sharing it).
@@ -16,12 +16,19 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
-/// One SQLite file in a temporary directory.
+/// One SQLite file in a temporary directory, deleted when this is dropped.
 pub struct SqliteBackend {
     dir: tempfile::TempDir,
 }
 
+impl Default for SqliteBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SqliteBackend {
+    /// A fresh temporary directory; panics when none can be made.
     pub fn new() -> Self {
         SqliteBackend {
             dir: tempfile::tempdir().expect("temporary directory"),

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use crate::SchedConfig;
 use ffrtmp_core::{Heartbeat, NodeId, NodeQuery, NodeStatus, StoreError};
-use ffrtmp_sched::SchedConfig;
 
+use super::support::*;
 use super::Backend;
-use crate::common::*;
 
+/// Node listing is paginated.
 pub async fn node_listing_is_paginated(b: &dyn Backend) {
     let store = b.open(SchedConfig::default()).await;
     let mut registered = Vec::new();
@@ -49,6 +50,7 @@ pub async fn node_listing_is_paginated(b: &dyn Backend) {
     assert!(store.list_nodes_page(&past_the_end).await.unwrap().nodes.is_empty());
 }
 
+/// Offline nodes are pruned after their retention.
 pub async fn offline_nodes_are_pruned_after_their_retention(b: &dyn Backend) {
     let clock = ManualClock::new();
     let config = SchedConfig {

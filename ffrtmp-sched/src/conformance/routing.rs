@@ -1,14 +1,14 @@
 //! Routing by engine and by enforcement of limits, and the bounds every store refuses
 //! (the in-process path, without HTTP in front).
 
+use crate::SchedConfig;
 use ffrtmp_core::{
     Enforcement, EngineChoice, Heartbeat, JobEvent, JobQuery, JobReport, JobResult, JobState, NodeRegistration,
     Priority, Progress, RunningJob, StoreError,
 };
-use ffrtmp_sched::SchedConfig;
 
-use super::{claim_request, Backend};
-use crate::common::*;
+use super::support::*;
+use super::Backend;
 
 fn with(engines: &[&str], enforces_limits: bool, name: &str) -> NodeRegistration {
     NodeRegistration {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::{PgStore, SchedConfig};
 use async_trait::async_trait;
 use ffrtmp_core::JobStore;
-use ffrtmp_sched::{PgStore, SchedConfig};
 
 use super::backend::Backend;
 

@@ -1,13 +1,13 @@
 //! Node power snapshots: the latest heartbeat's snapshot is what `list_nodes` shows; the
 //! energy of failed and timed-out attempts is kept with the job's error.
 
+use crate::SchedConfig;
 use ffrtmp_core::{
     EnergyReport, ErrorKind, Heartbeat, JobError, JobEvent, JobReport, JobState, Node, NodePower, StoreError,
 };
-use ffrtmp_sched::SchedConfig;
 
-use super::{claim_request, Backend};
-use crate::common::*;
+use super::support::*;
+use super::Backend;
 
 fn power(joules: f64) -> NodePower {
     NodePower {

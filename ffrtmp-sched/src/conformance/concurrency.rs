@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::SchedConfig;
 use ffrtmp_core::{Backoff, JobQuery, JobState, JobStore};
-use ffrtmp_sched::SchedConfig;
 
-use super::{ids, Backend};
-use crate::common::*;
+use super::support::*;
+use super::Backend;
 
 /// `threads` OS threads, each with its own runtime and node, race to claim `jobs` jobs
 /// through `stores` (thread `i` uses store `i % stores.len()`): every job is claimed exactly
