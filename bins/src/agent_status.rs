@@ -12,7 +12,7 @@ use ffrtmp_http::{Check, PromText, ReadyReport, StatusProbe};
 
 use ffrtmp_power::Sampler;
 
-use crate::energy::AttributedEnergy;
+use ffrtmp_power::agent::AttributedEnergy;
 
 /// Readiness fails when the scratch disk is this full (jobs are refused at 95 %).
 pub const DISK_NOT_READY_PERCENT: f64 = 90.0;
