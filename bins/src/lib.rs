@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-pub mod agent_status;
 pub mod bench;
 pub mod cli;
 pub mod compat;
