@@ -126,3 +126,74 @@ impl Master {
         served
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use ffrtmp_core::{NodeRegistration, NodeStatus};
+    use ffrtmp_sched::{SchedConfig, SqliteStore};
+
+    use super::*;
+    use crate::{ApiClient, ClientConfig};
+
+    const KEY: &str = "a-test-key-long-enough-to-pass";
+
+    /// The master serves the store over TLS and sweeps it: a node that registered and fell
+    /// silent goes offline without anyone calling `sweep`.
+    #[tokio::test]
+    async fn a_built_master_serves_over_tls_and_sweeps_silent_nodes_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SchedConfig {
+            heartbeat_interval: Duration::from_millis(50),
+            dead_after_intervals: 1,
+            ..SchedConfig::default()
+        };
+        let store = Arc::new(SqliteStore::open_with(&dir.path().join("jobs.db"), config).unwrap());
+        let node = store
+            .register_node(NodeRegistration {
+                name: "silent".into(),
+                cpu_cores: 1,
+                memory_mb: 64,
+                max_concurrent_jobs: 1,
+                encoders: vec![],
+                engines: vec![],
+                version: "0".into(),
+                enforces_limits: false,
+            })
+            .await
+            .unwrap();
+        let master = MasterBuilder::new(store, TlsSetup::self_signed(dir.path().join("tls")))
+            .addr("127.0.0.1:0".parse().unwrap())
+            .api_key(KEY)
+            .sweep_interval(Duration::from_millis(20))
+            .build()
+            .await
+            .unwrap();
+        assert!(
+            master.base_url().starts_with("https://127.0.0.1:"),
+            "{}",
+            master.base_url()
+        );
+        let mut client = ClientConfig::new(master.base_url(), KEY);
+        client.ca_cert = Some(dir.path().join("tls/cert.pem"));
+        let api = ApiClient::new(client).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(master.run(async {
+            let _ = stopped.await;
+        }));
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let nodes = api.nodes().await.unwrap();
+            let status = nodes.iter().find(|n| n.id == node.id).map(|n| n.status);
+            if status == Some(NodeStatus::Offline) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the node never went offline: {status:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    }
+}
