@@ -1,15 +1,18 @@
 //! Swap in your own `Executor`: a master store, an in-process agent and a custom executor
-//! in one process. Run: `cargo run -p ffrtmp-examples --example custom_executor`.
+//! in one process, each job's energy still measured (RAPL over the job's run, or the reason
+//! there is none). Run: `cargo run -p ffrtmp-examples --example custom_executor`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ffrtmp_core::power::{UnavailableSource, WholeNodeEnergy};
 use ffrtmp_core::{
-    CancelSignal, ExecOutcome, Executor, Job, JobResult, JobSpec, JobState, JobStore, NodeRegistration, Progress,
-    ProgressSink,
+    CancelSignal, ExecOutcome, Executor, Job, JobResult, JobSpec, JobState, JobStore, PowerError, PowerSource,
+    Progress, ProgressSink,
 };
-use ffrtmp_exec::agent::{Agent, AgentConfig};
+use ffrtmp_exec::AgentBuilder;
+use ffrtmp_power::{RaplSource, SYSTEM_POWERCAP};
 use ffrtmp_sched::{SqliteStore, StoreTransport};
 
 /// An executor that "encodes" by counting frames for a while, honouring cancel.
@@ -64,25 +67,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ids.push(store.submit(spec).await?.id);
     }
 
-    let registration = NodeRegistration {
-        name: "example".into(),
-        cpu_cores: 2,
-        memory_mb: 1024,
-        max_concurrent_jobs: 2,
-        encoders: vec![],
-        engines: vec!["example".into()],
-        version: "0".into(),
-        enforces_limits: false,
+    // Energy stays with a custom executor: any `JobEnergyMeter` measures its jobs. This one
+    // charges each job the node's RAPL energy over its run (exact with one job at a time).
+    let source: Arc<dyn PowerSource> = match RaplSource::open(SYSTEM_POWERCAP) {
+        Ok(rapl) => Arc::new(rapl),
+        Err(PowerError::Unavailable(reason) | PowerError::Read(reason)) => Arc::new(UnavailableSource::new(reason)),
     };
-    let mut config = AgentConfig::new(registration);
-    config.heartbeat_interval = Duration::from_millis(200);
-    config.idle_pause = Duration::from_millis(20);
-    let agent = Agent::new(
-        Arc::new(StoreTransport::new(store.clone())),
-        Arc::new(FrameCounter),
-        None,
-        config,
-    );
+    let agent = AgentBuilder::new(Arc::new(StoreTransport::new(store.clone())), Arc::new(FrameCounter))
+        .name("example")
+        .engines(["example"])
+        .energy_meter(Arc::new(WholeNodeEnergy::new(source)))
+        .heartbeat_interval(Duration::from_millis(200))
+        .config(|c| c.idle_pause = Duration::from_millis(20))
+        .build();
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(agent.run(async {
@@ -105,9 +102,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     running.await?;
     for id in ids {
         let job = store.get(id).await?;
-        let frames = job.result.as_ref().map(|r| r.frames).unwrap_or(0);
-        println!("{:<12} {:<10} frames={frames}", job.spec.scenario, job.state);
         assert_eq!(job.state, JobState::Completed);
+        let result = job.result.as_ref().expect("a completed job has a result");
+        let energy = match (result.energy.energy_joules, &result.energy.unavailable_reason) {
+            (Some(joules), _) => format!("{joules:.3} J"),
+            (None, Some(reason)) => format!("no energy: {reason}"),
+            (None, None) => panic!("neither energy nor a reason: {:?}", result.energy),
+        };
+        println!(
+            "{:<12} {:<10} frames={} {energy}",
+            job.spec.scenario, job.state, result.frames
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

@@ -92,6 +92,15 @@ set +e
 cargo test --workspace --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
+# Every example runs and checks its own outcome (each takes seconds).
+for example in custom_executor custom_power_source custom_transport recording_store embedded_farm; do
+    echo "== cargo run --example $example"
+    if ! timeout 120 cargo run -q -p ffrtmp-examples --features ffrtmp-sched/postgres,ffrtmp-power/nvml \
+        --example "$example" 2>&1 | tee -a target/test-output.txt; then
+        echo "example $example failed" | tee -a target/test-output.txt
+        status=1
+    fi
+done
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"

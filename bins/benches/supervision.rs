@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ffrtmp::energy::AttributedEnergy;
 use ffrtmp_core::{cancel_pair, ExecOutcome, Executor, Job, JobId, JobSpec, JobState, Progress, ProgressSink};
-use ffrtmp_exec::{CgroupObserver, Cgroups, FfmpegCommand, FfmpegConfig, FfmpegExecutor, JobCgroup};
+use ffrtmp_exec::{CgroupObserver, CgroupPaths, Cgroups, FfmpegCommand, FfmpegConfig, FfmpegExecutor};
+use ffrtmp_power::agent::AttributedEnergy;
 use ffrtmp_power::{RaplSource, Sampler, SamplerConfig};
 
 const FFMPEG: &str = "/usr/bin/ffmpeg";
@@ -227,12 +227,12 @@ struct Counting {
 }
 
 impl CgroupObserver for Counting {
-    fn created(&self, name: &str, cgroup: &JobCgroup) {
+    fn created(&self, name: &str, cgroup: &CgroupPaths) {
         self.created.fetch_add(1, Ordering::Relaxed);
         self.inner.created(name, cgroup);
     }
 
-    fn removing(&self, name: &str, cgroup: &JobCgroup) {
+    fn removing(&self, name: &str, cgroup: &CgroupPaths) {
         self.inner.removing(name, cgroup);
     }
 }

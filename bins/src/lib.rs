@@ -3,15 +3,12 @@
 
 use std::time::Duration;
 
-pub mod agent_status;
 pub mod bench;
 pub mod cli;
 pub mod compat;
 pub mod edge;
-pub mod energy;
 pub mod keys;
 pub mod load;
-pub mod node_power;
 pub mod recommend;
 pub mod secret_env;
 pub mod term;

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod bounds;
+pub mod cgroup;
 pub mod executor;
 pub mod ids;
 pub mod job;
@@ -32,6 +33,7 @@ pub mod store;
 pub mod transport;
 
 pub use bounds::FieldError;
+pub use cgroup::{CgroupObserver, CgroupPaths};
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};

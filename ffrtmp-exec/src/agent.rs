@@ -20,9 +20,11 @@ use tokio::sync::Notify;
 mod attempt;
 #[cfg(test)]
 mod attempt_tests;
+mod builder;
 mod slots;
 
 use attempt::start_job;
+pub use builder::AgentBuilder;
 use slots::{attempts_to_stop, Slots};
 
 /// Settings of an [`Agent`].

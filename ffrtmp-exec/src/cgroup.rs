@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ffrtmp_core::ResourceLimits;
+pub use ffrtmp_core::{CgroupObserver, CgroupPaths};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -66,23 +67,6 @@ pub struct Cgroups {
 /// group to the attempt it runs, and a stale attempt's group never collides with a newer one's.
 pub fn job_cgroup_name(job: &ffrtmp_core::Job) -> String {
     job.attempt_key().to_string()
-}
-
-/// Told when job cgroups come and go: e.g. an energy sampler that attributes power by each
-/// group's CPU time starts reading a group when it is created and takes its final reading
-/// just before it is removed.
-pub trait CgroupObserver: Send + Sync {
-    /// The group `name` exists and has its limits; the workload has not started yet.
-    fn created(&self, name: &str, cgroup: &JobCgroup);
-    /// The group's workload has ended and the group is about to be removed. May block (e.g. on
-    /// a final power reading): [`JobCgroup::remove`] calls it on a blocking thread.
-    fn removing(&self, name: &str, cgroup: &JobCgroup);
-    /// The workload could not join the group and runs (or ran) outside it: what was measured
-    /// through the group is not the job's. Called instead of [`removing`](Self::removing); the
-    /// group is removed next. Does nothing unless implemented.
-    fn abandoned(&self, name: &str, cgroup: &JobCgroup) {
-        let _ = (name, cgroup);
-    }
 }
 
 #[derive(Clone, Default)]
@@ -331,7 +315,7 @@ impl Cgroups {
         }
         cg.apply(limits)?;
         if let Some(observer) = &self.observer.0 {
-            observer.created(name, &cg);
+            observer.created(name, &cg.observed());
             cg.observer = self.observer.clone();
         }
         Ok(cg)
@@ -359,10 +343,15 @@ impl JobCgroup {
         self.acct.as_deref()
     }
 
+    /// The group's paths, as its [`CgroupObserver`] sees them.
+    pub fn observed(&self) -> CgroupPaths {
+        CgroupPaths::new(self.acct.clone(), self.dirs.clone())
+    }
+
     /// Tells the observer, once, that the group is going away.
     fn notify_removing(&mut self) {
         if let Some(observer) = self.observer.0.take() {
-            observer.removing(&self.name, self);
+            observer.removing(&self.name, &self.observed());
         }
     }
 
@@ -371,7 +360,7 @@ impl JobCgroup {
     /// drop.
     pub fn abandon(mut self) {
         if let Some(observer) = self.observer.0.take() {
-            observer.abandoned(&self.name, &self);
+            observer.abandoned(&self.name, &self.observed());
         }
     }
 
@@ -696,13 +685,13 @@ mod tests {
     }
 
     impl CgroupObserver for Recorder {
-        fn created(&self, name: &str, _cgroup: &JobCgroup) {
+        fn created(&self, name: &str, _cgroup: &CgroupPaths) {
             self.push("created", name);
         }
-        fn removing(&self, name: &str, _cgroup: &JobCgroup) {
+        fn removing(&self, name: &str, _cgroup: &CgroupPaths) {
             self.push("removing", name);
         }
-        fn abandoned(&self, name: &str, _cgroup: &JobCgroup) {
+        fn abandoned(&self, name: &str, _cgroup: &CgroupPaths) {
             self.push("abandoned", name);
         }
     }

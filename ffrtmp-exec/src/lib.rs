@@ -36,7 +36,8 @@ pub mod supervise;
 pub mod workload;
 pub mod wrapper;
 
-pub use cgroup::{job_cgroup_name, CgroupMode, CgroupObserver, Cgroups, JobCgroup};
+pub use agent::AgentBuilder;
+pub use cgroup::{job_cgroup_name, CgroupMode, CgroupObserver, CgroupPaths, Cgroups, JobCgroup};
 pub use command::{FfmpegCommand, FfmpegConfig};
 pub use disk::DiskUsage;
 pub use engine::AutoExecutor;

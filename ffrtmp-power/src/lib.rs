@@ -28,6 +28,9 @@
 //!   energy counter of every NVIDIA GPU (zones `gpu-0`, `gpu-1`, …) through NVML, loaded at run
 //!   time, and [`GpuMeter`] with power, temperature, utilisation and per-process encoder, decoder
 //!   and SM use.
+//! - [`agent`] is the per-job energy of an agent: [`agent::AttributedEnergy`] observes job
+//!   cgroups ([`ffrtmp_core::CgroupObserver`]) and meters each job's CPU and GPU energy;
+//!   [`agent::MeteredNode`] adds the node's power snapshot for heartbeats.
 //! - [`compare`] holds the baseline-versus-test statistics of `ffrtmp bench compare`: medians,
 //!   bootstrap confidence intervals of their relative change, verdicts and an exit code.
 //!
@@ -39,6 +42,7 @@
 //! newer)`.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod compare;
 mod cpu;
 mod gpu;

@@ -7,16 +7,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use ffrtmp::agent_status::AgentProbe;
-use ffrtmp::energy::{gpu_sampler, AttributedEnergy, GpuEnergyMode};
-use ffrtmp::node_power::MeteredNode;
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
-use ffrtmp_core::{Executor, NodeRegistration, Transport};
-use ffrtmp_exec::agent::{Agent, AgentConfig};
+use ffrtmp_core::{Executor, Transport};
 use ffrtmp_exec::{
-    detect, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor, RunAs,
+    detect, AgentBuilder, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor,
+    RunAs,
 };
-use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
+use ffrtmp_http::{AgentProbe, ClientConfig, HttpTransport, StatusServer};
+use ffrtmp_power::agent::{gpu_sampler, AttributedEnergy, GpuEnergyMode, MeteredNode};
 use ffrtmp_power::{GpuSamplerConfig, RaplSource, Sampler, SamplerConfig};
 
 /// ffrtmp agent: pulls transcode jobs from a master and runs them.
@@ -102,7 +100,7 @@ struct Args {
     /// processes by host pid, so the agent must see the host's /proc (in a container: the host's
     /// PID namespace), or no GPU energy is charged to jobs.
     #[arg(long, value_enum, default_value = "auto")]
-    gpu_energy: GpuEnergyMode,
+    gpu_energy: GpuEnergyFlag,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -141,6 +139,24 @@ fn parse_status_addr(text: &str) -> Result<StatusAddr, String> {
     text.parse()
         .map(|a| StatusAddr(Some(a)))
         .map_err(|e| format!("invalid address {text:?}: {e} (use host:port or none)"))
+}
+
+/// The `--gpu-energy` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GpuEnergyFlag {
+    /// Measure GPU energy through NVML when built with the `nvml` feature and a driver answers.
+    Auto,
+    /// Do not read GPUs; jobs carry no `gpu_joules`.
+    Off,
+}
+
+impl From<GpuEnergyFlag> for GpuEnergyMode {
+    fn from(flag: GpuEnergyFlag) -> Self {
+        match flag {
+            GpuEnergyFlag::Auto => GpuEnergyMode::Auto,
+            GpuEnergyFlag::Off => GpuEnergyMode::Off,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -223,7 +239,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             cgroups.unavailable_reason().map(String::from),
         )
         .with_gpu("/proc", |processes| {
-            gpu_sampler(args.gpu_energy, processes, GpuSamplerConfig::hz(args.sample_hz))
+            gpu_sampler(args.gpu_energy.into(), processes, GpuSamplerConfig::hz(args.sample_hz))
         }),
     );
     if let Some(reason) = energy.sampler().unavailable_reason() {
@@ -312,21 +328,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     client.request_timeout = args.claim_wait + Duration::from_secs(15);
     let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(client).context("building the HTTPS client")?);
 
-    let registration = NodeRegistration {
-        name: args.name.clone().unwrap_or_else(detect::host_name),
-        cpu_cores: detect::cpu_cores(),
-        memory_mb: detect::memory_mb(),
-        max_concurrent_jobs: args.max_concurrent_jobs,
-        encoders,
-        engines,
-        version: env!("CARGO_PKG_VERSION").into(),
-        enforces_limits,
-    };
-    let mut config = AgentConfig::new(registration);
-    config.heartbeat_interval = args.heartbeat_interval;
-    config.claim_wait = args.claim_wait;
-    config.drain_timeout = args.drain_timeout;
-    let agent = Agent::new(transport, executor, Some(meter), config);
+    let mut agent = AgentBuilder::new(transport, executor)
+        .max_concurrent_jobs(args.max_concurrent_jobs)
+        .encoders(encoders)
+        .engines(engines)
+        .enforces_limits(enforces_limits)
+        .energy_meter(meter)
+        .heartbeat_interval(args.heartbeat_interval)
+        .claim_wait(args.claim_wait)
+        .config(|c| c.drain_timeout = args.drain_timeout);
+    if let Some(name) = &args.name {
+        agent = agent.name(name.clone());
+    }
+    let agent = agent.build();
     let status = match args.status_addr.0 {
         Some(addr) => {
             let probe = Arc::new(AgentProbe {

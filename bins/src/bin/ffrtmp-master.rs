@@ -10,8 +10,8 @@ use clap::Parser;
 use ffrtmp::keys::{master_keyring, RoleKeyFiles};
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
-use ffrtmp_http::{Server, ServerConfig, TlsSetup};
-use ffrtmp_sched::{spawn_sweeper, PgStore, SchedConfig, SqliteStore};
+use ffrtmp_http::{MasterBuilder, TlsSetup};
+use ffrtmp_sched::{PgStore, SchedConfig, SqliteStore};
 
 /// ffrtmp master: schedules transcode jobs onto pull-based agents.
 #[derive(Parser, Debug)]
@@ -187,27 +187,29 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let addr = SocketAddr::new(args.bind, args.port);
-    let mut server_config = ServerConfig::new(addr, tls, String::new(), store.clone());
-    server_config.keys = keys;
-    server_config.client_ca = args.client_ca.clone();
-    server_config.require_client_cert_for_agents = args.require_client_cert_for_agents;
-    server_config.limits.per_ip = args.max_connections_per_ip.max(1);
-    server_config.limits.body_read_timeout = args.body_read_timeout;
-    server_config.limits.handshake_timeout = args.handshake_timeout;
-    server_config.limits.header_read_timeout = args.header_read_timeout;
-    let server = Server::bind(server_config)
+    let master = MasterBuilder::new(store, tls)
+        .addr(addr)
+        .keys(keys)
+        .sweep_interval(args.sweep_interval)
+        .server_config(|c| {
+            c.client_ca = args.client_ca.clone();
+            c.require_client_cert_for_agents = args.require_client_cert_for_agents;
+            c.limits.per_ip = args.max_connections_per_ip.max(1);
+            c.limits.body_read_timeout = args.body_read_timeout;
+            c.limits.handshake_timeout = args.handshake_timeout;
+            c.limits.header_read_timeout = args.header_read_timeout;
+        })
+        .build()
         .await
         .with_context(|| format!("starting the API server on {addr}"))?;
-    tracing::info!(url = %server.base_url(), "master listening");
+    tracing::info!(url = %master.base_url(), "master listening");
     if let Some(path) = &args.ready_file {
         // Write then rename, so a reader never sees a partial URL.
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, server.base_url()).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, master.base_url()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
-    let sweeper = spawn_sweeper(store, args.sweep_interval);
-    server.run(shutdown_signal()).await.context("serving")?;
-    sweeper.abort();
+    master.run(shutdown_signal()).await.context("serving")?;
     tracing::info!("master stopped");
     Ok(())
 }

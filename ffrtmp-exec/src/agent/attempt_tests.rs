@@ -21,6 +21,7 @@ use crate::supervise::{self, ProcessSpec};
 /// records everything.
 #[derive(Default)]
 struct Master {
+    registered: Mutex<Vec<NodeRegistration>>,
     batches: Mutex<VecDeque<Vec<Job>>>,
     claims: Mutex<Vec<ClaimRequest>>,
     heartbeats: Mutex<Vec<Heartbeat>>,
@@ -31,6 +32,7 @@ struct Master {
 #[async_trait]
 impl Transport for Master {
     async fn register(&self, registration: &NodeRegistration) -> Result<Node, TransportError> {
+        self.registered.lock().unwrap().push(registration.clone());
         Ok(Node {
             id: NodeId::new(),
             registration: registration.clone(),
@@ -344,5 +346,46 @@ async fn a_real_encode_with_the_largest_timeout_runs_to_completion() {
             assert!(result.wall_s > 0.0);
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// What the builder is told reaches the master, and the meter it is given measures each job.
+#[tokio::test]
+async fn a_built_agent_registers_as_told_and_meters_its_jobs() {
+    use ffrtmp_core::power::{UnavailableSource, WholeNodeEnergy};
+
+    let master = Arc::new(Master::default());
+    master.push(vec![job(JobId::new(), 1)]);
+    let meter = Arc::new(WholeNodeEnergy::new(Arc::new(UnavailableSource::new(
+        "the test's meter",
+    ))));
+    let agent = super::AgentBuilder::new(
+        master.clone(),
+        Arc::new(crate::NoopExecutor::new(Duration::from_millis(1))),
+    )
+    .name("built")
+    .engines(["noop"])
+    .max_concurrent_jobs(3)
+    .energy_meter(meter)
+    .heartbeat_interval(Duration::from_millis(50))
+    .config(|c| c.idle_pause = Duration::from_millis(5))
+    .build();
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let handle = tokio::spawn(agent.run(async move { stopped.notified().await }));
+    until("the job's outcome", || !master.outcomes().is_empty()).await;
+    stop.notify_one();
+    handle.await.unwrap();
+
+    let registered = master.registered.lock().unwrap().clone();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].name, "built");
+    assert_eq!(registered[0].engines, ["noop"]);
+    assert_eq!(registered[0].max_concurrent_jobs, 3);
+    match &master.outcomes()[0].1 {
+        JobEvent::Completed { result } => {
+            assert_eq!(result.energy.unavailable_reason.as_deref(), Some("the test's meter"))
+        }
+        other => panic!("expected completed, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock};
 
-use ffrtmp_power::ProcessJobs;
+use crate::ProcessJobs;
 
 /// Maps process ids to the running job cgroups (by name) that hold them: every running job's
 /// processes from its groups' `cgroup.procs` ([`ProcessJobs::job_processes`], read at every GPU
@@ -19,7 +19,7 @@ use ffrtmp_power::ProcessJobs;
 /// processes to be found.
 ///
 /// ```
-/// use ffrtmp::energy::CgroupProcessJobs;
+/// use ffrtmp_power::agent::CgroupProcessJobs;
 /// use ffrtmp_power::ProcessJobs;
 ///
 /// let root = tempfile::tempdir().unwrap();
@@ -108,7 +108,7 @@ fn parse_pids(text: &str) -> impl Iterator<Item = u32> + '_ {
 /// are counted after the last `)`.
 ///
 /// ```
-/// use ffrtmp::energy::stat_start_time;
+/// use ffrtmp_power::agent::stat_start_time;
 /// let stat = "4242 (ffmpeg (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 12 3 0 0 20 0 4 0 98765 1000 50";
 /// assert_eq!(stat_start_time(stat), Some(98765));
 /// assert_eq!(stat_start_time("4242 (ffmpeg) S 1"), None);
@@ -125,7 +125,7 @@ pub fn stat_start_time(text: &str) -> Option<u64> {
 /// `ffrtmp` parent; nested groups a workload makes below its job's still count as that job.
 ///
 /// ```
-/// use ffrtmp::energy::job_in_cgroup_file;
+/// use ffrtmp_power::agent::job_in_cgroup_file;
 /// let v1 = "12:memory:/ffrtmp/j-a2\n4:cpu,cpuacct:/ffrtmp/j-a2\n1:name=systemd:/user.slice\n";
 /// assert_eq!(job_in_cgroup_file(v1, |n| n == "j-a2").as_deref(), Some("j-a2"));
 /// assert_eq!(job_in_cgroup_file("0::/user.slice/session-1.scope\n", |n| n == "j-a2"), None);

@@ -1,10 +1,36 @@
-//! Per-job energy on the reference agent: the power sampler of `ffrtmp-power` attributes
-//! each interval's energy by the CPU time of each job's cgroup, which `ffrtmp-exec` creates,
-//! and the GPU sampler each interval's GPU energy by the utilisation of the GPU processes in
-//! each job's cgroup ([`CgroupProcessJobs`]). This module is the glue between the two crates
-//! (which do not depend on each other).
+//! Per-job energy on an agent: the power [`Sampler`] attributes each interval's energy by the
+//! CPU time of each job's cgroup, and the [`GpuSampler`] each interval's GPU energy by the
+//! utilisation of the GPU processes in each job's cgroup ([`CgroupProcessJobs`]).
+//! [`AttributedEnergy`] learns of job cgroups through [`ffrtmp_core::CgroupObserver`] (the
+//! executor in `ffrtmp-exec` tells it; this crate does not depend on that one) and is the
+//! agent's [`JobEnergyMeter`]; [`MeteredNode`] adds the node's whole-power snapshot for
+//! heartbeats.
+//!
+//! From any [`ffrtmp_core::PowerSource`] (a wall meter, RAPL, NVML):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ffrtmp_core::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
+//! use ffrtmp_power::agent::{AttributedEnergy, MeteredNode};
+//! use ffrtmp_power::SamplerConfig;
+//!
+//! /// A meter whose counter never moves.
+//! struct Still;
+//! impl PowerSource for Still {
+//!     fn name(&self) -> &str { "still" }
+//!     fn sample(&self) -> Result<EnergySample, PowerError> {
+//!         Ok(EnergySample { zones: vec![ZoneEnergy { zone: "wall".into(), energy_uj: 0 }], wraps: 0 })
+//!     }
+//! }
+//!
+//! let energy = Arc::new(AttributedEnergy::from_power_source(Arc::new(Still), SamplerConfig::default(), None));
+//! assert_eq!(energy.sampler().unavailable_reason(), None);
+//! let meter: Arc<dyn JobEnergyMeter> = Arc::new(MeteredNode::new(energy));
+//! # let _ = meter;
+//! ```
 
 mod gpu;
+mod node;
 mod processes;
 #[cfg(test)]
 mod tests;
@@ -13,15 +39,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use ffrtmp_core::power::unavailable_energy;
-use ffrtmp_core::{EnergyReport, Job, JobEnergyMeter, JobResult, PowerError};
-use ffrtmp_exec::{job_cgroup_name, CgroupObserver, JobCgroup};
-use ffrtmp_power::{
+use crate::{
     unavailable_report, CgroupCpuCounter, CpuTimes, GpuJobEnergy, GpuSampler, JobEnergy, MachineClock, ProcessJobs,
-    Sampler,
+    Sampler, SamplerConfig,
 };
+use ffrtmp_core::power::unavailable_energy;
+use ffrtmp_core::{CgroupObserver, CgroupPaths};
+use ffrtmp_core::{EnergyReport, Job, JobEnergyMeter, JobResult, PowerError, PowerSource};
 
 pub use gpu::{gpu_sampler, GpuEnergyMode};
+pub use node::MeteredNode;
 pub use processes::{job_in_cgroup_file, stat_start_time, CgroupProcessJobs};
 
 /// CPU time of job cgroups (by cgroup name) and of the whole machine.
@@ -138,6 +165,13 @@ impl AttributedEnergy {
         }
     }
 
+    /// The meter over `source`, sampled on its own thread at `config`'s rate: each interval's
+    /// energy is split between jobs by their cgroups' CPU time. `no_cgroups` is the reason job
+    /// cgroups are unavailable on this node, if they are.
+    pub fn from_power_source(source: Arc<dyn PowerSource>, config: SamplerConfig, no_cgroups: Option<String>) -> Self {
+        AttributedEnergy::new(|cpu| Sampler::start(source, cpu, config), no_cgroups)
+    }
+
     /// Adds per-job GPU energy from the GPU sampler `make` builds from the process → job map it
     /// must use, which reads processes' cgroups under `proc_root` (`/proc`) and each job cgroup's
     /// `cgroup.procs`. See [`gpu_sampler`]. `proc_root` must show the host's pids, which NVML
@@ -170,7 +204,7 @@ impl AttributedEnergy {
 }
 
 impl CgroupObserver for AttributedEnergy {
-    fn created(&self, name: &str, cgroup: &JobCgroup) {
+    fn created(&self, name: &str, cgroup: &CgroupPaths) {
         if let (Some(dir), Ok(mut dirs)) = (cgroup.cpu_accounting_dir(), self.cpu.dirs.write()) {
             dirs.insert(name.to_string(), JobCpu::new(dir));
         }
@@ -179,14 +213,14 @@ impl CgroupObserver for AttributedEnergy {
         self.gpu.job_started(name);
     }
 
-    fn removing(&self, name: &str, _cgroup: &JobCgroup) {
+    fn removing(&self, name: &str, _cgroup: &CgroupPaths) {
         // The final readings happen here, while the group's counter still exists.
         let energy = self.sampler.job_finished(name);
         let gpu = self.gpu.job_finished(name);
         self.forget(name, Final::Measured(Box::new((energy, gpu))));
     }
 
-    fn abandoned(&self, name: &str, _cgroup: &JobCgroup) {
+    fn abandoned(&self, name: &str, _cgroup: &CgroupPaths) {
         // No final reading: the accumulators hold the group's CPU time and processes, not the job's.
         self.sampler.job_abandoned(name);
         self.gpu.job_abandoned(name);
@@ -216,7 +250,7 @@ impl JobEnergyMeter for AttributedEnergy {
     /// too. `result` (when it completed) gives the frames and wall time; without it the ratios
     /// per frame are left out and the wall time is the sampler's.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport {
-        let key = job_cgroup_name(job);
+        let key = job.attempt_key().to_string();
         let fin = self.finals.lock().ok().and_then(|mut f| f.remove(&key));
         let (energy, gpu) = match fin {
             Some(Final::Measured(readings)) => *readings,

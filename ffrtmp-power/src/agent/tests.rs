@@ -6,9 +6,9 @@ use super::*;
 use std::fs;
 use std::path::Path;
 
+use crate::{GpuMeter, GpuReading, GpuSamplerConfig, ProcessSample, SamplerConfig};
 use ffrtmp_core::{EnergySample, JobId, JobSpec, JobState, PowerSource, ResourceLimits, ZoneEnergy};
-use ffrtmp_exec::Cgroups;
-use ffrtmp_power::{GpuMeter, GpuReading, GpuSamplerConfig, ProcessSample, SamplerConfig};
+use ffrtmp_exec::{job_cgroup_name, Cgroups};
 
 /// One GPU whose counter and process samples the test sets.
 struct Gpu(Mutex<GpuReading>);

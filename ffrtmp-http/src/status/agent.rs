@@ -1,4 +1,4 @@
-//! What the reference agent's status endpoint says: readiness checks (engine, disk, master)
+//! What an agent's status endpoint says ([`AgentProbe`], the reference agent's probe): readiness checks (engine, disk, master)
 //! and Prometheus metrics (jobs, limits, energy).
 
 use std::path::PathBuf;
@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use ffrtmp_exec::agent::AgentStats;
 use ffrtmp_exec::DiskUsage;
-use ffrtmp_http::{Check, PromText, ReadyReport, StatusProbe};
-
+use ffrtmp_power::agent::AttributedEnergy;
 use ffrtmp_power::Sampler;
 
-use crate::energy::AttributedEnergy;
+use super::{Check, PromText, ReadyReport, StatusProbe};
 
 /// Readiness fails when the scratch disk is this full (jobs are refused at 95 %).
 pub const DISK_NOT_READY_PERCENT: f64 = 90.0;

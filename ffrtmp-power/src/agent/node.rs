@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ffrtmp_core::{EnergyReport, Job, JobEnergyMeter, JobResult, NodePower};
 
-use crate::energy::AttributedEnergy;
+use super::AttributedEnergy;
 
 /// "Current" power is the mean over this much of the most recent sampling intervals.
 const CURRENT_WINDOW: Duration = Duration::from_secs(1);
@@ -111,8 +111,8 @@ impl JobEnergyMeter for MeteredNode {
 mod tests {
     use std::sync::Mutex;
 
+    use crate::{Sampler, SamplerConfig};
     use ffrtmp_core::{EnergySample, PowerError, PowerSource, ZoneEnergy};
-    use ffrtmp_power::{Sampler, SamplerConfig};
 
     use super::*;
 

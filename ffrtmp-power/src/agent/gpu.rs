@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::{GpuSampler, GpuSamplerConfig, ProcessJobs};
 use ffrtmp_core::PowerError;
-use ffrtmp_power::{GpuSampler, GpuSamplerConfig, ProcessJobs};
 
 /// The agent's `--gpu-energy` choice.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpuEnergyMode {
     /// Measure GPU energy through NVML when built with the `nvml` feature and a driver answers.
     #[default]
@@ -29,7 +29,7 @@ pub enum GpuEnergyMode {
 /// ```
 /// use std::collections::HashMap;
 /// use std::sync::Arc;
-/// use ffrtmp::energy::{gpu_sampler, GpuEnergyMode};
+/// use ffrtmp_power::agent::{gpu_sampler, GpuEnergyMode};
 /// let off = gpu_sampler(GpuEnergyMode::Off, Arc::new(HashMap::new()), Default::default());
 /// assert_eq!(off.unavailable_reason().unwrap().to_string(), "energy unavailable: GPU energy turned off (--gpu-energy off)");
 /// ```
@@ -44,7 +44,7 @@ pub fn gpu_sampler(mode: GpuEnergyMode, processes: Arc<dyn ProcessJobs>, config:
 
 #[cfg(feature = "nvml")]
 fn nvml_sampler(processes: Arc<dyn ProcessJobs>, config: GpuSamplerConfig) -> GpuSampler {
-    use ffrtmp_power::{MissingCounter, NvmlSource, NVML_LIBRARY};
+    use crate::{MissingCounter, NvmlSource, NVML_LIBRARY};
     match NvmlSource::open_with(NVML_LIBRARY, MissingCounter::PowerFallback) {
         Ok(nvml) => GpuSampler::start(Arc::new(nvml), processes, config),
         Err(e) => GpuSampler::unavailable(e),
