@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use ffrtmp_core::{JobSpec, JobState};
 use ffrtmp_exec::{AgentBuilder, NoopExecutor};
-use ffrtmp_http::{ApiClient, ClientConfig, HttpTransport, MasterBuilder, TlsSetup};
+use ffrtmp_farm::MasterBuilder;
+use ffrtmp_http::{ApiClient, ClientConfig, HttpTransport, TlsSetup};
 use ffrtmp_sched::SqliteStore;
 
 #[tokio::main]

@@ -9,7 +9,8 @@ use ffrtmp_core::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState,
     JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration, StoreError, SweepSummary,
 };
-use ffrtmp_http::{ApiClient, ClientConfig, MasterBuilder, TlsSetup};
+use ffrtmp_farm::MasterBuilder;
+use ffrtmp_http::{ApiClient, ClientConfig, TlsSetup};
 use ffrtmp_sched::SqliteStore;
 
 /// Records the name of every call, then hands it to `inner`.

@@ -10,12 +10,11 @@
 //!   ([`ConnectionLimits`]), 1 MiB
 //!   body limit, JSON errors `{"error":{"kind","message"}}` ([`ApiError`]), long-poll
 //!   claims, Prometheus metrics ([`Metrics`]) and graceful shutdown.
-//! - [`MasterBuilder`] composes a whole master: a store behind the [`Server`] plus its sweeper.
 //! - [`HttpClient`] talks to it with verified TLS, pooling, timeouts and retries of
 //!   transient failures only; [`HttpTransport`] (agents) and [`ApiClient`] (users) sit on it.
 //! - [`StatusServer`] is an agent's own `/health`, `/ready` and `/metrics` (plain HTTP on
-//!   loopback by default), answered by a [`StatusProbe`] ([`AgentProbe`] for the reference
-//!   agent); [`PromText`] renders Prometheus text.
+//!   loopback by default), answered by a [`StatusProbe`] (the reference agent's is
+//!   `ffrtmp_farm::AgentProbe`); [`PromText`] renders Prometheus text.
 //!
 //! Routes:
 //!
@@ -50,7 +49,6 @@ pub mod error;
 mod handlers;
 pub mod limits;
 mod listen;
-pub mod master;
 pub mod metrics;
 mod routes;
 pub mod server;
@@ -66,9 +64,8 @@ pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
 pub use limits::ConnectionLimits;
-pub use master::{Master, MasterBuilder};
 pub use metrics::Metrics;
 pub use server::{BoundServer, Server, ServerConfig};
-pub use status::{AgentProbe, BoundStatusServer, Check, PromText, ReadyReport, StatusProbe, StatusServer};
+pub use status::{BoundStatusServer, Check, PromText, ReadyReport, StatusProbe, StatusServer};
 pub use tls::TlsSetup;
 pub use transport::HttpTransport;

@@ -13,7 +13,8 @@ use ffrtmp_exec::{
     detect, AgentBuilder, AutoExecutor, Cgroups, FfmpegConfig, FfmpegExecutor, GstConfig, GstExecutor, NoopExecutor,
     RunAs,
 };
-use ffrtmp_http::{AgentProbe, ClientConfig, HttpTransport, StatusServer};
+use ffrtmp_farm::AgentProbe;
+use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
 use ffrtmp_power::agent::{gpu_sampler, AttributedEnergy, GpuEnergyMode, MeteredNode};
 use ffrtmp_power::{GpuSamplerConfig, RaplSource, Sampler, SamplerConfig};
 

@@ -10,7 +10,8 @@ use clap::Parser;
 use ffrtmp::keys::{master_keyring, RoleKeyFiles};
 use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
-use ffrtmp_http::{MasterBuilder, TlsSetup};
+use ffrtmp_farm::MasterBuilder;
+use ffrtmp_http::TlsSetup;
 use ffrtmp_sched::{PgStore, SchedConfig, SqliteStore};
 
 /// ffrtmp master: schedules transcode jobs onto pull-based agents.

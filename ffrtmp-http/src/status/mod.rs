@@ -2,7 +2,7 @@
 //! HTTP server, bound by default to loopback in plain HTTP (operators scrape it locally);
 //! TLS with the same [`TlsSetup`] as the master is optional ([`StatusServer::bind_with_tls`]).
 //!
-//! What the answers say comes from a [`StatusProbe`]: [`AgentProbe`] is the reference agent's
+//! What the answers say comes from a [`StatusProbe`]: `ffrtmp_farm::AgentProbe` is the reference agent's
 //! (engine, disk and master checks; job, limit and CPU and GPU energy metrics); [`PromText`]
 //! helps another probe render its metrics.
 //!
@@ -20,14 +20,12 @@
 //! in the master's error shape `{"error":{"kind","message"}}` ([`ApiError`]). No route needs
 //! an API key: bind it where only the operator can reach it.
 
-mod agent;
 mod probe;
 mod prom;
 mod server;
 #[cfg(test)]
 mod tests;
 
-pub use agent::{AgentProbe, DISK_NOT_READY_PERCENT};
 pub use probe::{Check, ReadyReport, StatusProbe};
 pub use prom::PromText;
 pub use server::{BoundStatusServer, StatusServer};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ffrtmp_core::JobStore;
 
-use crate::{BoundServer, HttpError, Keyring, Server, ServerConfig, TlsSetup};
+use ffrtmp_http::{BoundServer, HttpError, Keyring, Server, ServerConfig, TlsSetup};
 
 /// Builds a master: the API server over a store plus its periodic sweep.
 ///
@@ -135,7 +135,7 @@ mod tests {
     use ffrtmp_sched::{SchedConfig, SqliteStore};
 
     use super::*;
-    use crate::{ApiClient, ClientConfig};
+    use ffrtmp_http::{ApiClient, ClientConfig};
 
     const KEY: &str = "a-test-key-long-enough-to-pass";
 

@@ -11,7 +11,7 @@ use ffrtmp_exec::DiskUsage;
 use ffrtmp_power::agent::AttributedEnergy;
 use ffrtmp_power::Sampler;
 
-use super::{Check, PromText, ReadyReport, StatusProbe};
+use ffrtmp_http::{Check, PromText, ReadyReport, StatusProbe};
 
 /// Readiness fails when the scratch disk is this full (jobs are refused at 95 %).
 pub const DISK_NOT_READY_PERCENT: f64 = 90.0;
