@@ -39,6 +39,28 @@ pub enum InputKind {
     Concat,
 }
 
+/// Demuxers FFmpeg may use for a media input: ordinary containers and elementary streams,
+/// none that reads other files by itself (no HLS, DASH, concat, image sequences).
+const MEDIA_FORMATS: &str = "mov,matroska,webm,mpegts,mpeg,mpegvideo,avi,flv,asf,mxf,nut,ivf,obu,h264,hevc,\
+                             m4v,mjpeg,ogg,dv,gif,wav,mp3,aac,flac,yuv4mpegpipe";
+
+/// The `-format_whitelist` for an input of `kind`: ordinary containers, plus `hls` for an HLS
+/// playlist and `concat` for a concat list, so that FFmpeg itself refuses any other
+/// manifest, wherever it is met.
+///
+/// ```
+/// use ffrtmp_exec::input::{format_whitelist, InputKind};
+/// assert!(format_whitelist(InputKind::Hls).ends_with(",hls"));
+/// assert!(!format_whitelist(InputKind::Media).contains("hls"));
+/// ```
+pub fn format_whitelist(kind: InputKind) -> String {
+    match kind {
+        InputKind::Media => MEDIA_FORMATS.to_string(),
+        InputKind::Hls => format!("{MEDIA_FORMATS},hls"),
+        InputKind::Concat => format!("{MEDIA_FORMATS},concat"),
+    }
+}
+
 /// Tells what `path` is by its first bytes (`#EXTM3U`, `ffconcat version`), else by its
 /// extension (`.m3u8`, `.m3u`, `.txt`, `.ffconcat`). A DASH manifest is refused outright: its
 /// segment templates cannot be checked here.

@@ -175,12 +175,13 @@ impl GstExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
+        let workdir = prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
 
         let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
         spec.grace = self.config.grace;
         spec.nice = self.nice;
         spec.run_as = self.run_as.clone();
+        spec.current_dir = Some(workdir);
         let mut parser = GstProgressParser::new(f64::from(pipe.scenario.fps), pipe.frame_limit);
         let started = Instant::now();
         let run = run_workload(spec, &job_cgroup_name(job), limits, &self.cgroups, cancel, |line| {
