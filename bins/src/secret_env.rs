@@ -218,3 +218,12 @@ fn check_handover(fd: &OwnedFd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn after_forbid_inspection_the_process_is_not_dumpable() {
+        super::forbid_inspection().unwrap();
+        assert!(!nix::sys::prctl::get_dumpable().unwrap());
+    }
+}

@@ -53,7 +53,10 @@ const FFMPEG: &str = "/usr/bin/ffmpeg";
 /// [`FFMPEG`], which these tests need: missing, they fail rather than pass unseen.
 fn ffmpeg() -> &'static Path {
     let p = Path::new(FFMPEG);
-    assert!(p.exists(), "{FFMPEG} is needed by the confinement tests (apt-get install ffmpeg)");
+    assert!(
+        p.exists(),
+        "{FFMPEG} is needed by the confinement tests (apt-get install ffmpeg)"
+    );
     p
 }
 
@@ -157,13 +160,20 @@ async fn an_aes_128_hls_playlist_is_decrypted_and_encoded() {
     std::fs::create_dir(&show).unwrap();
     // Debian's FFmpeg opens keys only with a media extension.
     std::fs::write(show.join("key.ts"), [7u8; 16]).unwrap();
-    std::fs::write(show.join("keyinfo"), format!("key.ts\n{}\n", show.join("key.ts").display())).unwrap();
+    std::fs::write(
+        show.join("keyinfo"),
+        format!("key.ts\n{}\n", show.join("key.ts").display()),
+    )
+    .unwrap();
     make_hls(&show, "index.m3u8", &["-hls_key_info_file", "keyinfo"]);
     let list = std::fs::read_to_string(show.join("index.m3u8")).unwrap();
     assert!(list.contains("METHOD=AES-128"), "{list}");
     let exec = FfmpegExecutor::with_cgroups(config(&d, ffmpeg()), Cgroups::disabled("not under test"));
     let (_h, cancel) = cancel_pair();
-    match exec.execute(&job(&spec("enc/index.m3u8")), &Recorder::default(), cancel).await {
+    match exec
+        .execute(&job(&spec("enc/index.m3u8")), &Recorder::default(), cancel)
+        .await
+    {
         ExecOutcome::Completed { result } => assert!((18..=62).contains(&result.frames), "{result:?}"),
         other => panic!("expected completed, got {other:?}"),
     }
@@ -225,7 +235,13 @@ async fn workloads_start_in_the_output_directory() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let exec = FfmpegExecutor::with_cgroups(config(&d, &script), Cgroups::disabled("not under test"));
     let (_h, cancel) = cancel_pair();
-    let _ = exec.execute(&job(&spec("clip.mp4")), &Recorder::default(), cancel).await;
+    let _ = exec
+        .execute(&job(&spec("clip.mp4")), &Recorder::default(), cancel)
+        .await;
     let cwd = std::fs::read_to_string(&seen).unwrap();
-    assert_eq!(Path::new(cwd.trim()), d.output.canonicalize().unwrap(), "relative opens land here");
+    assert_eq!(
+        Path::new(cwd.trim()),
+        d.output.canonicalize().unwrap(),
+        "relative opens land here"
+    );
 }

@@ -238,7 +238,11 @@ async fn an_output_directory_the_worker_does_not_own_is_refused_not_given_away()
         other => panic!("expected a refusal, got {other:?}"),
     }
     let meta = std::fs::metadata(&output).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (0, 0), "the operator's directory keeps its owner");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "the operator's directory keeps its owner"
+    );
 }
 
 #[tokio::test]
