@@ -465,14 +465,14 @@ mod tests {
             !formats.split(',').any(|f| ["hls", "concat", "dash"].contains(&f)),
             "no manifest demuxer for a media file: {formats}"
         );
-        std::fs::write(input.join("list.m3u8"), "#EXTM3U\nclip.mp4\n#EXT-X-ENDLIST\n").unwrap();
-        let (_, a) = argv(r#"{"scenario":"720p-h264","parameters":{"input":"list.m3u8"}}"#, &c).unwrap();
-        let formats = after(&a, "-format_whitelist").unwrap();
-        assert!(formats.split(',').any(|f| f == "hls"), "{formats}");
-        assert!(!formats.split(',').any(|f| f == "concat"), "{formats}");
         assert_eq!(after(&a, "-t"), Some("4"));
         assert_eq!(after(&a, "-vf"), Some("scale=1280:720"));
         assert!(!a.iter().any(|x| x == "lavfi"));
+        std::fs::write(input.join("list.m3u8"), "#EXTM3U\nclip.mp4\n#EXT-X-ENDLIST\n").unwrap();
+        let (_, hls) = argv(r#"{"scenario":"720p-h264","parameters":{"input":"list.m3u8"}}"#, &c).unwrap();
+        let formats = after(&hls, "-format_whitelist").unwrap();
+        assert!(formats.split(',').any(|f| f == "hls"), "{formats}");
+        assert!(!formats.split(',').any(|f| f == "concat"), "{formats}");
 
         for bad in ["link.mp4", "missing.mp4"] {
             let json = format!(r#"{{"scenario":"720p-h264","parameters":{{"input":"{bad}"}}}}"#);
