@@ -410,7 +410,9 @@ mod tests {
     }
 
     /// A directory with `seg.ts` and a secret outside it, and a writer of playlists.
-    fn playlist_dir() -> (Dirs, impl Fn(&str, &[u8]) -> Result<(PathBuf, InputKind), ExecError>) {
+    type Resolved = Result<(PathBuf, InputKind), ExecError>;
+
+    fn playlist_dir() -> (Dirs, impl Fn(&str, &[u8]) -> Resolved) {
         let d = dirs();
         std::fs::write(d.input.join("seg.ts"), b"x").unwrap();
         let input = d.input.clone();
