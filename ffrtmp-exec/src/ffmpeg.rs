@@ -119,10 +119,7 @@ impl FfmpegExecutor {
         let (owned_job, config) = (job.clone(), self.config.clone());
         let cmd = tokio::task::spawn_blocking(move || FfmpegCommand::build(&owned_job, &config))
             .await
-            .map_err(|e| ExecError::Io {
-                context: "checking the job's input".to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+            .map_err(|e| ExecError::io("checking the job's input", std::io::Error::other(e.to_string())))??;
         let file_input = job.spec.parameters.input.as_ref().and_then(|_| input_path(&cmd.args));
         if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), file_input) {
             user.check_readable(input).await?;

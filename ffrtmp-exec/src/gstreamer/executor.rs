@@ -167,7 +167,11 @@ impl GstExecutor {
                 "this executor runs GStreamer; the job asks for the ffmpeg engine".to_string(),
             ));
         }
-        let pipe = self.plan(job)?;
+        // Planning resolves the input (whole playlists): off the runtime.
+        let (this, owned) = (self.clone(), job.clone());
+        let pipe = tokio::task::spawn_blocking(move || this.plan(&owned))
+            .await
+            .map_err(|e| ExecError::io("planning the pipeline", std::io::Error::other(e.to_string())))??;
         if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), &pipe.input) {
             user.check_readable(input).await?;
         }
