@@ -64,18 +64,23 @@ impl RunAs {
     /// (`useradd`). When it cannot be created this fails: sharing a user such as `nobody`
     /// with other services is only done when asked for (`--run-as nobody`).
     pub fn system_worker() -> Result<RunAs, ExecError> {
-        if let Ok(u) = RunAs::lookup(DEFAULT_WORKER) {
+        RunAs::created(DEFAULT_WORKER, "useradd")
+    }
+
+    /// The user `name`, created with the `useradd` program when missing.
+    fn created(name: &str, useradd: &str) -> Result<RunAs, ExecError> {
+        if let Ok(u) = RunAs::lookup(name) {
             return Ok(u);
         }
-        let created = std::process::Command::new("useradd")
+        let created = std::process::Command::new(useradd)
             .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
-            .args(["--shell", "/usr/sbin/nologin", DEFAULT_WORKER])
+            .args(["--shell", "/usr/sbin/nologin", name])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output();
         // Another agent on the host may have created it meanwhile: look again either way.
-        match RunAs::lookup(DEFAULT_WORKER) {
+        match RunAs::lookup(name) {
             Ok(u) => Ok(u),
             Err(_) => {
                 let why = match created {
@@ -83,7 +88,7 @@ impl RunAs {
                     Err(e) => e.to_string(),
                 };
                 Err(ExecError::NodeUnavailable(format!(
-                    "cannot create the workload user {DEFAULT_WORKER} ({why}); create it, or name an existing \
+                    "cannot create the workload user {name} ({why}); create it, or name an existing \
                      unprivileged user with --run-as (e.g. --run-as nobody)"
                 )))
             }
@@ -249,5 +254,17 @@ impl Credentials {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_cannot_be_created_is_an_error_not_nobody() {
+        let err = RunAs::created("ffrtmp-no-such-worker", "false").unwrap_err();
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::NodeUnavailable);
+        assert!(err.to_string().contains("--run-as nobody"), "{err}");
     }
 }
