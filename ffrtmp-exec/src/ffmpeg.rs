@@ -81,8 +81,9 @@ impl FfmpegExecutor {
         self
     }
 
-    /// Runs encodes as `user` (`None`: as this process's user). Its output directory is
-    /// given to that user before each job.
+    /// Runs encodes as `user` (`None`: as this process's user). The output directory must
+    /// be that user's, or not exist yet (it is then created for that user); one owned by
+    /// anyone else fails each job (see [`RunAs::own_dir`]).
     pub fn with_run_as(mut self, user: Option<RunAs>) -> Self {
         self.run_as = user;
         self
