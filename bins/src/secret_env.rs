@@ -5,7 +5,8 @@
 //! to read that file (a workload running as the same user, a debugger) would still find the
 //! key. [`hide_secrets`] therefore re-executes the binary once with the credentials taken out
 //! of its environment (and of its command line, for the flags named), handing them over
-//! through an inherited pipe that the new image reads and closes at once.
+//! through an inherited, sealed memfd that the new image checks, reads and closes at once
+//! (a memfd, unlike a pipe, never blocks the writer however much it holds).
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -14,12 +15,25 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 
 use anyhow::{bail, Context};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+use nix::sys::stat::{fstat, SFlag};
 
-/// Names the pipe descriptor across the re-exec (a number, not a secret).
+/// Names the hand-over descriptor across the re-exec (a number, not a secret).
 const SECRETS_FD_ENV: &str = "FFRTMP_SECRETS_FD";
-/// More than a pipe holds without a reader would block the hand-over.
+/// Largest hand-over: far more than any set of keys, and a bound on what is read back.
 const MAX_HANDOVER: usize = 48 * 1024;
+/// The seals of the hand-over: its content cannot change once written.
+fn handover_seals() -> SealFlag {
+    SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK
+}
+
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE` 0): processes of the same user can
+/// no longer read its memory or environment through `/proc/<pid>/` nor attach to it, and it
+/// leaves no core dump. Call once credentials are in memory, before any child is started.
+pub fn forbid_inspection() -> anyhow::Result<()> {
+    nix::sys::prctl::set_dumpable(false).context("making the process non-dumpable")
+}
 
 /// Whether an environment variable named `name` holds a credential.
 ///
@@ -123,7 +137,7 @@ pub fn split_secret_flags(
     (rest, secrets)
 }
 
-/// Replaces this process with itself, minus the credentials, which go through a pipe.
+/// Replaces this process with itself, minus the credentials, which go through a memfd.
 fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)>) -> anyhow::Result<Restored> {
     let mut data = Vec::new();
     for (k, v) in &secrets {
@@ -135,12 +149,18 @@ fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)
     if data.len() > MAX_HANDOVER {
         bail!("credentials in the environment exceed {MAX_HANDOVER} bytes");
     }
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating the credential pipe")?;
-    std::fs::File::from(write)
-        .write_all(&data)
-        .context("handing credentials over")?;
-    // Only the read end crosses exec; the write end is closed, so the reader sees EOF.
-    fcntl(read.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).context("passing the credential pipe on")?;
+    let memfd = memfd_create(
+        c"ffrtmp-credentials",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .context("creating the credential hand-over")?;
+    let mut file = std::fs::File::from(memfd);
+    file.write_all(&data).context("handing credentials over")?;
+    // The offset is shared with the next image, which reads from the start.
+    std::io::Seek::rewind(&mut file).context("handing credentials over")?;
+    fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(handover_seals())).context("sealing the credential hand-over")?;
+    let read = OwnedFd::from(file);
+    fcntl(read.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).context("passing the credential hand-over on")?;
     let mut cmd = std::process::Command::new("/proc/self/exe");
     cmd.arg0(arg0)
         .args(args)
@@ -152,7 +172,8 @@ fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)
     Err(err).context("re-executing without credentials in the environment")
 }
 
-/// In the re-executed image: reads the hand-over pipe and restores its variables.
+/// In the re-executed image: checks that the descriptor named is the sealed memfd a previous
+/// image made (not whatever a caller put at that number), reads it and restores its variables.
 fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
     let fd: i32 = fd
         .to_str()
@@ -162,10 +183,15 @@ fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
     // SAFETY: the descriptor was opened for this purpose by the previous image and is owned
     // by nothing else here; a wrong number fails the read below.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    check_handover(&owned).with_context(|| format!("{SECRETS_FD_ENV}={fd} is not a credential hand-over"))?;
     let mut data = Vec::new();
     std::fs::File::from(owned)
+        .take(MAX_HANDOVER as u64 + 1)
         .read_to_end(&mut data)
         .context("reading handed-over credentials")?;
+    if data.len() > MAX_HANDOVER {
+        bail!("handed-over credentials exceed {MAX_HANDOVER} bytes");
+    }
     let mut parts = data.split(|b| *b == 0);
     let mut names = Vec::new();
     while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
@@ -177,4 +203,27 @@ fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
         names.push(name);
     }
     Ok(Restored { names })
+}
+
+/// A hand-over is an anonymous (unlinked) regular file carrying all of [`handover_seals`]:
+/// what [`reexec`] makes, and nothing a file, pipe or socket inherited by mistake would be.
+fn check_handover(fd: &OwnedFd) -> anyhow::Result<()> {
+    let st = fstat(fd.as_raw_fd()).context("fstat")?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG || st.st_nlink != 0 {
+        bail!("not an anonymous memory file");
+    }
+    let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).context("not a memfd")?;
+    if !SealFlag::from_bits_truncate(seals).contains(handover_seals()) {
+        bail!("not sealed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn after_forbid_inspection_the_process_is_not_dumpable() {
+        super::forbid_inspection().unwrap();
+        assert!(!nix::sys::prctl::get_dumpable().unwrap());
+    }
 }

@@ -687,6 +687,11 @@ fn the_agent_and_its_encodes_hold_no_key_and_encodes_run_unprivileged() {
         !String::from_utf8_lossy(&environ).contains(KEY),
         "the encode's environ holds the key"
     );
+    // It can gain no privileges, and relative names it opens land in the output directory.
+    let status = std::fs::read_to_string(format!("/proc/{encode}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
+    let cwd = std::fs::read_link(format!("/proc/{encode}/cwd")).unwrap();
+    assert_eq!(cwd, cluster.dir.path().join("out-0").canonicalize().unwrap());
     if uids_of(std::process::id() as i32).split_whitespace().nth(1) == Some("0") {
         let worker = Command::new("id").args(["-u", "ffrtmp-worker"]).output().unwrap();
         let worker = String::from_utf8_lossy(&worker.stdout).trim().to_string();

@@ -141,12 +141,15 @@ impl FfmpegCommand {
         // Input.
         let expected_duration_s;
         if let Some(input) = &p.input {
-            let (path, _) = crate::input::resolve_input(&config.input_dir, input)?;
+            let (path, kind) = crate::input::resolve_input(&config.input_dir, input)?;
             if mode == OutputMode::Rtmp {
                 a.push("-re");
             }
-            // Only local files, whatever the input (or a playlist in it) names.
-            a.push_all(&["-protocol_whitelist", "file", "-i"]);
+            // Only ordinary containers (no manifest demuxer but the checked playlist's own)
+            // and only local files, plain or AES-128 decrypted, whatever a playlist names.
+            a.push("-format_whitelist");
+            a.push(crate::input::format_whitelist(kind));
+            a.push_all(&["-protocol_whitelist", "file,crypto", "-i"]);
             a.push(path);
             if let Some(d) = p.duration {
                 a.push("-t");
@@ -455,10 +458,21 @@ mod tests {
         let canon = input.canonicalize().unwrap().join("clip.mp4");
         assert_eq!(after(&a, "-i"), Some(canon.to_str().unwrap()));
         let i = a.iter().position(|x| x == "-i").unwrap();
-        assert_eq!(&a[i - 2..i], ["-protocol_whitelist", "file"], "{a:?}");
+        assert_eq!(&a[i - 2..i], ["-protocol_whitelist", "file,crypto"], "{a:?}");
+        let formats = after(&a, "-format_whitelist").unwrap();
+        assert!(formats.split(',').any(|f| f == "mov"), "{formats}");
+        assert!(
+            !formats.split(',').any(|f| ["hls", "concat", "dash"].contains(&f)),
+            "no manifest demuxer for a media file: {formats}"
+        );
         assert_eq!(after(&a, "-t"), Some("4"));
         assert_eq!(after(&a, "-vf"), Some("scale=1280:720"));
         assert!(!a.iter().any(|x| x == "lavfi"));
+        std::fs::write(input.join("list.m3u8"), "#EXTM3U\nclip.mp4\n#EXT-X-ENDLIST\n").unwrap();
+        let (_, hls) = argv(r#"{"scenario":"720p-h264","parameters":{"input":"list.m3u8"}}"#, &c).unwrap();
+        let formats = after(&hls, "-format_whitelist").unwrap();
+        assert!(formats.split(',').any(|f| f == "hls"), "{formats}");
+        assert!(!formats.split(',').any(|f| f == "concat"), "{formats}");
 
         for bad in ["link.mp4", "missing.mp4"] {
             let json = format!(r#"{{"scenario":"720p-h264","parameters":{{"input":"{bad}"}}}}"#);

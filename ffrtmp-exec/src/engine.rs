@@ -152,7 +152,17 @@ impl AutoExecutor {
 #[async_trait]
 impl Executor for AutoExecutor {
     async fn execute(&self, job: &Job, progress: &dyn ProgressSink, cancel: CancelSignal) -> ExecOutcome {
-        let selection = match self.select(job) {
+        // Planning a GStreamer run resolves the input (whole playlists): off the runtime.
+        let (this, owned) = (self.clone(), job.clone());
+        let selected = tokio::task::spawn_blocking(move || this.select(&owned))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ExecError::io(
+                    "choosing the engine",
+                    std::io::Error::other(e.to_string()),
+                ))
+            });
+        let selection = match selected {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(job = %job.id, error = %e, "no engine for the job on this node");

@@ -81,8 +81,9 @@ impl FfmpegExecutor {
         self
     }
 
-    /// Runs encodes as `user` (`None`: as this process's user). Its output directory is
-    /// given to that user before each job.
+    /// Runs encodes as `user` (`None`: as this process's user). The output directory must
+    /// be that user's, or not exist yet (it is then created for that user); one owned by
+    /// anyone else fails each job (see [`RunAs::own_dir`]).
     pub fn with_run_as(mut self, user: Option<RunAs>) -> Self {
         self.run_as = user;
         self
@@ -114,7 +115,12 @@ impl FfmpegExecutor {
                 "this executor runs FFmpeg; the job asks for the gstreamer engine".to_string(),
             ));
         }
-        let cmd = FfmpegCommand::build(job, &self.config)?;
+        // Resolving the input reads whole playlists (and every file they name): not on the
+        // runtime's worker threads.
+        let (owned_job, config) = (job.clone(), self.config.clone());
+        let cmd = tokio::task::spawn_blocking(move || FfmpegCommand::build(&owned_job, &config))
+            .await
+            .map_err(|e| ExecError::io("checking the job's input", std::io::Error::other(e.to_string())))??;
         let file_input = job.spec.parameters.input.as_ref().and_then(|_| input_path(&cmd.args));
         if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), file_input) {
             user.check_readable(input).await?;
@@ -123,12 +129,13 @@ impl FfmpegExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
+        let workdir = prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
 
         let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
         spec.grace = self.config.grace;
         spec.nice = self.nice;
         spec.run_as = self.run_as.clone();
+        spec.current_dir = Some(workdir);
         let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
         let run = run_workload(
             spec,

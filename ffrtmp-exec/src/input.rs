@@ -4,18 +4,25 @@
 //! FFmpeg follows playlist entries wherever they point, so a playlist placed in the input
 //! directory could otherwise read any file the workload can (`/etc/passwd`, other jobs'
 //! inputs). Network entries are refused here too, and the FFmpeg engine also passes
-//! `-protocol_whitelist file` so that nothing but local files is ever opened.
+//! `-protocol_whitelist file,crypto` (local files, decrypted or not) and a
+//! `-format_whitelist` without manifest demuxers, so that FFmpeg itself refuses the rest.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::ExecError;
+
+mod parse;
 
 /// Largest playlist read for checking; a bigger "playlist" is refused.
 pub const MAX_PLAYLIST_BYTES: u64 = 1024 * 1024;
 /// How deep playlists may nest (a master playlist, its variants, ...).
 const MAX_DEPTH: usize = 4;
+/// Most entries checked for one input, over all the playlists it names.
+pub const MAX_ENTRIES: usize = 20_000;
 /// Bytes looked at to recognise a playlist by its content.
 const SNIFF_BYTES: usize = 4096;
 
@@ -30,6 +37,28 @@ pub enum InputKind {
     /// An FFmpeg concat list (`ffconcat version`, or a `.txt`/`.ffconcat` name): its `file`
     /// entries are opened too.
     Concat,
+}
+
+/// Demuxers FFmpeg may use for a media input: ordinary containers and elementary streams,
+/// none that reads other files by itself (no HLS, DASH, concat, image sequences).
+const MEDIA_FORMATS: &str = "mov,matroska,webm,mpegts,mpeg,mpegvideo,avi,flv,asf,mxf,nut,ivf,obu,h264,hevc,\
+                             m4v,mjpeg,ogg,dv,gif,wav,mp3,aac,flac,yuv4mpegpipe";
+
+/// The `-format_whitelist` for an input of `kind`: ordinary containers, plus `hls` for an HLS
+/// playlist and `concat` for a concat list, so that FFmpeg itself refuses any other
+/// manifest, wherever it is met.
+///
+/// ```
+/// use ffrtmp_exec::input::{format_whitelist, InputKind};
+/// assert!(format_whitelist(InputKind::Hls).ends_with(",hls"));
+/// assert!(!format_whitelist(InputKind::Media).contains("hls"));
+/// ```
+pub fn format_whitelist(kind: InputKind) -> String {
+    match kind {
+        InputKind::Media => MEDIA_FORMATS.to_string(),
+        InputKind::Hls => format!("{MEDIA_FORMATS},hls"),
+        InputKind::Concat => format!("{MEDIA_FORMATS},concat"),
+    }
 }
 
 /// Tells what `path` is by its first bytes (`#EXTM3U`, `ffconcat version`), else by its
@@ -110,6 +139,7 @@ pub fn resolve_input(input_dir: &Path, input: &str) -> Result<(PathBuf, InputKin
             root: &root,
             input,
             seen: HashSet::new(),
+            entries: 0,
         };
         checker.check(&path, kind, 0)?;
     }
@@ -121,6 +151,8 @@ struct Checker<'a> {
     root: &'a Path,
     input: &'a str,
     seen: HashSet<PathBuf>,
+    /// Entries checked so far, over all playlists: a bound on the work one job may cause.
+    entries: usize,
 }
 
 impl Checker<'_> {
@@ -136,62 +168,111 @@ impl Checker<'_> {
         if !self.seen.insert(path.to_path_buf()) {
             return Ok(());
         }
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if size > MAX_PLAYLIST_BYTES {
-            return Err(self.refuse(format!(
-                "is larger than {} KiB ({})",
-                MAX_PLAYLIST_BYTES / 1024,
-                path.display()
-            )));
+        // FFmpeg resolves entries against the playlist's URL, where `?` and `#` are not path.
+        if path.as_os_str().as_bytes().iter().any(|b| matches!(b, b'?' | b'#')) {
+            return Err(self.refuse(format!("is named {}, with a `?` or `#` in its path", path.display())));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| self.refuse(format!("cannot be read ({}): {e}", path.display())))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let entries = match kind {
-            InputKind::Hls => hls_entries(&text),
-            InputKind::Concat => concat_entries(&text).map_err(|why| self.refuse(why))?,
-            InputKind::Media => Vec::new(),
+        let bytes = read_capped(path).map_err(|why| self.refuse(why))?;
+        let (entries, live) = match kind {
+            InputKind::Hls => {
+                let list = parse::hls(&bytes).map_err(|why| self.refuse(why))?;
+                (list.entries, list.has_segments && !list.ended)
+            }
+            InputKind::Concat => (parse::concat(&bytes).map_err(|why| self.refuse(why))?, false),
+            InputKind::Media => (Vec::new(), false),
         };
+        self.entries += entries.len();
+        if self.entries > MAX_ENTRIES {
+            return Err(self.refuse(format!("names more than {MAX_ENTRIES} files in all")));
+        }
         let base = path.parent().unwrap_or(self.root);
         for entry in entries {
-            let seen_as = self.confine(base, &entry)?;
+            let seen_as = self.confine(base, OsStr::from_bytes(&entry))?;
             let nested = sniff(&seen_as)?;
             if nested != InputKind::Media {
                 self.check(&seen_as, nested, depth + 1)?;
             }
+        }
+        if live {
+            // FFmpeg reloads a playlist without an end for as long as it grows.
+            return Err(self.refuse(format!(
+                "is live ({} has no #EXT-X-ENDLIST); only complete playlists are accepted",
+                path.display()
+            )));
         }
         Ok(())
     }
 
     /// Where `entry` of a playlist in `base` leads, refusing URLs and anything outside the
     /// root. Returns the path as FFmpeg opens it (relative entries joined and `..` removed
-    /// lexically, as FFmpeg does), once both it and the kernel's reading of the unnormalised
-    /// path resolve inside the root.
-    fn confine(&self, base: &Path, entry: &str) -> Result<PathBuf, ExecError> {
-        let file = entry.strip_prefix("file:").unwrap_or(entry);
-        let first = file.split('/').next().unwrap_or_default();
-        if first.contains(':') || file.is_empty() {
-            return Err(self.refuse(format!(
-                "names {entry:?}, which is not a local file; only files inside the input directory are read"
-            )));
+    /// lexically, as FFmpeg does), once it and the kernel's reading of the unnormalised path
+    /// resolve to the same file inside the root.
+    fn confine(&self, base: &Path, entry: &OsStr) -> Result<PathBuf, ExecError> {
+        let bytes = entry.as_bytes();
+        let shown = entry.to_string_lossy();
+        let not_local = || {
+            self.refuse(format!(
+                "names {shown:?}, which is not a local file; only files inside the input directory are read"
+            ))
+        };
+        if bytes.iter().any(|b| matches!(b, b'?' | b'#')) {
+            // A query or fragment: FFmpeg's URL arithmetic treats it apart from the path.
+            return Err(self.refuse(format!("names {shown:?}, with a `?` or `#`, which is not accepted")));
         }
-        let joined = base.join(file);
+        // FFmpeg keeps an entry with a scheme as it is: `file:a/b` opens `a/b` relative to the
+        // workload's directory, not the playlist's; only `file:/absolute` is unambiguous.
+        let file = match bytes.strip_prefix(b"file:") {
+            Some(rest) if rest.starts_with(b"/") => rest,
+            Some(_) => return Err(not_local()),
+            None => bytes,
+        };
+        let first = file.split(|b| *b == b'/').next().unwrap_or_default();
+        if first.contains(&b':') || file.is_empty() {
+            return Err(not_local());
+        }
+        let joined = base.join(OsStr::from_bytes(file));
         let lexical = normalize(&joined);
+        let mut real = Vec::with_capacity(2);
         for candidate in [&lexical, &joined] {
-            let real = candidate.canonicalize().map_err(|e| {
+            let path = candidate.canonicalize().map_err(|e| {
                 self.refuse(format!(
-                    "names {entry:?}, which cannot be resolved inside the input directory: {e}"
+                    "names {shown:?}, which cannot be resolved inside the input directory: {e}"
                 ))
             })?;
-            if !real.starts_with(self.root) {
-                return Err(self.refuse(format!("names {entry:?}, which resolves outside the input directory")));
+            if !path.starts_with(self.root) {
+                return Err(self.refuse(format!("names {shown:?}, which resolves outside the input directory")));
             }
-            if !real.is_file() {
-                return Err(self.refuse(format!("names {entry:?}, which is not a regular file")));
+            if !path.is_file() {
+                return Err(self.refuse(format!("names {shown:?}, which is not a regular file")));
             }
+            real.push(path);
+        }
+        if real[0] != real[1] {
+            // `..` after a symlinked directory: FFmpeg and the kernel would disagree on the file.
+            return Err(self.refuse(format!(
+                "names {shown:?}, which leads to different files depending on how `..` is read"
+            )));
         }
         Ok(lexical)
     }
+}
+
+/// The whole of a playlist, refused when it is not a regular file or is larger than
+/// [`MAX_PLAYLIST_BYTES`] (read with that bound, whatever its size says).
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read ({}): {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAYLIST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read ({}): {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_PLAYLIST_BYTES {
+        return Err(format!(
+            "is larger than {} KiB ({})",
+            MAX_PLAYLIST_BYTES / 1024,
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `path` with `.` dropped and `..` applied to the components before it.
@@ -204,78 +285,6 @@ fn normalize(path: &Path) -> PathBuf {
                 out.pop();
             }
             other => out.push(other),
-        }
-    }
-    out
-}
-
-/// The URIs of an HLS playlist: every line that is not a tag or comment, and every `URI="…"`
-/// attribute of a tag (keys, init segments, alternative renditions).
-fn hls_entries(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() {
-            continue;
-        }
-        if !line.starts_with('#') {
-            out.push(line.to_string());
-            continue;
-        }
-        // FFmpeg also takes unquoted attribute values (up to the next comma).
-        let mut rest = line;
-        while let Some(i) = rest.find("URI=") {
-            let value = &rest[i + 4..];
-            let (uri, after) = match value.strip_prefix('"') {
-                Some(quoted) => quoted.split_at(quoted.find('"').unwrap_or(quoted.len())),
-                None => value.split_at(value.find(',').unwrap_or(value.len())),
-            };
-            out.push(uri.to_string());
-            rest = after;
-        }
-    }
-    out
-}
-
-/// The `file` entries of an FFmpeg concat list; `option` directives (which change how a
-/// file is opened) are refused.
-fn concat_entries(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (directive, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-        match directive {
-            "file" => out.push(concat_token(rest.trim_start())),
-            "option" => return Err("sets options for opening its files, which is not accepted".to_string()),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// One token as FFmpeg's concat demuxer reads it: `'…'` quotes literally, `\` escapes the
-/// next character, unquoted whitespace ends it.
-fn concat_token(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
-            '\'' => {
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    out.push(q);
-                }
-            }
-            c if c.is_whitespace() => break,
-            c => out.push(c),
         }
     }
     out
@@ -314,14 +323,18 @@ mod tests {
     #[test]
     fn entries_are_parsed_like_ffmpeg() {
         let hls = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\",IV=0x1\n#EXT-X-MAP:URI=\"init.mp4\"\n\
-                   #EXT-X-MEDIA:TYPE=AUDIO,URI=a.m3u8,NAME=x\n#EXTINF:1,\nseg0.ts\n\n  seg1.ts  \n";
-        assert_eq!(
-            hls_entries(hls),
-            ["key.bin", "init.mp4", "a.m3u8", "seg0.ts", "seg1.ts"]
-        );
+                   #EXT-X-MEDIA:TYPE=AUDIO,URI=a.m3u8,NAME=x\n#EXTINF:1,\nseg0.ts\n\nseg1.ts  \n";
+        let entries: Vec<String> = parse::hls(hls.as_bytes())
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        assert_eq!(entries, ["key.bin", "init.mp4", "a.m3u8", "seg0.ts", "seg1.ts"]);
         let concat = "ffconcat version 1.0\n# c\nfile 'a b.mp4'\nfile c\\ d.mp4 \nduration 3\nfile x'y'z.mp4\n";
-        assert_eq!(concat_entries(concat).unwrap(), ["a b.mp4", "c d.mp4", "xyz.mp4"]);
-        assert!(concat_entries("file a.mp4\noption protocol_whitelist file,http\n").is_err());
+        let names: Vec<&[u8]> = vec![b"a b.mp4", b"c d.mp4", b"xyz.mp4"];
+        assert_eq!(parse::concat(concat.as_bytes()).unwrap(), names);
+        assert!(parse::concat(b"file a.mp4\noption protocol_whitelist file,http\n").is_err());
         assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
     }
 
@@ -355,7 +368,7 @@ mod tests {
 
         w(
             "hls/ok.m3u8",
-            "#EXTM3U\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\n../top.ts\n".into(),
+            "#EXTM3U\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\n../top.ts\n#EXT-X-ENDLIST\n".into(),
         );
         w(
             "master.m3u8",
@@ -389,10 +402,114 @@ mod tests {
         assert!(refused(&d, "net.m3u8").contains("not a local file"));
         w("missing.m3u8", "#EXTM3U\n#EXTINF:1,\nnope.ts\n".into());
         assert!(refused(&d, "missing.m3u8").contains("cannot be resolved"));
-        w("loop.m3u8", "#EXTM3U\nloop.m3u8\n".into());
+        w("loop.m3u8", "#EXTM3U\nloop.m3u8\n#EXT-X-ENDLIST\n".into());
         assert!(
             resolve_input(&d.input, "loop.m3u8").is_ok(),
             "a self-reference is checked once"
         );
+    }
+
+    /// A directory with `seg.ts` and a secret outside it, and a writer of playlists.
+    type Resolved = Result<(PathBuf, InputKind), ExecError>;
+
+    fn playlist_dir() -> (Dirs, impl Fn(&str, &[u8]) -> Resolved) {
+        let d = dirs();
+        std::fs::write(d.input.join("seg.ts"), b"x").unwrap();
+        let input = d.input.clone();
+        let write = move |name: &str, text: &[u8]| {
+            std::fs::write(input.join(name), text).unwrap();
+            resolve_input(&input, name)
+        };
+        (d, write)
+    }
+
+    #[test]
+    fn lines_split_at_carriage_returns_and_nuls_are_checked() {
+        let (d, w) = playlist_dir();
+        let abs = d.outside.display().to_string();
+        for (name, text) in [
+            (
+                "cr.m3u8",
+                format!("#EXTM3U\n#EXT-X-FOO\r{abs}\nseg.ts\n#EXT-X-ENDLIST\n"),
+            ),
+            (
+                "nul.m3u8",
+                format!("#EXTM3U\n#EXT-X-FOO\0{abs}\nseg.ts\n#EXT-X-ENDLIST\n"),
+            ),
+            ("cr.txt", format!("ffconcat version 1.0\n# note\rfile '{abs}'\n")),
+        ] {
+            let err = w(name, text.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("outside the input directory"), "{name}: {err}");
+        }
+        let err = w("two.txt", b"ffconcat version 1.0\nfile seg.ts /etc/passwd\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
+    }
+
+    #[test]
+    fn scheme_query_and_fragment_entries_are_refused() {
+        let (d, w) = playlist_dir();
+        let end = "\n#EXT-X-ENDLIST\n";
+        for entry in [
+            "file:seg.ts",
+            "file:./seg.ts",
+            "seg.ts?x=1",
+            "seg.ts#frag",
+            "crypto:seg.ts",
+        ] {
+            let err = w("s.m3u8", format!("#EXTM3U\n{entry}{end}").as_bytes()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{entry}: {err}");
+        }
+        // `file:` with an absolute path is that path, checked as any other.
+        let inside = d.input.canonicalize().unwrap().join("seg.ts");
+        let ok = format!("#EXTM3U\nfile:{}{end}", inside.display());
+        assert_eq!(w("abs.m3u8", ok.as_bytes()).unwrap().1, InputKind::Hls);
+    }
+
+    #[test]
+    fn quoted_uris_are_unescaped_before_checking() {
+        let (d, w) = playlist_dir();
+        // FFmpeg reads `..\/secret.ts` as `../secret.ts`.
+        let text = "#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI=\"..\\/secret.ts\"\nseg.ts\n#EXT-X-ENDLIST\n";
+        let err = w("k.m3u8", text.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("outside the input directory"), "{err}");
+        drop(d);
+    }
+
+    #[test]
+    fn dot_dot_after_a_symlinked_directory_is_refused() {
+        let (d, w) = playlist_dir();
+        // in/deep/sub -> in/other/inner: `sub/../x.ts` is in/deep/x.ts to FFmpeg, in/other/x.ts
+        // to the kernel.
+        for dir in ["deep", "other/inner"] {
+            std::fs::create_dir_all(d.input.join(dir)).unwrap();
+        }
+        std::os::unix::fs::symlink(d.input.join("other/inner"), d.input.join("deep/sub")).unwrap();
+        std::fs::write(d.input.join("deep/x.ts"), b"x").unwrap();
+        std::fs::write(d.input.join("other/x.ts"), b"#EXTM3U\n/etc/passwd\n#EXT-X-ENDLIST\n").unwrap();
+        let err = w("deep/l.m3u8", b"#EXTM3U\nsub/../x.ts\n#EXT-X-ENDLIST\n").unwrap_err();
+        assert!(err.to_string().contains("depending on how"), "{err}");
+    }
+
+    #[test]
+    fn live_playlists_are_refused() {
+        let (_d, w) = playlist_dir();
+        let err = w("live.m3u8", b"#EXTM3U\n#EXTINF:1,\nseg.ts\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("live"), "{err}");
+        // A master playlist has no end of its own; its media playlists must.
+        w("v.m3u8", b"#EXTM3U\n#EXTINF:1,\nseg.ts\n#EXT-X-ENDLIST\n").unwrap();
+        w("master.m3u8", b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n").unwrap();
+    }
+
+    #[test]
+    fn playlists_are_bounded() {
+        let (_d, w) = playlist_dir();
+        let many = format!("#EXTM3U\n{}#EXT-X-ENDLIST\n", "seg.ts\n".repeat(MAX_ENTRIES + 1));
+        let err = w("many.m3u8", many.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+        let big = vec![b'#'; MAX_PLAYLIST_BYTES as usize + 1];
+        let err = w("big.m3u8", &big).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 }

@@ -12,8 +12,6 @@ use crate::error::ExecError;
 
 /// The system user an agent running as root creates for its workloads when none is named.
 pub const DEFAULT_WORKER: &str = "ffrtmp-worker";
-/// The user taken when [`DEFAULT_WORKER`] cannot be created.
-pub const FALLBACK_WORKER: &str = "nobody";
 
 /// A user that children run as: its uid, primary group and the supplementary groups the
 /// user database gives it (e.g. `render` for a VAAPI device), never those of the agent.
@@ -63,28 +61,36 @@ impl RunAs {
     }
 
     /// [`DEFAULT_WORKER`], created as a system user without a login shell when missing
-    /// (`useradd`); [`FALLBACK_WORKER`] when it cannot be created.
+    /// (`useradd`). When it cannot be created this fails: sharing a user such as `nobody`
+    /// with other services is only done when asked for (`--run-as nobody`).
     pub fn system_worker() -> Result<RunAs, ExecError> {
-        if let Ok(u) = RunAs::lookup(DEFAULT_WORKER) {
+        RunAs::created(DEFAULT_WORKER, "useradd")
+    }
+
+    /// The user `name`, created with the `useradd` program when missing.
+    fn created(name: &str, useradd: &str) -> Result<RunAs, ExecError> {
+        if let Ok(u) = RunAs::lookup(name) {
             return Ok(u);
         }
-        let created = std::process::Command::new("useradd")
+        let created = std::process::Command::new(useradd)
             .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
-            .args(["--shell", "/usr/sbin/nologin", DEFAULT_WORKER])
+            .args(["--shell", "/usr/sbin/nologin", name])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output();
         // Another agent on the host may have created it meanwhile: look again either way.
-        match RunAs::lookup(DEFAULT_WORKER) {
+        match RunAs::lookup(name) {
             Ok(u) => Ok(u),
             Err(_) => {
                 let why = match created {
                     Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
                     Err(e) => e.to_string(),
                 };
-                tracing::warn!(user = DEFAULT_WORKER, reason = %why, "cannot create the worker user; using {FALLBACK_WORKER}");
-                RunAs::lookup(FALLBACK_WORKER)
+                Err(ExecError::NodeUnavailable(format!(
+                    "cannot create the workload user {name} ({why}); create it, or name an existing \
+                     unprivileged user with --run-as (e.g. --run-as nobody)"
+                )))
             }
         }
     }
@@ -115,10 +121,12 @@ impl RunAs {
         self.uid == 0
     }
 
-    /// Makes `dir` (created when missing) owned by this user, so that its workloads can
-    /// write their outputs and scratch files there.
+    /// Makes sure this user's workloads can write their outputs to `dir` without the agent
+    /// giving away a directory the operator owns: a missing `dir` is created (mode 0750)
+    /// and given to this user; an existing one must already be this user's (a directory,
+    /// not a symlink), and is otherwise refused, never changed.
     pub fn own_dir(&self, dir: &Path) -> Result<(), ExecError> {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
         let unusable = |e: std::io::Error| {
             ExecError::NodeUnavailable(format!(
                 "output directory {} cannot be given to user {}: {e}",
@@ -126,10 +134,25 @@ impl RunAs {
                 self.name
             ))
         };
-        std::fs::create_dir_all(dir).map_err(unusable)?;
-        let meta = std::fs::metadata(dir).map_err(unusable)?;
-        if meta.uid() != self.uid || meta.gid() != self.gid {
-            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(unusable)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(unusable)?;
+        }
+        match std::fs::DirBuilder::new().mode(0o750).create(dir) {
+            // Created here, so nobody else's: safe to hand over.
+            Ok(()) => return std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(unusable),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unusable(e)),
+        }
+        let meta = std::fs::symlink_metadata(dir).map_err(unusable)?;
+        if !meta.is_dir() || meta.uid() != self.uid {
+            return Err(ExecError::NodeUnavailable(format!(
+                "output directory {} exists and is not owned by user {} (uid {}), which runs the workloads; \
+                 the agent does not change its owner: chown it to that user, or name a directory that does \
+                 not exist yet (the agent creates it)",
+                dir.display(),
+                self.name,
+                self.uid
+            )));
         }
         Ok(())
     }
@@ -231,5 +254,17 @@ impl Credentials {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_cannot_be_created_is_an_error_not_nobody() {
+        let err = RunAs::created("ffrtmp-no-such-worker", "false").unwrap_err();
+        assert_eq!(err.kind(), ffrtmp_core::ErrorKind::NodeUnavailable);
+        assert!(err.to_string().contains("--run-as nobody"), "{err}");
     }
 }

@@ -365,9 +365,12 @@ where
     let nice = spec.nice;
     let die_with_parent = spec.die_with_parent;
     let who = spec.run_as.as_ref().filter(|u| !u.is_root()).map(RunAs::credentials);
+    // Taken before the fork: the child compares it with its parent once PDEATHSIG is set.
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (prctl, setpriority, write, setgroups, setgid, setuid) on values prepared
-    // before the fork; it allocates nothing (io::Error::last_os_error does not allocate).
+    // system calls (prctl, getppid, _exit, setpriority, write, setgroups, setgid, setuid) on
+    // values prepared before the fork; it allocates nothing (io::Error::last_os_error does
+    // not allocate).
     unsafe {
         cmd.pre_exec(move || {
             // Join the cgroup while still privileged (moving a task needs the rights on
@@ -380,9 +383,17 @@ where
             if let Some(who) = &who {
                 who.assume()?;
             }
+            // No set-uid program (or file capability) run by the workload gains privileges.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             // After setuid, which clears the parent-death signal.
             if die_with_parent {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                // The parent died before the signal was armed: nobody would stop this child.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
             }
             if let Some(n) = nice {
                 // Best effort: a failure to lower priority must not stop the job.

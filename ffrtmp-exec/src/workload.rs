@@ -237,24 +237,26 @@ pub fn outcome_of(engine: &str, job: &ffrtmp_core::Job, run: Result<ExecOutcome,
     }
 }
 
-/// Makes sure a job that writes a file has somewhere to write it: the output directory
-/// exists and its disk has the job's `max_disk_mb` free. Jobs that discard their output
-/// need neither. When the job runs as another user, the directory is given to that user.
+/// Makes sure the job has somewhere to run and, when it writes a file, to write it: the
+/// output directory exists (given to the workload's user when it runs as another, see
+/// [`RunAs::own_dir`](crate::RunAs::own_dir)), and for file output its disk has the job's
+/// `max_disk_mb` free. Returns the directory, which is also the workload's working
+/// directory: a relative name FFmpeg opens lands there, never in the agent's.
 pub(crate) fn prepare_output_dir(
     job: &ffrtmp_core::Job,
     dir: &std::path::Path,
     run_as: Option<&crate::run_as::RunAs>,
-) -> Result<(), ExecError> {
-    if job.spec.parameters.output_mode.unwrap_or_default() == ffrtmp_core::OutputMode::File {
-        std::fs::create_dir_all(dir).map_err(|e| {
+) -> Result<std::path::PathBuf, ExecError> {
+    match run_as.filter(|u| !u.is_root()) {
+        Some(user) => user.own_dir(dir)?,
+        None => std::fs::create_dir_all(dir).map_err(|e| {
             ExecError::NodeUnavailable(format!("output directory {} is not usable: {e}", dir.display()))
-        })?;
-        if let Some(user) = run_as.filter(|u| !u.is_root()) {
-            user.own_dir(dir)?;
-        }
+        })?,
+    }
+    if job.spec.parameters.output_mode.unwrap_or_default() == ffrtmp_core::OutputMode::File {
         crate::disk::DiskUsage::of(dir)?.check(job.spec.resource_limits.max_disk_mb)?;
     }
-    Ok(())
+    Ok(dir.to_path_buf())
 }
 
 #[cfg(test)]

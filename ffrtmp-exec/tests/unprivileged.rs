@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Once;
+use std::process::Command;
 
 use common::{have_ffmpeg, job, Recorder};
 use ffrtmp_core::{cancel_pair, ErrorKind, ExecOutcome, Executor, ResourceLimits};
@@ -13,13 +13,33 @@ use ffrtmp_exec::{detect, run_workload, Cgroups, FfmpegConfig, FfmpegExecutor, P
 
 const KEY: &str = "key-that-must-not-leak-0123";
 
-/// The agent's key in this process's environment, as an agent started with it has.
-fn with_key_in_env() {
-    static SET: Once = Once::new();
-    SET.call_once(|| {
-        std::env::set_var("MASTER_API_KEY", KEY);
-        std::env::set_var("FFRTMP_API_KEY", KEY);
-    });
+/// Marks the child process [`with_key_in_env`] starts.
+const CHILD: &str = "FFRTMP_TEST_KEY_CHILD";
+
+/// Runs `test` in a child process of this test binary started with the agent's key in its
+/// environment, as an agent started with it is (the environment is not changed here, where
+/// other test threads run). Returns true in that child, where the test body runs; in this
+/// process, asserts that the child ran the test and passed.
+fn with_key_in_env(test: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        assert_eq!(std::env::var("MASTER_API_KEY").as_deref(), Ok(KEY));
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MASTER_API_KEY", KEY)
+        .env("FFRTMP_API_KEY", KEY)
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{test} in a child with the key: {text}");
+    assert!(text.contains("1 passed"), "{test} did not run in the child: {text}");
+    false
 }
 
 fn is_root() -> bool {
@@ -35,7 +55,9 @@ fn open_tempdir() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn a_workload_runs_unprivileged_in_its_cgroup_without_the_key() {
-    with_key_in_env();
+    if !with_key_in_env("a_workload_runs_unprivileged_in_its_cgroup_without_the_key") {
+        return;
+    }
     if !is_root() {
         eprintln!("skipped: dropping privileges needs root");
         return;
@@ -80,7 +102,9 @@ async fn a_workload_runs_unprivileged_in_its_cgroup_without_the_key() {
 
 #[tokio::test]
 async fn an_ffmpeg_job_runs_as_the_worker_and_writes_its_output() {
-    with_key_in_env();
+    if !with_key_in_env("an_ffmpeg_job_runs_as_the_worker_and_writes_its_output") {
+        return;
+    }
     if !is_root() || !have_ffmpeg() {
         eprintln!("skipped: needs root and ffmpeg");
         return;
@@ -113,7 +137,9 @@ async fn an_ffmpeg_job_runs_as_the_worker_and_writes_its_output() {
 
 #[tokio::test]
 async fn encoder_probes_get_no_key_and_test_encodes_run_as_the_worker() {
-    with_key_in_env();
+    if !with_key_in_env("encoder_probes_get_no_key_and_test_encodes_run_as_the_worker") {
+        return;
+    }
     let d = open_tempdir();
     // Written by the test encode, which may run as another user.
     let shared = d.path().join("shared");
@@ -185,4 +211,48 @@ async fn an_input_the_worker_cannot_read_is_reported_as_such() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_output_directory_the_worker_does_not_own_is_refused_not_given_away() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let nobody = RunAs::lookup("nobody").unwrap();
+    let root = open_tempdir();
+    let (input, output) = (root.path().join("in"), root.path().join("out"));
+    std::fs::create_dir(&input).unwrap();
+    // The operator's directory, owned by root.
+    std::fs::create_dir(&output).unwrap();
+    std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exec =
+        FfmpegExecutor::with_cgroups(FfmpegConfig::new(&input, &output), Cgroups::detect()).with_run_as(Some(nobody));
+    let j = job(r#"{"scenario":"240p-h264","parameters":{"duration":1}}"#);
+    let (_h, cancel) = cancel_pair();
+    match exec.execute(&j, &Recorder::default(), cancel).await {
+        ExecOutcome::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::NodeUnavailable, "{error:?}");
+            assert!(error.message.contains("not owned by user nobody"), "{}", error.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let meta = std::fs::metadata(&output).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "the operator's directory keeps its owner"
+    );
+}
+
+#[tokio::test]
+async fn workloads_cannot_gain_privileges() {
+    let spec = ProcessSpec::new("grep", ["NoNewPrivs", "/proc/self/status"]);
+    let (_h, cancel) = cancel_pair();
+    let mut lines = Vec::new();
+    let exit = ffrtmp_exec::supervise::run(&spec, cancel, |l| lines.push(l.to_string()))
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(lines, ["NoNewPrivs:\t1"]);
 }

@@ -106,8 +106,10 @@ struct Args {
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
     /// User the workloads run as. Default, when the agent runs as root: the system user
-    /// `ffrtmp-worker` (created when missing; `nobody` when that fails); `root` opts out.
-    /// An agent not running as root runs them as its own user.
+    /// `ffrtmp-worker` (created when missing; the agent stops when it cannot be, rather than
+    /// share `nobody` unasked); `root` opts out. Its output directory must not exist yet (it
+    /// is created for that user) or already belong to that user. An agent not running as root
+    /// runs them as its own user.
     #[arg(long)]
     run_as: Option<String>,
     /// Flags of the original Go agent.
@@ -186,6 +188,9 @@ fn start() -> anyhow::Result<()> {
     // First, while this is the only thread: the key leaves the environment (and the
     // environment block /proc shows), so no workload or probe can read it from there.
     let restored = ffrtmp::secret_env::hide_secrets(&[("--api-key", "MASTER_API_KEY")])?;
+    // The key is in this process's memory from here on: workloads and probes running as the
+    // same user must not read it through /proc/<pid>/mem, nor attach a debugger.
+    ffrtmp::secret_env::forbid_inspection()?;
     let args = Args::parse();
     restored.forget();
     tokio::runtime::Builder::new_multi_thread()
@@ -195,13 +200,23 @@ fn start() -> anyhow::Result<()> {
         .block_on(run(args))
 }
 
-/// The user workloads run as (see `--run-as`), with the directories it needs checked.
-fn workload_user(args: &Args) -> anyhow::Result<Option<RunAs>> {
-    let user = RunAs::for_agent(args.run_as.as_deref())?;
+/// The user workloads run as (see `--run-as`), with the directories it needs checked (off
+/// the runtime: this creates a user and runs checks as it).
+async fn workload_user(args: &Args) -> anyhow::Result<Option<RunAs>> {
+    let (requested, output, input) = (args.run_as.clone(), args.output_dir.clone(), args.input_dir.clone());
+    let user = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<RunAs>> {
+        let user = RunAs::for_agent(requested.as_deref())?;
+        if let Some(u) = &user {
+            std::fs::create_dir_all(&input).with_context(|| format!("creating {}", input.display()))?;
+            u.own_dir(&output)?;
+            u.check_dir(&output, true)?;
+            u.check_dir(&input, false)?;
+        }
+        Ok(user)
+    })
+    .await
+    .context("checking the workload user")??;
     if let Some(u) = &user {
-        u.own_dir(&args.output_dir)?;
-        u.check_dir(&args.output_dir, true)?;
-        u.check_dir(&args.input_dir, false)?;
         tracing::info!(user = %u.name, uid = u.uid, "workloads run as this user");
     }
     Ok(user)
@@ -268,6 +283,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     let cgroups = cgroups.with_observer(energy.clone());
+    // The workload user first: an output directory it creates is its own, while one created
+    // here beforehand would be the agent's and refused.
+    let run_as = match args.executor {
+        ExecutorKind::Ffmpeg => workload_user(&args).await?,
+        ExecutorKind::Noop => None,
+    };
     for dir in [&args.output_dir, &args.input_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -284,7 +305,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             vec!["noop".into()],
         ),
         ExecutorKind::Ffmpeg => {
-            let run_as = workload_user(&args)?;
             let ffmpeg = resolve_ffmpeg(&args.ffmpeg)?;
             engine_path = Some(ffmpeg.clone());
             let encoders = detect::software_encoders(&ffmpeg)

@@ -117,8 +117,9 @@ impl GstExecutor {
         self
     }
 
-    /// Runs encodes as `user` (`None`: as this process's user). Its output directory is
-    /// given to that user before each job.
+    /// Runs encodes as `user` (`None`: as this process's user). The output directory must
+    /// be that user's, or not exist yet (it is then created for that user); one owned by
+    /// anyone else fails each job (see [`RunAs::own_dir`]).
     pub fn with_run_as(mut self, user: Option<RunAs>) -> Self {
         self.run_as = user;
         self
@@ -167,7 +168,11 @@ impl GstExecutor {
                 "this executor runs GStreamer; the job asks for the ffmpeg engine".to_string(),
             ));
         }
-        let pipe = self.plan(job)?;
+        // Planning resolves the input (whole playlists): off the runtime.
+        let (this, owned) = (self.clone(), job.clone());
+        let pipe = tokio::task::spawn_blocking(move || this.plan(&owned))
+            .await
+            .map_err(|e| ExecError::io("planning the pipeline", std::io::Error::other(e.to_string())))??;
         if let (Some(user), Some(input)) = (self.run_as.as_ref().filter(|u| !u.is_root()), &pipe.input) {
             user.check_readable(input).await?;
         }
@@ -175,12 +180,13 @@ impl GstExecutor {
             return Ok(ExecOutcome::Canceled);
         }
         let limits = &job.spec.resource_limits;
-        prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
+        let workdir = prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
 
         let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
         spec.grace = self.config.grace;
         spec.nice = self.nice;
         spec.run_as = self.run_as.clone();
+        spec.current_dir = Some(workdir);
         let mut parser = GstProgressParser::new(f64::from(pipe.scenario.fps), pipe.frame_limit);
         let started = Instant::now();
         let run = run_workload(spec, &job_cgroup_name(job), limits, &self.cgroups, cancel, |line| {
