@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod attempts;
 pub mod bounds;
 pub mod executor;
 pub mod ids;
@@ -31,6 +32,7 @@ pub mod state;
 pub mod store;
 pub mod transport;
 
+pub use attempts::{AttemptEnergy, AttemptsEnergy};
 pub use bounds::FieldError;
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};

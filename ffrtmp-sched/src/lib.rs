@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attempt_energy;
 pub mod baseline;
 mod config;
 mod matching;

@@ -42,4 +42,7 @@ conformance_tests!(Some(SqliteBackend::new());
     a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
     out_of_bounds_input_is_refused_by_the_store,
     failed_and_timed_out_jobs_keep_the_energy_they_used,
+    a_canceled_jobs_energy_is_stored,
+    a_job_that_failed_once_then_completed_keeps_both_attempts_energy,
+    a_stale_attempts_energy_alters_only_its_own_record,
 );

@@ -1,15 +1,16 @@
 //! Job operations; each runs inside one transaction.
 
 use ffrtmp_core::{
-    ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
+    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
 };
 use tokio_postgres::types::ToSql;
 
 use super::pool::Db;
 use super::rows::{
-    append_history, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
+    append_history, attempt_outcome, energy_json, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
+use crate::attempt_energy::keep_energy;
 use crate::matching::{engine_column, needs_enforcement};
 
 pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
@@ -77,6 +78,9 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
     // rolls the touch back.
     touch_node(tx, r.node_id, now).await?;
     let mut stored = load_job(tx, r.job_id, true).await?;
+    if let JobEvent::Energy { energy } = &r.event {
+        return record_energy(tx, stored, &r, energy).await;
+    }
     let job = &stored.job;
     if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
         return Err(StoreError::Fenced {
@@ -109,9 +113,12 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
             transition(tx, job, JobState::Completed, "completed", now).await?;
             job.result = Some(result.clone());
             job.error = None;
+            keep_energy(job, &r, JobState::Completed, Some(&result.energy));
         }
         JobEvent::Failed { error } => {
             fail_attempt(tx, ctx, &mut stored, error.clone()).await?;
+            let job = &mut stored.job;
+            keep_energy(job, &r, job.state, error.energy.as_ref());
         }
         JobEvent::TimedOut { message, energy } => {
             transition(tx, job, JobState::TimedOut, message, now).await?;
@@ -121,9 +128,36 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
                 ..JobError::new(ErrorKind::Timeout, message.clone())
             });
             transition(tx, job, JobState::Failed, "timed out; not retried", now).await?;
+            keep_energy(job, &r, JobState::TimedOut, energy.as_ref());
         }
+        // Recorded before the holder check, which it does not need.
+        JobEvent::Energy { .. } => {}
     }
     save_job(tx, &stored).await?;
+    Ok(stored.job)
+}
+
+/// Records an attempt's energy sent after the attempt ended: accepted from the node that
+/// held that attempt, whatever the job's state now, and it writes nothing but the
+/// per-attempt energy (no state, history or timestamps).
+async fn record_energy(tx: &Db<'_>, mut stored: StoredJob, r: &JobReport, energy: &EnergyReport) -> Result<Job> {
+    let job = &mut stored.job;
+    let Some(outcome) = attempt_outcome(tx, job.id, r.attempt, r.node_id).await? else {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        }
+        .into());
+    };
+    keep_energy(job, r, outcome, Some(energy));
+    tx.execute(
+        "UPDATE jobs SET attempts_energy = $2 WHERE id = $1",
+        &[&job.id.to_string(), &energy_json(job)],
+    )
+    .await?;
     Ok(stored.job)
 }
 

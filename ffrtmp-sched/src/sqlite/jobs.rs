@@ -1,9 +1,16 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
+use ffrtmp_core::{
+    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId,
+    StoreError,
+};
 use rusqlite::{params, Connection};
 
-use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
+use super::rows::{
+    append_history, attempt_outcome, db, energy_json, load_job, queue_name, rank, save_job, to_json, transition,
+    StoredJob,
+};
+use crate::attempt_energy::keep_energy;
 use crate::config::SchedConfig;
 use crate::matching::{engine_column, needs_enforcement};
 
@@ -85,6 +92,9 @@ pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError
 /// Applies a node's report, refusing it unless the node holds that attempt.
 pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> Result<Job, StoreError> {
     let mut stored = load_job(conn, r.job_id)?;
+    if let JobEvent::Energy { energy } = &r.event {
+        return record_energy(conn, stored, r, energy);
+    }
     let job = &stored.job;
     if job.node_id != Some(r.node_id) || job.attempt != r.attempt || !job.state.is_active() {
         return Err(StoreError::Fenced {
@@ -117,9 +127,12 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
             transition(conn, job, JobState::Completed, "completed", now)?;
             job.result = Some(result.clone());
             job.error = None;
+            keep_energy(job, r, JobState::Completed, Some(&result.energy));
         }
         JobEvent::Failed { error } => {
             fail_attempt(conn, cfg, &mut stored, error.clone(), now)?;
+            let job = &mut stored.job;
+            keep_energy(job, r, job.state, error.energy.as_ref());
         }
         JobEvent::TimedOut { message, energy } => {
             transition(conn, job, JobState::TimedOut, message, now)?;
@@ -129,9 +142,39 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
                 ..JobError::new(ErrorKind::Timeout, message.clone())
             });
             transition(conn, job, JobState::Failed, "timed out; not retried", now)?;
+            keep_energy(job, r, JobState::TimedOut, energy.as_ref());
         }
+        // Recorded before the holder check, which it does not need.
+        JobEvent::Energy { .. } => {}
     }
     save_job(conn, &stored)?;
+    Ok(stored.job)
+}
+
+/// Records an attempt's energy sent after the attempt ended: accepted from the node that
+/// held that attempt, whatever the job's state now, and it writes nothing but the
+/// per-attempt energy (no state, history or timestamps).
+fn record_energy(
+    conn: &Connection,
+    mut stored: StoredJob,
+    r: &JobReport,
+    energy: &EnergyReport,
+) -> Result<Job, StoreError> {
+    let job = &mut stored.job;
+    let Some(outcome) = attempt_outcome(conn, job.seq, r.attempt, r.node_id)? else {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        });
+    };
+    keep_energy(job, r, outcome, Some(energy));
+    conn.prepare_cached("UPDATE jobs SET attempts_energy = ?2 WHERE seq = ?1")
+        .map_err(db)?
+        .execute(params![job.seq as i64, energy_json(job)])
+        .map_err(db)?;
     Ok(stored.job)
 }
 

@@ -5,6 +5,7 @@
 //! [`SchedConfig`] it needs, usually a [`ManualClock`]'s.
 #![allow(dead_code)]
 
+mod attempt_energy;
 pub mod backend;
 mod concurrency;
 mod nodes;
@@ -24,6 +25,7 @@ use ffrtmp_core::{
 use ffrtmp_sched::SchedConfig;
 
 pub use self::backend::Backend;
+pub use self::attempt_energy::*;
 pub use self::concurrency::*;
 pub use self::nodes::*;
 pub use self::power::*;
