@@ -850,7 +850,10 @@ fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let job = loop {
         let j = cluster.cli_json(&["jobs", "status", &id]);
-        if j["attempts_energy"]["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+        if j["attempts_energy"]["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
             break j;
         }
         assert!(
@@ -862,7 +865,11 @@ fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
     };
     assert_eq!(job["state"], "canceled", "{job:#}");
     let attempt = &job["attempts_energy"]["attempts"][0];
-    assert_eq!((&attempt["attempt"], &attempt["outcome"]), (&1.into(), &"canceled".into()), "{job:#}");
+    assert_eq!(
+        (&attempt["attempt"], &attempt["outcome"]),
+        (&1.into(), &"canceled".into()),
+        "{job:#}"
+    );
     let e = &attempt["energy"];
     if e["source"] == "unavailable" {
         let reason = e["unavailable_reason"].as_str().unwrap_or_default();
@@ -885,6 +892,9 @@ fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("energy by attempt:"), "{text}");
-    assert!(text.contains(&format!("  attempt 1  canceled  {joules:.2} J (rapl, ")), "{text}");
+    assert!(
+        text.contains(&format!("  attempt 1  canceled  {joules:.2} J (rapl, ")),
+        "{text}"
+    );
     assert!(text.contains(&format!("  total {joules:.2} J")), "{text}");
 }

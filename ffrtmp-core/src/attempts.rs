@@ -91,6 +91,9 @@ mod tests {
         let text = serde_json::to_string(&all).unwrap();
         assert!(!text.contains("total_joules"), "{text}");
         assert_eq!(serde_json::from_str::<AttemptsEnergy>(&text).unwrap(), all);
-        assert_eq!(serde_json::from_str::<AttemptsEnergy>("{}").unwrap(), AttemptsEnergy::default());
+        assert_eq!(
+            serde_json::from_str::<AttemptsEnergy>("{}").unwrap(),
+            AttemptsEnergy::default()
+        );
     }
 }

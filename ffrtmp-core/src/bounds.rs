@@ -289,12 +289,21 @@ impl EnergyReport {
             }
         }
         in_range(&format!("{field}.intervals"), self.intervals, 0, MAX_ENERGY_INTERVALS)?;
-        in_range(&format!("{field}.read_errors"), self.read_errors, 0, MAX_ENERGY_INTERVALS)?;
+        in_range(
+            &format!("{field}.read_errors"),
+            self.read_errors,
+            0,
+            MAX_ENERGY_INTERVALS,
+        )?;
         length(&format!("{field}.source"), &self.source, 0, MAX_ENERGY_LABEL_LEN)?;
         let texts = [
             ("attribution", &self.attribution, MAX_ENERGY_LABEL_LEN),
             ("unavailable_reason", &self.unavailable_reason, MAX_ENERGY_REASON_LEN),
-            ("gpu_unavailable_reason", &self.gpu_unavailable_reason, MAX_ENERGY_REASON_LEN),
+            (
+                "gpu_unavailable_reason",
+                &self.gpu_unavailable_reason,
+                MAX_ENERGY_REASON_LEN,
+            ),
             ("partial_reason", &self.partial_reason, MAX_ENERGY_REASON_LEN),
         ];
         for (name, text, max) in texts {

@@ -6,8 +6,7 @@ use bytes::Bytes;
 use ffrtmp_core::scenario::KNOWN_SCENARIOS;
 use ffrtmp_core::{
     Assignment, ClaimRequest, FieldError, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeQuery,
-    NodeRegistration,
-    Queue, Scenario,
+    NodeRegistration, Queue, Scenario,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;

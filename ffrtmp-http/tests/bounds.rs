@@ -160,7 +160,12 @@ async fn absurd_numbers_from_an_agent_get_400_naming_the_field() {
 async fn nan_negative_or_absurd_joules_get_400() {
     let server = TestServer::start().await;
     let client = server.client();
-    let r = post(&client, "/nodes/register", serde_json::to_string(&registration("n1", 1)).unwrap()).await;
+    let r = post(
+        &client,
+        "/nodes/register",
+        serde_json::to_string(&registration("n1", 1)).unwrap(),
+    )
+    .await;
     let node: ffrtmp_core::Node = serde_json::from_slice(&r.body).unwrap();
     let r = post(&client, "/jobs", r#"{"scenario":"720p-h264"}"#.to_string()).await;
     let job: ffrtmp_core::Job = serde_json::from_slice(&r.body).unwrap();
@@ -175,11 +180,23 @@ async fn nan_negative_or_absurd_joules_get_400() {
         )
     };
     let cases = [
-        (report("energy", r#""energy":{"source":"rapl","energy_joules":-1.0}"#), "energy.energy_joules"),
-        (report("energy", r#""energy":{"source":"rapl","energy_joules":1e300}"#), "energy.energy_joules"),
-        (report("energy", r#""energy":{"source":"rapl","avg_watts":1e12}"#), "energy.avg_watts"),
         (
-            report("timed_out", r#""message":"slow","energy":{"source":"rapl","energy_joules":-5}"#),
+            report("energy", r#""energy":{"source":"rapl","energy_joules":-1.0}"#),
+            "energy.energy_joules",
+        ),
+        (
+            report("energy", r#""energy":{"source":"rapl","energy_joules":1e300}"#),
+            "energy.energy_joules",
+        ),
+        (
+            report("energy", r#""energy":{"source":"rapl","avg_watts":1e12}"#),
+            "energy.avg_watts",
+        ),
+        (
+            report(
+                "timed_out",
+                r#""message":"slow","energy":{"source":"rapl","energy_joules":-5}"#,
+            ),
             "energy.energy_joules",
         ),
         (
@@ -208,7 +225,11 @@ async fn nan_negative_or_absurd_joules_get_400() {
         .await
         .unwrap();
     let stored: ffrtmp_core::Job = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(stored.state, ffrtmp_core::JobState::Assigned, "no refused report was applied");
+    assert_eq!(
+        stored.state,
+        ffrtmp_core::JobState::Assigned,
+        "no refused report was applied"
+    );
     assert!(stored.attempts_energy.is_empty(), "{:?}", stored.attempts_energy);
     server.stop().await;
 }

@@ -101,7 +101,10 @@ mod tests {
             },
         };
         let absurd = transport.report(&report(-1.0, node.id)).await.unwrap_err();
-        assert!(matches!(absurd, TransportError::Rejected { status: 400, .. }), "{absurd}");
+        assert!(
+            matches!(absurd, TransportError::Rejected { status: 400, .. }),
+            "{absurd}"
+        );
         let stranger = transport.report(&report(2.0, NodeId::new())).await.unwrap_err();
         assert!(matches!(stranger, TransportError::Fenced(_)), "{stranger}");
         let job = transport.report(&report(2.0, node.id)).await.unwrap();

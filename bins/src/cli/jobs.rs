@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use ffrtmp_core::{
-    AttemptsEnergy, Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode,
-    Parameters, Priority, Queue, ResourceLimits,
+    AttemptsEnergy, Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState,
+    OutputMode, Parameters, Priority, Queue, ResourceLimits,
 };
 use ffrtmp_http::ApiClient;
 
@@ -249,11 +249,15 @@ pub fn attempt_energy_lines(all: &AttemptsEnergy) -> Vec<String> {
             }
             (None, why) => format!("unavailable ({})", opt(why.as_deref())),
         };
-        lines.push(format!("  attempt {}  {}  {figure}  node {}", a.attempt, a.outcome, a.node_id));
+        lines.push(format!(
+            "  attempt {}  {}  {figure}  node {}",
+            a.attempt, a.outcome, a.node_id
+        ));
     }
     lines.push(format!(
         "  total {}",
-        all.total_joules.map_or_else(|| "unavailable".to_string(), |j| format!("{j:.2} J"))
+        all.total_joules
+            .map_or_else(|| "unavailable".to_string(), |j| format!("{j:.2} J"))
     ));
     lines
 }

@@ -423,33 +423,138 @@ fn every_figure_of_an_energy_report_is_bounded() {
     };
     assert_eq!(at_bounds.validate("energy"), Ok(()));
     let bad = [
-        ("energy.energy_joules", EnergyReport { energy_joules: Some(f64::NAN), ..measured() }),
-        ("energy.energy_joules", EnergyReport { energy_joules: Some(-1.0), ..measured() }),
-        ("energy.energy_joules", EnergyReport { energy_joules: Some(MAX_JOB_JOULES * 2.0), ..measured() }),
-        ("energy.cpu_joules", EnergyReport { cpu_joules: Some(f64::INFINITY), ..measured() }),
-        ("energy.dram_joules", EnergyReport { dram_joules: Some(-0.5), ..measured() }),
-        ("energy.gpu_joules", EnergyReport { gpu_joules: Some(1e300), ..measured() }),
-        ("energy.avg_watts", EnergyReport { avg_watts: Some(MAX_JOB_WATTS * 2.0), ..measured() }),
-        ("energy.wall_s", EnergyReport { wall_s: Some(-3.0), ..measured() }),
-        ("energy.cpu_seconds", EnergyReport { cpu_seconds: Some(f64::NAN), ..measured() }),
-        ("energy.joules_per_frame", EnergyReport { joules_per_frame: Some(-1.0), ..measured() }),
-        ("energy.frames_per_joule", EnergyReport { frames_per_joule: Some(f64::INFINITY), ..measured() }),
-        ("energy.pixels_per_joule", EnergyReport { pixels_per_joule: Some(f64::NAN), ..measured() }),
-        ("energy.intervals", EnergyReport { intervals: u64::MAX, ..measured() }),
-        ("energy.read_errors", EnergyReport { read_errors: u64::MAX, ..measured() }),
-        ("energy.source", EnergyReport { source: "s".repeat(MAX_ENERGY_LABEL_LEN + 1), ..measured() }),
-        ("energy.attribution", EnergyReport { attribution: Some("a".repeat(MAX_ENERGY_LABEL_LEN + 1)), ..measured() }),
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(-1.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(MAX_JOB_JOULES * 2.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.cpu_joules",
+            EnergyReport {
+                cpu_joules: Some(f64::INFINITY),
+                ..measured()
+            },
+        ),
+        (
+            "energy.dram_joules",
+            EnergyReport {
+                dram_joules: Some(-0.5),
+                ..measured()
+            },
+        ),
+        (
+            "energy.gpu_joules",
+            EnergyReport {
+                gpu_joules: Some(1e300),
+                ..measured()
+            },
+        ),
+        (
+            "energy.avg_watts",
+            EnergyReport {
+                avg_watts: Some(MAX_JOB_WATTS * 2.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.wall_s",
+            EnergyReport {
+                wall_s: Some(-3.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.cpu_seconds",
+            EnergyReport {
+                cpu_seconds: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.joules_per_frame",
+            EnergyReport {
+                joules_per_frame: Some(-1.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.frames_per_joule",
+            EnergyReport {
+                frames_per_joule: Some(f64::INFINITY),
+                ..measured()
+            },
+        ),
+        (
+            "energy.pixels_per_joule",
+            EnergyReport {
+                pixels_per_joule: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.intervals",
+            EnergyReport {
+                intervals: u64::MAX,
+                ..measured()
+            },
+        ),
+        (
+            "energy.read_errors",
+            EnergyReport {
+                read_errors: u64::MAX,
+                ..measured()
+            },
+        ),
+        (
+            "energy.source",
+            EnergyReport {
+                source: "s".repeat(MAX_ENERGY_LABEL_LEN + 1),
+                ..measured()
+            },
+        ),
+        (
+            "energy.attribution",
+            EnergyReport {
+                attribution: Some("a".repeat(MAX_ENERGY_LABEL_LEN + 1)),
+                ..measured()
+            },
+        ),
         (
             "energy.unavailable_reason",
-            EnergyReport { unavailable_reason: Some("u".repeat(MAX_ENERGY_REASON_LEN + 1)), ..measured() },
+            EnergyReport {
+                unavailable_reason: Some("u".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
         ),
         (
             "energy.gpu_unavailable_reason",
-            EnergyReport { gpu_unavailable_reason: Some("g".repeat(MAX_ENERGY_REASON_LEN + 1)), ..measured() },
+            EnergyReport {
+                gpu_unavailable_reason: Some("g".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
         ),
         (
             "energy.partial_reason",
-            EnergyReport { partial_reason: Some("p".repeat(MAX_ENERGY_REASON_LEN + 1)), ..measured() },
+            EnergyReport {
+                partial_reason: Some("p".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
         ),
     ];
     for (field, energy) in bad {

@@ -361,7 +361,10 @@ impl ffrtmp_core::JobEnergyMeter for FourJoules {
     }
 }
 
-fn metered_agent(master: &Arc<Master>, exec: Arc<dyn Executor>) -> (Arc<Notify>, tokio::task::JoinHandle<AgentSummary>) {
+fn metered_agent(
+    master: &Arc<Master>,
+    exec: Arc<dyn Executor>,
+) -> (Arc<Notify>, tokio::task::JoinHandle<AgentSummary>) {
     let stop = Arc::new(Notify::new());
     let agent = Agent::new(master.clone(), exec, Some(Arc::new(FourJoules)), config(1));
     let stopped = stop.clone();

@@ -1,13 +1,15 @@
 //! Job operations; each runs inside one transaction.
 
 use ffrtmp_core::{
-    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
+    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId,
+    StoreError,
 };
 use tokio_postgres::types::ToSql;
 
 use super::pool::Db;
 use super::rows::{
-    append_history, attempt_outcome, energy_json, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
+    append_history, attempt_outcome, energy_json, job_from_row, load_job, queue_name, rank, save_job, to_json,
+    transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
 use crate::attempt_energy::keep_energy;

@@ -1,8 +1,7 @@
 //! Job operations; each runs inside the writer's transaction.
 
 use ffrtmp_core::{
-    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId,
-    StoreError,
+    EnergyReport, ErrorKind, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError,
 };
 use rusqlite::{params, Connection};
 

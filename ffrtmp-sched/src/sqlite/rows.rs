@@ -81,7 +81,8 @@ pub fn raw_job(r: &Row<'_>) -> rusqlite::Result<RawJob> {
 }
 
 pub fn job_from_raw(raw: RawJob) -> Result<StoredJob, StoreError> {
-    let (id, seq, spec, state, attempt, node_id, progress, result, error, retry_at, created, updated, base, energy) = raw;
+    let (id, seq, spec, state, attempt, node_id, progress, result, error, retry_at, created, updated, base, energy) =
+        raw;
     let spec: JobSpec = json(&spec, "job spec")?;
     Ok(StoredJob {
         job: Job {
@@ -186,14 +187,21 @@ pub fn energy_json(job: &Job) -> Option<String> {
 /// The state attempt `attempt` of the job left it in, if `node` held that attempt: the last
 /// history entry of that attempt by that node, re-queues aside (they belong to no attempt's
 /// outcome). `None` when the node never held it.
-pub fn attempt_outcome(conn: &Connection, seq: u64, attempt: u32, node: NodeId) -> Result<Option<JobState>, StoreError> {
+pub fn attempt_outcome(
+    conn: &Connection,
+    seq: u64,
+    attempt: u32,
+    node: NodeId,
+) -> Result<Option<JobState>, StoreError> {
     let state = conn
         .prepare_cached(
             "SELECT to_state FROM job_history WHERE job_seq = ?1 AND attempt = ?2 AND node_id = ?3 \
              AND to_state <> 'queued' ORDER BY rowid DESC LIMIT 1",
         )
         .map_err(db)?
-        .query_row(params![seq as i64, attempt, node.to_string()], |r| r.get::<_, String>(0))
+        .query_row(params![seq as i64, attempt, node.to_string()], |r| {
+            r.get::<_, String>(0)
+        })
         .optional()
         .map_err(db)?;
     state.as_deref().map(parse_state).transpose()

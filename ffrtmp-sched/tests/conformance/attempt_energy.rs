@@ -66,14 +66,26 @@ pub async fn a_canceled_jobs_energy_is_stored(b: &dyn Backend) {
             .expect("the node that ran the canceled attempt reports its energy");
         assert_eq!(after.state, JobState::Canceled);
         let got = store.get(job.id).await.unwrap();
-        assert_eq!(got.attempts_energy.attempts, [record(1, &node, JobState::Canceled, 7.5)]);
+        assert_eq!(
+            got.attempts_energy.attempts,
+            [record(1, &node, JobState::Canceled, 7.5)]
+        );
         assert_eq!(got.attempts_energy.total_joules, Some(7.5));
-        assert_eq!(Job { attempts_energy: before.attempts_energy.clone(), ..got }, before);
+        assert_eq!(
+            Job {
+                attempts_energy: before.attempts_energy.clone(),
+                ..got
+            },
+            before
+        );
         (job.id, node)
     };
     let store = b.open(SchedConfig::default()).await;
     let got = store.get(id).await.unwrap();
-    assert_eq!(got.attempts_energy.attempts, [record(1, &node, JobState::Canceled, 7.5)]);
+    assert_eq!(
+        got.attempts_energy.attempts,
+        [record(1, &node, JobState::Canceled, 7.5)]
+    );
 }
 
 /// A failed attempt's energy is not erased when a retry completes: both attempts, on their
@@ -144,7 +156,10 @@ pub async fn a_stale_attempts_energy_alters_only_its_own_record(b: &dyn Backend)
         .await
         .expect("the interrupted attempt's energy");
     let after = store.get(job.id).await.unwrap();
-    assert_eq!(after.attempts_energy.attempts, [record(1, &n1, JobState::Retrying, 9.0)]);
+    assert_eq!(
+        after.attempts_energy.attempts,
+        [record(1, &n1, JobState::Retrying, 9.0)]
+    );
     assert_eq!(
         Job {
             attempts_energy: before.attempts_energy.clone(),
@@ -153,7 +168,10 @@ pub async fn a_stale_attempts_energy_alters_only_its_own_record(b: &dyn Backend)
         before,
         "state, holder, attempt, history and times are the running attempt's"
     );
-    assert_eq!((after.state, after.attempt, after.node_id), (JobState::Running, 2, Some(n2.id)));
+    assert_eq!(
+        (after.state, after.attempt, after.node_id),
+        (JobState::Running, 2, Some(n2.id))
+    );
 
     for (node, attempt) in [(&n2, 1), (&n1, 2), (&n1, 3)] {
         let err = store
@@ -162,7 +180,11 @@ pub async fn a_stale_attempts_energy_alters_only_its_own_record(b: &dyn Backend)
             .expect_err("an attempt the node never held");
         assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
     }
-    assert_eq!(store.get(job.id).await.unwrap(), after, "refused reports change nothing");
+    assert_eq!(
+        store.get(job.id).await.unwrap(),
+        after,
+        "refused reports change nothing"
+    );
     let err = store
         .report(&energy_report(JobId::new(), &n1, 1, 1.0))
         .await

@@ -24,8 +24,8 @@ use ffrtmp_core::{
 };
 use ffrtmp_sched::SchedConfig;
 
-pub use self::backend::Backend;
 pub use self::attempt_energy::*;
+pub use self::backend::Backend;
 pub use self::concurrency::*;
 pub use self::nodes::*;
 pub use self::power::*;
