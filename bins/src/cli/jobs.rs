@@ -555,4 +555,35 @@ mod tests {
         assert_eq!(job_energy(&job), Some(&partial));
         assert_eq!(job_row(&job)[9], "10.0", "the JOULES column");
     }
+
+    #[test]
+    fn a_canceled_jobs_joules_are_its_attempts_total() {
+        let energy = |j: f64| EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(j),
+            ..Default::default()
+        };
+        let mut job = Job {
+            state: JobState::Canceled,
+            ..Job::submitted(JobId::new(), 4, JobSpec::new("720p-h264"), 0)
+        };
+        assert_eq!(job_row(&job)[9], "-");
+        let node = ffrtmp_core::NodeId::new();
+        for (attempt, outcome, j) in [(1, JobState::Retrying, 2.0), (2, JobState::Canceled, 3.5)] {
+            job.attempts_energy.record(ffrtmp_core::AttemptEnergy {
+                attempt,
+                node_id: node,
+                outcome,
+                energy: energy(j),
+            });
+        }
+        assert_eq!(job_row(&job)[9], "5.5", "the JOULES column");
+        let lines = attempt_energy_lines(&job.attempts_energy);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(
+            lines[1].starts_with("  attempt 1  retrying  2.00 J (rapl)"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[3], "  total 5.50 J");
+    }
 }
