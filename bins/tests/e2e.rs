@@ -829,3 +829,116 @@ fn a_job_requiring_its_limits_runs_enforced_on_a_node_that_advertises_enforcemen
     }
     assert!(cluster.master.take().unwrap().stop(Duration::from_secs(20)).success());
 }
+
+/// A canceled encode used energy too: once its workload stopped, the agent reports the
+/// attempt's energy, and the canceled job's record (`ffrtmp jobs status`, JSON and text)
+/// shows it per attempt, attribution named, and in total.
+#[test]
+fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let _rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with_powercap(0, &powercap);
+    let job = cluster.cli_json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "600"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
+        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let it encode for a while so that its share of the node's energy is measurable.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cluster.cli_json(&["jobs", "cancel", &id])["state"], "canceled");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let j = cluster.cli_json(&["jobs", "status", &id]);
+        if j["attempts_energy"]["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the canceled attempt's energy never arrived: {j:#}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "canceled", "{job:#}");
+    let attempt = &job["attempts_energy"]["attempts"][0];
+    assert_eq!(
+        (&attempt["attempt"], &attempt["outcome"]),
+        (&1.into(), &"canceled".into()),
+        "{job:#}"
+    );
+    let e = &attempt["energy"];
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        println!("skipped the figures check: {reason}");
+        return;
+    }
+    assert_eq!(e["source"], "rapl", "{e:#}");
+    let joules = e["energy_joules"].as_f64().unwrap();
+    assert!(joules > 0.0, "{e:#}");
+    assert!(e["attribution"].as_str().is_some_and(|a| !a.is_empty()), "{e:#}");
+    assert_eq!(job["attempts_energy"]["total_joules"].as_f64(), Some(joules), "{job:#}");
+    let text = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url])
+        .arg("--ca-cert")
+        .arg(cluster.dir.path().join("tls/cert.pem"))
+        .args(["jobs", "status", &id])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("energy by attempt:"), "{text}");
+    assert!(
+        text.contains(&format!("  attempt 1  canceled  {joules:.2} J (rapl, ")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  total {joules:.2} J")), "{text}");
+}
+
+/// A drained agent reports its unfinished job as interrupted before the encode has stopped;
+/// the attempt's energy follows once it has, and the job's record keeps it.
+#[test]
+fn a_drained_attempts_energy_is_kept_on_its_job() {
+    let mut cluster = Cluster::start(0);
+    let powercap = cluster.dir.path().join("powercap");
+    let _rapl = FakeRapl::start(&powercap);
+    cluster.add_agent_with(0, &powercap, &["--drain-timeout", "1s"]);
+    let job = cluster.cli_json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "600"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
+        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = cluster.agents.remove(0).stop(Duration::from_secs(20));
+    assert!(status.success(), "agent exit {status}\n{}", cluster.logs());
+    // The agent exits only after its reports went out: the record is complete now.
+    let j = cluster.cli_json(&["jobs", "status", &id]);
+    assert_eq!(j["error"]["kind"], "interrupted", "{j:#}");
+    let attempt = &j["attempts_energy"]["attempts"][0];
+    assert_eq!(
+        attempt["attempt"],
+        1,
+        "no energy kept for the drained attempt: {j:#}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(attempt["outcome"], "retrying", "{j:#}");
+    let e = &attempt["energy"];
+    if e["source"] == "unavailable" {
+        let reason = e["unavailable_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("cgroup"), "unexpected unavailable reason: {reason}");
+        println!("skipped the figures check: {reason}");
+        return;
+    }
+    assert!(e["energy_joules"].as_f64().is_some_and(|j| j > 0.0), "{e:#}");
+    assert!(e["attribution"].as_str().is_some_and(|a| !a.is_empty()), "{e:#}");
+}

@@ -17,7 +17,7 @@
 //! assert!(err.to_string().contains("1024"), "{err}");
 //! ```
 
-use crate::job::{JobResult, Progress};
+use crate::job::{EnergyReport, JobResult, Progress};
 use crate::node::{ClaimRequest, Heartbeat, JobEvent, JobReport, NodeRegistration};
 
 /// Longest wall-clock limit a job may ask for (`resource_limits.timeout_sec`): 7 days.
@@ -77,6 +77,20 @@ pub const MAX_FRAMES: u64 = 1_000_000_000_000;
 pub const MAX_RATE: f64 = 1e6;
 /// Largest duration in seconds (`out_time_s`, `wall_s`, CPU seconds) in a report: 10^9 s.
 pub const MAX_REPORT_SECONDS: f64 = 1e9;
+
+/// Most joules one energy report may attribute to a job (`energy_joules`, and each of the
+/// CPU, DRAM and GPU parts): 10^15 J, a megawatt for over 30 years, as for a node's meter.
+pub const MAX_JOB_JOULES: f64 = 1e15;
+/// Highest mean power of a job (`avg_watts`): 1 MW, as for a node's meter.
+pub const MAX_JOB_WATTS: f64 = 1e6;
+/// Longest energy `source` or `attribution` label.
+pub const MAX_ENERGY_LABEL_LEN: usize = 2 * MAX_LABEL_LEN;
+/// Longest reason in an energy report (`unavailable_reason`, `gpu_unavailable_reason`,
+/// `partial_reason`): they may quote an OS error per GPU.
+pub const MAX_ENERGY_REASON_LEN: usize = 4096;
+/// Most sampling intervals or failed readings one energy report may count: one a
+/// millisecond for [`MAX_REPORT_SECONDS`].
+pub const MAX_ENERGY_INTERVALS: u64 = 1_000_000_000_000;
 
 /// A field outside its bounds: which one, and what is accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -242,16 +256,86 @@ impl JobResult {
     }
 }
 
+impl EnergyReport {
+    /// Checks every figure is a finite, non-negative number below its bound (joules at most
+    /// [`MAX_JOB_JOULES`], `avg_watts` at most [`MAX_JOB_WATTS`], seconds at most
+    /// [`MAX_REPORT_SECONDS`], per-joule and per-frame ratios finite), the counts at most
+    /// [`MAX_ENERGY_INTERVALS`] and the texts bounded ([`MAX_ENERGY_LABEL_LEN`],
+    /// [`MAX_ENERGY_REASON_LEN`]). `field` prefixes the field names in the error.
+    ///
+    /// ```
+    /// use ffrtmp_core::EnergyReport;
+    /// let ok = EnergyReport { source: "rapl".into(), energy_joules: Some(12.5), ..Default::default() };
+    /// assert!(ok.validate("energy").is_ok());
+    /// let nan = EnergyReport { energy_joules: Some(f64::NAN), ..ok };
+    /// assert_eq!(nan.validate("energy").unwrap_err().field, "energy.energy_joules");
+    /// ```
+    pub fn validate(&self, field: &str) -> Result<(), FieldError> {
+        let figures = [
+            ("energy_joules", self.energy_joules, MAX_JOB_JOULES),
+            ("cpu_joules", self.cpu_joules, MAX_JOB_JOULES),
+            ("dram_joules", self.dram_joules, MAX_JOB_JOULES),
+            ("gpu_joules", self.gpu_joules, MAX_JOB_JOULES),
+            ("avg_watts", self.avg_watts, MAX_JOB_WATTS),
+            ("cpu_seconds", self.cpu_seconds, MAX_REPORT_SECONDS),
+            ("wall_s", self.wall_s, MAX_REPORT_SECONDS),
+            ("joules_per_frame", self.joules_per_frame, MAX_JOB_JOULES),
+            ("frames_per_joule", self.frames_per_joule, f64::MAX),
+            ("pixels_per_joule", self.pixels_per_joule, f64::MAX),
+        ];
+        for (name, value, max) in figures {
+            if let Some(v) = value {
+                finite_at_most(&format!("{field}.{name}"), v, max)?;
+            }
+        }
+        in_range(&format!("{field}.intervals"), self.intervals, 0, MAX_ENERGY_INTERVALS)?;
+        in_range(
+            &format!("{field}.read_errors"),
+            self.read_errors,
+            0,
+            MAX_ENERGY_INTERVALS,
+        )?;
+        length(&format!("{field}.source"), &self.source, 0, MAX_ENERGY_LABEL_LEN)?;
+        let texts = [
+            ("attribution", &self.attribution, MAX_ENERGY_LABEL_LEN),
+            ("unavailable_reason", &self.unavailable_reason, MAX_ENERGY_REASON_LEN),
+            (
+                "gpu_unavailable_reason",
+                &self.gpu_unavailable_reason,
+                MAX_ENERGY_REASON_LEN,
+            ),
+            ("partial_reason", &self.partial_reason, MAX_ENERGY_REASON_LEN),
+        ];
+        for (name, text, max) in texts {
+            if let Some(t) = text {
+                length(&format!("{field}.{name}"), t, 0, max)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl JobReport {
     /// Checks the event's figures and texts: progress ([`Progress::validate`]), the result
-    /// ([`JobResult::validate`]), messages at most [`MAX_MESSAGE_LEN`] bytes.
+    /// ([`JobResult::validate`]), messages at most [`MAX_MESSAGE_LEN`] bytes, and every
+    /// energy report ([`EnergyReport::validate`]).
     pub fn validate(&self) -> Result<(), FieldError> {
         match &self.event {
             JobEvent::Started => Ok(()),
             JobEvent::Progress { progress } => progress.validate("progress"),
-            JobEvent::Completed { result } => result.validate(),
-            JobEvent::Failed { error } => length("error.message", &error.message, 0, MAX_MESSAGE_LEN),
-            JobEvent::TimedOut { message, .. } => length("message", message, 0, MAX_MESSAGE_LEN),
+            JobEvent::Completed { result } => {
+                result.validate()?;
+                result.energy.validate("result.energy")
+            }
+            JobEvent::Failed { error } => {
+                length("error.message", &error.message, 0, MAX_MESSAGE_LEN)?;
+                error.energy.as_ref().map_or(Ok(()), |e| e.validate("error.energy"))
+            }
+            JobEvent::TimedOut { message, energy } => {
+                length("message", message, 0, MAX_MESSAGE_LEN)?;
+                energy.as_ref().map_or(Ok(()), |e| e.validate("energy"))
+            }
+            JobEvent::Energy { energy } => energy.validate("energy"),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::attempts::AttemptsEnergy;
 use crate::ids::{AttemptKey, JobId, NodeId};
 use crate::spec::JobSpec;
 use crate::state::JobState;
@@ -272,6 +273,11 @@ pub struct Job {
     /// Transitions, oldest first. Lists may leave it empty; single-job reads fill it.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The energy of every attempt that reported any (completed, failed, timed out,
+    /// canceled or interrupted), and their total: `result` and `error` tell only the last
+    /// attempt. Jobs stored before this field existed parse with none.
+    #[serde(default, skip_serializing_if = "AttemptsEnergy::is_empty")]
+    pub attempts_energy: AttemptsEnergy,
 }
 
 impl Job {
@@ -301,6 +307,7 @@ impl Job {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             history: Vec::new(),
+            attempts_energy: AttemptsEnergy::default(),
         }
     }
 

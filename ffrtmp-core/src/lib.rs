@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod attempts;
 pub mod bounds;
 pub mod cgroup;
 pub mod executor;
@@ -32,6 +33,7 @@ pub mod state;
 pub mod store;
 pub mod transport;
 
+pub use attempts::{AttemptEnergy, AttemptsEnergy};
 pub use bounds::FieldError;
 pub use cgroup::{CgroupObserver, CgroupPaths};
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};

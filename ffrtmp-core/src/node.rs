@@ -301,10 +301,19 @@ pub enum JobEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         energy: Option<EnergyReport>,
     },
+    /// The energy an attempt used, sent once its workload has ended when no other report
+    /// carried it: the job was canceled, handed to another attempt, or the agent was
+    /// drained (its `interrupted` report goes before the workload has stopped). Unlike the
+    /// other events it is accepted after the job has left the node, from the node that held
+    /// that attempt only, and it changes nothing but that attempt's energy record.
+    Energy {
+        /// The attempt's energy.
+        energy: EnergyReport,
+    },
 }
 
 /// A report about one attempt of one job. Refused unless `(job_id, attempt, node_id)` is
-/// the job's current holder.
+/// the job's current holder ([`JobEvent::Energy`]: unless that node held that attempt).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
     /// The job.

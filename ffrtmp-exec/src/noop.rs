@@ -14,7 +14,7 @@ use ffrtmp_core::{CancelSignal, ExecOutcome, Executor, Job, JobResult, ProgressS
 /// use ffrtmp_core::{cancel_pair, ExecOutcome, Executor, Job, JobSpec, JobState, JobId, NoProgress};
 /// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264"), state: JobState::Running, attempt: 1,
 ///     node_id: None, progress: None, result: None, error: None, retry_at_ms: None, created_at_ms: 0,
-///     updated_at_ms: 0, history: vec![] };
+///     updated_at_ms: 0, history: vec![], attempts_energy: Default::default() };
 /// let (_handle, signal) = cancel_pair();
 /// let out = ffrtmp_exec::NoopExecutor::new(Duration::from_millis(1)).execute(&job, &NoProgress, signal).await;
 /// assert!(matches!(out, ExecOutcome::Completed { .. }));

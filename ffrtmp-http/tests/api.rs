@@ -412,3 +412,43 @@ async fn shutdown_ends_waiting_claims_and_finishes_them() {
     assert!(got.is_empty());
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+/// A canceled attempt's energy report travels over HTTPS: accepted from the node that held
+/// the attempt, shown by `GET /jobs/{id}`; refused (409, fenced) from any other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canceled_attempts_energy_is_reported_over_https_and_shown_by_get() {
+    let server = TestServer::start().await;
+    let agent = server.transport();
+    let api = server.api();
+    let node = agent.register(&registration("energy-node", 1)).await.unwrap();
+    let job = api.submit(&JobSpec::new("720p-h264")).await.unwrap();
+    let attempt = agent.claim(&claim(node.id, 0)).await.unwrap()[0].job.attempt;
+    api.cancel(job.id).await.unwrap();
+    let energy = ffrtmp_core::EnergyReport {
+        source: "rapl".into(),
+        energy_joules: Some(6.25),
+        attribution: Some("cgroup-cpu-share".into()),
+        ..Default::default()
+    };
+    let report = |node_id: NodeId| JobReport {
+        job_id: job.id,
+        node_id,
+        attempt,
+        event: JobEvent::Energy { energy: energy.clone() },
+    };
+    let stranger = agent.report(&report(NodeId::new())).await.unwrap_err();
+    assert!(matches!(stranger, TransportError::Fenced(_)), "{stranger}");
+    agent.report(&report(node.id)).await.unwrap();
+    let got = api.get(job.id).await.unwrap();
+    assert_eq!(got.state, JobState::Canceled);
+    let kept = &got.attempts_energy;
+    assert_eq!(kept.total_joules, Some(6.25));
+    assert_eq!(
+        kept.attempts
+            .iter()
+            .map(|a| (a.attempt, a.node_id, a.outcome, a.energy.clone()))
+            .collect::<Vec<_>>(),
+        [(attempt, node.id, JobState::Canceled, energy)]
+    );
+    server.stop().await;
+}

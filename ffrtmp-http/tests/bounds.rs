@@ -153,3 +153,83 @@ async fn absurd_numbers_from_an_agent_get_400_naming_the_field() {
     assert_refused(&r, "invalid_request", &["running", "1024"]);
     server.stop().await;
 }
+
+/// Energy figures an agent sends are checked like every other number: negative or absurd
+/// joules get 400 naming the field, NaN (not JSON) gets 400 too, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_negative_or_absurd_joules_get_400() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let r = post(
+        &client,
+        "/nodes/register",
+        serde_json::to_string(&registration("n1", 1)).unwrap(),
+    )
+    .await;
+    let node: ffrtmp_core::Node = serde_json::from_slice(&r.body).unwrap();
+    let r = post(&client, "/jobs", r#"{"scenario":"720p-h264"}"#.to_string()).await;
+    let job: ffrtmp_core::Job = serde_json::from_slice(&r.body).unwrap();
+    let claim = serde_json::json!({"node_id": node.id, "claim_id": "c1", "max_jobs": 1, "wait_ms": 0});
+    let r = post(&client, &format!("/nodes/{}/claim", node.id), claim.to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let path = format!("/jobs/{}/report", job.id);
+    let report = |event: &str, energy: &str| {
+        format!(
+            r#"{{"job_id":"{}","node_id":"{}","attempt":1,"event":"{event}",{energy}}}"#,
+            job.id, node.id
+        )
+    };
+    let cases = [
+        (
+            report("energy", r#""energy":{"source":"rapl","energy_joules":-1.0}"#),
+            "energy.energy_joules",
+        ),
+        (
+            report("energy", r#""energy":{"source":"rapl","energy_joules":1e300}"#),
+            "energy.energy_joules",
+        ),
+        (
+            report("energy", r#""energy":{"source":"rapl","avg_watts":1e12}"#),
+            "energy.avg_watts",
+        ),
+        (
+            report(
+                "timed_out",
+                r#""message":"slow","energy":{"source":"rapl","energy_joules":-5}"#,
+            ),
+            "energy.energy_joules",
+        ),
+        (
+            report(
+                "failed",
+                r#""error":{"kind":"encode_error","message":"x","energy":{"source":"rapl","cpu_joules":1e300}}"#,
+            ),
+            "error.energy.cpu_joules",
+        ),
+        (
+            report(
+                "completed",
+                r#""result":{"exit_code":0,"frames":1,"wall_s":1.0,"avg_fps":1.0,"output_bytes":0,"encoder":"e",
+                "limits":"none","energy":{"source":"rapl","energy_joules":-0.5}}"#,
+            ),
+            "result.energy.energy_joules",
+        ),
+    ];
+    for (body, field) in cases {
+        assert_refused(&post(&client, &path, body).await, "invalid_request", &[field]);
+    }
+    let nan = report("energy", r#""energy":{"source":"rapl","energy_joules":NaN}"#);
+    assert_refused(&post(&client, &path, nan).await, "invalid_json", &[]);
+    let r = client
+        .send(Method::GET, &format!("/jobs/{}", job.id), None, CallOptions::default())
+        .await
+        .unwrap();
+    let stored: ffrtmp_core::Job = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        stored.state,
+        ffrtmp_core::JobState::Assigned,
+        "no refused report was applied"
+    );
+    assert!(stored.attempts_energy.is_empty(), "{:?}", stored.attempts_energy);
+    server.stop().await;
+}

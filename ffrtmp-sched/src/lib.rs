@@ -26,6 +26,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attempt_energy;
 pub mod baseline;
 mod config;
 #[cfg(feature = "conformance")]

@@ -57,3 +57,59 @@ impl Transport for StoreTransport {
         self.store.report(report).await.map_err(convert)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ffrtmp_core::{EnergyReport, JobEvent, JobSpec, JobState};
+
+    #[tokio::test]
+    async fn a_canceled_attempts_energy_is_carried_and_absurd_joules_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn JobStore> = Arc::new(crate::SqliteStore::open(&dir.path().join("jobs.db")).unwrap());
+        let transport = StoreTransport::new(store.clone());
+        let registration = NodeRegistration {
+            name: "n1".into(),
+            cpu_cores: 2,
+            memory_mb: 1024,
+            max_concurrent_jobs: 1,
+            encoders: vec!["libx264".into()],
+            engines: vec!["ffmpeg".into()],
+            enforces_limits: false,
+            version: String::new(),
+        };
+        let node = transport.register(&registration).await.unwrap();
+        let job = store.submit(JobSpec::new("720p-h264")).await.unwrap();
+        let claim = ClaimRequest {
+            node_id: node.id,
+            claim_id: "c1".into(),
+            max_jobs: 1,
+            wait_ms: 0,
+        };
+        assert_eq!(transport.claim(&claim).await.unwrap().len(), 1);
+        store.cancel(job.id, "canceled by user").await.unwrap();
+        let report = |joules: f64, node_id: NodeId| JobReport {
+            job_id: job.id,
+            node_id,
+            attempt: 1,
+            event: JobEvent::Energy {
+                energy: EnergyReport {
+                    source: "rapl".into(),
+                    energy_joules: Some(joules),
+                    ..Default::default()
+                },
+            },
+        };
+        let absurd = transport.report(&report(-1.0, node.id)).await.unwrap_err();
+        assert!(
+            matches!(absurd, TransportError::Rejected { status: 400, .. }),
+            "{absurd}"
+        );
+        let stranger = transport.report(&report(2.0, NodeId::new())).await.unwrap_err();
+        assert!(matches!(stranger, TransportError::Fenced(_)), "{stranger}");
+        let job = transport.report(&report(2.0, node.id)).await.unwrap();
+        assert_eq!(job.state, JobState::Canceled);
+        assert_eq!(job.attempts_energy.total_joules, Some(2.0));
+        assert_eq!(store.get(job.id).await.unwrap().attempts_energy, job.attempts_energy);
+    }
+}

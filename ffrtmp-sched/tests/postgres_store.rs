@@ -91,7 +91,7 @@ async fn migrations_run_once_and_newer_schemas_are_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![3]);
+    assert_eq!(versions, vec![4]);
     db.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
     let err = PgStore::connect(b.url(), SchedConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("newer than this build supports"), "{err}");
@@ -194,7 +194,7 @@ async fn jobs_pinned_before_version_3_keep_their_engine() {
     let db = admin(b.url()).await;
     db.batch_execute(
         "ALTER TABLE jobs DROP COLUMN engine; ALTER TABLE jobs DROP COLUMN needs_enforcement; \
-         UPDATE schema_version SET version = 2;",
+         ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 2;",
     )
     .await
     .unwrap();
@@ -208,4 +208,23 @@ async fn jobs_pinned_before_version_3_keep_their_engine() {
     let ffmpeg_only = store.register_node(registration("ff", 1)).await.unwrap();
     assert!(claim(&store, &ffmpeg_only, 1).await.is_empty());
     assert_eq!(store.get(pinned).await.unwrap().state, JobState::Queued);
+}
+
+/// Jobs stored before version 4 read with no per-attempt energy, and gain it as attempts
+/// report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_stored_before_version_4_read_with_no_attempts_energy() {
+    let Some(b) = PgBackend::create().await else { return };
+    let id = {
+        let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+        store.submit(spec("720p-h264")).await.unwrap().id
+    };
+    let db = admin(b.url()).await;
+    db.batch_execute("ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 3;")
+        .await
+        .unwrap();
+    let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+    let job = store.get(id).await.unwrap();
+    assert!(job.attempts_energy.is_empty());
+    assert_eq!(job.attempts_energy.total_joules, None);
 }

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use ffrtmp_core::{
-    Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState, OutputMode,
-    Parameters, Priority, Queue, ResourceLimits,
+    AttemptsEnergy, Classification, EnergyReport, Enforcement, EngineChoice, Job, JobId, JobQuery, JobSpec, JobState,
+    OutputMode, Parameters, Priority, Queue, ResourceLimits,
 };
 use ffrtmp_http::ApiClient;
 
@@ -205,9 +205,61 @@ pub fn job_row(j: &Job) -> Vec<String> {
         opt(r.map(|r| format!("{:.1}", r.avg_fps))),
         opt(r.map(|r| r.frames)),
         opt(r.map(|r| format!("{:.2}", r.output_bytes as f64 / 1e6))),
-        opt(job_energy(j).and_then(|e| e.energy_joules).map(|e| format!("{e:.1}"))),
+        opt(job_joules(j).map(|e| format!("{e:.1}"))),
         opt(j.error.as_ref().map(|e| format!("{:?}", e.kind))),
     ]
+}
+
+/// The joules the job used: the total over its attempts when they reported energy, else its
+/// last attempt's.
+pub fn job_joules(j: &Job) -> Option<f64> {
+    j.attempts_energy
+        .total_joules
+        .or_else(|| job_energy(j).and_then(|e| e.energy_joules))
+}
+
+/// How `ffrtmp jobs status` lists the energy of every attempt, then their total; nothing
+/// when no attempt reported energy.
+///
+/// ```
+/// use ffrtmp_core::{AttemptEnergy, AttemptsEnergy, EnergyReport, JobState, NodeId};
+/// let node: NodeId = "0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11".parse().unwrap();
+/// let mut all = AttemptsEnergy::default();
+/// let energy = EnergyReport { source: "rapl".into(), energy_joules: Some(3.5),
+///     attribution: Some("cgroup-cpu-share".into()), ..Default::default() };
+/// all.record(AttemptEnergy { attempt: 1, node_id: node, outcome: JobState::Canceled, energy });
+/// assert_eq!(ffrtmp::cli::jobs::attempt_energy_lines(&all), [
+///     "energy by attempt:",
+///     "  attempt 1  canceled  3.50 J (rapl, cgroup-cpu-share)  node 0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11",
+///     "  total 3.50 J",
+/// ]);
+/// ```
+pub fn attempt_energy_lines(all: &AttemptsEnergy) -> Vec<String> {
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["energy by attempt:".to_string()];
+    for a in &all.attempts {
+        let e = &a.energy;
+        let figure = match (e.energy_joules, &e.unavailable_reason) {
+            (Some(j), _) => {
+                let how = e.attribution.as_ref().map(|m| format!(", {m}")).unwrap_or_default();
+                let partial = if e.partial { ", partial" } else { "" };
+                format!("{j:.2} J ({}{how}{partial})", e.source)
+            }
+            (None, why) => format!("unavailable ({})", opt(why.as_deref())),
+        };
+        lines.push(format!(
+            "  attempt {}  {}  {figure}  node {}",
+            a.attempt, a.outcome, a.node_id
+        ));
+    }
+    lines.push(format!(
+        "  total {}",
+        all.total_joules
+            .map_or_else(|| "unavailable".to_string(), |j| format!("{j:.2} J"))
+    ));
+    lines
 }
 
 /// The energy of the job's last attempt: its result's, or for a failed or timed-out job the
@@ -330,6 +382,13 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                 for line in e.energy.iter().flat_map(energy_lines) {
                     say(line);
                 }
+            }
+            let attempts = attempt_energy_lines(&job.attempts_energy);
+            if !attempts.is_empty() {
+                println!();
+            }
+            for line in attempts {
+                say(line);
             }
             println!("\nhistory:");
             for h in &job.history {
@@ -495,5 +554,36 @@ mod tests {
         };
         assert_eq!(job_energy(&job), Some(&partial));
         assert_eq!(job_row(&job)[9], "10.0", "the JOULES column");
+    }
+
+    #[test]
+    fn a_canceled_jobs_joules_are_its_attempts_total() {
+        let energy = |j: f64| EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(j),
+            ..Default::default()
+        };
+        let mut job = Job {
+            state: JobState::Canceled,
+            ..Job::submitted(JobId::new(), 4, JobSpec::new("720p-h264"), 0)
+        };
+        assert_eq!(job_row(&job)[9], "-");
+        let node = ffrtmp_core::NodeId::new();
+        for (attempt, outcome, j) in [(1, JobState::Retrying, 2.0), (2, JobState::Canceled, 3.5)] {
+            job.attempts_energy.record(ffrtmp_core::AttemptEnergy {
+                attempt,
+                node_id: node,
+                outcome,
+                energy: energy(j),
+            });
+        }
+        assert_eq!(job_row(&job)[9], "5.5", "the JOULES column");
+        let lines = attempt_energy_lines(&job.attempts_energy);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(
+            lines[1].starts_with("  attempt 1  retrying  2.00 J (rapl)"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[3], "  total 5.50 J");
     }
 }

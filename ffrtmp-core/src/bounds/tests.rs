@@ -396,3 +396,214 @@ fn reports_are_bounded() {
     });
     assert_eq!(progress_report.validate().unwrap_err().field, "progress.percent");
 }
+
+fn measured() -> EnergyReport {
+    EnergyReport {
+        source: "rapl".into(),
+        energy_joules: Some(120.0),
+        avg_watts: Some(40.0),
+        cpu_joules: Some(100.0),
+        dram_joules: Some(20.0),
+        wall_s: Some(3.0),
+        attribution: Some("cgroup-cpu-share".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_figure_of_an_energy_report_is_bounded() {
+    assert_eq!(measured().validate("energy"), Ok(()));
+    let at_bounds = EnergyReport {
+        energy_joules: Some(MAX_JOB_JOULES),
+        avg_watts: Some(MAX_JOB_WATTS),
+        wall_s: Some(MAX_REPORT_SECONDS),
+        source: "s".repeat(MAX_ENERGY_LABEL_LEN),
+        partial_reason: Some("r".repeat(MAX_ENERGY_REASON_LEN)),
+        ..measured()
+    };
+    assert_eq!(at_bounds.validate("energy"), Ok(()));
+    let bad = [
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(-1.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.energy_joules",
+            EnergyReport {
+                energy_joules: Some(MAX_JOB_JOULES * 2.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.cpu_joules",
+            EnergyReport {
+                cpu_joules: Some(f64::INFINITY),
+                ..measured()
+            },
+        ),
+        (
+            "energy.dram_joules",
+            EnergyReport {
+                dram_joules: Some(-0.5),
+                ..measured()
+            },
+        ),
+        (
+            "energy.gpu_joules",
+            EnergyReport {
+                gpu_joules: Some(1e300),
+                ..measured()
+            },
+        ),
+        (
+            "energy.avg_watts",
+            EnergyReport {
+                avg_watts: Some(MAX_JOB_WATTS * 2.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.wall_s",
+            EnergyReport {
+                wall_s: Some(-3.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.cpu_seconds",
+            EnergyReport {
+                cpu_seconds: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.joules_per_frame",
+            EnergyReport {
+                joules_per_frame: Some(-1.0),
+                ..measured()
+            },
+        ),
+        (
+            "energy.frames_per_joule",
+            EnergyReport {
+                frames_per_joule: Some(f64::INFINITY),
+                ..measured()
+            },
+        ),
+        (
+            "energy.pixels_per_joule",
+            EnergyReport {
+                pixels_per_joule: Some(f64::NAN),
+                ..measured()
+            },
+        ),
+        (
+            "energy.intervals",
+            EnergyReport {
+                intervals: u64::MAX,
+                ..measured()
+            },
+        ),
+        (
+            "energy.read_errors",
+            EnergyReport {
+                read_errors: u64::MAX,
+                ..measured()
+            },
+        ),
+        (
+            "energy.source",
+            EnergyReport {
+                source: "s".repeat(MAX_ENERGY_LABEL_LEN + 1),
+                ..measured()
+            },
+        ),
+        (
+            "energy.attribution",
+            EnergyReport {
+                attribution: Some("a".repeat(MAX_ENERGY_LABEL_LEN + 1)),
+                ..measured()
+            },
+        ),
+        (
+            "energy.unavailable_reason",
+            EnergyReport {
+                unavailable_reason: Some("u".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
+        ),
+        (
+            "energy.gpu_unavailable_reason",
+            EnergyReport {
+                gpu_unavailable_reason: Some("g".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
+        ),
+        (
+            "energy.partial_reason",
+            EnergyReport {
+                partial_reason: Some("p".repeat(MAX_ENERGY_REASON_LEN + 1)),
+                ..measured()
+            },
+        ),
+    ];
+    for (field, energy) in bad {
+        assert_eq!(energy.validate("energy").unwrap_err().field, field, "{energy:?}");
+    }
+}
+
+#[test]
+fn every_report_that_carries_energy_has_it_checked() {
+    let nan = EnergyReport {
+        energy_joules: Some(f64::NAN),
+        ..measured()
+    };
+    let report = |event| JobReport {
+        job_id: JobId::new(),
+        node_id: NodeId::new(),
+        attempt: 1,
+        event,
+    };
+    let cases = [
+        (
+            "result.energy.energy_joules",
+            JobEvent::Completed {
+                result: JobResult {
+                    energy: nan.clone(),
+                    ..Default::default()
+                },
+            },
+        ),
+        (
+            "error.energy.energy_joules",
+            JobEvent::Failed {
+                error: JobError {
+                    energy: Some(nan.clone()),
+                    ..JobError::new(ErrorKind::EncodeError, "bad input")
+                },
+            },
+        ),
+        (
+            "energy.energy_joules",
+            JobEvent::TimedOut {
+                message: "too slow".into(),
+                energy: Some(nan.clone()),
+            },
+        ),
+        ("energy.energy_joules", JobEvent::Energy { energy: nan.clone() }),
+    ];
+    for (field, event) in cases {
+        assert_eq!(report(event).validate().unwrap_err().field, field);
+    }
+    assert_eq!(report(JobEvent::Energy { energy: measured() }).validate(), Ok(()));
+}

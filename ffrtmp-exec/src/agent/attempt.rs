@@ -73,9 +73,13 @@ async fn run_attempt(claimed: Claimed, node_id: NodeId, job: Job) {
         }),
         Some(ExecOutcome::TimedOut { message }) => Some(JobEvent::TimedOut { message, energy }),
         Some(ExecOutcome::Canceled) | None => {
-            if let Some(joules) = energy.and_then(|e| e.energy_joules) {
-                // The master no longer holds the job, so there is no report to carry it.
-                tracing::info!(attempt = %key, joules, "stopped job's energy not reported");
+            // The master no longer holds the job here (canceled, reassigned, or handed back
+            // by a drain), yet the energy was used: it goes in a report of its own, which
+            // the master accepts from the node that held this attempt.
+            if let Some(energy) = energy {
+                if !send_report(&shared, report(JobEvent::Energy { energy })).await {
+                    tracing::warn!(attempt = %key, "the stopped attempt's energy was not recorded");
+                }
             }
             None
         }

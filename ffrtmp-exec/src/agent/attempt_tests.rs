@@ -389,3 +389,73 @@ async fn a_built_agent_registers_as_told_and_meters_its_jobs() {
         other => panic!("expected completed, got {other:?}"),
     }
 }
+
+/// A meter that says every attempt used 4 J.
+struct FourJoules;
+
+impl ffrtmp_core::JobEnergyMeter for FourJoules {
+    fn started(&self, _job: &Job) {}
+    fn finished(&self, _job: &Job, _result: Option<&JobResult>) -> ffrtmp_core::EnergyReport {
+        ffrtmp_core::EnergyReport {
+            source: "test".into(),
+            energy_joules: Some(4.0),
+            ..Default::default()
+        }
+    }
+}
+
+fn metered_agent(
+    master: &Arc<Master>,
+    exec: Arc<dyn Executor>,
+) -> (Arc<Notify>, tokio::task::JoinHandle<AgentSummary>) {
+    let stop = Arc::new(Notify::new());
+    let agent = Agent::new(master.clone(), exec, Some(Arc::new(FourJoules)), config(1));
+    let stopped = stop.clone();
+    (stop, tokio::spawn(agent.run(async move { stopped.notified().await })))
+}
+
+fn energy_of(event: &JobEvent) -> Option<f64> {
+    match event {
+        JobEvent::Energy { energy } => energy.energy_joules,
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_canceled_attempt_reports_the_energy_it_used() {
+    let master = Arc::new(Master::default());
+    let exec = Arc::new(Gated::default());
+    let key = AttemptKey::new(JobId::new(), 1);
+    master.push(vec![job(key.job, 1)]);
+    let (stop, agent) = metered_agent(&master, exec.clone());
+    until("the attempt runs", || exec.log.lock().unwrap().len() == 1).await;
+    *master.reply.lock().unwrap() = HeartbeatReply {
+        cancel: vec![key.job],
+        cancel_attempts: vec![key],
+    };
+    until("the energy report", || !master.outcomes().is_empty()).await;
+    stop.notify_one();
+    agent.await.unwrap();
+    let outcomes = master.outcomes();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!((outcomes[0].0, energy_of(&outcomes[0].1)), (key, Some(4.0)));
+}
+
+#[tokio::test]
+async fn a_drained_attempt_reports_interrupted_then_its_energy() {
+    let master = Arc::new(Master::default());
+    let exec = Arc::new(Gated::default());
+    let key = AttemptKey::new(JobId::new(), 1);
+    master.push(vec![job(key.job, 1)]);
+    let (stop, agent) = metered_agent(&master, exec.clone());
+    until("the attempt runs", || exec.log.lock().unwrap().len() == 1).await;
+    stop.notify_one();
+    agent.await.unwrap();
+    let outcomes = master.outcomes();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[0].1, JobEvent::Failed { error } if error.kind == ErrorKind::Interrupted),
+        "{outcomes:?}"
+    );
+    assert_eq!((outcomes[1].0, energy_of(&outcomes[1].1)), (key, Some(4.0)));
+}

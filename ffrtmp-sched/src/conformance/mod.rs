@@ -28,6 +28,7 @@
 //! The tests use real time only where a race is the point (claims from many tasks, two
 //! sweeps at once); everything time-driven runs on a manual clock.
 
+mod attempt_energy;
 pub mod backend;
 mod concurrency;
 mod failures;
@@ -40,6 +41,7 @@ mod routing;
 mod scheduling;
 pub mod support;
 
+pub use self::attempt_energy::*;
 pub use self::backend::{Backend, SqliteBackend};
 pub use self::concurrency::*;
 pub use self::failures::*;
@@ -105,6 +107,9 @@ macro_rules! conformance_tests {
             a_job_requiring_enforcement_goes_only_to_enforcing_nodes,
             out_of_bounds_input_is_refused_by_the_store,
             failed_and_timed_out_jobs_keep_the_energy_they_used,
+            a_canceled_jobs_energy_is_stored,
+            a_job_that_failed_once_then_completed_keeps_both_attempts_energy,
+            a_stale_attempts_energy_alters_only_its_own_record,
         );
     };
 }

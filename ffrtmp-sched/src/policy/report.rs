@@ -95,6 +95,12 @@ pub fn decide(state: JobState, event: &JobEvent) -> ReportDecision {
             }
         }
         JobEvent::Failed { error } => ReportDecision::EndAttempt(error.clone()),
+        // An ended attempt's energy is no state change: stores record it before fencing,
+        // against the attempt's holder in history, and never reach this decision with it.
+        JobEvent::Energy { .. } => ReportDecision::Advance {
+            steps: Vec::new(),
+            record: Record::Nothing,
+        },
         JobEvent::TimedOut { message, energy } => ReportDecision::Advance {
             steps: vec![
                 Step::new(JobState::TimedOut, message.clone()),

@@ -1,13 +1,17 @@
 //! Job operations; each runs inside one transaction.
 
-use ffrtmp_core::{Job, JobError, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId};
+use ffrtmp_core::{
+    EnergyReport, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
+};
 use tokio_postgres::types::ToSql;
 
 use super::pool::Db;
 use super::rows::{
-    append_history, job_from_row, load_job, queue_name, rank, save_job, to_json, transition, u, StoredJob, JOB_COLUMNS,
+    append_history, attempt_outcome, energy_json, job_from_row, load_job, queue_name, rank, save_job, to_json,
+    transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
+use crate::attempt_energy::{keep_energy, keep_reported_energy};
 use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::report::{self, ReportDecision};
 use crate::policy::Step;
@@ -77,6 +81,9 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
     // rolls the touch back.
     touch_node(tx, r.node_id, now).await?;
     let mut stored = load_job(tx, r.job_id, true).await?;
+    if let JobEvent::Energy { energy } = &r.event {
+        return record_energy(tx, stored, &r, energy).await;
+    }
     report::fence(&stored.job, &r)?;
     match report::decide(stored.job.state, &r.event) {
         ReportDecision::Advance { steps, record } => {
@@ -87,7 +94,32 @@ pub async fn report(tx: &Db<'_>, ctx: &Ctx<'_>, r: JobReport) -> Result<Job> {
         }
         ReportDecision::EndAttempt(error) => fail_attempt(tx, ctx, &mut stored, error).await?,
     }
+    keep_reported_energy(&mut stored.job, &r);
     save_job(tx, &stored).await?;
+    Ok(stored.job)
+}
+
+/// Records an attempt's energy sent after the attempt ended: accepted from the node that
+/// held that attempt, whatever the job's state now, and it writes nothing but the
+/// per-attempt energy (no state, history or timestamps).
+async fn record_energy(tx: &Db<'_>, mut stored: StoredJob, r: &JobReport, energy: &EnergyReport) -> Result<Job> {
+    let job = &mut stored.job;
+    let Some(outcome) = attempt_outcome(tx, job.id, r.attempt, r.node_id).await? else {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        }
+        .into());
+    };
+    keep_energy(job, r, outcome, Some(energy));
+    tx.execute(
+        "UPDATE jobs SET attempts_energy = $2 WHERE id = $1",
+        &[&job.id.to_string(), &energy_json(job)],
+    )
+    .await?;
     Ok(stored.job)
 }
 

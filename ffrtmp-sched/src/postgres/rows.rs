@@ -11,7 +11,7 @@ use super::{Error, Result};
 
 /// Columns of `jobs` in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, seq, spec, state, attempt, node_id, progress, result, error, retry_at_ms, \
-     created_at_ms, updated_at_ms, attempt_base";
+     created_at_ms, updated_at_ms, attempt_base, attempts_energy";
 
 /// A job as stored, with the bookkeeping the public type does not show.
 pub struct StoredJob {
@@ -68,6 +68,7 @@ pub fn job_from_row(r: &Row) -> Result<StoredJob> {
             created_at_ms: u(r.try_get(10)?),
             updated_at_ms: u(r.try_get(11)?),
             history: Vec::new(),
+            attempts_energy: opt_json(r.try_get(13)?, "attempts energy")?.unwrap_or_default(),
         },
         attempt_base: u(r.try_get(12)?) as u32,
     })
@@ -124,7 +125,7 @@ pub async fn save_job(tx: &Db<'_>, stored: &StoredJob) -> Result<()> {
     let j = &stored.job;
     tx.execute(
         "UPDATE jobs SET state = $2, attempt = $3, node_id = $4, progress = $5, result = $6, error = $7, \
-         retry_at_ms = $8, updated_at_ms = $9, attempt_base = $10 WHERE id = $1",
+         retry_at_ms = $8, updated_at_ms = $9, attempt_base = $10, attempts_energy = $11 WHERE id = $1",
         &[
             &j.id.to_string(),
             &j.state.as_str(),
@@ -136,10 +137,30 @@ pub async fn save_job(tx: &Db<'_>, stored: &StoredJob) -> Result<()> {
             &j.retry_at_ms.map(|v| v as i64),
             &(j.updated_at_ms as i64),
             &i64::from(stored.attempt_base),
+            &energy_json(j),
         ],
     )
     .await?;
     Ok(())
+}
+
+/// The `attempts_energy` column of a job: NULL while no attempt reported energy.
+pub fn energy_json(job: &Job) -> Option<String> {
+    (!job.attempts_energy.is_empty()).then(|| to_json(&job.attempts_energy))
+}
+
+/// The state attempt `attempt` of the job left it in, if `node` held that attempt: the last
+/// history entry of that attempt by that node, re-queues aside (they belong to no attempt's
+/// outcome). `None` when the node never held it.
+pub async fn attempt_outcome(tx: &Db<'_>, id: JobId, attempt: u32, node: NodeId) -> Result<Option<JobState>> {
+    let row = tx
+        .query_opt(
+            "SELECT to_state FROM job_history WHERE job_id = $1 AND attempt = $2 AND node_id = $3 \
+             AND to_state <> 'queued' ORDER BY id DESC LIMIT 1",
+            &[&id.to_string(), &i64::from(attempt), &node.to_string()],
+        )
+        .await?;
+    row.map(|r| parse_state(&r.try_get::<_, String>(0)?)).transpose()
 }
 
 /// Appends a history entry.

@@ -81,6 +81,11 @@ const MIGRATIONS: &[&str] = &[
     UPDATE jobs SET engine = spec::jsonb->>'engine'
      WHERE spec::jsonb->>'engine' IN ('ffmpeg', 'gstreamer');
     "#,
+    // 4: the energy of every attempt of a job (`AttemptsEnergy` as JSON), kept whatever the
+    // attempt's outcome; NULL for jobs stored before, which read as having none.
+    r#"
+    ALTER TABLE jobs ADD COLUMN attempts_energy TEXT;
+    "#,
 ];
 
 /// The version this build of the store writes.

@@ -1,9 +1,13 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{Job, JobError, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
+use ffrtmp_core::{EnergyReport, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
 use rusqlite::{params, Connection};
 
-use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
+use super::rows::{
+    append_history, attempt_outcome, db, energy_json, load_job, queue_name, rank, save_job, to_json, transition,
+    StoredJob,
+};
+use crate::attempt_energy::{keep_energy, keep_reported_energy};
 use crate::config::SchedConfig;
 use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::report::{self, ReportDecision};
@@ -87,6 +91,9 @@ pub fn requeue(conn: &Connection, id: JobId, now: u64) -> Result<Job, StoreError
 /// Applies a node's report, refusing it unless the node holds that attempt.
 pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> Result<Job, StoreError> {
     let mut stored = load_job(conn, r.job_id)?;
+    if let JobEvent::Energy { energy } = &r.event {
+        return record_energy(conn, stored, r, energy);
+    }
     report::fence(&stored.job, r)?;
     touch_node(conn, r.node_id, now, seen_slack_ms(cfg))?;
     match report::decide(stored.job.state, &r.event) {
@@ -98,7 +105,35 @@ pub fn report(conn: &Connection, cfg: &SchedConfig, r: &JobReport, now: u64) -> 
         }
         ReportDecision::EndAttempt(error) => fail_attempt(conn, cfg, &mut stored, error, now)?,
     }
+    keep_reported_energy(&mut stored.job, r);
     save_job(conn, &stored)?;
+    Ok(stored.job)
+}
+
+/// Records an attempt's energy sent after the attempt ended: accepted from the node that
+/// held that attempt, whatever the job's state now, and it writes nothing but the
+/// per-attempt energy (no state, history or timestamps).
+fn record_energy(
+    conn: &Connection,
+    mut stored: StoredJob,
+    r: &JobReport,
+    energy: &EnergyReport,
+) -> Result<Job, StoreError> {
+    let job = &mut stored.job;
+    let Some(outcome) = attempt_outcome(conn, job.seq, r.attempt, r.node_id)? else {
+        return Err(StoreError::Fenced {
+            job_id: r.job_id,
+            attempt: r.attempt,
+            node_id: r.node_id,
+            state: job.state,
+            current_attempt: job.attempt,
+        });
+    };
+    keep_energy(job, r, outcome, Some(energy));
+    conn.prepare_cached("UPDATE jobs SET attempts_energy = ?2 WHERE seq = ?1")
+        .map_err(db)?
+        .execute(params![job.seq as i64, energy_json(job)])
+        .map_err(db)?;
     Ok(stored.job)
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 /// Columns of `jobs` in the order [`job_from_row`] reads them.
 pub const JOB_COLUMNS: &str = "id, seq, spec, state, attempt, node_id, progress, result, error, retry_at_ms, \
-     created_at_ms, updated_at_ms, attempt_base";
+     created_at_ms, updated_at_ms, attempt_base, attempts_energy";
 
 /// A job as stored, with the bookkeeping the public type does not show.
 pub struct StoredJob {
@@ -58,6 +58,7 @@ type RawJob = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 pub fn raw_job(r: &Row<'_>) -> rusqlite::Result<RawJob> {
@@ -75,11 +76,13 @@ pub fn raw_job(r: &Row<'_>) -> rusqlite::Result<RawJob> {
         r.get(10)?,
         r.get(11)?,
         r.get(12)?,
+        r.get(13)?,
     ))
 }
 
 pub fn job_from_raw(raw: RawJob) -> Result<StoredJob, StoreError> {
-    let (id, seq, spec, state, attempt, node_id, progress, result, error, retry_at, created, updated, base) = raw;
+    let (id, seq, spec, state, attempt, node_id, progress, result, error, retry_at, created, updated, base, energy) =
+        raw;
     let spec: JobSpec = json(&spec, "job spec")?;
     Ok(StoredJob {
         job: Job {
@@ -96,6 +99,7 @@ pub fn job_from_raw(raw: RawJob) -> Result<StoredJob, StoreError> {
             created_at_ms: created as u64,
             updated_at_ms: updated as u64,
             history: Vec::new(),
+            attempts_energy: opt_json(energy, "attempts energy")?.unwrap_or_default(),
         },
         attempt_base: base as u32,
     })
@@ -157,7 +161,7 @@ pub fn save_job(conn: &Connection, stored: &StoredJob) -> Result<(), StoreError>
     let j = &stored.job;
     conn.prepare_cached(
         "UPDATE jobs SET state = ?2, progress = ?3, result = ?4, error = ?5, retry_at_ms = ?6, updated_at_ms = ?7, \
-         attempt_base = ?8 WHERE seq = ?1",
+         attempt_base = ?8, attempts_energy = ?9 WHERE seq = ?1",
     )
     .map_err(db)?
     .execute(params![
@@ -169,9 +173,38 @@ pub fn save_job(conn: &Connection, stored: &StoredJob) -> Result<(), StoreError>
         j.retry_at_ms.map(|v| v as i64),
         j.updated_at_ms as i64,
         stored.attempt_base,
+        energy_json(j),
     ])
     .map_err(db)?;
     Ok(())
+}
+
+/// The `attempts_energy` column of a job: NULL while no attempt reported energy.
+pub fn energy_json(job: &Job) -> Option<String> {
+    (!job.attempts_energy.is_empty()).then(|| to_json(&job.attempts_energy))
+}
+
+/// The state attempt `attempt` of the job left it in, if `node` held that attempt: the last
+/// history entry of that attempt by that node, re-queues aside (they belong to no attempt's
+/// outcome). `None` when the node never held it.
+pub fn attempt_outcome(
+    conn: &Connection,
+    seq: u64,
+    attempt: u32,
+    node: NodeId,
+) -> Result<Option<JobState>, StoreError> {
+    let state = conn
+        .prepare_cached(
+            "SELECT to_state FROM job_history WHERE job_seq = ?1 AND attempt = ?2 AND node_id = ?3 \
+             AND to_state <> 'queued' ORDER BY rowid DESC LIMIT 1",
+        )
+        .map_err(db)?
+        .query_row(params![seq as i64, attempt, node.to_string()], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map_err(db)?;
+    state.as_deref().map(parse_state).transpose()
 }
 
 /// Writes a freshly claimed job back: its new holder, attempt and state, and the claim

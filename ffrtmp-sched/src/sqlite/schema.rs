@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     UPDATE jobs SET engine = json_extract(spec, '$.engine')
      WHERE json_extract(spec, '$.engine') IN ('ffmpeg', 'gstreamer');
     "#,
+    // 8: the energy of every attempt of a job (`AttemptsEnergy` as JSON), kept whatever the
+    // attempt's outcome; NULL for jobs stored before, which read as having none.
+    r#"
+    ALTER TABLE jobs ADD COLUMN attempts_energy TEXT;
+    "#,
 ];
 
 /// The version this build of the store writes.
@@ -235,6 +240,22 @@ mod tests {
         };
         assert_eq!(reasons(7), ["submitted", "claimed"]);
         assert_eq!(reasons(9), ["submitted"]);
+    }
+
+    #[test]
+    fn jobs_stored_before_version_8_read_with_no_attempts_energy() {
+        let mut conn = at_version(7);
+        conn.execute_batch(
+            r#"INSERT INTO jobs (seq, id, spec, state, rank, queue, max_retries, created_at_ms, updated_at_ms)
+             VALUES (1, '0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11', '{"scenario":"720p-h264"}', 'failed', 0,
+                     'default', 3, 1, 2);"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let id = "0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11".parse().unwrap();
+        let job = crate::sqlite::rows::load_job(&conn, id).unwrap().job;
+        assert!(job.attempts_energy.is_empty());
+        assert_eq!(job.attempts_energy.total_joules, None);
     }
 
     fn plan(conn: &Connection, sql: &str) -> String {
