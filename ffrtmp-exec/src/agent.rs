@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use ffrtmp_core::power::unavailable_energy;
 use ffrtmp_core::{
-    AttemptKey, Backoff, CancelHandle, ClaimRequest, EnergyReport, ErrorKind, ExecOutcome, Executor, Heartbeat, Job, JobEnergyMeter,
-    JobError, JobEvent, JobReport, Node, NodeId, NodePower, NodeRegistration, RunningJob, Transport, TransportError,
+    AttemptKey, Backoff, CancelHandle, ClaimRequest, EnergyReport, ErrorKind, ExecOutcome, Executor, Heartbeat, Job,
+    JobEnergyMeter, JobError, JobEvent, JobReport, Node, NodeId, NodePower, NodeRegistration, RunningJob, Transport,
+    TransportError,
 };
 use tokio::sync::Notify;
 

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ffrtmp_core::{
-    Assignment, CancelSignal, EnergyReport, ErrorKind, ExecOutcome, Job, JobError, JobEvent, JobReport, NodeId, TransportError,
+    Assignment, CancelSignal, EnergyReport, ErrorKind, ExecOutcome, Job, JobError, JobEvent, JobReport, NodeId,
+    TransportError,
 };
 
 use super::slots::{claim_slot, Claimed, LatestProgress};
