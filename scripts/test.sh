@@ -86,6 +86,16 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml -- -D warnings
 echo "== cargo doc (warnings are errors: broken links, missing docs)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features ffrtmp-sched/postgres,ffrtmp-sched/conformance,ffrtmp-power/nvml -q
+echo "== cargo package (every library crate packs: manifest metadata, README, file list)"
+# --no-verify: verifying builds each crate against the registry, where unpublished siblings are
+# missing. The archives go to a temporary directory, never into the work tree.
+pkg_dir=$(mktemp -d /tmp/ffrtmp-package.XXXXXX)
+cargo package --no-verify --allow-dirty -q --target-dir "$pkg_dir" \
+    -p ffrtmp-core -p ffrtmp-sched -p ffrtmp-exec -p ffrtmp-power -p ffrtmp-http -p ffrtmp-farm
+ls "$pkg_dir/package"/*.crate
+rm -rf "$pkg_dir"
+# The stable runs of the fuzz targets (tests/fuzz_inputs.rs of core, exec, power and http) are
+# part of the workspace tests below.
 echo "== cargo test"
 mkdir -p target
 set +e

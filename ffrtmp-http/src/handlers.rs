@@ -4,18 +4,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ffrtmp_core::scenario::KNOWN_SCENARIOS;
-use ffrtmp_core::{
-    Assignment, ClaimRequest, FieldError, Heartbeat, JobId, JobQuery, JobReport, JobSpec, NodeId, NodeQuery,
-    NodeRegistration, Queue, Scenario,
-};
+use ffrtmp_core::{Assignment, ClaimRequest, JobId, JobQuery, NodeId, NodeQuery, Queue, Scenario};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 
-use crate::body::{json, parse_json, parse_json_or_default, text};
+use crate::body::{json, text};
 use crate::error::ApiError;
+use crate::inputs;
 use crate::routes::AppState;
-use crate::wire::{CancelRequest, ClaimResponse, NodeList, ScenarioList, Status, SCENARIO_GRAMMAR};
+use crate::wire::{ClaimResponse, NodeList, ScenarioList, Status, SCENARIO_GRAMMAR};
 
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
 
@@ -68,9 +66,7 @@ pub(crate) fn scenarios() -> Answer {
 }
 
 pub(crate) async fn submit(state: &AppState, body: &[u8]) -> Answer {
-    let spec: JobSpec = parse_json(body)?;
-    spec.validate()
-        .map_err(|e| ApiError::bad_request("invalid_spec", e.to_string()))?;
+    let spec = inputs::job_spec_body(body)?;
     let job = state.store.submit(spec).await?;
     state.metrics.job_submitted();
     state.work.notify_waiters();
@@ -88,7 +84,7 @@ pub(crate) async fn get_job(state: &AppState, id: &str) -> Answer {
 
 pub(crate) async fn cancel(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let id = job_id(id)?;
-    let request: CancelRequest = parse_json_or_default(body)?;
+    let request = inputs::cancel_body(body)?;
     let reason = request.reason.unwrap_or_else(|| "canceled by user".to_string());
     let job = state.store.cancel(id, &reason).await?;
     state.metrics.job_finished(&job);
@@ -104,8 +100,7 @@ pub(crate) async fn retry(state: &AppState, id: &str) -> Answer {
 
 pub(crate) async fn report(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let id = job_id(id)?;
-    let report: JobReport = parse_json(body)?;
-    report.validate().map_err(invalid_request)?;
+    let report = inputs::report_body(body)?;
     if report.job_id != id {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -137,22 +132,19 @@ pub(crate) async fn list_nodes(state: &AppState, query: &str) -> Answer {
 }
 
 pub(crate) async fn register(state: &AppState, body: &[u8]) -> Answer {
-    let registration: NodeRegistration = parse_json(body)?;
-    registration.validate().map_err(invalid_request)?;
+    let registration = inputs::registration_body(body)?;
     json(StatusCode::CREATED, &state.store.register_node(registration).await?)
 }
 
 pub(crate) async fn heartbeat(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let node = node_id(id)?;
-    let heartbeat: Heartbeat = parse_json_or_default(body)?;
-    heartbeat.validate().map_err(invalid_request)?;
+    let heartbeat = inputs::heartbeat_body(body)?;
     json(StatusCode::OK, &state.store.heartbeat(node, &heartbeat).await?)
 }
 
 pub(crate) async fn claim(state: &AppState, id: &str, body: &[u8]) -> Answer {
     let node = node_id(id)?;
-    let request: ClaimRequest = parse_json(body)?;
-    request.validate().map_err(invalid_request)?;
+    let request = inputs::claim_body(body)?;
     if request.node_id != node {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -192,17 +184,12 @@ async fn long_poll_claim(state: &AppState, request: &ClaimRequest) -> Result<Vec
     }
 }
 
-/// 400 `invalid_request` naming the field and its bound.
-fn invalid_request(e: FieldError) -> ApiError {
-    ApiError::bad_request("invalid_request", e.to_string())
-}
-
-fn job_id(raw: &str) -> Result<JobId, ApiError> {
+pub(crate) fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request("invalid_id", format!("invalid job id {raw:?}: expected a UUID")))
 }
 
-fn node_id(raw: &str) -> Result<NodeId, ApiError> {
+pub(crate) fn node_id(raw: &str) -> Result<NodeId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request("invalid_id", format!("invalid node id {raw:?}: expected a UUID")))
 }

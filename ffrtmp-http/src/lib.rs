@@ -47,6 +47,7 @@ mod body;
 pub mod client;
 pub mod error;
 mod handlers;
+pub mod inputs;
 pub mod limits;
 mod listen;
 pub mod metrics;

@@ -1,4 +1,5 @@
-//! Scenario names from users: parsing must never panic and must round-trip sizes sanely.
+//! Scenario names from users: parsing must never panic and must give sane sizes.
+//! Stable run: `ffrtmp-core/tests/fuzz_inputs.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -58,9 +58,9 @@ impl GstProgressParser {
             self.frames += 1;
             if let Some(pts) = field(line, "pts:").and_then(parse_clock) {
                 let duration = field(line, "duration:").and_then(parse_clock).unwrap_or(0.0);
-                self.out_time_s = self.out_time_s.max(pts + duration);
+                self.advance(pts + duration);
             } else if self.fps > 0.0 {
-                self.out_time_s = self.out_time_s.max(self.frames as f64 / self.fps);
+                self.advance(self.frames as f64 / self.fps);
             }
             return None;
         }
@@ -94,7 +94,8 @@ impl GstProgressParser {
         let mut p = Progress {
             frame: self.frames,
             fps: if secs > 0.0 { self.frames as f64 / secs } else { 0.0 },
-            speed: if secs > 0.0 { self.out_time_s / secs } else { 0.0 },
+            // A huge timestamp over a tiny elapsed time would be infinite, which JSON cannot carry.
+            speed: Some(self.out_time_s / secs).filter(|v| v.is_finite()).unwrap_or(0.0),
             percent,
             out_time_s: self.out_time_s,
         };
@@ -110,12 +111,20 @@ impl GstProgressParser {
     pub fn finish(&mut self, frames: u64, elapsed: Duration) -> Progress {
         self.frames = self.frames.max(frames);
         if self.fps > 0.0 {
-            self.out_time_s = self.out_time_s.max(self.frames as f64 / self.fps);
+            self.advance(self.frames as f64 / self.fps);
         }
         let mut p = self.block(elapsed);
         p.percent = 100.0;
         self.last = Some(p.clone());
         p
+    }
+
+    /// Moves the output time forward; an overflowed time (a tiny frame rate, a huge
+    /// timestamp) is ignored, as JSON cannot carry an infinite number in a report.
+    fn advance(&mut self, out_time_s: f64) {
+        if out_time_s.is_finite() {
+            self.out_time_s = self.out_time_s.max(out_time_s);
+        }
     }
 
     /// Frames counted so far.
@@ -154,5 +163,5 @@ pub(super) fn parse_clock(s: &str) -> Option<f64> {
     if parts.next().is_some() || ![h, m, sec].iter().all(|v| v.is_finite() && *v >= 0.0) {
         return None;
     }
-    Some(h * 3600.0 + m * 60.0 + sec)
+    Some(h * 3600.0 + m * 60.0 + sec).filter(|t| t.is_finite())
 }

@@ -227,6 +227,33 @@ fn percent_from_expected_frames_and_odd_lines() {
     assert_eq!(parse_clock("-1:00:00"), None);
 }
 
+/// Found by the `gstreamer_progress` fuzz target: a subnormal frame rate or a huge timestamp
+/// made the output time and the speed infinite, which JSON writes as `null`, so the master
+/// refused every progress report after it.
+#[test]
+fn overflowing_times_keep_progress_finite() {
+    let chain = |pts: &str| {
+        format!(
+            "/X/GstIdentity:ffrtmp_frames: last-message = chain ******* (ffrtmp_frames:sink) \
+             (1 bytes, dts: none, pts: {pts}, duration: none, offset: 0)"
+        )
+    };
+    let mut tiny_fps = GstProgressParser::new(8.7e-309, None);
+    tiny_fps.feed_line(&chain("none"), Duration::from_secs(1));
+    let mut huge_pts = GstProgressParser::new(30.0, None);
+    huge_pts.feed_line(&chain("1e308:00:00.0"), Duration::from_secs(1));
+    huge_pts.feed_line(&chain("0:00:01.000000000"), Duration::from_secs(1));
+    assert_eq!(huge_pts.out_time_s(), 1.0);
+    let mut huge_over_tiny = GstProgressParser::new(30.0, None);
+    huge_over_tiny.feed_line(&chain("1e300:00:00.0"), Duration::from_secs(1));
+    for mut p in [tiny_fps, huge_pts, huge_over_tiny] {
+        let last = p.finish(2, Duration::from_nanos(1));
+        let json = serde_json::to_string(&last).unwrap();
+        let back: Progress = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert!(back.out_time_s.is_finite() && back.speed.is_finite(), "{back:?}");
+    }
+}
+
 #[test]
 fn first_error_is_quoted() {
     let tail: Vec<String> = [

@@ -1,7 +1,7 @@
 //! Job lifecycles (submit → claim → complete) per second on the SQLite store, printed beside
 //! raw single-row durable SQLite update transactions measured in the same run.
 //!
-//! Run: `cargo bench -p ffrtmp-sched --bench claim`.
+//! Run: `cargo bench -p ffrtmp-benches --bench claim`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

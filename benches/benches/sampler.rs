@@ -15,7 +15,7 @@
 //!   rate and `pread`s the same six files with the counters moving, nothing else, which is the
 //!   floor any reader of these counters pays on the machine. Five rounds interleave the
 //!   variants and the medians are printed with the ratio of the sampler to that floor. Skipped
-//!   with `--test` or `--list`; run it alone with `cargo bench -p ffrtmp-power --bench sampler
+//!   with `--test` or `--list`; run it alone with `cargo bench -p ffrtmp-benches --bench sampler
 //!   -- cpu_cost` (about two and a half minutes).
 //!
 //! The criterion benches read counters that stand still, so each of their reads pays that
