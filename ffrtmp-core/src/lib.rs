@@ -30,6 +30,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod transport;
+pub mod valid_spec;
 
 pub use bounds::FieldError;
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
@@ -50,6 +51,7 @@ pub use spec::{
 pub use state::{InvalidTransition, JobState};
 pub use store::{JobPage, JobQuery, JobStore, NodePage, NodeQuery, StoreError, SweepSummary};
 pub use transport::{Transport, TransportError};
+pub use valid_spec::ValidSpec;
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
 pub fn now_ms() -> u64 {

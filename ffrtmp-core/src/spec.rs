@@ -338,6 +338,24 @@ impl Parameters {
     }
 }
 
+impl Parameters {
+    /// Applies the overrides that parse (fps, resolution, codec) without checking bounds:
+    /// the scenario of a spec stored under older bounds ([`ValidSpec::stored`](crate::ValidSpec::stored)).
+    pub(crate) fn apply_lenient(&self, mut scenario: Scenario) -> Scenario {
+        if let Some(fps) = self.fps.filter(|f| *f > 0) {
+            scenario.fps = fps;
+        }
+        if let Some((w, h)) = self.resolution.as_deref().and_then(parse_resolution) {
+            scenario.width = w;
+            scenario.height = h;
+        }
+        if let Some(codec) = self.codec.as_deref().and_then(|c| c.parse::<Codec>().ok()) {
+            scenario.codec = codec;
+        }
+        scenario
+    }
+}
+
 impl ResourceLimits {
     /// Checks each limit: CPU 1..=[`MAX_CPU_PERCENT`](bounds::MAX_CPU_PERCENT) %, memory
     /// 1..=[`MAX_MEMORY_MB`](bounds::MAX_MEMORY_MB) MiB, disk at most

@@ -1,6 +1,6 @@
 //! Job operations; each runs inside one transaction.
 
-use ffrtmp_core::{Job, JobError, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId};
+use ffrtmp_core::{Job, JobError, JobId, JobPage, JobQuery, JobReport, JobState, NodeId, ValidSpec};
 use tokio_postgres::types::ToSql;
 
 use super::pool::Db;
@@ -12,8 +12,8 @@ use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::report::{self, ReportDecision};
 use crate::policy::Step;
 
-pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
-    let scenario = spec.validate()?;
+pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: ValidSpec) -> Result<Job> {
+    let codec = spec.scenario().codec;
     let id = JobId::new();
     let now = ctx.now as i64;
     let rank = rank(spec.queue, spec.priority);
@@ -27,7 +27,7 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
                 &to_json(&spec),
                 &rank,
                 &queue_name(spec.queue),
-                &scenario.codec.as_str(),
+                &codec.as_str(),
                 &spec.parameters.encoder,
                 &i64::from(spec.max_retries),
                 &now,

@@ -1,6 +1,6 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{Job, JobError, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
+use ffrtmp_core::{Job, JobError, JobId, JobReport, JobState, NodeId, StoreError, ValidSpec};
 use rusqlite::{params, Connection};
 
 use super::rows::{append_history, db, load_job, queue_name, rank, save_job, to_json, transition, StoredJob};
@@ -13,12 +13,12 @@ use crate::policy::Step;
 /// runs, off the one thread every write waits on.
 pub struct NewJob {
     pub id: JobId,
-    pub spec: JobSpec,
+    pub spec: ValidSpec,
     pub spec_json: String,
 }
 
 impl NewJob {
-    pub fn new(spec: JobSpec) -> NewJob {
+    pub fn new(spec: ValidSpec) -> NewJob {
         NewJob {
             id: JobId::new(),
             spec_json: to_json(&spec),
@@ -29,7 +29,7 @@ impl NewJob {
 
 pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreError> {
     let spec = new.spec.clone();
-    let scenario = spec.validate()?;
+    let codec = spec.scenario().codec;
     let id = new.id;
     conn.prepare_cached(
         "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
@@ -44,7 +44,7 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
         queue_name(spec.queue),
         spec.max_retries,
         now as i64,
-        scenario.codec.as_str(),
+        codec.as_str(),
         spec.parameters.encoder.as_deref(),
         engine_column(&spec),
         needs_enforcement(&spec),
