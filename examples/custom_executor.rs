@@ -21,7 +21,7 @@ struct FrameCounter;
 #[async_trait]
 impl Executor for FrameCounter {
     async fn execute(&self, job: &Job, progress: &dyn ProgressSink, mut cancel: CancelSignal) -> ExecOutcome {
-        let scenario = match job.spec.validate() {
+        let scenario = match job.spec.check() {
             Ok(s) => s,
             Err(e) => {
                 return ExecOutcome::Failed {

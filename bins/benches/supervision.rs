@@ -214,7 +214,10 @@ fn job(spec_json: &str) -> Job {
         ..Job::submitted(
             JobId::new(),
             1,
-            serde_json::from_str::<JobSpec>(spec_json).expect("spec"),
+            serde_json::from_str::<JobSpec>(spec_json)
+                .expect("spec")
+                .try_into()
+                .expect("valid spec"),
             0,
         )
     }

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attempts::AttemptsEnergy;
 use crate::ids::{AttemptKey, JobId, NodeId};
-use crate::spec::JobSpec;
 use crate::state::JobState;
+use crate::valid_spec::ValidSpec;
 
 /// Live progress of a running encode.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -245,8 +245,10 @@ pub struct Job {
     pub id: JobId,
     /// Human-friendly sequence number, increasing with submission.
     pub seq: u64,
-    /// What was submitted.
-    pub spec: JobSpec,
+    /// What was submitted, validated when it was; read back from storage or the wire with
+    /// [`ValidSpec::stored`], so a job accepted under older bounds still loads.
+    #[serde(deserialize_with = "ValidSpec::deserialize_stored")]
+    pub spec: ValidSpec,
     /// Current state.
     pub state: JobState,
     /// Attempt number; bumped by every claim and used as the fencing token.
@@ -287,12 +289,12 @@ impl Job {
     /// ```
     /// use ffrtmp_core::{Job, JobId, JobSpec, JobState};
     ///
-    /// let job = Job::submitted(JobId::new(), 7, JobSpec::new("720p-h264"), 1_000);
+    /// let job = Job::submitted(JobId::new(), 7, JobSpec::new("720p-h264").try_into().unwrap(), 1_000);
     /// assert_eq!((job.state, job.attempt, job.seq, job.updated_at_ms), (JobState::Queued, 0, 7, 1_000));
     /// let running = Job { state: JobState::Running, attempt: 1, ..job };
     /// assert!(running.state.is_active());
     /// ```
-    pub fn submitted(id: JobId, seq: u64, spec: JobSpec, now_ms: u64) -> Job {
+    pub fn submitted(id: JobId, seq: u64, spec: ValidSpec, now_ms: u64) -> Job {
         Job {
             id,
             seq,
@@ -315,7 +317,7 @@ impl Job {
     ///
     /// ```
     /// use ffrtmp_core::{Job, JobId, JobSpec};
-    /// let job = Job { attempt: 2, ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0) };
+    /// let job = Job { attempt: 2, ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0) };
     /// assert_eq!(job.attempt_key().to_string(), format!("{}-a2", job.id));
     /// ```
     pub fn attempt_key(&self) -> AttemptKey {

@@ -32,6 +32,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod transport;
+pub mod valid_spec;
 
 pub use attempts::{AttemptEnergy, AttemptsEnergy};
 pub use bounds::FieldError;
@@ -54,6 +55,7 @@ pub use spec::{
 pub use state::{InvalidTransition, JobState};
 pub use store::{JobPage, JobQuery, JobStore, NodePage, NodeQuery, StoreError, SweepSummary};
 pub use transport::{Transport, TransportError};
+pub use valid_spec::ValidSpec;
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
 pub fn now_ms() -> u64 {

@@ -27,6 +27,7 @@
 use crate::node::NodeRegistration;
 use crate::scenario::Codec;
 use crate::spec::{Enforcement, JobSpec};
+use crate::valid_spec::ValidSpec;
 
 /// Why a node may not run a job.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -49,9 +50,17 @@ pub enum Mismatch {
 }
 
 impl NodeRegistration {
-    /// Whether this node may be given `spec` (see the [module](self) for the rules).
+    /// Whether this node may be given `spec` (see the [module](self) for the rules); the
+    /// spec is validated first, so an invalid one is a [`Mismatch::Spec`].
     pub fn can_run(&self, spec: &JobSpec) -> Result<(), Mismatch> {
-        let codec = spec.validate().map_err(|e| Mismatch::Spec(e.to_string()))?.codec;
+        let spec = ValidSpec::try_from(spec.clone()).map_err(|e| Mismatch::Spec(e.to_string()))?;
+        self.can_take(&spec)
+    }
+
+    /// [`can_run`](Self::can_run) for a spec already validated, such as a stored job's:
+    /// reads its scenario rather than parsing it again.
+    pub fn can_take(&self, spec: &ValidSpec) -> Result<(), Mismatch> {
+        let codec = spec.scenario().codec;
         if let Some(encoder) = &spec.parameters.encoder {
             if !self.encoders.iter().any(|e| e == encoder) {
                 return Err(Mismatch::Encoder(encoder.clone()));

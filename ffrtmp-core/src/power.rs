@@ -182,7 +182,7 @@ pub fn unavailable_energy(reason: impl Into<String>) -> EnergyReport {
 /// use ffrtmp_core::power::{JobEnergyMeter, UnavailableSource, WholeNodeEnergy};
 /// use ffrtmp_core::{Job, JobId, JobResult, JobSpec, JobState};
 /// let meter = WholeNodeEnergy::new(Arc::new(UnavailableSource::new("no powercap")));
-/// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264"), state: JobState::Running,
+/// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264").try_into().unwrap(), state: JobState::Running,
 ///     attempt: 1, node_id: None, progress: None, result: None, error: None, retry_at_ms: None,
 ///     created_at_ms: 0, updated_at_ms: 0, history: vec![], attempts_energy: Default::default() };
 /// meter.started(&job);

@@ -172,7 +172,8 @@ fn default_max_retries() -> u32 {
     3
 }
 
-/// A job as submitted.
+/// A job as submitted: the wire form, checked once into a [`ValidSpec`](crate::ValidSpec)
+/// where it enters (a store's `submit`), which is what a [`Job`](crate::Job) carries.
 ///
 /// The body of the original project is accepted as is:
 ///
@@ -235,7 +236,8 @@ impl JobSpec {
 
     /// Checks every field against its bound (the constants of [`bounds`]) and
     /// returns the effective scenario (parameters applied). The error names the field and
-    /// what is accepted.
+    /// what is accepted. [`ValidSpec`](crate::ValidSpec) runs it once and keeps the
+    /// scenario, so code holding a job reads `job.spec.scenario()` instead.
     ///
     /// ```
     /// use ffrtmp_core::JobSpec;
@@ -335,6 +337,24 @@ impl Parameters {
             check_relative_path(input)?;
         }
         Ok(())
+    }
+}
+
+impl Parameters {
+    /// Applies the overrides that parse (fps, resolution, codec) without checking bounds:
+    /// the scenario of a spec stored under older bounds ([`ValidSpec::stored`](crate::ValidSpec::stored)).
+    pub(crate) fn apply_lenient(&self, mut scenario: Scenario) -> Scenario {
+        if let Some(fps) = self.fps.filter(|f| *f > 0) {
+            scenario.fps = fps;
+        }
+        if let Some((w, h)) = self.resolution.as_deref().and_then(parse_resolution) {
+            scenario.width = w;
+            scenario.height = h;
+        }
+        if let Some(codec) = self.codec.as_deref().and_then(|c| c.parse::<Codec>().ok()) {
+            scenario.codec = codec;
+        }
+        scenario
     }
 }
 

@@ -60,7 +60,7 @@ impl FfmpegConfig {
 ///
 /// let mut spec = JobSpec::new("720p-h264");
 /// spec.parameters.duration = Some(2.0);
-/// let job = Job { state: JobState::Running, attempt: 1, ..Job::submitted(JobId::new(), 1, spec, 0) };
+/// let job = Job { state: JobState::Running, attempt: 1, ..Job::submitted(JobId::new(), 1, spec.try_into().unwrap(), 0) };
 /// let cmd = FfmpegCommand::build(&job, &FfmpegConfig::new("/srv/in", "/srv/out")).unwrap();
 /// let argv = cmd.argv().join(" ");
 /// assert!(argv.starts_with("ffmpeg -hide_banner -nostdin -loglevel error -nostats -progress pipe:1"));
@@ -93,8 +93,9 @@ impl FfmpegCommand {
     pub fn build(job: &Job, config: &FfmpegConfig) -> Result<FfmpegCommand, ExecError> {
         let scenario = job
             .spec
-            .validate()
-            .map_err(|e| ExecError::InvalidParameter(e.to_string()))?;
+            .check()
+            .map_err(|e| ExecError::InvalidParameter(e.to_string()))?
+            .clone();
         let p = &job.spec.parameters;
         let codec = scenario.codec;
         let (encoder, hw) = match p.encoder.as_deref() {
@@ -348,7 +349,12 @@ mod tests {
         Job {
             state: JobState::Running,
             attempt: 2,
-            ..Job::submitted(JobId::new(), 1, serde_json::from_str::<JobSpec>(json).unwrap(), 0)
+            ..Job::submitted(
+                JobId::new(),
+                1,
+                ffrtmp_core::ValidSpec::stored(serde_json::from_str::<JobSpec>(json).unwrap()).unwrap(),
+                0,
+            )
         }
     }
 

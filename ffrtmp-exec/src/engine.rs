@@ -52,7 +52,7 @@ pub fn live_reason(job: &Job) -> Option<&'static str> {
         Some("live queue")
     } else if job.spec.parameters.output_mode == Some(OutputMode::Rtmp) {
         Some("rtmp output")
-    } else if job.spec.validate().is_ok_and(|s| s.live) {
+    } else if job.spec.scenario().live {
         Some("live scenario")
     } else {
         None

@@ -12,7 +12,7 @@ use ffrtmp_core::{CancelSignal, ExecOutcome, Executor, Job, JobResult, ProgressS
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ffrtmp_core::{cancel_pair, ExecOutcome, Executor, Job, JobSpec, JobState, JobId, NoProgress};
-/// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264"), state: JobState::Running, attempt: 1,
+/// let job = Job { id: JobId::new(), seq: 1, spec: JobSpec::new("720p-h264").try_into().unwrap(), state: JobState::Running, attempt: 1,
 ///     node_id: None, progress: None, result: None, error: None, retry_at_ms: None, created_at_ms: 0,
 ///     updated_at_ms: 0, history: vec![], attempts_energy: Default::default() };
 /// let (_handle, signal) = cancel_pair();

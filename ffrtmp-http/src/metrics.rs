@@ -69,10 +69,8 @@ impl Buckets {
 /// The bounded scenario label of a job: its parsed form `<height>p<fps>-<codec>`, so
 /// spellings of one scenario share a series.
 fn scenario_label(job: &ffrtmp_core::Job) -> String {
-    match job.spec.validate() {
-        Ok(s) => format!("{}p{}-{}", s.height, s.fps, s.codec),
-        Err(_) => "invalid".into(),
-    }
+    let s = job.spec.scenario();
+    format!("{}p{}-{}", s.height, s.fps, s.codec)
 }
 
 /// Request counters and duration histograms per route template, and submitted jobs.
@@ -236,10 +234,15 @@ mod tests {
                 },
                 ..Default::default()
             }),
-            ..ffrtmp_core::Job::submitted(ffrtmp_core::JobId::new(), 1, ffrtmp_core::JobSpec::new("1080p-h264"), 0)
+            ..ffrtmp_core::Job::submitted(
+                ffrtmp_core::JobId::new(),
+                1,
+                ffrtmp_core::JobSpec::new("1080p-h264").try_into().unwrap(),
+                0,
+            )
         };
         m.job_finished(&job);
-        job.spec.scenario = "1080p30-h264".into();
+        job.spec = ffrtmp_core::JobSpec::new("1080p30-h264").try_into().unwrap();
         m.job_finished(&job);
         let text = m.render();
         assert!(

@@ -50,7 +50,7 @@ pub(crate) fn needs_enforcement(spec: &JobSpec) -> bool {
 
 /// Whether `node` may be given `job`; logs the disagreement with the query when not.
 pub(crate) fn admits(node: &NodeRegistration, job: &Job) -> bool {
-    match node.can_run(&job.spec) {
+    match node.can_take(&job.spec) {
         Ok(()) => true,
         Err(why) => {
             tracing::warn!(job = %job.id, node = %node.name, %why, "claim query offered a job the node cannot run; skipped");

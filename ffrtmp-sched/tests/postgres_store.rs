@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ffrtmp_core::{Heartbeat, JobState, JobStore, StoreError};
+use ffrtmp_core::{Heartbeat, JobQuery, JobSpec, JobState, JobStore, StoreError};
 use ffrtmp_sched::conformance::pg::{with_database, PgBackend};
 use ffrtmp_sched::conformance::Backend;
 use ffrtmp_sched::conformance_tests;
@@ -227,4 +227,44 @@ async fn jobs_stored_before_version_4_read_with_no_attempts_energy() {
     let job = store.get(id).await.unwrap();
     assert!(job.attempts_energy.is_empty());
     assert_eq!(job.attempts_energy.total_joules, None);
+}
+
+/// As on SQLite: a spec stored before today's bounds still reads back, lists and keeps its
+/// values, `check()` says why it would be refused now, and an unparsable scenario is
+/// reported as corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn specs_stored_under_looser_bounds_still_load() {
+    let Some(b) = PgBackend::create().await else { return };
+    let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
+    let old = store.submit(JobSpec::new("720p-h264")).await.unwrap();
+    let lost = store.submit(JobSpec::new("720p-h264")).await.unwrap();
+    let raw = admin(b.url()).await;
+    let set = |id: String, spec: &'static str| {
+        let raw = &raw;
+        async move {
+            raw.execute("UPDATE jobs SET spec = $1 WHERE id = $2", &[&spec, &id])
+                .await
+                .unwrap()
+        }
+    };
+    set(
+        old.id.to_string(),
+        r#"{"scenario":"720p-h264","parameters":{"fps":50},"max_retries":1000,"resource_limits":{"timeout_sec":99999999}}"#,
+    )
+    .await;
+    let back = store.get(old.id).await.unwrap();
+    assert_eq!(back.spec.max_retries, 1000);
+    assert_eq!(back.spec.resource_limits.timeout_sec, Some(99_999_999));
+    assert_eq!(back.spec.scenario().fps, 50);
+    let why = back.spec.check().unwrap_err().to_string();
+    assert!(why.contains("resource_limits.timeout_sec"), "{why}");
+
+    set(lost.id.to_string(), r#"{"scenario":"hd-h264"}"#).await;
+    match store.get(lost.id).await {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains("corrupt job spec"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    set(lost.id.to_string(), r#"{"scenario":"1080p-h264"}"#).await;
+    let page = store.list(&JobQuery::default()).await.unwrap();
+    assert_eq!(page.jobs.len(), 2);
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, HistoryEntry, Job, JobError, JobId, JobPage,
     JobQuery, JobReport, JobSpec, JobState, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus,
-    StoreError, SweepSummary,
+    StoreError, SweepSummary, ValidSpec,
 };
 use ffrtmp_sched::conformance::Backend;
 use ffrtmp_sched::policy::report::{self, ReportDecision};
@@ -233,7 +233,7 @@ impl MemStore {
 #[async_trait]
 impl JobStore for MemStore {
     async fn submit(&self, spec: JobSpec) -> Result<Job, StoreError> {
-        spec.validate()?;
+        let spec = ValidSpec::try_from(spec)?;
         let now = self.cfg.now();
         let mut st = self.lock();
         st.last_seq += 1;
@@ -422,7 +422,7 @@ impl JobStore for MemStore {
         let mut queued: Vec<(i64, u64)> = st
             .jobs
             .values()
-            .filter(|r| r.job.state == JobState::Queued && reg.can_run(&r.job.spec).is_ok())
+            .filter(|r| r.job.state == JobState::Queued && reg.can_take(&r.job.spec).is_ok())
             .map(|r| (r.rank, r.job.seq))
             .collect();
         queued.sort_unstable();

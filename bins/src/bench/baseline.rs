@@ -207,7 +207,7 @@ mod tests {
                 },
                 ..JobResult::default()
             }),
-            ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
+            ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0)
         }
     }
 

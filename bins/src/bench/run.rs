@@ -508,7 +508,7 @@ mod tests {
             let mut j = Job {
                 state,
                 attempt: 1,
-                ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
+                ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0)
             };
             j.result = Some(ffrtmp_core::JobResult {
                 wall_s,

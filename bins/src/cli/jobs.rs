@@ -550,7 +550,7 @@ mod tests {
                 energy: Some(partial.clone()),
                 ..ffrtmp_core::JobError::new(ffrtmp_core::ErrorKind::EncodeError, "unknown encoder")
             }),
-            ..Job::submitted(JobId::new(), 3, JobSpec::new("720p-h264"), 0)
+            ..Job::submitted(JobId::new(), 3, JobSpec::new("720p-h264").try_into().unwrap(), 0)
         };
         assert_eq!(job_energy(&job), Some(&partial));
         assert_eq!(job_row(&job)[9], "10.0", "the JOULES column");

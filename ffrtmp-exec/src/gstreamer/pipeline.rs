@@ -26,7 +26,7 @@ use ffrtmp_core::JobResult;
 /// let mut spec = JobSpec::new("720p-h264");
 /// spec.parameters.duration = Some(2.0);
 /// spec.parameters.bitrate = Some("2M".into());
-/// let job = Job { state: JobState::Running, attempt: 1, ..Job::submitted(JobId::new(), 1, spec, 0) };
+/// let job = Job { state: JobState::Running, attempt: 1, ..Job::submitted(JobId::new(), 1, spec.try_into().unwrap(), 0) };
 /// let p = GstPipeline::build(&job, &GstConfig::new("/srv/in", "/srv/out"), None).unwrap();
 /// let argv = p.argv().join(" ");
 /// assert!(argv.starts_with("gst-launch-1.0 -e -v -X caps videotestsrc num-buffers=60 pattern=smpte"));

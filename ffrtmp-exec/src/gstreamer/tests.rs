@@ -12,7 +12,12 @@ fn job(json: &str) -> Job {
     Job {
         state: JobState::Running,
         attempt: 2,
-        ..Job::submitted(JobId::new(), 1, serde_json::from_str::<JobSpec>(json).unwrap(), 0)
+        ..Job::submitted(
+            JobId::new(),
+            1,
+            ffrtmp_core::ValidSpec::stored(serde_json::from_str::<JobSpec>(json).unwrap()).unwrap(),
+            0,
+        )
     }
 }
 

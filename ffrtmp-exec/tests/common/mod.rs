@@ -18,7 +18,8 @@ pub fn job(spec_json: &str) -> Job {
         ..Job::submitted(
             JobId::new(),
             1,
-            serde_json::from_str::<JobSpec>(spec_json).expect("spec"),
+            ffrtmp_core::ValidSpec::stored(serde_json::from_str::<JobSpec>(spec_json).expect("spec"))
+                .expect("scenario"),
             0,
         )
     }

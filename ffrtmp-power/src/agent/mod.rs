@@ -266,11 +266,8 @@ impl JobEnergyMeter for AttributedEnergy {
         };
         let frames = result.map_or(0, |r| r.frames);
         let wall_s = result.map_or(0.0, |r| r.wall_s);
-        let pixels = job
-            .spec
-            .validate()
-            .map(|s| frames * u64::from(s.width) * u64::from(s.height))
-            .unwrap_or(0);
+        let s = job.spec.scenario();
+        let pixels = frames * u64::from(s.width) * u64::from(s.height);
         let mut report = e.report_with_gpu(gpu.as_ref(), frames, wall_s, pixels);
         if gpu.is_none() {
             // The GPU sampler never had the job: say why there is no GPU figure if it knows.

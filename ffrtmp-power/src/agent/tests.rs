@@ -71,7 +71,7 @@ fn job() -> Job {
     Job {
         state: JobState::Running,
         attempt: 1,
-        ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0)
+        ..Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0)
     }
 }
 

@@ -54,7 +54,7 @@ mod tests {
     #[test]
     fn assigning_starts_a_new_attempt_on_the_node() {
         let node = NodeId::new();
-        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0);
+        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0);
         j.attempt = 2;
         j.progress = Some(Progress::default());
         j.retry_at_ms = Some(9);

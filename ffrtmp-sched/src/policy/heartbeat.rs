@@ -40,7 +40,7 @@ mod tests {
     use ffrtmp_core::{JobId, JobSpec, JobState};
 
     fn job(state: JobState, node: NodeId, attempt: u32) -> Job {
-        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0);
+        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0);
         (j.state, j.node_id, j.attempt) = (state, Some(node), attempt);
         j
     }

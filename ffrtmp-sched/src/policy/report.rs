@@ -205,7 +205,7 @@ mod tests {
     use ffrtmp_core::{JobId, JobSpec, NodeId};
 
     fn job(state: JobState, node: Option<NodeId>, attempt: u32) -> Job {
-        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0);
+        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0);
         j.state = state;
         j.node_id = node;
         j.attempt = attempt;

@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn retries_are_released_when_due() {
-        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264"), 0);
+        let mut j = Job::submitted(JobId::new(), 1, JobSpec::new("720p-h264").try_into().unwrap(), 0);
         j.state = JobState::Retrying;
         j.retry_at_ms = Some(500);
         assert!(!retry_due(&j, 499));

@@ -2,6 +2,7 @@
 
 use ffrtmp_core::{
     EnergyReport, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
+    ValidSpec,
 };
 use tokio_postgres::types::ToSql;
 
@@ -16,8 +17,8 @@ use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::report::{self, ReportDecision};
 use crate::policy::Step;
 
-pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
-    let scenario = spec.validate()?;
+pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: ValidSpec) -> Result<Job> {
+    let codec = spec.scenario().codec;
     let id = JobId::new();
     let now = ctx.now as i64;
     let rank = rank(spec.queue, spec.priority);
@@ -31,7 +32,7 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: JobSpec) -> Result<Job> {
                 &to_json(&spec),
                 &rank,
                 &queue_name(spec.queue),
-                &scenario.codec.as_str(),
+                &codec.as_str(),
                 &spec.parameters.encoder,
                 &i64::from(spec.max_retries),
                 &now,

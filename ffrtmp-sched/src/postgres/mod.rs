@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, InvalidTransition, Job, JobId, JobPage, JobQuery, JobReport,
     JobSpec, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration, SpecError, StoreError, SweepSummary,
+    ValidSpec,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::IsolationLevel;
@@ -302,7 +303,7 @@ impl PgStore {
 #[async_trait]
 impl JobStore for PgStore {
     async fn submit(&self, spec: JobSpec) -> std::result::Result<Job, StoreError> {
-        spec.validate()?;
+        let spec = ValidSpec::try_from(spec)?;
         self.tx(false, |tx, ctx| Box::pin(jobs::submit(tx, ctx, spec.clone())))
             .await
     }

@@ -1,7 +1,7 @@
 //! Conversions between rows and domain types, and the one place that changes a job's state.
 
 use ffrtmp_core::{
-    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError,
+    HistoryEntry, Job, JobId, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError, ValidSpec,
 };
 use serde::de::DeserializeOwned;
 use tokio_postgres::Row;
@@ -51,7 +51,7 @@ pub fn u(v: i64) -> u64 {
 }
 
 pub fn job_from_row(r: &Row) -> Result<StoredJob> {
-    let spec: JobSpec = json(&r.try_get::<_, String>(2)?, "job spec")?;
+    let spec = ValidSpec::stored(json(&r.try_get::<_, String>(2)?, "job spec")?).map_err(|e| corrupt("job spec", e))?;
     let node_id: Option<String> = r.try_get(5)?;
     Ok(StoredJob {
         job: Job {

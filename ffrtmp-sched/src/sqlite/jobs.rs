@@ -1,6 +1,8 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{EnergyReport, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError};
+use ffrtmp_core::{
+    EnergyReport, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError, ValidSpec,
+};
 use rusqlite::{params, Connection};
 
 use super::rows::{
@@ -17,12 +19,12 @@ use crate::policy::Step;
 /// runs, off the one thread every write waits on.
 pub struct NewJob {
     pub id: JobId,
-    pub spec: JobSpec,
+    pub spec: ValidSpec,
     pub spec_json: String,
 }
 
 impl NewJob {
-    pub fn new(spec: JobSpec) -> NewJob {
+    pub fn new(spec: ValidSpec) -> NewJob {
         NewJob {
             id: JobId::new(),
             spec_json: to_json(&spec),
@@ -33,7 +35,7 @@ impl NewJob {
 
 pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreError> {
     let spec = new.spec.clone();
-    let scenario = spec.validate()?;
+    let codec = spec.scenario().codec;
     let id = new.id;
     conn.prepare_cached(
         "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
@@ -48,7 +50,7 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
         queue_name(spec.queue),
         spec.max_retries,
         now as i64,
-        scenario.codec.as_str(),
+        codec.as_str(),
         spec.parameters.encoder.as_deref(),
         engine_column(&spec),
         needs_enforcement(&spec),

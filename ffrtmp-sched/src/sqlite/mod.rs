@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobId, JobPage, JobQuery, JobReport, JobSpec, JobStore,
-    Node, NodeId, NodePage, NodeQuery, NodeRegistration, StoreError, SweepSummary,
+    Node, NodeId, NodePage, NodeQuery, NodeRegistration, StoreError, SweepSummary, ValidSpec,
 };
 use rusqlite::{Connection, OpenFlags};
 
@@ -253,8 +253,7 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn submit(&self, spec: JobSpec) -> Result<Job, StoreError> {
-        spec.validate()?;
-        let new = jobs::NewJob::new(spec);
+        let new = jobs::NewJob::new(ValidSpec::try_from(spec)?);
         self.write(move |c, _, now| jobs::submit(c, &new, now)).await
     }
 

@@ -1,7 +1,7 @@
 //! Conversions between rows and domain types, and the one place that changes a job's state.
 
 use ffrtmp_core::{
-    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError,
+    HistoryEntry, Job, JobId, JobSpec, JobState, NodeId, NodePower, NodeRegistration, NodeStatus, StoreError, ValidSpec,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::de::DeserializeOwned;
@@ -23,6 +23,11 @@ pub fn db(e: rusqlite::Error) -> StoreError {
 
 fn json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt {what} in database: {e}")))
+}
+
+/// A stored spec, accepted under the bounds it was submitted with ([`ValidSpec::stored`]).
+fn stored_spec(spec: JobSpec) -> Result<ValidSpec, StoreError> {
+    ValidSpec::stored(spec).map_err(|e| StoreError::Backend(format!("corrupt job spec in database: {e}")))
 }
 
 fn opt_json<T: DeserializeOwned>(text: Option<String>, what: &str) -> Result<Option<T>, StoreError> {
@@ -83,7 +88,7 @@ pub fn raw_job(r: &Row<'_>) -> rusqlite::Result<RawJob> {
 pub fn job_from_raw(raw: RawJob) -> Result<StoredJob, StoreError> {
     let (id, seq, spec, state, attempt, node_id, progress, result, error, retry_at, created, updated, base, energy) =
         raw;
-    let spec: JobSpec = json(&spec, "job spec")?;
+    let spec = stored_spec(json(&spec, "job spec")?)?;
     Ok(StoredJob {
         job: Job {
             id: parse_id(&id, "job id")?,
