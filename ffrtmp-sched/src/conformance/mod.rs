@@ -4,8 +4,8 @@
 //! store runs it the same way.
 //!
 //! Each test is a public async function taking a [`Backend`]: fresh, empty storage that
-//! stores can be opened on with the [`SchedConfig`] a test needs (usually a
-//! [`ManualClock`]'s), several times (a restart, or two masters sharing it).
+//! stores can be opened on with the [`SchedConfig`](crate::SchedConfig) a test needs (usually a
+//! [`ManualClock`](support::ManualClock)'s), several times (a restart, or two masters sharing it).
 //! [`conformance_tests!`](crate::conformance_tests) wraps them in `#[tokio::test]`s:
 //!
 //! ```ignore
