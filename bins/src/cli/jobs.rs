@@ -565,7 +565,7 @@ mod tests {
         };
         let mut job = Job {
             state: JobState::Canceled,
-            ..Job::submitted(JobId::new(), 4, JobSpec::new("720p-h264"), 0)
+            ..Job::submitted(JobId::new(), 4, JobSpec::new("720p-h264").try_into().unwrap(), 0)
         };
         assert_eq!(job_row(&job)[9], "-");
         let node = ffrtmp_core::NodeId::new();

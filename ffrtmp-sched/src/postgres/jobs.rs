@@ -1,8 +1,7 @@
 //! Job operations; each runs inside one transaction.
 
 use ffrtmp_core::{
-    EnergyReport, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobSpec, JobState, NodeId, StoreError,
-    ValidSpec,
+    EnergyReport, Job, JobError, JobEvent, JobId, JobPage, JobQuery, JobReport, JobState, NodeId, StoreError, ValidSpec,
 };
 use tokio_postgres::types::ToSql;
 

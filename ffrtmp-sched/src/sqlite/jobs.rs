@@ -1,8 +1,6 @@
 //! Job operations; each runs inside the writer's transaction.
 
-use ffrtmp_core::{
-    EnergyReport, Job, JobError, JobEvent, JobId, JobReport, JobSpec, JobState, NodeId, StoreError, ValidSpec,
-};
+use ffrtmp_core::{EnergyReport, Job, JobError, JobEvent, JobId, JobReport, JobState, NodeId, StoreError, ValidSpec};
 use rusqlite::{params, Connection};
 
 use super::rows::{
