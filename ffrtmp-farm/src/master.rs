@@ -14,7 +14,8 @@ use ffrtmp_http::{BoundServer, HttpError, Keyring, Server, ServerConfig, TlsSetu
 ///
 /// ```no_run
 /// # async fn demo(store: std::sync::Arc<dyn ffrtmp_core::JobStore>) -> Result<(), ffrtmp_http::HttpError> {
-/// use ffrtmp_http::{MasterBuilder, TlsSetup};
+/// use ffrtmp_farm::MasterBuilder;
+/// use ffrtmp_http::TlsSetup;
 /// let master = MasterBuilder::new(store, TlsSetup::self_signed("/var/lib/ffrtmp/tls"))
 ///     .addr("127.0.0.1:0".parse().unwrap())
 ///     .api_key("a-long-random-api-key")

@@ -26,7 +26,6 @@
 //! ```
 #![warn(missing_docs)]
 
-mod attempt_energy;
 pub mod baseline;
 mod config;
 #[cfg(feature = "conformance")]

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use ffrtmp_core::{
-    Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, HistoryEntry, Job, JobError, JobId, JobPage,
-    JobQuery, JobReport, JobSpec, JobState, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration, NodeStatus,
-    StoreError, SweepSummary, ValidSpec,
+    Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, HistoryEntry, Job, JobError, JobEvent, JobId,
+    JobPage, JobQuery, JobReport, JobSpec, JobState, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration,
+    NodeStatus, StoreError, SweepSummary, ValidSpec,
 };
 use ffrtmp_sched::conformance::Backend;
 use ffrtmp_sched::policy::report::{self, ReportDecision};
-use ffrtmp_sched::policy::{claim, heartbeat, holds, sweep, Step};
+use ffrtmp_sched::policy::{claim, energy, heartbeat, holds, sweep, Step};
 use ffrtmp_sched::{conformance_tests, SchedConfig};
 
 conformance_tests!(Some(MemBackend::default()));
@@ -448,6 +448,21 @@ impl JobStore for MemStore {
         r.validate()?;
         let now = self.cfg.now();
         let mut st = self.lock();
+        if let JobEvent::Energy { energy: e } = &r.event {
+            // An ended attempt's energy: checked against the history, not the holder.
+            let row = st.row(r.job_id)?;
+            let Some(outcome) = energy::attempt_outcome(&row.history, r.attempt, r.node_id) else {
+                return Err(StoreError::Fenced {
+                    job_id: r.job_id,
+                    attempt: r.attempt,
+                    node_id: r.node_id,
+                    state: row.job.state,
+                    current_attempt: row.job.attempt,
+                });
+            };
+            energy::keep_energy(&mut row.job, r, outcome, Some(e));
+            return Ok(row.job.clone());
+        }
         report::fence(&st.row(r.job_id)?.job, r)?;
         st.touch(r.node_id, now)?;
         let row = st.row(r.job_id)?;
@@ -460,6 +475,7 @@ impl JobStore for MemStore {
             }
             ReportDecision::EndAttempt(error) => fail_attempt(row, &self.cfg, error, now)?,
         }
+        energy::keep_reported_energy(&mut row.job, r);
         Ok(row.job.clone())
     }
 

@@ -12,8 +12,11 @@
 //!   retention cutoffs.
 //! - [`heartbeat`]: which listed jobs a node is told to cancel and which unlisted ones
 //!   are taken back from it.
+//! - [`energy`]: how reports add to a job's per-attempt energy, and which node may report
+//!   an ended attempt's energy.
 
 pub mod claim;
+pub mod energy;
 pub mod heartbeat;
 pub mod report;
 pub mod sweep;

@@ -11,8 +11,8 @@ use super::rows::{
     transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
-use crate::attempt_energy::{keep_energy, keep_reported_energy};
 use crate::matching::{engine_column, needs_enforcement};
+use crate::policy::energy::{keep_energy, keep_reported_energy};
 use crate::policy::report::{self, ReportDecision};
 use crate::policy::Step;
 

@@ -7,9 +7,9 @@ use super::rows::{
     append_history, attempt_outcome, db, energy_json, load_job, queue_name, rank, save_job, to_json, transition,
     StoredJob,
 };
-use crate::attempt_energy::{keep_energy, keep_reported_energy};
 use crate::config::SchedConfig;
 use crate::matching::{engine_column, needs_enforcement};
+use crate::policy::energy::{keep_energy, keep_reported_energy};
 use crate::policy::report::{self, ReportDecision};
 use crate::policy::Step;
 
