@@ -169,10 +169,10 @@ pub async fn run(
 ) -> Result<Outcome> {
     let cells = matrix.cells()?;
     if config.idle_window == IdleLength::Auto && config.warmup == 0 {
-        return Err(BenchError::Invalid(format!(
+        return Err(BenchError::invalid(
             "--idle-window auto takes the window's length from the warm-up runs: give --warmup 1 or more, \
              or a length such as --idle-window 10s (0s skips the windows)"
-        )));
+        ));
     }
     let specs: Vec<JobSpec> = cells.iter().map(|c| c.spec(matrix)).collect();
     let started_at_ms = now_ms();
