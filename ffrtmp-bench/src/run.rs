@@ -171,7 +171,7 @@ pub async fn run(
     if config.idle_window == IdleLength::Auto && config.warmup == 0 {
         return Err(BenchError::invalid(
             "--idle-window auto takes the window's length from the warm-up runs: give --warmup 1 or more, \
-             or a length such as --idle-window 10s (0s skips the windows)"
+             or a length such as --idle-window 10s (0s skips the windows)",
         ));
     }
     let specs: Vec<JobSpec> = cells.iter().map(|c| c.spec(matrix)).collect();
