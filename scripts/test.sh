@@ -91,7 +91,7 @@ echo "== cargo package (every library crate packs: manifest metadata, README, fi
 # missing. The archives go to a temporary directory, never into the work tree.
 pkg_dir=$(mktemp -d /tmp/ffrtmp-package.XXXXXX)
 cargo package --no-verify --allow-dirty -q --target-dir "$pkg_dir" \
-    -p ffrtmp-core -p ffrtmp-sched -p ffrtmp-exec -p ffrtmp-power -p ffrtmp-http -p ffrtmp-farm
+    -p ffrtmp-core -p ffrtmp-sched -p ffrtmp-exec -p ffrtmp-power -p ffrtmp-http -p ffrtmp-farm -p ffrtmp-bench
 ls "$pkg_dir/package"/*.crate
 rm -rf "$pkg_dir"
 # The stable runs of the fuzz targets (tests/fuzz_inputs.rs of core, exec, power and http) are

@@ -92,7 +92,7 @@ pub async fn detect() -> Hardware {
 /// The suggestions for `hw`.
 ///
 /// ```
-/// use ffrtmp::recommend::{recommend, Hardware};
+/// use ffrtmp_bench::recommend::{recommend, Hardware};
 /// let hw = Hardware { cpu_cores: 16, memory_mb: 4096, ffmpeg: None, encoders: vec![],
 ///     encoder_problem: None, energy_problem: None, rapl_zones: 1 };
 /// let r = recommend(&hw);

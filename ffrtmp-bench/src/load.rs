@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::{BenchError, Context, Result};
 use ffrtmp_core::{
     Assignment, ClaimRequest, JobEvent, JobId, JobReport, JobResult, JobSpec, JobStore, NodeRegistration, Transport,
 };
@@ -162,7 +162,7 @@ mod futures_lite {
 }
 
 /// Runs the whole harness in a scratch directory.
-pub async fn run(cfg: LoadConfig, dir: &Path) -> anyhow::Result<LoadReport> {
+pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
     let cfg = LoadConfig {
         jobs: cfg.jobs.max(SUBMITTERS) / SUBMITTERS * SUBMITTERS,
         ..cfg
@@ -277,7 +277,12 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> anyhow::Result<LoadReport> {
             if let Some(at) = claimed.lock().unwrap().get(&job.id).copied() {
                 break at;
             }
-            anyhow::ensure!(Instant::now() < deadline, "job {} was not claimed within 10 s", job.id);
+            if Instant::now() >= deadline {
+                return Err(BenchError::Timeout(format!(
+                    "job {} was not claimed within 10 s",
+                    job.id
+                )));
+            }
             let _ = tokio::time::timeout(Duration::from_millis(100), wait).await;
         };
         latencies.push(at.duration_since(t0).as_secs_f64() * 1000.0);

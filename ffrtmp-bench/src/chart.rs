@@ -220,7 +220,7 @@ pub fn bar_chart(
 /// like zero, NaN and infinities.
 ///
 /// ```
-/// use ffrtmp::bench::chart::nice_ticks;
+/// use ffrtmp_bench::chart::nice_ticks;
 /// assert_eq!(nice_ticks(121.0), (50.0, 3));
 /// assert_eq!(nice_ticks(9.0), (2.0, 5));
 /// assert_eq!(nice_ticks(0.0), (0.25, 4));
@@ -255,7 +255,7 @@ pub fn nice_ticks(max: f64) -> (f64, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::assert_balanced;
+    use crate::assert_balanced;
 
     #[test]
     fn bars_scale_to_the_largest_value() {
@@ -362,6 +362,6 @@ mod tests {
             ],
         );
         assert_eq!(huge.matches("<rect").count(), 2, "{huge}");
-        assert!(crate::bench::png::Rasterizer::with_system_fonts().png(&huge).is_ok());
+        assert!(crate::png::Rasterizer::with_system_fonts().png(&huge).is_ok());
     }
 }

@@ -40,7 +40,7 @@ pub struct IdleFigures {
 ///   any parallelism.
 ///
 /// ```
-/// use ffrtmp::bench::baseline::idle_share;
+/// use ffrtmp_bench::baseline::idle_share;
 /// assert_eq!(idle_share(Some("whole-node"), 1, None, 10.0, None), Ok(1.0));
 /// assert!(idle_share(Some("whole-node"), 2, None, 10.0, None).is_err());
 /// // 5 CPU seconds in 10 s on 4 cores: an eighth of the machine.
@@ -89,7 +89,7 @@ pub fn split_cpus(node: &Node) -> u32 {
 ///
 /// ```
 /// use ffrtmp_core::EnergyReport;
-/// use ffrtmp::bench::baseline::cpu_energy;
+/// use ffrtmp_bench::baseline::cpu_energy;
 /// let split = EnergyReport { energy_joules: Some(100.0), cpu_joules: Some(30.0), dram_joules: Some(10.0),
 ///     gpu_joules: Some(60.0), ..Default::default() };
 /// assert_eq!(cpu_energy(&split), Ok(40.0));
@@ -117,8 +117,8 @@ pub fn cpu_energy(energy: &EnergyReport) -> Result<f64, String> {
 /// `max(0, energy − baseline_watts × wall_s × share)`.
 ///
 /// ```
-/// assert_eq!(ffrtmp::bench::baseline::above_idle(100.0, 8.0, 5.0, 1.0), 60.0);
-/// assert_eq!(ffrtmp::bench::baseline::above_idle(10.0, 8.0, 5.0, 1.0), 0.0);
+/// assert_eq!(ffrtmp_bench::baseline::above_idle(100.0, 8.0, 5.0, 1.0), 60.0);
+/// assert_eq!(ffrtmp_bench::baseline::above_idle(10.0, 8.0, 5.0, 1.0), 0.0);
 /// ```
 pub fn above_idle(energy_joules: f64, baseline_watts: f64, wall_s: f64, share: f64) -> f64 {
     (energy_joules - baseline_watts * wall_s * share).max(0.0)
@@ -187,7 +187,7 @@ pub fn figures(job: Option<&Job>, baseline: Option<&NodeBaseline>, cores: Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::idle::tests::{node, snapshot};
+    use crate::idle::tests::{node, snapshot};
     use ffrtmp_core::{JobId, JobResult, JobSpec};
 
     fn job(attribution: &str, energy: Option<f64>, wall_s: f64, cpu: Option<(f64, f64)>) -> Job {

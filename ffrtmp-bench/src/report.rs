@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::{Context, Result};
 use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, RunSample, Verdict};
 
 pub use super::chart::{bar_chart, nice_ticks};
@@ -98,7 +98,7 @@ pub struct ResultSet {
 
 /// Loads a runs file as a result set named by its path, with notes from the `meta.json`
 /// beside it when there is one (as `ffrtmp bench run` writes).
-pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
+pub fn load_set(path: &Path) -> Result<ResultSet> {
     let runs = load_nonempty(path)?;
     let mut notes = Vec::new();
     let meta = path.with_file_name("meta.json");
@@ -133,11 +133,11 @@ pub fn load_set(path: &Path) -> anyhow::Result<ResultSet> {
 /// interval longer.
 ///
 /// ```
-/// use ffrtmp::bench::idle::{IdleWindow, NodeIdle};
+/// use ffrtmp_bench::idle::{IdleWindow, NodeIdle};
 /// let node = |seconds| NodeIdle { seconds: Some(seconds), ..NodeIdle::default() };
 /// let w = IdleWindow { phase: "before".into(), start_ms: 9_000, end_ms: 1_000, length_s: 3.0,
 ///     elapsed_s: Some(3.001), energy_joules: None, nodes: vec![node(3.4), node(3.9)], note: None };
-/// assert_eq!(ffrtmp::bench::report::window_note(&w), "before 3.00 s (nodes' meters over 3.40–3.90 s)");
+/// assert_eq!(ffrtmp_bench::report::window_note(&w), "before 3.00 s (nodes' meters over 3.40–3.90 s)");
 /// ```
 pub fn window_note(w: &IdleWindow) -> String {
     let elapsed = w
@@ -173,11 +173,8 @@ pub struct ReportFiles {
 /// writes each chart as a PNG beside `out` and the page, which links them, to `out`. A chart
 /// that cannot be rasterized (e.g. wider than [`super::png::MAX_SIDE`]) gets no PNG and a note
 /// on the page; the page and the other PNGs are still written.
-pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str) -> anyhow::Result<ReportFiles> {
-    let sets = results
-        .iter()
-        .map(|p| load_set(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str) -> Result<ReportFiles> {
+    let sets = results.iter().map(|p| load_set(p)).collect::<Result<Vec<_>>>()?;
     let config = CompareConfig {
         threshold,
         ..CompareConfig::default()
@@ -221,7 +218,7 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
 /// Percent-encodes a file name for a relative link (unreserved characters stay).
 ///
 /// ```
-/// assert_eq!(ffrtmp::bench::report::url_path("my report-fps.png"), "my%20report-fps.png");
+/// assert_eq!(ffrtmp_bench::report::url_path("my report-fps.png"), "my%20report-fps.png");
 /// ```
 pub fn url_path(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -237,7 +234,7 @@ pub fn url_path(name: &str) -> String {
 /// Escapes text for HTML and SVG content and attribute values.
 ///
 /// ```
-/// assert_eq!(ffrtmp::bench::report::escape(r#"<a & "b" 'c'>"#), "&lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;");
+/// assert_eq!(ffrtmp_bench::report::escape(r#"<a & "b" 'c'>"#), "&lt;a &amp; &quot;b&quot; &#39;c&#39;&gt;");
 /// ```
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -417,7 +414,7 @@ pub fn html(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::assert_balanced;
+    use crate::assert_balanced;
 
     /// The page as [`write_report`] builds it, with the PNG names it would link.
     fn page(title: &str, sets: &[ResultSet], threshold: f64, pngs: bool) -> String {

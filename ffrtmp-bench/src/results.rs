@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::{Context, Result};
 use ffrtmp_power::compare::{self as stats, RUNS_CSV_HEADER};
 use serde::Serialize;
 
@@ -74,7 +74,7 @@ pub struct ResultFiles {
 }
 
 /// Writes `runs.json`, `runs.csv` and `meta.json` into `dir` (created if missing).
-pub fn write_results(dir: &Path, outcome: &Outcome) -> anyhow::Result<ResultFiles> {
+pub fn write_results(dir: &Path, outcome: &Outcome) -> Result<ResultFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = ResultFiles {
         json: dir.join("runs.json"),
@@ -104,7 +104,7 @@ pub fn write_results(dir: &Path, outcome: &Outcome) -> anyhow::Result<ResultFile
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::baseline::IdleFigures;
+    use crate::baseline::IdleFigures;
     use ffrtmp_power::compare::RunSample;
 
     fn run(label: &str, repeat: u32, jpf: Option<f64>, state: &str) -> BenchRun {

@@ -44,7 +44,7 @@ impl IdleLength {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ffrtmp::bench::idle::IdleLength;
+    /// use ffrtmp_bench::idle::IdleLength;
     /// assert_eq!(IdleLength::parse("auto").unwrap(), IdleLength::Auto);
     /// assert_eq!(IdleLength::parse("2s").unwrap(), IdleLength::Fixed(Duration::from_secs(2)));
     /// assert!(IdleLength::parse("soon").is_err());
@@ -53,7 +53,7 @@ impl IdleLength {
         if text.trim().eq_ignore_ascii_case("auto") {
             return Ok(IdleLength::Auto);
         }
-        crate::parse_duration(text)
+        crate::text::parse_duration(text)
             .map(IdleLength::Fixed)
             .map_err(|e| format!("{e}, or auto"))
     }
@@ -197,7 +197,7 @@ fn is_newer(first: Option<&Option<NodePower>>, now: Option<&NodePower>) -> bool 
 /// Joules and seconds between two snapshots of one meter.
 ///
 /// ```
-/// use ffrtmp::bench::idle::span;
+/// use ffrtmp_bench::idle::span;
 /// use ffrtmp_core::NodePower;
 /// let a = NodePower { source: "rapl".into(), energy_joules: 100.0, measured_s: 10.0, watts: None,
 ///     idle_watts: None, counting_since_ms: 7, sampled_at_ms: 17_000, cpus: None };
@@ -432,7 +432,7 @@ pub(super) mod tests {
 
     /// A RAPL snapshot that has counted `energy_joules` over `measured_s` since the agent's
     /// counting began at 1 ms; nothing else set.
-    pub(in crate::bench) fn snapshot(energy_joules: f64, measured_s: f64) -> NodePower {
+    pub(crate) fn snapshot(energy_joules: f64, measured_s: f64) -> NodePower {
         NodePower {
             source: "rapl".into(),
             energy_joules,
@@ -446,7 +446,7 @@ pub(super) mod tests {
     }
 
     /// An online 4-core node, with a snapshot giving `idle_watts` when set.
-    pub(in crate::bench) fn node(name: &str, idle_watts: Option<f64>) -> Node {
+    pub(crate) fn node(name: &str, idle_watts: Option<f64>) -> Node {
         Node {
             id: NodeId::new(),
             registration: NodeRegistration {

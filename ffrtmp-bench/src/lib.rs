@@ -1,4 +1,5 @@
-//! The benchmark workflow of the `ffrtmp` CLI:
+//! Benchmark methodology of ffrtmp, the library behind `ffrtmp bench`, `ffrtmp load` and
+//! `ffrtmp recommend`, usable from any program:
 //!
 //! - [`matrix`]: the benchmark matrix file (scenarios × bitrates × encoders × engines ×
 //!   durations) and the interleaved order its runs are submitted in;
@@ -12,26 +13,42 @@
 //!   ([`chart`]), each also written as a PNG beside it ([`png`]).
 //!
 //! Statistics (medians, bootstrap intervals, verdicts) all come from
-//! [`ffrtmp_power::compare`]; this module only runs, loads, formats and draws.
+//! [`ffrtmp_power::compare`]; this crate only runs, loads, formats and draws. Beside the
+//! benchmark: [`load`], the scheduler's claim throughput and latency harness, and
+//! [`recommend`], a concurrency recommendation for the host. Every fallible step returns a
+//! [`BenchError`].
+//!
+//! ```
+//! use ffrtmp_bench::{compare::render_text, matrix::Matrix};
+//!
+//! let matrix = Matrix::parse(r#"{"scenarios": ["720p-h264"], "encoders": ["libx264"]}"#).unwrap();
+//! assert_eq!(matrix.cells().unwrap().len(), 1);
+//! # let _ = render_text;
+//! ```
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
 use ffrtmp_power::compare::{self as stats, RunSample};
+
+pub use error::{BenchError, Context, Result};
 
 pub mod baseline;
 pub mod chart;
 pub mod compare;
+pub mod error;
 pub mod idle;
+pub mod load;
 pub mod matrix;
 pub mod png;
+pub mod recommend;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod text;
 
 /// Reads a runs file written by `ffrtmp bench run` (or by [`stats::write_json`] /
 /// [`stats::write_csv`]): `.csv` is read as CSV, anything else as JSON.
-pub fn load_runs(path: &Path) -> anyhow::Result<Vec<RunSample>> {
+pub fn load_runs(path: &Path) -> Result<Vec<RunSample>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = std::io::BufReader::new(file);
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -46,10 +63,10 @@ pub fn load_runs(path: &Path) -> anyhow::Result<Vec<RunSample>> {
 /// Parses a relative threshold written as a percentage (`3%`, `0.5%`) or a fraction (`0.03`).
 ///
 /// ```
-/// assert_eq!(ffrtmp::bench::parse_threshold("3%").unwrap(), 0.03);
-/// assert_eq!(ffrtmp::bench::parse_threshold("0.05").unwrap(), 0.05);
-/// assert!(ffrtmp::bench::parse_threshold("3").is_err()); // 300 %? Say 3% or 0.03.
-/// assert!(ffrtmp::bench::parse_threshold("-1%").is_err());
+/// assert_eq!(ffrtmp_bench::parse_threshold("3%").unwrap(), 0.03);
+/// assert_eq!(ffrtmp_bench::parse_threshold("0.05").unwrap(), 0.05);
+/// assert!(ffrtmp_bench::parse_threshold("3").is_err()); // 300 %? Say 3% or 0.03.
+/// assert!(ffrtmp_bench::parse_threshold("-1%").is_err());
 /// ```
 pub fn parse_threshold(text: &str) -> Result<f64, String> {
     let t = text.trim();
@@ -73,10 +90,10 @@ pub fn parse_threshold(text: &str) -> Result<f64, String> {
 }
 
 /// A plain-text table: left-aligned columns separated by two spaces, one line per row. Cells
-/// are stripped of terminal control characters ([`crate::term::strip_controls`]).
+/// are stripped of terminal control characters ([`text::strip_controls`]).
 ///
 /// ```
-/// let t = ffrtmp::bench::text_table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
+/// let t = ffrtmp_bench::text_table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
 /// assert_eq!(t, "A    BB\nxyz  1\n");
 /// ```
 pub fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -85,7 +102,7 @@ pub fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
         .into_iter()
         .map(|r| {
             r.into_iter()
-                .map(|c| crate::term::strip_controls(&c).into_owned())
+                .map(|c| crate::text::strip_controls(&c).into_owned())
                 .collect()
         })
         .collect();
@@ -137,15 +154,15 @@ pub fn fmt_pct(v: f64) -> String {
     format!("{:+.2}%", v * 100.0)
 }
 
-fn require_nonempty(runs: &[RunSample], path: &Path) -> anyhow::Result<()> {
+fn require_nonempty(runs: &[RunSample], path: &Path) -> Result<()> {
     if runs.is_empty() {
-        bail!("{} holds no runs", path.display());
+        return Err(BenchError::Invalid(format!("{} holds no runs", path.display())));
     }
     Ok(())
 }
 
 /// [`load_runs`], refusing files without runs.
-pub fn load_nonempty(path: &Path) -> anyhow::Result<Vec<RunSample>> {
+pub fn load_nonempty(path: &Path) -> Result<Vec<RunSample>> {
     let runs = load_runs(path)?;
     require_nonempty(&runs, path)?;
     Ok(runs)

@@ -6,7 +6,7 @@ use std::path::Path;
 use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE};
 use serde::Serialize;
 
-use super::{fmt_num, fmt_pct, load_nonempty, text_table};
+use super::{fmt_num, fmt_pct, load_nonempty, text_table, Result};
 
 /// A verdict as people read it: `no change`, `worse`, …
 pub fn verdict_text(v: Verdict) -> String {
@@ -15,7 +15,7 @@ pub fn verdict_text(v: Verdict) -> String {
 
 /// Loads two runs files ([`super::load_nonempty`]) and compares them with
 /// [`ffrtmp_power::compare::compare`] at `threshold` (other settings at their defaults).
-pub fn compare_files(base: &Path, test: &Path, threshold: f64) -> anyhow::Result<Comparison> {
+pub fn compare_files(base: &Path, test: &Path, threshold: f64) -> Result<Comparison> {
     let baseline = load_nonempty(base)?;
     let tested = load_nonempty(test)?;
     let config = CompareConfig {

@@ -3,7 +3,7 @@
 //! runs are submitted in ([`schedule`]).
 //!
 //! ```
-//! use ffrtmp::bench::matrix::Matrix;
+//! use ffrtmp_bench::matrix::Matrix;
 //! let m = Matrix::parse(r#"{"scenarios":["720p-h264","1080p-h265"],"bitrates":["2M","5M"],"duration":3}"#).unwrap();
 //! let cells = m.cells().unwrap();
 //! assert_eq!(cells.len(), 4);
@@ -13,7 +13,7 @@
 //! Every list may also be given as a single value (`"bitrate":"5M"`, `"duration":3`); the
 //! singular and plural names are the same field. Unknown fields are refused.
 
-use anyhow::{bail, Context};
+use crate::error::{BenchError, Context, Result};
 use ffrtmp_core::{Classification, Codec, EngineChoice, JobSpec, OutputMode, Priority, Queue, Scenario};
 use serde::{Deserialize, Serialize};
 
@@ -136,12 +136,12 @@ impl Cell {
 
 impl Matrix {
     /// Parses a matrix file's JSON text.
-    pub fn parse(text: &str) -> anyhow::Result<Matrix> {
+    pub fn parse(text: &str) -> Result<Matrix> {
         serde_json::from_str(text).context("invalid benchmark matrix")
     }
 
     /// Reads and parses a matrix file.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Matrix> {
+    pub fn load(path: &std::path::Path) -> Result<Matrix> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Matrix::parse(&text).with_context(|| format!("in {}", path.display()))
     }
@@ -151,19 +151,21 @@ impl Matrix {
     /// `["libx264","libx265"]` fits a matrix of H.264 and H.265 scenarios); an encoder that fits
     /// no scenario is an error. Each cell's job is validated the way the master will validate
     /// it, so a bad matrix fails before anything is submitted.
-    pub fn cells(&self) -> anyhow::Result<Vec<Cell>> {
+    pub fn cells(&self) -> Result<Vec<Cell>> {
         let scenarios = self.scenarios.to_vec();
         if scenarios.is_empty() {
-            bail!("the matrix names no scenarios");
+            return Err(BenchError::invalid("the matrix names no scenarios"));
         }
         // An absent dimension is one "unset" value; an empty list is a mistake.
-        fn dim<T: Clone>(name: &str, v: &Option<OneOrMany<T>>) -> anyhow::Result<Vec<Option<T>>> {
+        fn dim<T: Clone>(name: &str, v: &Option<OneOrMany<T>>) -> Result<Vec<Option<T>>> {
             match v {
                 None => Ok(vec![None]),
                 Some(list) => {
                     let list = list.to_vec();
                     if list.is_empty() {
-                        bail!("`{name}` is an empty list: leave it out to use the default");
+                        return Err(BenchError::Invalid(format!(
+                            "`{name}` is an empty list: leave it out to use the default"
+                        )));
                     }
                     Ok(list.into_iter().map(Some).collect())
                 }
@@ -177,7 +179,7 @@ impl Matrix {
         let mut used_encoders = std::collections::HashSet::new();
         for scenario in &scenarios {
             let codec = Scenario::parse(scenario)
-                .map_err(|e| anyhow::anyhow!("scenario {scenario}: {e}"))?
+                .map_err(|e| BenchError::Invalid(format!("scenario {scenario}: {e}")))?
                 .codec;
             let fits = |e: &Option<String>| e.as_deref().and_then(Codec::of_encoder).is_none_or(|c| c == codec);
             for bitrate in &bitrates {
@@ -198,20 +200,20 @@ impl Matrix {
             }
         }
         if let Some(unused) = encoders.iter().find(|e| !used_encoders.contains(*e)) {
-            bail!(
+            return Err(BenchError::Invalid(format!(
                 "encoder {} produces a codec none of the scenarios uses",
                 unused.as_deref().unwrap_or_default()
-            );
+            )));
         }
         let mut labels = std::collections::HashSet::new();
         for cell in &cells {
             let label = cell.label();
             if !labels.insert(label.clone()) {
-                bail!("the matrix lists cell {label} twice");
+                return Err(BenchError::Invalid(format!("the matrix lists cell {label} twice")));
             }
             cell.spec(self)
                 .validate()
-                .map_err(|e| anyhow::anyhow!("cell {label}: {e}"))?;
+                .map_err(|e| BenchError::Invalid(format!("cell {label}: {e}")))?;
         }
         Ok(cells)
     }
@@ -223,7 +225,7 @@ impl Matrix {
 /// all cells instead of piling onto the last one. Yields `(cell, round)`.
 ///
 /// ```
-/// use ffrtmp::bench::matrix::schedule;
+/// use ffrtmp_bench::matrix::schedule;
 /// assert_eq!(schedule(2, 3), vec![(0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2)]);
 /// ```
 pub fn schedule(cells: usize, rounds: u32) -> Vec<(usize, u32)> {
@@ -283,7 +285,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_matrices() {
-        let err = |text: &str| format!("{:#}", Matrix::parse(text).and_then(|m| m.cells()).unwrap_err());
+        let err = |text: &str| Matrix::parse(text).and_then(|m| m.cells()).unwrap_err().chain();
         assert!(err(r#"{"scenarios":[]}"#).contains("no scenarios"));
         assert!(err(r#"{"scenarios":["720p-h264"],"bitrates":[]}"#).contains("empty list"));
         assert!(err(r#"{"scenarios":["720p-h264"],"bitrate":"2M","bitrates":["5M"]}"#).contains("duplicate"));

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::{BenchError, Context, Result};
 use ffrtmp_core::{now_ms, Job, JobId, JobQuery, JobSpec, JobState, NodeId};
 use ffrtmp_http::ApiClient;
 use ffrtmp_power::compare::{Metric, RunSample};
@@ -166,13 +166,13 @@ pub async fn run(
     matrix: &Matrix,
     config: &RunConfig,
     progress: &mut dyn FnMut(String),
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome> {
     let cells = matrix.cells()?;
     if config.idle_window == IdleLength::Auto && config.warmup == 0 {
-        anyhow::bail!(
+        return Err(BenchError::invalid(
             "--idle-window auto takes the window's length from the warm-up runs: give --warmup 1 or more, \
-             or a length such as --idle-window 10s (0s skips the windows)"
-        );
+             or a length such as --idle-window 10s (0s skips the windows)",
+        ));
     }
     let specs: Vec<JobSpec> = cells.iter().map(|c| c.spec(matrix)).collect();
     let started_at_ms = now_ms();
@@ -333,7 +333,7 @@ async fn execute(
     deadline: Instant,
     what: &str,
     progress: &mut dyn FnMut(String),
-) -> anyhow::Result<(Vec<Option<Job>>, bool)> {
+) -> Result<(Vec<Option<Job>>, bool)> {
     let mut done: Vec<Option<Job>> = vec![None; order.len()];
     let mut in_flight: Vec<(usize, JobId)> = Vec::new();
     let mut next = 0;
