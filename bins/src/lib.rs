@@ -6,8 +6,8 @@ pub use ffrtmp_bench::{load, recommend};
 pub mod cli;
 pub mod compat;
 pub mod edge;
-pub mod keys;
-pub mod secret_env;
+pub use ffrtmp_exec::secret_env;
+pub use ffrtmp_http::keyfiles as keys;
 pub mod term;
 
 pub use ffrtmp_bench::text::parse_duration;

@@ -32,6 +32,7 @@ pub mod input;
 pub mod noop;
 pub mod progress;
 pub mod run_as;
+pub mod secret_env;
 pub mod supervise;
 pub mod workload;
 pub mod wrapper;

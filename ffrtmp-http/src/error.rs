@@ -39,6 +39,9 @@ pub enum HttpError {
     /// A configuration value is unusable (empty API key, bad base URL…).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// API keys given to a binary are unusable (too short, none, given twice).
+    #[error("{0}")]
+    Keys(String),
 }
 
 impl HttpError {

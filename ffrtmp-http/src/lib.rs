@@ -48,6 +48,7 @@ pub mod client;
 pub mod error;
 mod handlers;
 pub mod inputs;
+pub mod keyfiles;
 pub mod limits;
 mod listen;
 pub mod metrics;

@@ -45,6 +45,7 @@
 pub mod agent;
 pub mod compare;
 mod cpu;
+pub mod describe;
 mod gpu;
 mod meter;
 #[cfg(feature = "nvml")]

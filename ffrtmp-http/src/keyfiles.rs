@@ -1,28 +1,25 @@
-//! API keys for the binaries: from a flag, an environment variable or a key file, so that
-//! keys can stay out of `ps` (`--api-key-file`, `*_API_KEY_FILE`).
+//! API keys from flags and key files, so that keys can stay out of `ps` (`--api-key-file`,
+//! `*_API_KEY_FILE`): the one key a client sends ([`client_key`]) and a master's keyring by
+//! role ([`master_keyring`]).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use ffrtmp_http::auth::read_key_file;
-use ffrtmp_http::{Keyring, Role, Roles};
+use crate::auth::read_key_file;
+use crate::{HttpError, Keyring, Role, Roles};
 
 /// Shortest key a master accepts.
 pub const MIN_KEY_LEN: usize = 16;
 
 /// The one key a client sends: `--api-key` or the first key of `--api-key-file`. `None`
 /// when neither is given; an error when both are.
-pub fn client_key(key: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
+pub fn client_key(key: Option<&str>, file: Option<&Path>) -> Result<Option<String>, HttpError> {
     match (key.filter(|k| !k.is_empty()), file) {
-        (Some(_), Some(file)) => bail!(
+        (Some(_), Some(file)) => Err(HttpError::Keys(format!(
             "give the API key either with --api-key (MASTER_API_KEY) or with --api-key-file ({}), not both",
             file.display()
-        ),
+        ))),
         (Some(key), None) => Ok(Some(key.to_string())),
-        (None, Some(file)) => {
-            let keys = read_key_file(file).with_context(|| format!("reading the API key file {}", file.display()))?;
-            Ok(keys.into_iter().next())
-        }
+        (None, Some(file)) => Ok(read_key_file(file)?.into_iter().next()),
         (None, None) => Ok(None),
     }
 }
@@ -42,13 +39,16 @@ pub struct RoleKeyFiles {
 
 /// The master's keyring: `--api-key` (all roles) and every key of every key file. Each key
 /// must be at least [`MIN_KEY_LEN`] characters; at least one key must be given.
-pub fn master_keyring(api_key: Option<&str>, files: &RoleKeyFiles) -> anyhow::Result<Keyring> {
+pub fn master_keyring(api_key: Option<&str>, files: &RoleKeyFiles) -> Result<Keyring, HttpError> {
     let mut ring = Keyring::new();
-    let mut add = |key: &str, roles: Roles, from: &str| -> anyhow::Result<()> {
+    let mut add = |key: &str, roles: Roles, from: &str| -> Result<(), HttpError> {
         if key.len() < MIN_KEY_LEN {
-            bail!("every API key must be at least {MIN_KEY_LEN} characters (a key from {from} is shorter)");
+            return Err(HttpError::Keys(format!(
+                "every API key must be at least {MIN_KEY_LEN} characters (a key from {from} is shorter)"
+            )));
         }
-        ring.add(key, roles).with_context(|| format!("an API key from {from}"))
+        ring.add(key, roles)
+            .map_err(|e| HttpError::Keys(format!("an API key from {from}: {e}")))
     };
     if let Some(key) = api_key.filter(|k| !k.is_empty()) {
         add(key, Roles::ALL, "--api-key")?;
@@ -61,17 +61,17 @@ pub fn master_keyring(api_key: Option<&str>, files: &RoleKeyFiles) -> anyhow::Re
     ];
     for (paths, roles) in sets {
         for path in paths {
-            let keys = read_key_file(path).with_context(|| format!("reading the key file {}", path.display()))?;
-            for key in keys {
+            for key in read_key_file(path)? {
                 add(&key, roles, &path.display().to_string())?;
             }
         }
     }
     if ring.is_empty() {
-        bail!(
+        return Err(HttpError::Keys(
             "no API key: give --api-key-file (or --api-key), or keys by role with --agent-key-file, \
              --user-key-file and --read-key-file"
-        );
+                .into(),
+        ));
     }
     Ok(ring)
 }

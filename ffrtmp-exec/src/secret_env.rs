@@ -14,10 +14,33 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 
-use anyhow::{bail, Context};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::stat::{fstat, SFlag};
+
+/// Why credentials could not be kept out of the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretEnvError {
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A hand-over is missing, malformed or too large.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_err(what: impl Into<String>, source: impl Into<std::io::Error>) -> SecretEnvError {
+    SecretEnvError::Io {
+        what: what.into(),
+        source: source.into(),
+    }
+}
 
 /// Names the hand-over descriptor across the re-exec (a number, not a secret).
 const SECRETS_FD_ENV: &str = "FFRTMP_SECRETS_FD";
@@ -31,19 +54,19 @@ fn handover_seals() -> SealFlag {
 /// Makes this process non-dumpable (`PR_SET_DUMPABLE` 0): processes of the same user can
 /// no longer read its memory or environment through `/proc/<pid>/` nor attach to it, and it
 /// leaves no core dump. Call once credentials are in memory, before any child is started.
-pub fn forbid_inspection() -> anyhow::Result<()> {
-    nix::sys::prctl::set_dumpable(false).context("making the process non-dumpable")
+pub fn forbid_inspection() -> Result<(), SecretEnvError> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| io_err("making the process non-dumpable", e))
 }
 
 /// Whether an environment variable named `name` holds a credential.
 ///
 /// ```
-/// use ffrtmp::secret_env::is_secret;
+/// use ffrtmp_exec::secret_env::is_secret;
 /// assert!(is_secret("MASTER_API_KEY") && is_secret("FFRTMP_AGENT_API_KEY") && is_secret("X_TOKEN"));
 /// assert!(!is_secret("MASTER_API_KEY_FILE") && !is_secret("PATH"));
 /// ```
 pub fn is_secret(name: &str) -> bool {
-    ffrtmp_exec::child_env::SECRET_ENV.contains(&name)
+    crate::child_env::SECRET_ENV.contains(&name)
         || ["_API_KEY", "_TOKEN", "_PASSWORD", "_SECRET"]
             .iter()
             .any(|s| name.ends_with(s))
@@ -77,7 +100,7 @@ impl Restored {
 /// - In that new image (or when there were none), it puts what the pipe carried into the
 ///   environment for flag parsing (the variable named with each flag), and returns which,
 ///   to be [forgotten](Restored::forget) once parsed.
-pub fn hide_secrets(flags: &[(&str, &str)]) -> anyhow::Result<Restored> {
+pub fn hide_secrets(flags: &[(&str, &str)]) -> Result<Restored, SecretEnvError> {
     if let Some(fd) = std::env::var_os(SECRETS_FD_ENV) {
         std::env::remove_var(SECRETS_FD_ENV);
         return restore(&fd);
@@ -101,7 +124,7 @@ pub fn hide_secrets(flags: &[(&str, &str)]) -> anyhow::Result<Restored> {
 /// ```
 /// use std::ffi::OsString;
 /// let args = ["--name", "a", "--api-key", "k1", "--api-key=k2", "--x"].map(OsString::from);
-/// let (rest, found) = ffrtmp::secret_env::split_secret_flags(args, &[("--api-key", "MASTER_API_KEY")]);
+/// let (rest, found) = ffrtmp_exec::secret_env::split_secret_flags(args, &[("--api-key", "MASTER_API_KEY")]);
 /// assert_eq!(rest, ["--name", "a", "--x"]);
 /// assert_eq!(found, [("MASTER_API_KEY".into(), "k1".into()), ("MASTER_API_KEY".into(), "k2".into())]);
 /// ```
@@ -138,7 +161,7 @@ pub fn split_secret_flags(
 }
 
 /// Replaces this process with itself, minus the credentials, which go through a memfd.
-fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)>) -> anyhow::Result<Restored> {
+fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)>) -> Result<Restored, SecretEnvError> {
     let mut data = Vec::new();
     for (k, v) in &secrets {
         data.extend_from_slice(k.as_bytes());
@@ -147,20 +170,25 @@ fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)
         data.push(0);
     }
     if data.len() > MAX_HANDOVER {
-        bail!("credentials in the environment exceed {MAX_HANDOVER} bytes");
+        return Err(SecretEnvError::Invalid(format!(
+            "credentials in the environment exceed {MAX_HANDOVER} bytes"
+        )));
     }
     let memfd = memfd_create(
         c"ffrtmp-credentials",
         MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
     )
-    .context("creating the credential hand-over")?;
+    .map_err(|e| io_err("creating the credential hand-over", e))?;
     let mut file = std::fs::File::from(memfd);
-    file.write_all(&data).context("handing credentials over")?;
+    file.write_all(&data)
+        .map_err(|e| io_err("handing credentials over", e))?;
     // The offset is shared with the next image, which reads from the start.
-    std::io::Seek::rewind(&mut file).context("handing credentials over")?;
-    fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(handover_seals())).context("sealing the credential hand-over")?;
+    std::io::Seek::rewind(&mut file).map_err(|e| io_err("handing credentials over", e))?;
+    fcntl(file.as_raw_fd(), FcntlArg::F_ADD_SEALS(handover_seals()))
+        .map_err(|e| io_err("sealing the credential hand-over", e))?;
     let read = OwnedFd::from(file);
-    fcntl(read.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).context("passing the credential hand-over on")?;
+    fcntl(read.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+        .map_err(|e| io_err("passing the credential hand-over on", e))?;
     let mut cmd = std::process::Command::new("/proc/self/exe");
     cmd.arg0(arg0)
         .args(args)
@@ -169,28 +197,31 @@ fn reexec(arg0: OsString, args: Vec<OsString>, secrets: Vec<(OsString, OsString)
         .env(SECRETS_FD_ENV, read.as_raw_fd().to_string());
     let err = cmd.exec();
     drop(read);
-    Err(err).context("re-executing without credentials in the environment")
+    Err(io_err("re-executing without credentials in the environment", err))
 }
 
 /// In the re-executed image: checks that the descriptor named is the sealed memfd a previous
 /// image made (not whatever a caller put at that number), reads it and restores its variables.
-fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
+fn restore(fd: &OsStr) -> Result<Restored, SecretEnvError> {
     let fd: i32 = fd
         .to_str()
         .and_then(|s| s.parse().ok())
         .filter(|n| *n > 2)
-        .with_context(|| format!("{SECRETS_FD_ENV} is not a descriptor number"))?;
+        .ok_or_else(|| SecretEnvError::Invalid(format!("{SECRETS_FD_ENV} is not a descriptor number")))?;
     // SAFETY: the descriptor was opened for this purpose by the previous image and is owned
     // by nothing else here; a wrong number fails the read below.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    check_handover(&owned).with_context(|| format!("{SECRETS_FD_ENV}={fd} is not a credential hand-over"))?;
+    check_handover(&owned)
+        .map_err(|e| SecretEnvError::Invalid(format!("{SECRETS_FD_ENV}={fd} is not a credential hand-over: {e}")))?;
     let mut data = Vec::new();
     std::fs::File::from(owned)
         .take(MAX_HANDOVER as u64 + 1)
         .read_to_end(&mut data)
-        .context("reading handed-over credentials")?;
+        .map_err(|e| io_err("reading handed-over credentials", e))?;
     if data.len() > MAX_HANDOVER {
-        bail!("handed-over credentials exceed {MAX_HANDOVER} bytes");
+        return Err(SecretEnvError::Invalid(format!(
+            "handed-over credentials exceed {MAX_HANDOVER} bytes"
+        )));
     }
     let mut parts = data.split(|b| *b == 0);
     let mut names = Vec::new();
@@ -207,14 +238,14 @@ fn restore(fd: &OsStr) -> anyhow::Result<Restored> {
 
 /// A hand-over is an anonymous (unlinked) regular file carrying all of [`handover_seals`]:
 /// what [`reexec`] makes, and nothing a file, pipe or socket inherited by mistake would be.
-fn check_handover(fd: &OwnedFd) -> anyhow::Result<()> {
-    let st = fstat(fd.as_raw_fd()).context("fstat")?;
+fn check_handover(fd: &OwnedFd) -> Result<(), SecretEnvError> {
+    let st = fstat(fd.as_raw_fd()).map_err(|e| io_err("fstat", e))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG || st.st_nlink != 0 {
-        bail!("not an anonymous memory file");
+        return Err(SecretEnvError::Invalid("not an anonymous memory file".into()));
     }
-    let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).context("not a memfd")?;
+    let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|e| io_err("not a memfd", e))?;
     if !SealFlag::from_bits_truncate(seals).contains(handover_seals()) {
-        bail!("not sealed");
+        return Err(SecretEnvError::Invalid("not sealed".into()));
     }
     Ok(())
 }
