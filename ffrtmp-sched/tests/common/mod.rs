@@ -1,80 +1,10 @@
+//! Helpers of this crate's own store tests: the public conformance helpers, plus opening a
+//! SQLite store in a temporary directory.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use ffrtmp_core::{
-    Assignment, ClaimRequest, JobEvent, JobReport, JobResult, JobSpec, JobStore, Node, NodeRegistration,
-};
+pub use ffrtmp_sched::conformance::support::*;
 use ffrtmp_sched::{SchedConfig, SqliteStore};
-
-pub fn registration(name: &str, slots: u32) -> NodeRegistration {
-    NodeRegistration {
-        name: name.into(),
-        cpu_cores: 2,
-        memory_mb: 1024,
-        max_concurrent_jobs: slots,
-        encoders: ["libx264", "libx265", "libsvtav1", "libvpx-vp9"]
-            .map(String::from)
-            .to_vec(),
-        engines: vec!["ffmpeg".into()],
-        version: "test".into(),
-        enforces_limits: false,
-    }
-}
-
-/// A clock the test moves by hand.
-#[derive(Clone)]
-pub struct ManualClock(pub Arc<AtomicU64>);
-
-impl ManualClock {
-    pub fn new() -> Self {
-        ManualClock(Arc::new(AtomicU64::new(1_700_000_000_000)))
-    }
-    pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
-    }
-    pub fn config(&self) -> SchedConfig {
-        let c = self.0.clone();
-        SchedConfig {
-            heartbeat_interval: Duration::from_secs(30),
-            clock: Arc::new(move || c.load(Ordering::SeqCst)),
-            ..SchedConfig::default()
-        }
-    }
-}
 
 pub fn open(dir: &tempfile::TempDir, config: SchedConfig) -> SqliteStore {
     SqliteStore::open_with(&dir.path().join("jobs.db"), config).expect("open store")
-}
-
-pub async fn claim(store: &dyn JobStore, node: &Node, max: u32) -> Vec<Assignment> {
-    store
-        .claim(&ClaimRequest {
-            node_id: node.id,
-            claim_id: uuid::Uuid::new_v4().to_string(),
-            max_jobs: max,
-            wait_ms: 0,
-        })
-        .await
-        .expect("claim")
-}
-
-pub fn completed(a: &Assignment, node: &Node, frames: u64) -> JobReport {
-    JobReport {
-        job_id: a.job.id,
-        node_id: node.id,
-        attempt: a.job.attempt,
-        event: JobEvent::Completed {
-            result: JobResult {
-                frames,
-                ..Default::default()
-            },
-        },
-    }
-}
-
-pub fn spec(scenario: &str) -> JobSpec {
-    JobSpec::new(scenario)
 }
