@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=0
 apt_install() {
-    if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    if [ "$apt_updated" -eq 0 ]; then as_root apt-get -o DPkg::Lock::Timeout=300 update -qq; apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null
 }
 
 command -v ffmpeg >/dev/null || { echo "test.sh: installing ffmpeg"; apt_install ffmpeg; }
@@ -19,6 +19,13 @@ command -v gst-launch-1.0 >/dev/null || {
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
 # A font for the text of bench report's PNG charts (the PNG test fails without one).
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { echo "test.sh: installing fonts-dejavu-core"; apt_install fonts-dejavu-core; }
+# A real RTMP server (nginx with the RTMP module) for the live-streaming tests.
+{ command -v nginx >/dev/null && [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]; } || {
+    echo "test.sh: installing nginx and libnginx-mod-rtmp"; apt_install nginx libnginx-mod-rtmp; }
+# A real browser for the dashboard test, and a real Prometheus (with promtool) for the metrics test.
+command -v chromium >/dev/null || { echo "test.sh: installing chromium"; apt_install chromium chromium-driver; }
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || {
+    echo "test.sh: installing prometheus"; apt_install prometheus; }
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)"; exit 1; }
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null; then
