@@ -33,6 +33,7 @@
 //! | `POST /nodes/{id}/heartbeat` | 200 `HeartbeatReply` |
 //! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
 //! | `GET /metrics` | 200 Prometheus text |
+//! | `GET /openapi.json` (no key) | 200 the OpenAPI 3 document ([`openapi::DOCUMENT`]) |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
 //! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
@@ -52,6 +53,7 @@ pub mod keyfiles;
 pub mod limits;
 mod listen;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 pub mod server;
 pub mod status;

@@ -39,6 +39,7 @@ pub(crate) enum Route {
     Health,
     Ready,
     Metrics,
+    OpenApi,
     Scenarios,
     Jobs,
     Job(String),
@@ -61,6 +62,7 @@ impl Route {
             ["health"] => Route::Health,
             ["ready"] => Route::Ready,
             ["metrics"] => Route::Metrics,
+            ["openapi.json"] => Route::OpenApi,
             ["scenarios"] => Route::Scenarios,
             ["jobs"] => Route::Jobs,
             ["jobs", j] => Route::Job(id(j)),
@@ -81,6 +83,7 @@ impl Route {
             Route::Health => "/health",
             Route::Ready => "/ready",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             Route::Scenarios => "/scenarios",
             Route::Jobs => "/jobs",
             Route::Job(_) => "/jobs/{id}",
@@ -99,6 +102,8 @@ impl Route {
     pub(crate) fn role(&self, method: &Method) -> Option<Role> {
         match self {
             Route::Health if method == Method::GET => None,
+            // The published document; clients read it before they have a key.
+            Route::OpenApi if method == Method::GET => None,
             Route::JobReport(_) | Route::NodeRegister | Route::NodeHeartbeat(_) | Route::NodeClaim(_) => {
                 Some(Role::Agent)
             }
@@ -112,6 +117,7 @@ impl Route {
         match self {
             Route::Jobs => &["GET", "POST"],
             Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
+            Route::OpenApi => &["GET"],
             _ => &["POST"],
         }
     }
@@ -175,6 +181,7 @@ where
         Route::Health => handlers::health(),
         Route::Ready => handlers::ready(state).await,
         Route::Metrics => Ok(handlers::metrics(state)),
+        Route::OpenApi => Ok(crate::openapi::response()),
         Route::Scenarios => handlers::scenarios(),
         Route::Jobs if method == Method::GET => handlers::list_jobs(state, query).await,
         Route::Jobs => handlers::submit(state, &read().await?).await,
