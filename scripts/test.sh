@@ -118,6 +118,12 @@ for example in custom_executor custom_power_source custom_transport recording_st
         status=1
     fi
 done
+# A live master fuzzed from its OpenAPI document: no request may get a 5xx.
+echo "== schemathesis (scripts/schemathesis.sh)"
+if ! timeout 600 scripts/schemathesis.sh 2>&1 | tee target/schemathesis-output.txt; then
+    echo "schemathesis failed" | tee -a target/test-output.txt
+    status=1
+fi
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"

@@ -5,6 +5,8 @@ pub use ffrtmp_bench as bench;
 pub use ffrtmp_bench::{load, recommend};
 pub mod cli;
 pub mod compat;
+pub mod completions;
+pub mod config;
 pub mod edge;
 pub use ffrtmp_exec::secret_env;
 pub use ffrtmp_http::keyfiles as keys;
@@ -27,6 +29,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(term::colour_allowed(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

@@ -1,7 +1,8 @@
 //! What the binaries print on a terminal: text from elsewhere (a master's job names and reasons,
 //! an agent's error messages) without terminal control sequences, and fatal errors as one line
-//! without a backtrace.
+//! without a backtrace, and colour only where a person reads it.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub use ffrtmp_bench::text::strip_controls;
@@ -18,4 +19,10 @@ pub fn exit_status(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether output to `stream` may carry ANSI colour: only when it is a terminal (not a pipe,
+/// a file or journald) and `NO_COLOR` is unset or empty (<https://no-color.org>).
+pub fn colour_allowed(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -112,6 +112,17 @@ struct Args {
     /// runs them as its own user.
     #[arg(long)]
     run_as: Option<String>,
+    /// TOML file of settings, keyed by long flag name (`max-concurrent-jobs = 2`); flags and
+    /// the environment override it.
+    #[arg(long, env = "FFRTMP_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration (flags, environment, config file, key file, TLS files, the
+    /// ffmpeg binary), print the outcome and exit: 0 when the agent would start.
+    #[arg(long)]
+    check_config: bool,
+    /// Print the completion script for a shell and exit.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    completions: Option<ffrtmp::completions::Shell>,
     /// Flags of the original Go agent.
     #[command(flatten)]
     go: ffrtmp::compat::AgentFlags,
@@ -191,8 +202,12 @@ fn start() -> anyhow::Result<()> {
     // The key is in this process's memory from here on: workloads and probes running as the
     // same user must not read it through /proc/<pid>/mem, nor attach a debugger.
     ffrtmp::secret_env::forbid_inspection()?;
-    let args = Args::parse();
+    let args: Args = ffrtmp::config::parse("FFRTMP_AGENT_CONFIG")?;
     restored.forget();
+    if let Some(shell) = args.completions {
+        ffrtmp::completions::print::<Args>(shell);
+        return Ok(());
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -222,6 +237,28 @@ async fn workload_user(args: &Args) -> anyhow::Result<Option<RunAs>> {
     Ok(user)
 }
 
+/// The client of the master: the key, the master's URL and the TLS files.
+fn transport(args: &Args) -> anyhow::Result<HttpTransport> {
+    let api_key = ffrtmp::keys::client_key(args.api_key.as_deref(), args.api_key_file.as_deref())?
+        .context("no API key: give --api-key-file (MASTER_API_KEY_FILE) or --api-key (MASTER_API_KEY)")?;
+    let mut client = ClientConfig::new(args.master.clone(), api_key);
+    client.allow_plaintext = args.insecure_plaintext;
+    client.client_cert = args.client_cert.clone().zip(args.client_key.clone());
+    client.ca_cert = args.ca_cert.clone();
+    client.request_timeout = args.claim_wait + Duration::from_secs(15);
+    HttpTransport::new(client).context("building the HTTPS client")
+}
+
+/// `--check-config`: what the agent reads before it starts, without starting.
+fn check_config(args: &Args) -> anyhow::Result<()> {
+    transport(args)?;
+    if args.executor == ExecutorKind::Ffmpeg {
+        resolve_ffmpeg(&args.ffmpeg)?;
+    }
+    println!("configuration OK: master {}", args.master);
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     args.go.check::<Args>();
     init_logging(args.log_format);
@@ -230,6 +267,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.max_concurrent_jobs == 0 {
         bail!("--max-concurrent-jobs must be at least 1");
+    }
+    if args.check_config {
+        return check_config(&args);
     }
     let cgroups = Cgroups::detect();
     // Groups of jobs whose agent died (it could not remove them); an hour keeps any group
@@ -340,14 +380,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
-    let api_key = ffrtmp::keys::client_key(args.api_key.as_deref(), args.api_key_file.as_deref())?
-        .context("no API key: give --api-key-file (MASTER_API_KEY_FILE) or --api-key (MASTER_API_KEY)")?;
-    let mut client = ClientConfig::new(args.master.clone(), api_key);
-    client.allow_plaintext = args.insecure_plaintext;
-    client.client_cert = args.client_cert.clone().zip(args.client_key.clone());
-    client.ca_cert = args.ca_cert.clone();
-    client.request_timeout = args.claim_wait + Duration::from_secs(15);
-    let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(client).context("building the HTTPS client")?);
+    let transport: Arc<dyn Transport> = Arc::new(transport(&args)?);
 
     let mut agent = AgentBuilder::new(transport, executor)
         .max_concurrent_jobs(args.max_concurrent_jobs)

@@ -107,6 +107,17 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// TOML file of settings, keyed by long flag name (`port = 8443`); flags and the
+    /// environment override it.
+    #[arg(long, env = "FFRTMP_MASTER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration (flags, environment, config file, key files, TLS files, job
+    /// store), print the outcome and exit: 0 when the master would start.
+    #[arg(long)]
+    check_config: bool,
+    /// Print the completion script for a shell and exit.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    completions: Option<ffrtmp::completions::Shell>,
     /// Flags of the original Go master.
     #[command(flatten)]
     go: ffrtmp::compat::MasterFlags,
@@ -132,9 +143,49 @@ fn self_signed_names(args: &Args) -> Vec<String> {
     names
 }
 
+/// The job store `--db` names: a SQLite file, or a PostgreSQL URL.
+async fn open_store(args: &Args, config: SchedConfig) -> anyhow::Result<Arc<dyn JobStore>> {
+    let db = args.db.to_string_lossy().into_owned();
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let pg = PgStore::connect(&db, config)
+            .await
+            .context("connecting to PostgreSQL")?;
+        tracing::info!(target = pg.target(), "job store: PostgreSQL");
+        return Ok(Arc::new(pg));
+    }
+    let store = SqliteStore::open_with(&args.db, config)
+        .with_context(|| format!("opening the job database {}", args.db.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The TLS set-up the flags ask for.
+fn tls_setup(args: &Args) -> TlsSetup {
+    if args.insecure_plaintext {
+        TlsSetup::Plaintext
+    } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
+        TlsSetup::Files { cert, key }
+    } else {
+        let dir = args.tls_dir.clone().unwrap_or_else(|| {
+            if args.db.to_string_lossy().contains("://") {
+                return PathBuf::from("tls");
+            }
+            let parent = args.db.parent().filter(|p| !p.as_os_str().is_empty());
+            parent.map(|p| p.join("tls")).unwrap_or_else(|| PathBuf::from("tls"))
+        });
+        TlsSetup::SelfSigned {
+            dir,
+            extra_names: self_signed_names(args),
+        }
+    }
+}
+
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args: Args = ffrtmp::config::parse("FFRTMP_MASTER_CONFIG")?;
+    if let Some(shell) = args.completions {
+        ffrtmp::completions::print::<Args>(shell);
+        return Ok(());
+    }
     args.go.check::<Args>();
     init_logging(args.log_format);
     let key_files = RoleKeyFiles {
@@ -156,37 +207,15 @@ async fn run() -> anyhow::Result<()> {
         node_retention: (!args.node_retention.is_zero()).then_some(args.node_retention),
         ..SchedConfig::default()
     };
-    let db = args.db.to_string_lossy().into_owned();
-    let store: Arc<dyn JobStore> = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        let pg = PgStore::connect(&db, config)
-            .await
-            .context("connecting to PostgreSQL")?;
-        tracing::info!(target = pg.target(), "job store: PostgreSQL");
-        Arc::new(pg)
-    } else {
-        let store = SqliteStore::open_with(&args.db, config)
-            .with_context(|| format!("opening the job database {}", args.db.display()))?;
-        Arc::new(store)
-    };
-
-    let tls = if args.insecure_plaintext {
+    if args.check_config {
+        check::master(&args, keys.len(), config).await?;
+        return Ok(());
+    }
+    let store = open_store(&args, config).await?;
+    let tls = tls_setup(&args);
+    if tls == TlsSetup::Plaintext {
         tracing::warn!("TLS is off (--insecure-plaintext): keys and jobs travel in clear text");
-        TlsSetup::Plaintext
-    } else if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
-        TlsSetup::Files { cert, key }
-    } else {
-        let dir = args.tls_dir.clone().unwrap_or_else(|| {
-            if db.contains("://") {
-                return PathBuf::from("tls");
-            }
-            let parent = args.db.parent().filter(|p| !p.as_os_str().is_empty());
-            parent.map(|p| p.join("tls")).unwrap_or_else(|| PathBuf::from("tls"))
-        });
-        TlsSetup::SelfSigned {
-            dir,
-            extra_names: self_signed_names(&args),
-        }
-    };
+    }
     let addr = SocketAddr::new(args.bind, args.port);
     let master = MasterBuilder::new(store, tls)
         .addr(addr)
@@ -213,4 +242,39 @@ async fn run() -> anyhow::Result<()> {
     master.run(shutdown_signal()).await.context("serving")?;
     tracing::info!("master stopped");
     Ok(())
+}
+
+/// `--check-config`: everything the master reads before it serves, without serving.
+mod check {
+    use super::*;
+
+    pub(super) async fn master(args: &Args, keys: usize, config: SchedConfig) -> anyhow::Result<()> {
+        let db = args.db.to_string_lossy().into_owned();
+        if db.contains("://") || args.db.exists() {
+            open_store(args, config).await?;
+        } else {
+            // A missing SQLite file is created on start: its directory must take it.
+            let parent = args.db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            tempfile::NamedTempFile::new_in(parent)
+                .with_context(|| format!("the job database {} cannot be created in {}", args.db.display(), parent.display()))?;
+        }
+        let client_ca = args.client_ca.as_deref();
+        let scratch = tempfile::tempdir().context("creating a temporary directory")?;
+        let tls = match tls_setup(args) {
+            TlsSetup::SelfSigned { dir, .. } if dir.join("cert.pem").exists() => TlsSetup::Files {
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            },
+            // Generated on first start; the client CA is still checked, against a throw-away certificate.
+            TlsSetup::SelfSigned { .. } => TlsSetup::self_signed(scratch.path()),
+            other => other,
+        };
+        tls.server_config_with_client_ca(client_ca).context("TLS")?;
+        if keys == 0 {
+            println!("configuration OK (no API key: every route but GET /health and GET /openapi.json answers 401)");
+        } else {
+            println!("configuration OK: {keys} API keys, job store {}", args.db.display());
+        }
+        Ok(())
+    }
 }

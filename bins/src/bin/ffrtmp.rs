@@ -80,6 +80,13 @@ enum Command {
     Attach(ffrtmp::edge::AttachArgs),
     /// Scan /proc for processes matching YAML rules and attach each once.
     Watch(ffrtmp::edge::WatchArgs),
+    /// Print the shell completion script of this command (`ffrtmp completions bash >
+    /// /etc/bash_completion.d/ffrtmp`); `ffrtmp-master` and `ffrtmp-agent` take `--completions`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: ffrtmp::completions::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +266,10 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Attach(args) => std::process::exit(ffrtmp::edge::attach(args, json).await),
         Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
+        Command::Completions { shell } => {
+            ffrtmp::completions::print::<Cli>(*shell);
+            return Ok(());
+        }
         _ => {}
     }
     let api_key = ffrtmp::keys::client_key(Some(&cli.api_key), cli.api_key_file.as_deref())?.unwrap_or_default();
@@ -272,6 +283,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Run(args)) => bench_run(&api, &cli.master, &args, json).await?,
         Command::Bench(_) | Command::Config(_) => unreachable!("handled before connecting"),
         Command::Run(_) | Command::Attach(_) | Command::Watch(_) => unreachable!("handled before connecting"),
+        Command::Completions { .. } => unreachable!("handled before connecting"),
         Command::Scenarios => ffrtmp::cli::scenarios::run(&api).await?,
     }
     Ok(())
