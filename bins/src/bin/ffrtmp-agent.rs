@@ -205,7 +205,7 @@ fn start() -> anyhow::Result<()> {
     let args: Args = ffrtmp::config::parse("FFRTMP_AGENT_CONFIG")?;
     restored.forget();
     if let Some(shell) = args.completions {
-        ffrtmp::completions::print::<Args>(shell);
+        ffrtmp::completions::print::<Args>(shell)?;
         return Ok(());
     }
     tokio::runtime::Builder::new_multi_thread()

@@ -183,7 +183,7 @@ fn tls_setup(args: &Args) -> TlsSetup {
 async fn run() -> anyhow::Result<()> {
     let args: Args = ffrtmp::config::parse("FFRTMP_MASTER_CONFIG")?;
     if let Some(shell) = args.completions {
-        ffrtmp::completions::print::<Args>(shell);
+        ffrtmp::completions::print::<Args>(shell)?;
         return Ok(());
     }
     args.go.check::<Args>();

@@ -267,7 +267,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Attach(args) => std::process::exit(ffrtmp::edge::attach(args, json).await),
         Command::Watch(args) => std::process::exit(ffrtmp::edge::watch(args, json).await),
         Command::Completions { shell } => {
-            ffrtmp::completions::print::<Cli>(*shell);
+            ffrtmp::completions::print::<Cli>(*shell)?;
             return Ok(());
         }
         _ => {}
