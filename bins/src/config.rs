@@ -1,38 +1,49 @@
 //! `--config FILE`: a TOML file of settings under the command line and the environment. Each
 //! key is a long flag name (`port = 8443`, `api-key-file = "/etc/ffrtmp/keys"`,
-//! `user-key-file = ["a", "b"]`); its value becomes that flag's default, so a flag beats its
-//! environment variable, which beats the file, which beats the built-in default. A key that
-//! is not a flag of the binary is an error naming it.
+//! `user-key-file = ["a", "b"]`, `insecure-plaintext = true`). A flag beats its environment
+//! variable, which beats the file, which beats the built-in default. A key that is not a flag
+//! of the binary is an error naming it.
+//!
+//! The file's settings are parsed as if given on the command line (after the real flags), so
+//! clap checks them exactly as it checks flags: value syntax, flags that require or exclude
+//! one another.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{ArgAction, Command, CommandFactory, FromArgMatches};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
 
 /// Keys a file may not set: they choose the file, or make the binary print and exit.
 const RESERVED: [&str; 5] = ["config", "check-config", "completions", "help", "version"];
 
-/// Parses the command line of `A` over the settings of its config file: the `--config` flag,
+/// Parses the command line of `A` with the settings of its config file: the `--config` flag,
 /// or else the environment variable `config_env`. Exits with clap's usage error on a bad
-/// flag, as `A::parse()` would; a config file that cannot be read, is not TOML, or names a
-/// key that is not a flag is an error.
+/// flag (or a bad value in the file), as `A::parse()` would; a config file that cannot be
+/// read, is not TOML, or names a key that is not a flag is an error.
 pub fn parse<A: CommandFactory + FromArgMatches>(config_env: &str) -> anyhow::Result<A> {
     parse_from(std::env::args_os().collect(), config_env)
 }
 
 /// [`parse`] with the given arguments (the first is the program name).
-pub fn parse_from<A: CommandFactory + FromArgMatches>(args: Vec<OsString>, config_env: &str) -> anyhow::Result<A> {
-    let mut command = A::command();
-    if let Some(path) = config_path(&args, config_env) {
-        command = apply_file(command, &path)?;
-    }
-    let matches = command.get_matches_from(args);
-    A::from_arg_matches(&matches).map_err(|e| e.exit())
+pub fn parse_from<A: CommandFactory + FromArgMatches>(mut args: Vec<OsString>, config_env: &str) -> anyhow::Result<A> {
+    let Some(path) = config_path(&args, config_env) else {
+        let matches = A::command().get_matches_from(args);
+        return Ok(A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let given = A::command().try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
+    args.extend(file_args(&A::command(), &given, &path)?);
+    let matches = A::command().try_get_matches_from(args).unwrap_or_else(|e| {
+        // The flags were fine on their own: the file's settings are at fault.
+        eprintln!("note: flags in this error may come from the config file {}", path.display());
+        e.exit()
+    });
+    Ok(A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// The config file named by `--config FILE`, `--config=FILE`, or the environment. Read before
-/// clap parses, because the file supplies the defaults clap parses with.
+/// clap parses, because the file adds to what clap parses.
 fn config_path(args: &[OsString], config_env: &str) -> Option<PathBuf> {
     let mut rest = args.iter().skip(1);
     while let Some(arg) = rest.next() {
@@ -50,19 +61,20 @@ fn config_path(args: &[OsString], config_env: &str) -> Option<PathBuf> {
     std::env::var_os(config_env).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-/// Reads the TOML file at `path` and makes each key the default of its flag.
-fn apply_file(mut command: Command, path: &Path) -> anyhow::Result<Command> {
+/// The flags the TOML file at `path` stands for, leaving out those the command line or the
+/// environment (`given`) already set.
+fn file_args(command: &Command, given: &ArgMatches, path: &Path) -> anyhow::Result<Vec<OsString>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
     let table: toml::Table = text
         .parse()
         .with_context(|| format!("the config file {} is not valid TOML", path.display()))?;
+    let mut flags = Vec::new();
     for (key, value) in &table {
-        let flag = key.replace('_', "-");
-        let id = command
+        let long = key.replace('_', "-");
+        let Some(arg) = command
             .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && !RESERVED.contains(&flag.as_str()))
-            .map(|a| (a.get_id().clone(), matches!(a.get_action(), ArgAction::Append)));
-        let Some((id, many)) = id else {
+            .find(|a| a.get_long() == Some(long.as_str()) && !RESERVED.contains(&long.as_str()))
+        else {
             bail!(
                 "unknown key `{key}` in the config file {}: keys are the long flags of {} (see --help)",
                 path.display(),
@@ -70,15 +82,25 @@ fn apply_file(mut command: Command, path: &Path) -> anyhow::Result<Command> {
             );
         };
         let values = values_of(value).with_context(|| format!("key `{key}` in the config file {}", path.display()))?;
-        if values.len() != 1 && !many {
-            bail!(
+        let source = given.value_source(arg.get_id().as_str());
+        if matches!(source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+            continue;
+        }
+        match arg.get_action() {
+            ArgAction::SetTrue | ArgAction::SetFalse => match values.as_slice() {
+                [v] if v == "true" => flags.push(format!("--{long}").into()),
+                [v] if v == "false" => {}
+                _ => bail!("key `{key}` in the config file {} is true or false", path.display()),
+            },
+            ArgAction::Append => flags.extend(values.iter().map(|v| format!("--{long}={v}").into())),
+            _ if values.len() == 1 => flags.push(format!("--{long}={}", values[0]).into()),
+            _ => bail!(
                 "key `{key}` in the config file {} takes one value, not a list",
                 path.display()
-            );
+            ),
         }
-        command = command.mut_arg(id, |arg| arg.default_values(values));
     }
-    Ok(command)
+    Ok(flags)
 }
 
 /// A TOML value as the flag values it stands for.
@@ -138,6 +160,8 @@ mod tests {
         assert_eq!(p.port, 9);
         assert_eq!(p.file, ["z"]);
         assert_eq!(parse(&[], "").unwrap().port, 1);
+        assert!(!parse(&[], "plain = false").unwrap().plain);
+        assert_eq!(parse(&[], "file = \"w\"").unwrap().file, ["w"]);
     }
 
     #[test]
@@ -152,5 +176,7 @@ mod tests {
         assert!(err.contains("key `name`"), "{err}");
         let err = format!("{:#}", parse(&[], "port = ").unwrap_err());
         assert!(err.contains("not valid TOML"), "{err}");
+        let err = format!("{:#}", parse(&[], "plain = 1").unwrap_err());
+        assert!(err.contains("key `plain`"), "{err}");
     }
 }

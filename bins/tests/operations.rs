@@ -203,7 +203,12 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
     fails(&format!("{good}prot = 8443\n"), &[], "unknown key `prot`");
     fails(&format!("{good}port = \n"), &[], "is not valid TOML");
     fails(&format!("{good}port = \"many\"\n"), &[], "many");
+    fails(&format!("{good}port = \"many\"\n"), &[], "config file");
     fails(&format!("{good}bind = [\"a\", \"b\"]\n"), &[], "key `bind`");
+    fails(&format!("{good}insecure-plaintext = \"yes\"\n"), &[], "key `insecure-plaintext`");
+    // Flags that need one another are checked for the file's settings too.
+    fails(&format!("{good}tls-cert = \"/c.pem\"\n"), &[], "--tls-key");
+    fails(&format!("{good}insecure-plaintext = true\n"), &["--tls-cert", "/c", "--tls-key", "/k"], "--insecure-plaintext");
     let missing = d.join("missing.keys").display().to_string();
     fails(&format!("db = \"{}\"\napi-key-file = \"{missing}\"\n", d.join("m.db").display()), &[], &missing);
     // TLS files that are not a certificate and key.
