@@ -17,7 +17,9 @@ pub fn print<A: CommandFactory>(shell: Shell) -> anyhow::Result<()> {
     clap_complete::generate(shell, &mut command, name, &mut script);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&script).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e).context("writing the completion script")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the completion script"))
+        }
         _ => Ok(()),
     }
 }

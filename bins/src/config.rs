@@ -36,7 +36,10 @@ pub fn parse_from<A: CommandFactory + FromArgMatches>(mut args: Vec<OsString>, c
     args.extend(file_args(&A::command(), &given, &path)?);
     let matches = A::command().try_get_matches_from(args).unwrap_or_else(|e| {
         // The flags were fine on their own: the file's settings are at fault.
-        eprintln!("note: flags in this error may come from the config file {}", path.display());
+        eprintln!(
+            "note: flags in this error may come from the config file {}",
+            path.display()
+        );
         e.exit()
     });
     Ok(A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
@@ -58,7 +61,9 @@ fn config_path(args: &[OsString], config_env: &str) -> Option<PathBuf> {
             return Some(PathBuf::from(value));
         }
     }
-    std::env::var_os(config_env).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(config_env)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The flags the TOML file at `path` stands for, leaving out those the command line or the

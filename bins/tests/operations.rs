@@ -93,13 +93,20 @@ async fn the_served_openapi_document_is_public_and_every_operation_in_it_is_rout
         .unwrap();
     let _master = Proc(master);
     let url = wait_for_file(&ready, Duration::from_secs(30));
-    let client = |key: &str| HttpClient::new(ClientConfig::new(url.clone(), key).with_ca_cert(d.join("tls/cert.pem"))).unwrap();
+    let client =
+        |key: &str| HttpClient::new(ClientConfig::new(url.clone(), key).with_ca_cert(d.join("tls/cert.pem"))).unwrap();
 
     // No key needed, and it is the document kept in the repository.
     let anonymous = client("");
-    let served = anonymous.send(Method::GET, "/openapi.json", None, CallOptions::default()).await.unwrap();
+    let served = anonymous
+        .send(Method::GET, "/openapi.json", None, CallOptions::default())
+        .await
+        .unwrap();
     assert_eq!(served.status, 200);
-    assert_eq!(std::str::from_utf8(&served.body).unwrap(), ffrtmp_http::openapi::DOCUMENT);
+    assert_eq!(
+        std::str::from_utf8(&served.body).unwrap(),
+        ffrtmp_http::openapi::DOCUMENT
+    );
     let doc: serde_json::Value = serde_json::from_slice(&served.body).unwrap();
 
     // Real ids, so that id routes answer from a handler rather than "no route".
@@ -115,25 +122,46 @@ async fn the_served_openapi_document_is_public_and_every_operation_in_it_is_rout
         .await
         .unwrap();
     assert_eq!(node.status, 201, "{:?}", node.body);
-    let node_id = serde_json::from_slice::<serde_json::Value>(&node.body).unwrap()["id"].as_str().unwrap().to_string();
+    let node_id = serde_json::from_slice::<serde_json::Value>(&node.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let job = keyed
-        .send(Method::POST, "/jobs", json(serde_json::json!({"scenario": "720p-h264"})), CallOptions::default())
+        .send(
+            Method::POST,
+            "/jobs",
+            json(serde_json::json!({"scenario": "720p-h264"})),
+            CallOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(job.status, 201, "{:?}", job.body);
-    let job_id = serde_json::from_slice::<serde_json::Value>(&job.body).unwrap()["id"].as_str().unwrap().to_string();
+    let job_id = serde_json::from_slice::<serde_json::Value>(&job.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let mut operations = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
-        let id = if template.starts_with("/jobs/") { &job_id } else { &node_id };
+        let id = if template.starts_with("/jobs/") {
+            &job_id
+        } else {
+            &node_id
+        };
         let path = template.replace("{id}", id);
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = (method == Method::POST).then(|| bytes::Bytes::from_static(b"{}"));
-            let answer = keyed.send(method.clone(), &path, body, CallOptions::default()).await.unwrap();
+            let answer = keyed
+                .send(method.clone(), &path, body, CallOptions::default())
+                .await
+                .unwrap();
             let status = answer.status.as_u16();
             let no_route = status == 404 && answer.error().is_some_and(|e| e.message.starts_with("no route"));
-            assert!(!no_route && status != 405, "{method} {template} is documented but answers {status}");
+            assert!(
+                !no_route && status != 405,
+                "{method} {template} is documented but answers {status}"
+            );
             assert!(status < 500, "{method} {template}: {status} {:?}", answer.body);
             operations += 1;
         }
@@ -160,7 +188,11 @@ fn flags_beat_the_environment_which_beats_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let keys = key_file(d);
-    let toml = format!("db = \"{}\"\napi-key-file = \"{}\"\n", d.join("file.db").display(), keys.display());
+    let toml = format!(
+        "db = \"{}\"\napi-key-file = \"{}\"\n",
+        d.join("file.db").display(),
+        keys.display()
+    );
     let env_db = d.join("env.db").display().to_string();
     let flag_db = d.join("flag.db").display().to_string();
 
@@ -192,7 +224,11 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let keys = key_file(d);
-    let good = format!("db = \"{}\"\napi-key-file = \"{}\"\n", d.join("m.db").display(), keys.display());
+    let good = format!(
+        "db = \"{}\"\napi-key-file = \"{}\"\n",
+        d.join("m.db").display(),
+        keys.display()
+    );
     let fails = |toml: &str, args: &[&str], expected: &str| {
         let out = check_master(d, toml, args, &[]);
         let err = stderr(&out);
@@ -205,12 +241,24 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
     fails(&format!("{good}port = \"many\"\n"), &[], "many");
     fails(&format!("{good}port = \"many\"\n"), &[], "config file");
     fails(&format!("{good}bind = [\"a\", \"b\"]\n"), &[], "key `bind`");
-    fails(&format!("{good}insecure-plaintext = \"yes\"\n"), &[], "key `insecure-plaintext`");
+    fails(
+        &format!("{good}insecure-plaintext = \"yes\"\n"),
+        &[],
+        "key `insecure-plaintext`",
+    );
     // Flags that need one another are checked for the file's settings too.
     fails(&format!("{good}tls-cert = \"/c.pem\"\n"), &[], "--tls-key");
-    fails(&format!("{good}insecure-plaintext = true\n"), &["--tls-cert", "/c", "--tls-key", "/k"], "--insecure-plaintext");
+    fails(
+        &format!("{good}insecure-plaintext = true\n"),
+        &["--tls-cert", "/c", "--tls-key", "/k"],
+        "--insecure-plaintext",
+    );
     let missing = d.join("missing.keys").display().to_string();
-    fails(&format!("db = \"{}\"\napi-key-file = \"{missing}\"\n", d.join("m.db").display()), &[], &missing);
+    fails(
+        &format!("db = \"{}\"\napi-key-file = \"{missing}\"\n", d.join("m.db").display()),
+        &[],
+        &missing,
+    );
     // TLS files that are not a certificate and key.
     let junk = d.join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
@@ -218,31 +266,60 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
     fails(&good, &["--tls-cert", &junk, "--tls-key", &junk], "TLS");
     fails(&good, &["--client-ca", &junk], "TLS");
     // A database directory that does not exist.
-    fails(&good, &["--db", "/nonexistent-ffrtmp-dir/m.db"], "/nonexistent-ffrtmp-dir");
+    fails(
+        &good,
+        &["--db", "/nonexistent-ffrtmp-dir/m.db"],
+        "/nonexistent-ffrtmp-dir",
+    );
     // A config file that is not there.
-    let out = bin("ffrtmp-master").args(["--config", "/nonexistent.toml", "--check-config"]).output().unwrap();
+    let out = bin("ffrtmp-master")
+        .args(["--config", "/nonexistent.toml", "--check-config"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent.toml"), "{}", stderr(&out));
 
     // Real certificate files pass.
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
     std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
-    let (c, k) = (d.join("cert.pem").display().to_string(), d.join("key.pem").display().to_string());
+    let (c, k) = (
+        d.join("cert.pem").display().to_string(),
+        d.join("key.pem").display().to_string(),
+    );
     let out = check_master(d, &good, &["--tls-cert", &c, "--tls-key", &k, "--client-ca", &c], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The agent: an unknown key, and a key file that is not there.
     let agent = |toml: &str| {
         std::fs::write(d.join("agent.toml"), toml).unwrap();
-        bin("ffrtmp-agent").arg("--config").arg(d.join("agent.toml")).arg("--check-config").output().unwrap()
+        bin("ffrtmp-agent")
+            .arg("--config")
+            .arg(d.join("agent.toml"))
+            .arg("--check-config")
+            .output()
+            .unwrap()
     };
     let out = agent("max-jobs = 2\n");
-    assert!(!out.status.success() && stderr(&out).contains("unknown key `max-jobs`"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("unknown key `max-jobs`"),
+        "{}",
+        stderr(&out)
+    );
     let out = agent(&format!("api-key-file = \"{missing}\"\n"));
-    assert!(!out.status.success() && stderr(&out).contains(&missing), "{}", stderr(&out));
-    let out = agent(&format!("api-key-file = \"{}\"\nmax-concurrent-jobs = 2\n", keys.display()));
+    assert!(
+        !out.status.success() && stderr(&out).contains(&missing),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent(&format!(
+        "api-key-file = \"{}\"\nmax-concurrent-jobs = 2\n",
+        keys.display()
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -250,7 +327,12 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
 fn exec_lines(unit: &str) -> Vec<Vec<String>> {
     unit.lines()
         .filter_map(|l| l.strip_prefix("ExecStart=").or_else(|| l.strip_prefix("ExecStartPre=")))
-        .map(|l| l.trim_start_matches(['-', '+', '!', '@']).split_whitespace().map(String::from).collect())
+        .map(|l| {
+            l.trim_start_matches(['-', '+', '!', '@'])
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
         .collect()
 }
 
@@ -260,9 +342,17 @@ fn the_systemd_units_start_the_binaries_with_flags_they_accept_and_no_secrets() 
     let root = dir.path();
     let keys = key_file(root);
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd");
-    for (unit, binary) in [("ffrtmp-master.service", "ffrtmp-master"), ("ffrtmp-agent.service", "ffrtmp-agent")] {
+    for (unit, binary) in [
+        ("ffrtmp-master.service", "ffrtmp-master"),
+        ("ffrtmp-agent.service", "ffrtmp-agent"),
+    ] {
         let text = std::fs::read_to_string(units.join(unit)).unwrap();
-        for setting in ["EnvironmentFile=", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes"] {
+        for setting in [
+            "EnvironmentFile=",
+            "NoNewPrivileges=yes",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+        ] {
             assert!(text.contains(setting), "{unit} lacks {setting}");
         }
         let lines = exec_lines(&text);
@@ -279,7 +369,13 @@ fn the_systemd_units_start_the_binaries_with_flags_they_accept_and_no_secrets() 
             // config file names the key file, and the check must pass.
             let moved: Vec<String> = words[1..]
                 .iter()
-                .map(|w| if w.starts_with('/') { format!("{}{w}", root.display()) } else { w.clone() })
+                .map(|w| {
+                    if w.starts_with('/') {
+                        format!("{}{w}", root.display())
+                    } else {
+                        w.clone()
+                    }
+                })
                 .collect();
             for w in &moved {
                 if w.ends_with(".toml") {
@@ -311,13 +407,20 @@ fn completions_name_the_subcommands_and_flags() {
     }
     for shell in ["zsh", "fish"] {
         let out = bin("ffrtmp").args(["completions", shell]).output().unwrap();
-        assert!(out.status.success() && stdout(&out).contains("jobs"), "{shell}: {}", stderr(&out));
+        assert!(
+            out.status.success() && stdout(&out).contains("jobs"),
+            "{shell}: {}",
+            stderr(&out)
+        );
     }
     for binary in ["ffrtmp-master", "ffrtmp-agent"] {
         for shell in ["bash", "zsh", "fish"] {
             let out = bin(binary).args(["--completions", shell]).output().unwrap();
             assert!(out.status.success(), "{binary} {shell}: {}", stderr(&out));
-            assert!(stdout(&out).contains("check-config"), "{binary} {shell} completion lacks --check-config");
+            assert!(
+                stdout(&out).contains("check-config"),
+                "{binary} {shell} completion lacks --check-config"
+            );
         }
     }
     let out = bin("ffrtmp").args(["completions", "tcsh"]).output().unwrap();
@@ -343,7 +446,10 @@ fn warning_master(dir: &Path) -> Vec<String> {
 fn on_terminal(argv: &[String], no_color: bool) -> String {
     let line = argv.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
     let mut command = Command::new("script");
-    command.args(["-q", "-e", "-c", &line, "/dev/null"]).env("TERM", "xterm").env_remove("RUST_LOG");
+    command
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("RUST_LOG");
     if no_color {
         command.env("NO_COLOR", "1");
     } else {

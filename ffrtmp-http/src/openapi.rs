@@ -69,7 +69,10 @@ mod tests {
     /// Path template → upper-case methods, as the document lists them.
     fn documented() -> BTreeMap<String, Vec<String>> {
         let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("openapi.json is JSON");
-        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "an OpenAPI 3 document");
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "an OpenAPI 3 document"
+        );
         let paths = doc["paths"].as_object().expect("the document has paths");
         paths
             .iter()
@@ -112,7 +115,11 @@ mod tests {
         for (template, methods) in documented() {
             let path = template.replace("{id}", "00000000-0000-0000-0000-000000000002");
             let route = Route::parse(&path).unwrap_or_else(|| panic!("{template} is documented but not served"));
-            assert_eq!(route.template(), template, "{template} is served under another template");
+            assert_eq!(
+                route.template(),
+                template,
+                "{template} is served under another template"
+            );
             assert_eq!(methods, sorted(route.methods()), "methods of {template}");
             assert!(templates.contains(&template.as_str()), "{template}: add it to SERVED");
         }

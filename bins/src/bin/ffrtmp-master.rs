@@ -254,9 +254,18 @@ mod check {
             open_store(args, config).await?;
         } else {
             // A missing SQLite file is created on start: its directory must take it.
-            let parent = args.db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            tempfile::NamedTempFile::new_in(parent)
-                .with_context(|| format!("the job database {} cannot be created in {}", args.db.display(), parent.display()))?;
+            let parent = args
+                .db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            tempfile::NamedTempFile::new_in(parent).with_context(|| {
+                format!(
+                    "the job database {} cannot be created in {}",
+                    args.db.display(),
+                    parent.display()
+                )
+            })?;
         }
         let client_ca = args.client_ca.as_deref();
         let scratch = tempfile::tempdir().context("creating a temporary directory")?;
