@@ -336,11 +336,41 @@ fn exec_lines(unit: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Copies the example config file of the same name from deploy/config to `to`, its absolute
+/// paths moved below `root`, and creates the files it names: key files, and a certificate for
+/// `.pem` files.
+fn install_example_config(root: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let name = to.file_name().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/config")
+        .join(name);
+    let text = std::fs::read_to_string(&example).unwrap();
+    let text = text.replace("\"/", &format!("\"{}/", root.display()));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::write(to, &text).unwrap();
+    let root_text = root.display().to_string();
+    for (n, path) in text.split('"').filter(|w| w.starts_with(&root_text)).enumerate() {
+        let path = Path::new(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if path.extension().is_some_and(|e| e == "pem") {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["master.example.net".into()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            std::fs::write(path, cert.pem()).unwrap();
+        } else {
+            std::fs::write(path, format!("{KEY}-{n}\n")).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
 #[test]
 fn the_systemd_units_start_the_binaries_with_flags_they_accept_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let keys = key_file(root);
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd");
     for (unit, binary) in [
         ("ffrtmp-master.service", "ffrtmp-master"),
@@ -379,8 +409,7 @@ fn the_systemd_units_start_the_binaries_with_flags_they_accept_and_no_secrets() 
                 .collect();
             for w in &moved {
                 if w.ends_with(".toml") {
-                    std::fs::create_dir_all(Path::new(w).parent().unwrap()).unwrap();
-                    std::fs::write(w, format!("api-key-file = \"{}\"\n", keys.display())).unwrap();
+                    install_example_config(root, Path::new(w));
                 } else if w.ends_with(".db") {
                     std::fs::create_dir_all(Path::new(w).parent().unwrap()).unwrap();
                 }
