@@ -17,6 +17,10 @@ command -v gst-launch-1.0 >/dev/null || {
         gstreamer1.0-plugins-ugly gstreamer1.0-libav
 }
 command -v python3 >/dev/null || { echo "test.sh: installing python3"; apt_install python3; }
+# A virtual environment for schemathesis (scripts/schemathesis.sh); Debian's python3 needs python3-venv.
+python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "test.sh: installing python3-venv"; apt_install python3-venv; }
+# `script` (util-linux) runs a binary on a pseudo-terminal for the colour test.
+command -v script >/dev/null || { echo "test.sh: installing bsdutils"; apt_install bsdutils; }
 # A font for the text of bench report's PNG charts (the PNG test fails without one).
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { echo "test.sh: installing fonts-dejavu-core"; apt_install fonts-dejavu-core; }
 # A real RTMP server (nginx with the RTMP module) for the live-streaming tests.

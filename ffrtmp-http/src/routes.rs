@@ -1,5 +1,6 @@
 //! The routing table: which paths exist, their templates (metric labels), allowed methods,
-//! the role each needs, and authentication in front of every route but `GET /health`.
+//! the role each needs, and authentication in front of every route but `GET /health` and
+//! `GET /openapi.json`.
 
 use std::sync::Arc;
 use std::time::Instant;
