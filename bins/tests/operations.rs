@@ -271,6 +271,11 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
         &["--db", "/nonexistent-ffrtmp-dir/m.db"],
         "/nonexistent-ffrtmp-dir",
     );
+    // A job store that does not answer; its password is never shown.
+    let pg = "postgres://ffrtmp:secret-pw@127.0.0.1:1/ffrtmp";
+    fails(&good, &["--db", pg], "PostgreSQL");
+    let out = check_master(d, &good, &["--db", pg], &[]);
+    assert!(!stderr(&out).contains("secret-pw"), "{}", stderr(&out));
     // A config file that is not there.
     let out = bin("ffrtmp-master")
         .args(["--config", "/nonexistent.toml", "--check-config"])
