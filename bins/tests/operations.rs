@@ -315,6 +315,12 @@ fn bad_config_files_and_unusable_files_fail_the_check_with_a_clear_message() {
         "{}",
         stderr(&out)
     );
+    let out = bin("ffrtmp-agent")
+        .arg("--check-config")
+        .env("FFRTMP_AGENT_CONFIG", d.join("agent.toml"))
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("unknown key `max-jobs`"), "{}", stderr(&out));
     let out = agent(&format!("api-key-file = \"{missing}\"\n"));
     assert!(
         !out.status.success() && stderr(&out).contains(&missing),
