@@ -174,7 +174,7 @@ where
     match route {
         Route::Health => handlers::health(),
         Route::Ready => handlers::ready(state).await,
-        Route::Metrics => Ok(handlers::metrics(state)),
+        Route::Metrics => Ok(handlers::metrics(state).await),
         Route::Scenarios => handlers::scenarios(),
         Route::Jobs if method == Method::GET => handlers::list_jobs(state, query).await,
         Route::Jobs => handlers::submit(state, &read().await?).await,
