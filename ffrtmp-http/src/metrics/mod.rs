@@ -298,6 +298,43 @@ mod tests {
     }
 
     #[test]
+    fn frames_and_joules_per_scenario_and_queue_wait() {
+        let m = Metrics::default();
+        let mut job = ffrtmp_core::Job {
+            state: ffrtmp_core::JobState::Completed,
+            attempt: 1,
+            result: Some(ffrtmp_core::JobResult {
+                frames: 60,
+                wall_s: 2.0,
+                energy: ffrtmp_core::EnergyReport {
+                    energy_joules: Some(12.5),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..ffrtmp_core::Job::submitted(
+                ffrtmp_core::JobId::new(),
+                1,
+                ffrtmp_core::JobSpec::new("720p-h264").try_into().unwrap(),
+                1_000,
+            )
+        };
+        m.job_finished(&job);
+        m.job_finished(&job);
+        m.jobs_claimed(&[ffrtmp_core::Assignment { job: job.clone() }], 3_500);
+        let text = m.render();
+        assert!(text.contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"), "{text}");
+        assert!(text.contains("ffrtmp_scenario_energy_joules_total{scenario=\"720p30-h264\"} 25.0\n"), "{text}");
+        assert!(text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"2.5\"} 1\n"), "{text}");
+        assert!(text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"1\"} 0\n"), "{text}");
+        // A failed job adds no frames.
+        job.state = ffrtmp_core::JobState::Failed;
+        job.result = None;
+        m.job_finished(&job);
+        assert!(m.render().contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"));
+    }
+
+    #[test]
     fn histogram_is_cumulative() {
         let m = Metrics::default();
         m.observe("/jobs", "POST", 201, Duration::from_millis(2));
