@@ -49,7 +49,14 @@ fn logs(dir: &Path) -> String {
         let p: PathBuf = entry.path();
         if p.extension().is_some_and(|e| e == "log") {
             let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let tail: String = text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = text
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             s += &format!("--- {}\n{tail}\n", p.display());
         }
     }
@@ -64,7 +71,10 @@ fn get(base: &str, ca: Option<&Path>, key: &str, path: &str) -> (u16, String) {
         None => config.allow_plaintext = true,
     }
     let client = HttpClient::new(config).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let r = rt
         .block_on(client.send(http::Method::GET, path, None, CallOptions::default()))
         .unwrap_or_else(|e| panic!("GET {base}{path}: {e}"));
@@ -72,7 +82,11 @@ fn get(base: &str, ca: Option<&Path>, key: &str, path: &str) -> (u16, String) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Percent-encodes a query parameter value.
@@ -245,7 +259,11 @@ impl Cluster {
 }
 
 /// Waits until `check` passes on fresh master and agent outputs.
-fn wait_for_metrics(c: &Cluster, within: Duration, check: impl Fn(&str, &str) -> Result<(), String>) -> (String, String) {
+fn wait_for_metrics(
+    c: &Cluster,
+    within: Duration,
+    check: impl Fn(&str, &str) -> Result<(), String>,
+) -> (String, String) {
     let deadline = Instant::now() + within;
     loop {
         let (m, a) = (c.master_metrics(), c.agent_metrics());
@@ -264,9 +282,18 @@ fn a_real_prometheus_scrapes_master_and_agent_and_the_dashboard_uses_live_names(
     let c = Cluster::start();
 
     // Bad input first: neither endpoint answers /metrics without a key, nor to a wrong one.
-    assert_eq!(get(&c.url, Some(&c.master_ca()), "not-a-key-0000000000", "/metrics").0, 401);
-    assert_eq!(get(&c.agent_status, Some(&c.agent_ca()), "not-a-key-0000000000", "/metrics").0, 401);
-    assert_eq!(get(&c.agent_status, Some(&c.agent_ca()), "not-a-key-0000000000", "/health").0, 200);
+    assert_eq!(
+        get(&c.url, Some(&c.master_ca()), "not-a-key-0000000000", "/metrics").0,
+        401
+    );
+    assert_eq!(
+        get(&c.agent_status, Some(&c.agent_ca()), "not-a-key-0000000000", "/metrics").0,
+        401
+    );
+    assert_eq!(
+        get(&c.agent_status, Some(&c.agent_ca()), "not-a-key-0000000000", "/health").0,
+        200
+    );
     assert!(c.agent_status.starts_with("https://"), "{}", c.agent_status);
 
     c.encode_one();
@@ -274,7 +301,9 @@ fn a_real_prometheus_scrapes_master_and_agent_and_the_dashboard_uses_live_names(
     let (master, agent) = wait_for_metrics(&c, Duration::from_secs(30), |m, a| {
         for name in exprs.iter().flat_map(|e| metric_names(e)) {
             if !exposes(m, &name) && !exposes(a, &name) {
-                return Err(format!("the dashboard uses {name}, which neither master nor agent exposes"));
+                return Err(format!(
+                    "the dashboard uses {name}, which neither master nor agent exposes"
+                ));
             }
         }
         Ok(())
@@ -334,7 +363,10 @@ fn a_real_prometheus_scrapes_master_and_agent_and_the_dashboard_uses_live_names(
         let mut config = ClientConfig::new(&api, "unused-key-000000");
         config.allow_plaintext = true;
         let client = HttpClient::new(config).ok()?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let r = rt
             .block_on(client.send(http::Method::GET, &path, None, CallOptions::default()))
             .ok()?;
@@ -357,8 +389,16 @@ fn a_real_prometheus_scrapes_master_and_agent_and_the_dashboard_uses_live_names(
             .zip(expected_len)
             .all(|(a, n)| a.as_ref().is_some_and(|a| results(a).len() == n));
         if done {
-            println!("Prometheus answered {}: {}", wanted[0], answers[0].as_ref().unwrap()["data"]);
-            println!("Prometheus answered {}: {}", wanted[2], answers[2].as_ref().unwrap()["data"]);
+            println!(
+                "Prometheus answered {}: {}",
+                wanted[0],
+                answers[0].as_ref().unwrap()["data"]
+            );
+            println!(
+                "Prometheus answered {}: {}",
+                wanted[2],
+                answers[2].as_ref().unwrap()["data"]
+            );
             break;
         }
         assert!(

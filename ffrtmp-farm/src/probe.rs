@@ -86,7 +86,12 @@ impl StatusProbe for AgentProbe {
 /// The agent loop's counters.
 fn job_metrics(e: &mut DescriptorEncoder, s: &AgentStats) -> Result<(), std::fmt::Error> {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    gauge_family(e, "ffrtmp_agent_jobs_running", "Jobs running on this agent.", &[(&[], get(&s.running))])?;
+    gauge_family(
+        e,
+        "ffrtmp_agent_jobs_running",
+        "Jobs running on this agent.",
+        &[(&[], get(&s.running))],
+    )?;
     counter_family(
         e,
         "ffrtmp_agent_jobs_total",
@@ -129,7 +134,10 @@ fn gpu_metrics(e: &mut DescriptorEncoder, energy: &AttributedEnergy) -> Result<(
         e,
         "ffrtmp_gpu_energy_joules_total",
         "GPU energy since the agent started, attributed to jobs or left to other.",
-        &[(&[("to", "jobs")], totals.jobs_joules), (&[("to", "other")], totals.other_joules)],
+        &[
+            (&[("to", "jobs")], totals.jobs_joules),
+            (&[("to", "other")], totals.other_joules),
+        ],
     )?;
     counter_family(
         e,
@@ -170,7 +178,11 @@ fn energy_metrics(e: &mut DescriptorEncoder, sampler: &Sampler) -> Result<(), st
         return Ok(());
     }
     let zones: Vec<[(&str, &str); 1]> = totals.zones.iter().map(|z| [("zone", z.zone.as_str())]).collect();
-    let series: Vec<(Labels, f64)> = zones.iter().zip(&totals.zones).map(|(l, z)| (&l[..], z.joules)).collect();
+    let series: Vec<(Labels, f64)> = zones
+        .iter()
+        .zip(&totals.zones)
+        .map(|(l, z)| (&l[..], z.joules))
+        .collect();
     counter_family(
         e,
         "ffrtmp_energy_joules_total",
@@ -192,7 +204,12 @@ fn energy_metrics(e: &mut DescriptorEncoder, sampler: &Sampler) -> Result<(), st
         )?;
     }
     if let Some(idle) = sampler.idle_power() {
-        gauge_family(e, "ffrtmp_idle_watts", "Mean power while no job ran.", &[(&[], idle.watts)])?;
+        gauge_family(
+            e,
+            "ffrtmp_idle_watts",
+            "Mean power while no job ran.",
+            &[(&[], idle.watts)],
+        )?;
     }
     Ok(())
 }

@@ -75,7 +75,12 @@ impl ClusterSnapshot {
             .map(|(q, p, n)| ([("queue", q.as_str()), ("priority", p.as_str())], *n as f64))
             .collect();
         let series: Vec<(Labels, f64)> = series.iter().map(|(l, n)| (&l[..], *n)).collect();
-        gauge_family(e, "ffrtmp_queue_depth", "Jobs waiting to be claimed, by queue and priority.", &series)?;
+        gauge_family(
+            e,
+            "ffrtmp_queue_depth",
+            "Jobs waiting to be claimed, by queue and priority.",
+            &series,
+        )?;
         gauge_family(
             e,
             "ffrtmp_queue_depth_truncated",

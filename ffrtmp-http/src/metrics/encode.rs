@@ -140,8 +140,17 @@ mod tests {
         })));
         let text = render(&r);
         assert!(text.contains("# TYPE ffrtmp_energy_joules_total counter\n"), "{text}");
-        assert!(text.contains("ffrtmp_energy_joules_total{zone=\"package-0\"} 3\n"), "{text}");
-        assert!(text.contains("ffrtmp_energy_joules_total{zone=\"dram\"} 1.5\n"), "{text}");
-        assert!(text.contains("# TYPE ffrtmp_energy_available gauge\nffrtmp_energy_available 1\n"), "{text}");
+        assert!(
+            text.contains("ffrtmp_energy_joules_total{zone=\"package-0\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ffrtmp_energy_joules_total{zone=\"dram\"} 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE ffrtmp_energy_available gauge\nffrtmp_energy_available 1\n"),
+            "{text}"
+        );
     }
 }

@@ -128,13 +128,21 @@ impl Default for Metrics {
             "Time to answer an HTTP request, by route template.",
             durations.clone(),
         );
-        r.register("ffrtmp_jobs_finished", "Jobs that reached a final state, by state.", finished.clone());
+        r.register(
+            "ffrtmp_jobs_finished",
+            "Jobs that reached a final state, by state.",
+            finished.clone(),
+        );
         r.register(
             "ffrtmp_job_wall_seconds",
             "Run (wall) time of completed jobs, by scenario.",
             wall.clone(),
         );
-        r.register("ffrtmp_job_energy_joules", "Energy of completed jobs, by scenario.", energy.clone());
+        r.register(
+            "ffrtmp_job_energy_joules",
+            "Energy of completed jobs, by scenario.",
+            energy.clone(),
+        );
         r.register(
             "ffrtmp_scenario_frames",
             "Frames encoded by completed jobs, by scenario.",
@@ -150,7 +158,11 @@ impl Default for Metrics {
             "Time from submission to an agent's claim, per claimed attempt.",
             queue_wait.clone(),
         );
-        r.register("ffrtmp_jobs_submitted", "Jobs accepted by POST /jobs.", submitted.clone());
+        r.register(
+            "ffrtmp_jobs_submitted",
+            "Jobs accepted by POST /jobs.",
+            submitted.clone(),
+        );
         process::register_standard(r);
         Metrics {
             registry,
@@ -323,15 +335,29 @@ mod tests {
         m.job_finished(&job);
         m.jobs_claimed(&[ffrtmp_core::Assignment { job: job.clone() }], 3_500);
         let text = m.render();
-        assert!(text.contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"), "{text}");
-        assert!(text.contains("ffrtmp_scenario_energy_joules_total{scenario=\"720p30-h264\"} 25.0\n"), "{text}");
-        assert!(text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"2.5\"} 1\n"), "{text}");
-        assert!(text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"1\"} 0\n"), "{text}");
+        assert!(
+            text.contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ffrtmp_scenario_energy_joules_total{scenario=\"720p30-h264\"} 25.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"2.5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"1\"} 0\n"),
+            "{text}"
+        );
         // A failed job adds no frames.
         job.state = ffrtmp_core::JobState::Failed;
         job.result = None;
         m.job_finished(&job);
-        assert!(m.render().contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"));
+        assert!(m
+            .render()
+            .contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"));
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub fn register_standard(registry: &mut Registry) {
     if let Some(sha) = GIT_SHA.filter(|s| !s.is_empty()) {
         labels.push(("git_sha".to_string(), sha.to_string()));
     }
-    registry.register("ffrtmp_build", "Version (and git commit) of this binary.", Info::new(labels));
+    registry.register(
+        "ffrtmp_build",
+        "Version (and git commit) of this binary.",
+        Info::new(labels),
+    );
     registry.register_collector(Box::new(FnCollector(encode_process)));
 }
 
@@ -92,7 +96,12 @@ fn encode_process(e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         "Resident memory size in bytes.",
         &[(&[], s.resident_bytes)],
     )?;
-    gauge_family(e, "process_open_fds", "Number of open file descriptors.", &[(&[], s.open_fds)])?;
+    gauge_family(
+        e,
+        "process_open_fds",
+        "Number of open file descriptors.",
+        &[(&[], s.open_fds)],
+    )?;
     gauge_family(
         e,
         "process_start_time_seconds",
