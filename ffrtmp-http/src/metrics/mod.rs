@@ -10,7 +10,7 @@ pub mod cluster;
 pub mod encode;
 pub mod process;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -103,6 +103,34 @@ pub struct Metrics {
     queue_wait: Histogram,
     submitted: Counter,
     scenarios: Mutex<BTreeSet<String>>,
+    claimed: Mutex<RecentAttempts>,
+}
+
+/// Attempts whose claim was already timed: a repeated claim (same `claim_id`, after a lost
+/// answer) returns the same assignments, which must not be counted twice.
+#[derive(Default)]
+struct RecentAttempts {
+    set: HashSet<(ffrtmp_core::JobId, u32)>,
+    order: VecDeque<(ffrtmp_core::JobId, u32)>,
+}
+
+impl RecentAttempts {
+    /// Most attempts remembered; a retried claim comes seconds after the first.
+    const CAPACITY: usize = 4096;
+
+    /// Whether the attempt is new (and remembers it).
+    fn first_time(&mut self, key: (ffrtmp_core::JobId, u32)) -> bool {
+        if !self.set.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 impl Default for Metrics {
@@ -176,6 +204,7 @@ impl Default for Metrics {
             queue_wait,
             submitted,
             scenarios: Mutex::new(BTreeSet::new()),
+            claimed: Mutex::new(RecentAttempts::default()),
         }
     }
 }
@@ -214,9 +243,13 @@ impl Metrics {
         }
     }
 
-    /// Records claimed jobs: the time each waited since submission.
+    /// Records claimed jobs: the time each waited since submission, once per attempt.
     pub fn jobs_claimed(&self, jobs: &[ffrtmp_core::Assignment], now_ms: u64) {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
         for a in jobs {
+            if !claimed.first_time((a.job.id, a.job.attempt)) {
+                continue;
+            }
             let waited_ms = now_ms.saturating_sub(a.job.created_at_ms);
             self.queue_wait.observe(waited_ms as f64 / 1000.0);
         }
@@ -334,6 +367,8 @@ mod tests {
         m.job_finished(&job);
         m.job_finished(&job);
         m.jobs_claimed(&[ffrtmp_core::Assignment { job: job.clone() }], 3_500);
+        // The same claim answered again (a retried request) is not a second wait.
+        m.jobs_claimed(&[ffrtmp_core::Assignment { job: job.clone() }], 3_600);
         let text = m.render();
         assert!(
             text.contains("ffrtmp_scenario_frames_total{scenario=\"720p30-h264\"} 120\n"),
@@ -351,6 +386,7 @@ mod tests {
             text.contains("ffrtmp_job_queue_wait_seconds_bucket{le=\"1\"} 0\n"),
             "{text}"
         );
+        assert!(text.contains("ffrtmp_job_queue_wait_seconds_count 1\n"), "{text}");
         // A failed job adds no frames.
         job.state = ffrtmp_core::JobState::Failed;
         job.result = None;
