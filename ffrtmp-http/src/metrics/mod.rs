@@ -148,47 +148,47 @@ impl Default for Metrics {
         let r = &mut registry;
         r.register(
             "ffrtmp_http_requests",
-            "HTTP requests answered, by route template, method and status.",
+            "HTTP requests answered, by route template, method and status",
             requests.clone(),
         );
         r.register(
             "ffrtmp_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template.",
+            "Time to answer an HTTP request, by route template",
             durations.clone(),
         );
         r.register(
             "ffrtmp_jobs_finished",
-            "Jobs that reached a final state, by state.",
+            "Jobs that reached a final state, by state",
             finished.clone(),
         );
         r.register(
             "ffrtmp_job_wall_seconds",
-            "Run (wall) time of completed jobs, by scenario.",
+            "Run (wall) time of completed jobs, by scenario",
             wall.clone(),
         );
         r.register(
             "ffrtmp_job_energy_joules",
-            "Energy of completed jobs, by scenario.",
+            "Energy of completed jobs, by scenario",
             energy.clone(),
         );
         r.register(
             "ffrtmp_scenario_frames",
-            "Frames encoded by completed jobs, by scenario.",
+            "Frames encoded by completed jobs, by scenario",
             frames.clone(),
         );
         r.register(
             "ffrtmp_scenario_energy_joules",
-            "Energy of completed jobs, by scenario; J/frame is rate of this over rate of ffrtmp_scenario_frames_total.",
+            "Energy of completed jobs, by scenario; J/frame is rate of this over rate of ffrtmp_scenario_frames_total",
             joules.clone(),
         );
         r.register(
             "ffrtmp_job_queue_wait_seconds",
-            "Time from submission to an agent's claim, per claimed attempt.",
+            "Time from submission to an agent's claim, per claimed attempt",
             queue_wait.clone(),
         );
         r.register(
             "ffrtmp_jobs_submitted",
-            "Jobs accepted by POST /jobs.",
+            "Jobs accepted by POST /jobs",
             submitted.clone(),
         );
         process::register_standard(r);
@@ -387,6 +387,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ffrtmp_job_queue_wait_seconds_count 1\n"), "{text}");
+        assert!(!text.contains("..\n"), "help texts end in one period: {text}");
         // A failed job adds no frames.
         job.state = ffrtmp_core::JobState::Failed;
         job.result = None;

@@ -24,7 +24,7 @@ pub fn register_standard(registry: &mut Registry) {
     }
     registry.register(
         "ffrtmp_build",
-        "Version (and git commit) of this binary.",
+        "Version (and git commit) of this binary",
         Info::new(labels),
     );
     registry.register_collector(Box::new(FnCollector(encode_process)));
