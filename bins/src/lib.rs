@@ -10,6 +10,7 @@ pub mod config;
 pub mod edge;
 pub use ffrtmp_exec::secret_env;
 pub use ffrtmp_http::keyfiles as keys;
+pub mod status;
 pub mod term;
 
 pub use ffrtmp_bench::text::parse_duration;

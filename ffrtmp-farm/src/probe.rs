@@ -11,7 +11,11 @@ use ffrtmp_exec::DiskUsage;
 use ffrtmp_power::agent::AttributedEnergy;
 use ffrtmp_power::Sampler;
 
-use ffrtmp_http::{Check, PromText, ReadyReport, StatusProbe};
+use ffrtmp_http::metrics::encode::{self, counter_family, gauge_family, FnCollector, Labels};
+use ffrtmp_http::metrics::process;
+use ffrtmp_http::{Check, ReadyReport, StatusProbe};
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 
 /// Readiness fails when the scratch disk is this full (jobs are refused at 95 %).
 pub const DISK_NOT_READY_PERCENT: f64 = 90.0;
@@ -67,125 +71,147 @@ impl StatusProbe for AgentProbe {
     }
 
     fn metrics(&self) -> String {
-        let s = &self.stats;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let mut p = PromText::new();
-        p.gauge(
-            "ffrtmp_agent_jobs_running",
-            "Jobs running on this agent.",
-            &[],
-            get(&s.running),
-        );
-        for (outcome, counter) in [
-            ("completed", &s.completed),
-            ("failed", &s.failed),
-            ("timed_out", &s.timed_out),
-            ("stopped", &s.stopped),
-        ] {
-            p.counter(
-                "ffrtmp_agent_jobs_total",
-                "Jobs this agent finished, by outcome.",
-                &[("outcome", outcome)],
-                get(counter),
-            );
-        }
-        p.counter(
-            "ffrtmp_agent_limits_not_enforced_total",
-            "Completed jobs whose resource limits could not be enforced.",
-            &[],
-            get(&s.limits_not_enforced),
-        );
-        p.counter(
-            "ffrtmp_agent_master_errors_total",
-            "Failed heartbeats and claims.",
-            &[],
-            get(&s.master_errors),
-        );
-        energy_metrics(&mut p, self.energy.sampler());
-        let gpu = self.energy.gpu();
-        p.gauge(
-            "ffrtmp_gpu_energy_available",
-            "1 when the latest GPU reading measured GPU energy on this node (NVML).",
-            &[],
-            if gpu.measuring() { 1.0 } else { 0.0 },
-        );
-        // Nodes without GPU energy export no GPU counters rather than zeros.
-        if gpu.has_gpus() {
-            let totals = gpu.totals();
-            for (to, joules) in [("jobs", totals.jobs_joules), ("other", totals.other_joules)] {
-                p.counter(
-                    "ffrtmp_gpu_energy_joules_total",
-                    "GPU energy since the agent started, attributed to jobs or left to other.",
-                    &[("to", to)],
-                    joules,
-                );
-            }
-            p.counter(
-                "ffrtmp_gpu_read_errors_total",
-                "GPU readings that failed.",
-                &[],
-                totals.read_errors as f64,
-            );
-        }
-        p.finish()
+        let mut registry = Registry::default();
+        let (stats, energy) = (self.stats.clone(), self.energy.clone());
+        registry.register_collector(Box::new(FnCollector(move |e: &mut DescriptorEncoder| {
+            job_metrics(e, &stats)?;
+            energy_metrics(e, energy.sampler())?;
+            gpu_metrics(e, &energy)
+        })));
+        process::register_standard(&mut registry);
+        encode::render(&registry)
     }
+}
+
+/// The agent loop's counters.
+fn job_metrics(e: &mut DescriptorEncoder, s: &AgentStats) -> Result<(), std::fmt::Error> {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    gauge_family(
+        e,
+        "ffrtmp_agent_jobs_running",
+        "Jobs running on this agent.",
+        &[(&[], get(&s.running))],
+    )?;
+    counter_family(
+        e,
+        "ffrtmp_agent_jobs_total",
+        "Jobs this agent finished, by outcome.",
+        &[
+            (&[("outcome", "completed")], get(&s.completed)),
+            (&[("outcome", "failed")], get(&s.failed)),
+            (&[("outcome", "timed_out")], get(&s.timed_out)),
+            (&[("outcome", "stopped")], get(&s.stopped)),
+        ],
+    )?;
+    counter_family(
+        e,
+        "ffrtmp_agent_limits_not_enforced_total",
+        "Completed jobs whose resource limits could not be enforced.",
+        &[(&[], get(&s.limits_not_enforced))],
+    )?;
+    counter_family(
+        e,
+        "ffrtmp_agent_master_errors_total",
+        "Failed heartbeats and claims.",
+        &[(&[], get(&s.master_errors))],
+    )
+}
+
+/// The GPU energy series; nodes without GPU energy export no GPU counters rather than zeros.
+fn gpu_metrics(e: &mut DescriptorEncoder, energy: &AttributedEnergy) -> Result<(), std::fmt::Error> {
+    let gpu = energy.gpu();
+    gauge_family(
+        e,
+        "ffrtmp_gpu_energy_available",
+        "1 when the latest GPU reading measured GPU energy on this node (NVML).",
+        &[(&[], if gpu.measuring() { 1.0 } else { 0.0 })],
+    )?;
+    if !gpu.has_gpus() {
+        return Ok(());
+    }
+    let totals = gpu.totals();
+    counter_family(
+        e,
+        "ffrtmp_gpu_energy_joules_total",
+        "GPU energy since the agent started, attributed to jobs or left to other.",
+        &[
+            (&[("to", "jobs")], totals.jobs_joules),
+            (&[("to", "other")], totals.other_joules),
+        ],
+    )?;
+    counter_family(
+        e,
+        "ffrtmp_gpu_read_errors_total",
+        "GPU readings that failed.",
+        &[(&[], totals.read_errors as f64)],
+    )
 }
 
 /// The CPU energy series. A meter that stopped answering ([`Sampler::measuring`] false after
 /// repeated failed readings) shows `ffrtmp_energy_available 0` and no figures, not its last ones
 /// frozen; a node without any energy source exports the gauge alone, no zeros.
-fn energy_metrics(p: &mut PromText, sampler: &Sampler) {
+fn energy_metrics(e: &mut DescriptorEncoder, sampler: &Sampler) -> Result<(), std::fmt::Error> {
     let measuring = sampler.measuring();
-    p.gauge(
+    gauge_family(
+        e,
         "ffrtmp_energy_available",
         "1 while energy counters are being read on this node; 0 without a source or after repeated failed reads.",
-        &[],
-        if measuring { 1.0 } else { 0.0 },
-    );
+        &[(&[], if measuring { 1.0 } else { 0.0 })],
+    )?;
     if sampler.unavailable_reason().is_some() {
-        return; // never read: there is nothing to count
+        return Ok(()); // never read: there is nothing to count
     }
     let totals = sampler.totals();
-    p.counter(
+    counter_family(
+        e,
         "ffrtmp_rapl_wraps_total",
         "Energy counter wraps corrected.",
-        &[],
-        totals.wraps as f64,
-    );
-    p.counter(
+        &[(&[], totals.wraps as f64)],
+    )?;
+    counter_family(
+        e,
         "ffrtmp_rapl_resets_total",
         "Energy counter resets (a counter that restarted, or went backwards too far for a wrap); each dropped one sampling interval.",
-        &[],
-        totals.resets as f64,
-    );
+        &[(&[], totals.resets as f64)],
+    )?;
     if !measuring {
-        return;
+        return Ok(());
     }
-    for z in &totals.zones {
-        p.counter(
-            "ffrtmp_energy_joules_total",
-            "Energy measured per zone since the agent started.",
-            &[("zone", &z.zone)],
-            z.joules,
-        );
-    }
-    p.counter(
+    let zones: Vec<[(&str, &str); 1]> = totals.zones.iter().map(|z| [("zone", z.zone.as_str())]).collect();
+    let series: Vec<(Labels, f64)> = zones
+        .iter()
+        .zip(&totals.zones)
+        .map(|(l, z)| (&l[..], z.joules))
+        .collect();
+    counter_family(
+        e,
+        "ffrtmp_energy_joules_total",
+        "Energy measured per zone since the agent started.",
+        &series,
+    )?;
+    counter_family(
+        e,
         "ffrtmp_energy_jobs_joules_total",
         "Energy attributed to jobs.",
-        &[],
-        totals.jobs_joules,
-    );
+        &[(&[], totals.jobs_joules)],
+    )?;
     if let Some(w) = sampler.recent_watts(Duration::from_secs(10)) {
-        p.gauge(
+        gauge_family(
+            e,
             "ffrtmp_power_watts",
             "Mean power over the last 10 s.",
-            &[("zone", "total")],
-            w,
-        );
+            &[(&[("zone", "total")], w)],
+        )?;
     }
     if let Some(idle) = sampler.idle_power() {
-        p.gauge("ffrtmp_idle_watts", "Mean power while no job ran.", &[], idle.watts);
+        gauge_family(
+            e,
+            "ffrtmp_idle_watts",
+            "Mean power while no job ran.",
+            &[(&[], idle.watts)],
+        )?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -47,8 +47,22 @@ pub(crate) async fn ready(state: &AppState) -> Answer {
     }
 }
 
-pub(crate) fn metrics(state: &AppState) -> Response<Full<Bytes>> {
-    text("text/plain; version=0.0.4; charset=utf-8", state.metrics.render())
+/// The metrics, with the store's queue and node series; without them (and a warning) when
+/// the store does not answer in time, so a scrape still sees the process up.
+pub(crate) async fn metrics(state: &AppState) -> Response<Full<Bytes>> {
+    let snapshot = tokio::time::timeout(READY_TIMEOUT, crate::metrics::ClusterSnapshot::read(&state.store)).await;
+    let body = match snapshot {
+        Ok(Ok(cluster)) => state.metrics.render_with(&cluster),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics without queue and node series: the store failed");
+            state.metrics.render()
+        }
+        Err(_) => {
+            tracing::warn!("metrics without queue and node series: the store did not answer in time");
+            state.metrics.render()
+        }
+    };
+    text("text/plain; version=0.0.4; charset=utf-8", body)
 }
 
 pub(crate) fn scenarios() -> Answer {
@@ -155,6 +169,7 @@ pub(crate) async fn claim(state: &AppState, id: &str, body: &[u8]) -> Answer {
         ));
     }
     let assignments = long_poll_claim(state, &request).await?;
+    state.metrics.jobs_claimed(&assignments, ffrtmp_core::now_ms());
     json(StatusCode::OK, &ClaimResponse { assignments })
 }
 

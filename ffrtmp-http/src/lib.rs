@@ -13,8 +13,10 @@
 //! - [`HttpClient`] talks to it with verified TLS, pooling, timeouts and retries of
 //!   transient failures only; [`HttpTransport`] (agents) and [`ApiClient`] (users) sit on it.
 //! - [`StatusServer`] is an agent's own `/health`, `/ready` and `/metrics` (plain HTTP on
-//!   loopback by default), answered by a [`StatusProbe`] (the reference agent's is
-//!   `ffrtmp_farm::AgentProbe`); [`PromText`] renders Prometheus text.
+//!   loopback by default; TLS and a read-only key, [`BoundStatusServer::require_key`], for
+//!   remote scraping), answered by a [`StatusProbe`] (the reference agent's is
+//!   `ffrtmp_farm::AgentProbe`); [`metrics::encode`] encodes scrape-time values with
+//!   prometheus-client, [`PromText`] renders Prometheus text by hand.
 //!
 //! Routes:
 //!

@@ -181,7 +181,7 @@ where
     match route {
         Route::Health => handlers::health(),
         Route::Ready => handlers::ready(state).await,
-        Route::Metrics => Ok(handlers::metrics(state)),
+        Route::Metrics => Ok(handlers::metrics(state).await),
         Route::OpenApi => Ok(crate::openapi::response()),
         Route::Scenarios => handlers::scenarios(),
         Route::Jobs if method == Method::GET => handlers::list_jobs(state, query).await,

@@ -260,3 +260,47 @@ async fn optional_tls_reuses_the_setup() {
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn with_keys_ready_and_metrics_need_a_read_key() {
+    use ffrtmp_http::{Keyring, Role, Roles};
+    let mut keys = Keyring::new();
+    keys.add("status-read-key-0001", Roles::of(Role::ReadOnly)).unwrap();
+    keys.add("status-user-key-0001", Roles::of(Role::User)).unwrap();
+    keys.add("status-agent-key-001", Roles::of(Role::Agent)).unwrap();
+    let probe: Arc<dyn StatusProbe> = Arc::new(FlipProbe::default());
+    let server = StatusServer::bind("127.0.0.1:0".parse().unwrap(), probe)
+        .await
+        .unwrap()
+        .require_key(keys);
+    let addr = server.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let with_key = |path: &'static str, key: &'static str| async move {
+        let exchange = async {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+            );
+            tcp.write_all(req.as_bytes()).await.unwrap();
+            let mut raw = String::new();
+            tcp.read_to_string(&mut raw).await.unwrap();
+            raw
+        };
+        let raw = tokio::time::timeout(Duration::from_secs(10), exchange).await.unwrap();
+        raw.split_whitespace().nth(1).unwrap().parse::<u16>().unwrap()
+    };
+    assert_error(&request(addr, "GET", "/metrics").await, 401, "unauthorized");
+    assert_error(&request(addr, "GET", "/ready").await, 401, "unauthorized");
+    assert_error(&request(addr, "GET", "/nope").await, 401, "unauthorized");
+    assert_eq!(request(addr, "GET", "/health").await.status, 200);
+    assert_eq!(with_key("/metrics", "status-wrong-key-001").await, 401);
+    assert_eq!(with_key("/metrics", "status-agent-key-001").await, 403);
+    assert_eq!(with_key("/metrics", "status-read-key-0001").await, 200);
+    assert_eq!(with_key("/metrics", "status-user-key-0001").await, 200);
+    assert_eq!(with_key("/ready", "status-read-key-0001").await, 200);
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+}

@@ -14,7 +14,7 @@ use ffrtmp_exec::{
     RunAs,
 };
 use ffrtmp_farm::AgentProbe;
-use ffrtmp_http::{ClientConfig, HttpTransport, StatusServer};
+use ffrtmp_http::{ClientConfig, HttpTransport};
 use ffrtmp_power::agent::{gpu_sampler, AttributedEnergy, GpuEnergyMode, MeteredNode};
 use ffrtmp_power::{GpuSamplerConfig, RaplSource, Sampler, SamplerConfig};
 
@@ -78,13 +78,17 @@ struct Args {
     /// Powercap root to read RAPL energy from.
     #[arg(long, default_value = ffrtmp_power::SYSTEM_POWERCAP)]
     powercap_root: PathBuf,
-    /// Address of the status endpoint (/health, /ready, /metrics; plain HTTP, keep it on
-    /// loopback). `none` turns it off.
+    /// Address of the status endpoint (/health, /ready, /metrics). Plain HTTP without a key
+    /// by default: keep it on loopback, or give --status-key-file (and --status-tls-dir) to
+    /// serve it further. `none` turns it off.
     #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_status_addr)]
     status_addr: StatusAddr,
     /// Once the status endpoint listens, write its URL here (useful with port 0).
     #[arg(long)]
     status_url_file: Option<PathBuf>,
+    /// TLS and read-only keys of the status endpoint.
+    #[command(flatten)]
+    status: ffrtmp::status::StatusFlags,
     /// Window over which idle power is measured at start (0s: don't).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     idle_window: Duration,
@@ -397,6 +401,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let agent = agent.build();
     let status = match args.status_addr.0 {
         Some(addr) => {
+            let keys = args.status.keys(addr)?;
             let probe = Arc::new(AgentProbe {
                 stats: agent.stats(),
                 energy,
@@ -404,9 +409,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 scratch: args.output_dir.clone(),
                 master_silence: args.heartbeat_interval * 3,
             });
-            match StatusServer::bind(addr, probe).await {
+            match args.status.bind(addr, probe, keys).await {
                 Ok(server) => {
-                    let url = format!("http://{}", server.local_addr());
+                    let scheme = if server.is_tls() { "https" } else { "http" };
+                    let url = format!("{scheme}://{}", server.local_addr());
                     tracing::info!(%url, "status endpoint (/health, /ready, /metrics)");
                     if let Some(path) = &args.status_url_file {
                         std::fs::write(path, &url).with_context(|| format!("writing {}", path.display()))?;

@@ -17,8 +17,10 @@
 //! so clients that read the master's error shape read it too.
 //!
 //! Other paths get 404 `not_found`, other methods 405 `method_not_allowed` (with `Allow`),
-//! in the master's error shape `{"error":{"kind","message"}}` ([`ApiError`]). No route needs
-//! an API key: bind it where only the operator can reach it.
+//! in the master's error shape `{"error":{"kind","message"}}` ([`ApiError`]). By default no
+//! route needs an API key: bind it where only the operator can reach it. With
+//! [`BoundStatusServer::require_key`], `/ready` and `/metrics` need a read-only key (over
+//! TLS, so a central Prometheus can scrape remote agents); `/health` stays open.
 
 mod probe;
 mod prom;

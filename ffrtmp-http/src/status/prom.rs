@@ -1,4 +1,6 @@
-//! [`PromText`]: a small builder of Prometheus text exposition.
+//! [`PromText`]: a small builder of Prometheus text exposition, kept for probes written
+//! against it. The reference agent encodes with prometheus-client instead
+//! ([`crate::metrics::encode`]), which also brings the process and build-info series.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};

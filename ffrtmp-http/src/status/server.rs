@@ -15,11 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::{Keyring, Role};
 use crate::body::{json, text};
 use crate::error::{ApiError, HttpError};
 use crate::limits::ConnectionLimits;
 use crate::listen::{self, Listen};
-use crate::routes::Route;
+use crate::routes::{grants, Route};
 use crate::tls::TlsSetup;
 use crate::wire::{ErrorDetail, Status};
 
@@ -71,14 +72,12 @@ impl StatusServer {
         let local_addr = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { addr, source })?;
-        if !local_addr.ip().is_loopback() {
-            tracing::warn!(addr = %local_addr, "the status endpoint has no authentication and is not on loopback");
-        }
         Ok(BoundStatusServer {
             listener,
             local_addr,
             tls,
             probe,
+            keys: None,
         })
     }
 }
@@ -89,6 +88,7 @@ pub struct BoundStatusServer {
     local_addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     probe: Arc<dyn StatusProbe>,
+    keys: Option<Arc<Keyring>>,
 }
 
 impl fmt::Debug for BoundStatusServer {
@@ -96,6 +96,7 @@ impl fmt::Debug for BoundStatusServer {
         f.debug_struct("BoundStatusServer")
             .field("local_addr", &self.local_addr)
             .field("tls", &self.tls.is_some())
+            .field("keys", &self.keys.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +112,14 @@ impl BoundStatusServer {
         self.tls.is_some()
     }
 
+    /// Requires `Authorization: Bearer <key>` with a read-only (or user) key of `keys` on
+    /// `/ready` and `/metrics`; `/health` stays open. 401 without a known key, 403 for a key
+    /// without the read role.
+    pub fn require_key(mut self, keys: Keyring) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish (up to 5 s).
     pub async fn run<F>(self, shutdown: F) -> Result<(), HttpError>
@@ -122,8 +131,12 @@ impl BoundStatusServer {
             local_addr,
             tls,
             probe,
+            keys,
         } = self;
-        tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving /health, /ready and /metrics");
+        if keys.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(addr = %local_addr, "the status endpoint has no authentication and is not on loopback");
+        }
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), key = keys.is_some(), "serving /health, /ready and /metrics");
         let listen = Listen {
             what: "status endpoint",
             tls,
@@ -137,11 +150,33 @@ impl BoundStatusServer {
         let (stop, _) = watch::channel(false);
         let handler = move |request: Request<Incoming>| {
             let probe = probe.clone();
-            async move { handle(probe, request.method(), request.uri().path()).await }
+            let keys = keys.clone();
+            async move {
+                if let Err(e) = authorize(keys.as_deref(), &request) {
+                    return e.into_response();
+                }
+                handle(probe, request.method(), request.uri().path()).await
+            }
         };
         listen::serve(listener, listen, stop, shutdown, handler).await;
         Ok(())
     }
+}
+
+/// With keys, every path but `/health` needs a key granting the read role; paths that do
+/// not exist answer 401 too, so no key learns nothing.
+fn authorize<B>(keys: Option<&Keyring>, request: &Request<B>) -> Result<(), ApiError> {
+    let Some(keys) = keys else { return Ok(()) };
+    if Route::parse(request.uri().path()) == Some(Route::Health) {
+        return Ok(());
+    }
+    let roles = keys.roles(request.headers()).ok_or_else(ApiError::unauthorized)?;
+    if !grants(roles, Role::ReadOnly) {
+        return Err(ApiError::forbidden(
+            "this key may not read the status endpoint: it needs the read role",
+        ));
+    }
+    Ok(())
 }
 
 /// Answers one request.
