@@ -33,6 +33,8 @@
 //! | `POST /nodes/{id}/heartbeat` | 200 `HeartbeatReply` |
 //! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
 //! | `GET /metrics` | 200 Prometheus text |
+//! | `GET /ui/` (no key) | the web dashboard ([`dashboard`]) |
+//! | `GET /dashboard/history`, `GET /dashboard/bench` | 200 the dashboard's chart and bench data |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
 //! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
@@ -45,6 +47,7 @@ pub mod api;
 pub mod auth;
 mod body;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 mod handlers;
 pub mod inputs;
@@ -63,6 +66,7 @@ pub use api::ApiClient;
 pub use auth::{ApiKey, Keyring, Role, Roles};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
+pub use dashboard::{BenchSource, DashboardConfig};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
 pub use limits::ConnectionLimits;
