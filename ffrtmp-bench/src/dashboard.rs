@@ -101,7 +101,10 @@ pub fn find_sets(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            let file = ["runs.json", "runs.csv"].iter().map(|f| path.join(f)).find(|f| f.is_file());
+            let file = ["runs.json", "runs.csv"]
+                .iter()
+                .map(|f| path.join(f))
+                .find(|f| f.is_file());
             if let Some(file) = file {
                 sets.push((label_of(&file), file));
             }
@@ -187,7 +190,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (name, fps) in [("baseline", 100.0), ("slower", 80.0)] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
-            write_json(std::fs::File::create(dir.path().join(name).join("runs.json")).unwrap(), &runs(fps)).unwrap();
+            write_json(
+                std::fs::File::create(dir.path().join(name).join("runs.json")).unwrap(),
+                &runs(fps),
+            )
+            .unwrap();
             std::fs::write(dir.path().join(name).join("meta.json"), "{}").unwrap();
         }
         std::fs::write(dir.path().join("broken.json"), "not json").unwrap();

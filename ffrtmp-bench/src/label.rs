@@ -38,7 +38,10 @@ pub fn labelled(arg: &Path) -> (String, PathBuf) {
 /// assert_eq!(label_of(Path::new("data/x264-slow.csv")), "x264-slow");
 /// ```
 pub fn label_of(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let generic = matches!(stem.as_str(), "runs" | "results" | "");
     let dir = path
         .parent()
@@ -65,4 +68,3 @@ pub fn unique_names(sets: &mut [ResultSet]) {
         set.name = name;
     }
 }
-

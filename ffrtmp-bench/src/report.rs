@@ -12,9 +12,9 @@ use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, RunSampl
 pub use super::chart::{bar_chart, nice_ticks};
 
 use super::chart::{charts_against_baseline, Chart};
-pub use super::label::{label_of, labelled, unique_names};
 use super::compare::{headers, metric_text, rows};
 use super::idle::IdleWindow;
+pub use super::label::{label_of, labelled, unique_names};
 use super::png::Rasterizer;
 use super::run::RunMeta;
 use super::{fmt_num, load_nonempty};

@@ -89,7 +89,10 @@ fn series_are_named_by_their_label_and_every_one_is_in_the_legend() {
         let mut want: Vec<&str> = labels.to_vec();
         want.push("renamed");
         assert_eq!(legend, want, "one legend entry per set, by label");
-        assert!(!svg.contains(&root) && !svg.contains("runs.json"), "no file path in a chart");
+        assert!(
+            !svg.contains(&root) && !svg.contains("runs.json"),
+            "no file path in a chart"
+        );
         // Every entry lies inside the chart: long labels wrap into more legend rows.
         let width = svg_width(svg);
         let xs = attrs(svg, "text", "lg", "x");
@@ -138,7 +141,11 @@ fn groups_spread_over_the_whole_chart_width() {
     let third = (plot.1 - plot.0) / 3.0;
     // Each of the three groups sits centred in its third of the plot.
     assert!(left > plot.0 && left < plot.0 + third / 2.0, "first bar at {left}");
-    assert!(right < plot.1 && right > plot.1 - third / 2.0, "last bar ends at {right} of {}", plot.1);
+    assert!(
+        right < plot.1 && right > plot.1 - third / 2.0,
+        "last bar ends at {right} of {}",
+        plot.1
+    );
 }
 
 #[test]
@@ -186,7 +193,13 @@ fn whiskers_are_the_confidence_intervals_the_verdicts_use() {
         let (lo, hi) = ci_whisker(m).unwrap();
         let base_median = m.baseline_median.unwrap();
         // The whisker's ends are baseline × (1 + CI end) of the change the verdict judges.
-        assert_eq!((lo, hi), (base_median * (1.0 + m.ci_low.unwrap()), base_median * (1.0 + m.ci_high.unwrap())));
+        assert_eq!(
+            (lo, hi),
+            (
+                base_median * (1.0 + m.ci_low.unwrap()),
+                base_median * (1.0 + m.ci_high.unwrap())
+            )
+        );
         let drawn_lo: Vec<f64> = whisker_values(svg, "data-lo");
         let drawn_hi: Vec<f64> = whisker_values(svg, "data-hi");
         assert_eq!(drawn_lo, [lo], "{:?}: one whisker, on the test bar only", chart.metric);
@@ -203,7 +216,10 @@ fn whiskers_are_the_confidence_intervals_the_verdicts_use() {
     let out = dir.path().join("r.html");
     write_report(&[base, test], &out, 0.03, "t").unwrap();
     let page = std::fs::read_to_string(&out).unwrap();
-    assert!(page.contains("95% bootstrap confidence interval of its change"), "caption");
+    assert!(
+        page.contains("95% bootstrap confidence interval of its change"),
+        "caption"
+    );
 }
 
 fn whisker_values(svg: &str, attr: &str) -> Vec<f64> {

@@ -90,7 +90,12 @@ impl History {
                 return;
             }
         };
-        let fps = jobs.jobs.iter().filter_map(|j| j.progress.as_ref()).map(|p| p.fps).sum();
+        let fps = jobs
+            .jobs
+            .iter()
+            .filter_map(|j| j.progress.as_ref())
+            .map(|p| p.fps)
+            .sum();
         let watts: Vec<f64> = nodes
             .iter()
             .filter(|n| n.status == NodeStatus::Online)

@@ -87,8 +87,16 @@ impl DashboardState {
 
 /// The compiled-in files: name, content type, bytes.
 const ASSETS: [(&str, &str, &str); 3] = [
-    ("index.html", "text/html; charset=utf-8", include_str!("assets/index.html")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("assets/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    ),
     ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
 ];
 
@@ -160,14 +168,20 @@ mod tests {
             .unwrap()
             .contains("script-src 'self'"));
         let js = asset(&state, "app.js").unwrap();
-        assert!(js.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+        assert!(js.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
         for bad in ["../Cargo.toml", "nope.js", "app.js/x"] {
             assert_eq!(asset(&state, bad).unwrap_err().status(), StatusCode::NOT_FOUND, "{bad}");
         }
         for (name, _, body) in ASSETS {
             // The SVG namespace is a name, not a load.
             let body = body.replace("http://www.w3.org/2000/svg", "");
-            assert!(!body.contains("http://") && !body.contains("https://"), "{name} loads nothing from elsewhere");
+            assert!(
+                !body.contains("http://") && !body.contains("https://"),
+                "{name} loads nothing from elsewhere"
+            );
         }
     }
 

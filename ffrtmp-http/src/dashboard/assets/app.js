@@ -136,6 +136,9 @@ async function login(key) {
 
 function logout() {
   sessionStorage.removeItem(KEY_SLOT);
+  $("notice").textContent = "";
+  ui.selected = null;
+  $("detail").hidden = true;
   ui.key = null;
   stopUpdates();
   $("app").hidden = true;
@@ -298,7 +301,7 @@ function progressCell(job) {
   const bar = el("progress", { max: 100 });
   if (value !== null && (running || job.state === "completed")) bar.value = Math.min(100, Math.max(0, value));
   else bar.removeAttribute("value");
-  const label = value !== null && (running || job.state === "completed") ? ` ${num(value, 0)} %` : "";
+  const label = value !== null && (running || job.state === "completed") ? ` ${num(value, value < 10 ? 1 : 0)} %` : "";
   return el("td", { class: "progress" }, bar, label);
 }
 
@@ -338,12 +341,13 @@ async function cancelJob(id) {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ reason: "canceled from the dashboard" }),
     });
-    $("message").textContent = "";
+    $("notice").textContent = "";
     const i = ui.jobs.findIndex((j) => j.id === id);
     if (i >= 0) { ui.jobs[i] = job; updateRow(job); }
     scheduleRefresh();
   } catch (err) {
-    $("message").textContent = err.status === 403
+    // Stays until the next action: refreshes only clear their own #message.
+    $("notice").textContent = err.status === 403
       ? "This key may not cancel jobs: canceling needs a user key (this one is read-only)."
       : `Cancel failed: ${explain(err)}`;
   }
@@ -404,7 +408,7 @@ function renderDetail(job) {
       ["Submitted", when(job.created_at_ms)],
       ["Updated", when(job.updated_at_ms)],
       ["Limits", limitsText(job.spec)],
-      ["Progress", p ? `${num(p.percent, 0)} %, frame ${p.frame}, ${num(p.fps, 1)} fps, speed ${num(p.speed, 2)}×` : "–"],
+      ["Progress", p ? `${num(p.percent, p.percent < 10 ? 1 : 0)} %, frame ${p.frame}, ${num(p.fps, 1)} fps, speed ${num(p.speed, 2)}×` : "–"],
       ["Error", job.error ? `${job.error.kind}: ${job.error.message}` : null],
     ]),
     el("h3", {}, "Result"),
