@@ -409,6 +409,51 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
         assert_eq!(msg, "", "no error shown in #{id}");
     }
 
+    // Filters: by state, the canceled job leaves the `running` view and is in the `canceled` one.
+    let filter = |state: &str| {
+        format!(
+            "const f = document.getElementById('f-state'); f.value = '{state}'; \
+             f.dispatchEvent(new Event('change')); return true"
+        )
+    };
+    js(&client, &filter("running")).await;
+    wait_js(
+        &client,
+        &farm,
+        "the running filter hiding the job",
+        long,
+        &row(&id, "return r === null"),
+    )
+    .await;
+    js(&client, &filter("canceled")).await;
+    wait_js(
+        &client,
+        &farm,
+        "the canceled filter showing it",
+        long,
+        &row(&id, "return r !== null"),
+    )
+    .await;
+
+    // The node: online, its slots and encoders.
+    client
+        .find(Locator::Css("#tabs button[data-tab=nodes]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let nodes = wait_js(
+        &client,
+        &farm,
+        "the node table",
+        long,
+        "const t = document.getElementById('nodes').innerText; return t.includes('agent-0') ? t : null",
+    )
+    .await;
+    let nodes = nodes.as_str().unwrap();
+    assert!(nodes.contains("online") && nodes.contains("libx264"), "{nodes}");
+
     // Charts of the last hour were sampled while the job ran; the Bench tab shows verdicts.
     client
         .find(Locator::Css("#tabs button[data-tab=charts]"))
