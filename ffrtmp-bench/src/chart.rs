@@ -273,7 +273,7 @@ pub fn draw(title: &str, unit: &str, groups: &[String], series: &[String], bars:
     let width = (LEFT + RIGHT + natural * groups.len() as f64).max(CHART_WIDTH);
     let legend = legend_layout(series, width);
     let legend_rows = legend.last().map_or(1, |(_, row)| row + 1);
-    let (top, plot_h, bottom) = (34.0 + LEGEND_ROW * legend_rows as f64, 200.0, 110.0);
+    let (top, plot_h, bottom) = (32.0 + LEGEND_ROW * legend_rows as f64, 200.0, 110.0);
     let height = top + plot_h + bottom;
     let plot_w = width - LEFT - RIGHT;
     let group_w = plot_w / groups.len().max(1) as f64;
