@@ -297,7 +297,8 @@ function renderFilters() {
 function progressCell(job) {
   const p = job.progress;
   const running = job.state === "running";
-  const value = job.state === "completed" ? 100 : p && isFinite(p.percent) ? p.percent : null;
+  // `percent` is null in events for encodes of unknown length.
+  const value = job.state === "completed" ? 100 : p && typeof p.percent === "number" ? p.percent : null;
   const bar = el("progress", { max: 100 });
   if (value !== null && (running || job.state === "completed")) bar.value = Math.min(100, Math.max(0, value));
   else bar.removeAttribute("value");
@@ -384,6 +385,22 @@ function energyBlock(e) {
   ]);
 }
 
+// Every attempt's energy is kept (canceled, interrupted, failed then retried).
+function attemptsBlock(a) {
+  if (!a || !a.attempts || !a.attempts.length) return el("p", { class: "muted" }, "No attempt reported energy.");
+  const rows = a.attempts.map((x) => el("tr", {},
+    el("td", {}, String(x.attempt)),
+    el("td", {}, nodeName(x.node_id)),
+    el("td", {}, x.outcome),
+    el("td", {}, x.energy.source),
+    el("td", {}, x.energy.energy_joules === null || x.energy.energy_joules === undefined ? (x.energy.unavailable_reason || "–") : `${num(x.energy.energy_joules, 1)} J`),
+    el("td", {}, x.energy.partial ? "partial" : "")));
+  return el("table", { class: "attempts" },
+    el("thead", {}, el("tr", {}, ...["Attempt", "Node", "Outcome", "Method", "Energy", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows),
+    el("tfoot", {}, el("tr", {}, el("td", { colspan: 4 }, "Total"), el("td", {}, a.total_joules ? `${num(a.total_joules, 1)} J` : "–"), el("td", {}))));
+}
+
 function renderDetail(job) {
   const box = $("detail");
   if (!job || job.id !== ui.selected) return;
@@ -423,6 +440,8 @@ function renderDetail(job) {
     ]) : el("p", { class: "muted" }, "No result yet."),
     el("h3", {}, "Energy"),
     energyBlock(r ? r.energy : job.error ? job.error.energy : null),
+    el("h3", {}, "Energy per attempt"),
+    attemptsBlock(job.attempts_energy),
     el("h3", {}, "History"),
     el("table", { class: "history" },
       el("thead", {}, el("tr", {}, ...["Time", "Since submit", "Change", "Attempt", "Node", "Reason"].map((h) => el("th", {}, h)))),
