@@ -9,6 +9,7 @@
 //!   [`baseline`]: each run's idle baseline and energy above idle;
 //! - [`compare`]: `ffrtmp bench compare`, the text and JSON views of
 //!   [`ffrtmp_power::compare::compare`];
+//! - [`dashboard`]: the bench view of the master's web dashboard;
 //! - [`report`]: `ffrtmp bench report`, a self-contained HTML page with hand-made SVG charts
 //!   ([`chart`]), each also written as a PNG beside it ([`png`]).
 //!
@@ -35,8 +36,10 @@ pub use error::{BenchError, Context, Result};
 pub mod baseline;
 pub mod chart;
 pub mod compare;
+pub mod dashboard;
 pub mod error;
 pub mod idle;
+pub mod label;
 pub mod load;
 pub mod matrix;
 pub mod png;

@@ -11,9 +11,10 @@ use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, RunSampl
 
 pub use super::chart::{bar_chart, nice_ticks};
 
-use super::chart::{charts, Chart};
+use super::chart::{charts_against_baseline, Chart};
 use super::compare::{headers, metric_text, rows};
 use super::idle::IdleWindow;
+pub use super::label::{label_of, labelled, unique_names};
 use super::png::Rasterizer;
 use super::run::RunMeta;
 use super::{fmt_num, load_nonempty};
@@ -88,7 +89,7 @@ pub fn summarize(runs: &[RunSample]) -> Vec<ScenarioSummary> {
 /// A named result set.
 #[derive(Clone, Debug)]
 pub struct ResultSet {
-    /// Shown name (e.g. the file path).
+    /// Shown name: its label ([`label_of`]), never a file path.
     pub name: String,
     /// Its runs.
     pub runs: Vec<RunSample>,
@@ -96,9 +97,11 @@ pub struct ResultSet {
     pub notes: Vec<String>,
 }
 
-/// Loads a runs file as a result set named by its path, with notes from the `meta.json`
-/// beside it when there is one (as `ffrtmp bench run` writes).
-pub fn load_set(path: &Path) -> Result<ResultSet> {
+/// Loads a runs file (or `LABEL=PATH`, see [`labelled`]) as a result set named by its label,
+/// with notes from the `meta.json` beside it when there is one (as `ffrtmp bench run` writes).
+pub fn load_set(arg: &Path) -> Result<ResultSet> {
+    let (label, path) = labelled(arg);
+    let path = path.as_path();
     let runs = load_nonempty(path)?;
     let mut notes = Vec::new();
     let meta = path.with_file_name("meta.json");
@@ -121,8 +124,9 @@ pub fn load_set(path: &Path) -> Result<ResultSet> {
         }
         notes.push(format!("idle energy: {}", m.idle_energy));
     }
+    notes.insert(0, format!("file: {}", path.display()));
     Ok(ResultSet {
-        name: path.display().to_string(),
+        name: label,
         runs,
         notes,
     })
@@ -179,9 +183,12 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
         threshold,
         ..CompareConfig::default()
     };
+    let mut sets = sets;
+    unique_names(&mut sets);
     let names: Vec<String> = sets.iter().map(|s| s.name.clone()).collect();
     let summaries: Vec<Vec<ScenarioSummary>> = sets.iter().map(|s| summarize(&s.runs)).collect();
-    let mut charts = charts(&names, &summaries);
+    let compared = comparisons(&sets, &config);
+    let mut charts = charts_against_baseline(&names, &summaries, &compared);
     let stem = out
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -205,7 +212,7 @@ pub fn write_report(results: &[PathBuf], out: &Path, threshold: f64, title: &str
         chart.png = Some(name);
         pngs.push(path);
     }
-    let page = html(title, &sets, &charts, &comparisons(&sets, &config), threshold);
+    let page = html(title, &sets, &charts, &compared, threshold);
     std::fs::write(out, page).with_context(|| format!("writing {}", out.display()))?;
     Ok(ReportFiles {
         html: out.to_path_buf(),
@@ -316,7 +323,12 @@ pub fn html(
         }
         page.push_str("</li>\n");
     }
-    page.push_str("</ol>\n<p class=\"note\">Bars: median; whiskers: min to max of the completed runs.</p>\n");
+    page.push_str(&format!(
+        "</ol>\n<p class=\"note\">Bars: median of the completed runs. Whiskers: on each set after the first, the \
+         {:.0}% bootstrap confidence interval of its change against the first set, drawn around the first set's \
+         median: the interval its verdict is decided on. The first set is the baseline and has none.</p>\n",
+        comparisons.first().map_or(0.95, |(_, c)| c.config.confidence) * 100.0
+    ));
     for chart in charts {
         page.push_str(&format!("<h2>{}</h2>\n", escape(chart.title)));
         let Some(svg) = &chart.svg else {
@@ -420,16 +432,16 @@ mod tests {
     fn page(title: &str, sets: &[ResultSet], threshold: f64, pngs: bool) -> String {
         let names: Vec<String> = sets.iter().map(|s| s.name.clone()).collect();
         let summaries: Vec<Vec<ScenarioSummary>> = sets.iter().map(|s| summarize(&s.runs)).collect();
-        let mut charts = charts(&names, &summaries);
+        let config = CompareConfig {
+            threshold,
+            ..CompareConfig::default()
+        };
+        let mut charts = charts_against_baseline(&names, &summaries, &comparisons(sets, &config));
         if pngs {
             for c in charts.iter_mut().filter(|c| c.svg.is_some()) {
                 c.png = Some(format!("my report-{}.png", c.slug()));
             }
         }
-        let config = CompareConfig {
-            threshold,
-            ..CompareConfig::default()
-        };
         html(title, sets, &charts, &comparisons(sets, &config), threshold)
     }
 
@@ -581,7 +593,7 @@ mod tests {
             ["bench-fps.png", "bench-wall-time.png", "bench-joules-per-frame.png"]
         );
         let page = std::fs::read_to_string(&out).unwrap();
-        let charts = charts(&["x".into()], &[summarize(&r)]);
+        let charts = charts_against_baseline(&["x".into()], &[summarize(&r)], &[]);
         for (png, chart) in files.pngs.iter().zip(&charts) {
             assert!(png.parent() == Some(dir.path()), "beside the page");
             assert!(page.contains(&format!("href=\"{}\"", png.file_name().unwrap().to_string_lossy())));

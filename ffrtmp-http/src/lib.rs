@@ -36,6 +36,8 @@
 //! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
 //! | `GET /metrics` | 200 Prometheus text |
 //! | `GET /openapi.json` (no key) | 200 the OpenAPI 3 document ([`openapi::DOCUMENT`]) |
+//! | `GET /ui/` (no key) | the web dashboard ([`dashboard`]) |
+//! | `GET /dashboard/history`, `GET /dashboard/bench` | 200 the dashboard's chart and bench data |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
 //! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
@@ -48,6 +50,7 @@ pub mod api;
 pub mod auth;
 mod body;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 mod handlers;
 pub mod inputs;
@@ -67,6 +70,7 @@ pub use api::ApiClient;
 pub use auth::{ApiKey, Keyring, Role, Roles};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
+pub use dashboard::{BenchSource, DashboardConfig};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
 pub use limits::ConnectionLimits;

@@ -44,6 +44,9 @@ mod tests {
         "/nodes/register",
         "/nodes/00000000-0000-0000-0000-000000000001/heartbeat",
         "/nodes/00000000-0000-0000-0000-000000000001/claim",
+        "/ui/app.js",
+        "/dashboard/history",
+        "/dashboard/bench",
     ];
 
     /// Fails to compile when a route is added, as a reminder to list it in [`SERVED`].
@@ -62,7 +65,10 @@ mod tests {
             | Route::Nodes
             | Route::NodeRegister
             | Route::NodeHeartbeat(_)
-            | Route::NodeClaim(_) => true,
+            | Route::NodeClaim(_)
+            | Route::UiAsset(_)
+            | Route::DashboardHistory
+            | Route::DashboardBench => true,
         }
     }
 

@@ -32,6 +32,8 @@ pub(crate) struct AppState {
     pub body_limit: usize,
     /// A whole request body must arrive within this time.
     pub body_timeout: std::time::Duration,
+    /// The web dashboard's history ring and bench source.
+    pub dashboard: crate::dashboard::DashboardState,
 }
 
 /// A matched route; `String`s are the raw path parameters.
@@ -51,6 +53,10 @@ pub(crate) enum Route {
     NodeRegister,
     NodeHeartbeat(String),
     NodeClaim(String),
+    /// A compiled-in dashboard file (`""` for the page).
+    UiAsset(String),
+    DashboardHistory,
+    DashboardBench,
 }
 
 impl Route {
@@ -74,6 +80,10 @@ impl Route {
             ["nodes", "register"] => Route::NodeRegister,
             ["nodes", n, "heartbeat"] => Route::NodeHeartbeat(id(n)),
             ["nodes", n, "claim"] => Route::NodeClaim(id(n)),
+            ["ui"] => Route::UiAsset(String::new()),
+            ["ui", asset] => Route::UiAsset(id(asset)),
+            ["dashboard", "history"] => Route::DashboardHistory,
+            ["dashboard", "bench"] => Route::DashboardBench,
             _ => return None,
         })
     }
@@ -95,6 +105,9 @@ impl Route {
             Route::NodeRegister => "/nodes/register",
             Route::NodeHeartbeat(_) => "/nodes/{id}/heartbeat",
             Route::NodeClaim(_) => "/nodes/{id}/claim",
+            Route::UiAsset(_) => "/ui/{asset}",
+            Route::DashboardHistory => "/dashboard/history",
+            Route::DashboardBench => "/dashboard/bench",
         }
     }
 
@@ -105,6 +118,8 @@ impl Route {
             Route::Health if method == Method::GET => None,
             // The published document; clients read it before they have a key.
             Route::OpenApi if method == Method::GET => None,
+            // The page holds no data; every call it makes needs a key.
+            Route::UiAsset(_) if method == Method::GET || method == Method::HEAD => None,
             Route::JobReport(_) | Route::NodeRegister | Route::NodeHeartbeat(_) | Route::NodeClaim(_) => {
                 Some(Role::Agent)
             }
@@ -119,6 +134,7 @@ impl Route {
             Route::Jobs => &["GET", "POST"],
             Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
             Route::OpenApi => &["GET"],
+            Route::UiAsset(_) | Route::DashboardHistory | Route::DashboardBench => &["GET"],
             _ => &["POST"],
         }
     }
@@ -194,6 +210,9 @@ where
         Route::NodeRegister => handlers::register(state, &read().await?).await,
         Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
         Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
+        Route::UiAsset(name) => crate::dashboard::asset(&state.dashboard, &name),
+        Route::DashboardHistory => crate::dashboard::history(&state.dashboard),
+        Route::DashboardBench => crate::dashboard::bench(&state.dashboard).await,
     }
 }
 
@@ -258,6 +277,18 @@ mod tests {
         assert!(!grants(Roles::of(Role::ReadOnly), Role::User));
         assert!(!grants(Roles::of(Role::Agent), Role::ReadOnly));
         assert!(grants(Roles::ALL, Role::Agent));
+    }
+
+    #[test]
+    fn the_dashboard_page_is_public_and_its_data_needs_a_key() {
+        let role = |path: &str| Route::parse(path).unwrap().role(&Method::GET);
+        assert_eq!(Route::parse("/ui/"), Some(Route::UiAsset(String::new())));
+        assert_eq!(Route::parse("/ui/app.js"), Some(Route::UiAsset("app.js".into())));
+        assert_eq!(role("/ui/"), None);
+        assert_eq!(role("/ui/app.js"), None);
+        assert_eq!(role("/dashboard/history"), Some(Role::ReadOnly));
+        assert_eq!(role("/dashboard/bench"), Some(Role::ReadOnly));
+        assert_eq!(Route::parse("/ui/x").unwrap().role(&Method::POST), Some(Role::User));
     }
 
     #[test]

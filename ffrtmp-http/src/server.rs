@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Keyring, Roles};
 use crate::body::DEFAULT_BODY_LIMIT;
+use crate::dashboard::{DashboardConfig, DashboardState};
 use crate::error::HttpError;
 use crate::limits::ConnectionLimits;
 use crate::listen::{self, Listen};
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Connections served at once; further clients wait in the listen backlog. Default 1024.
     pub max_connections: usize,
+    /// The web dashboard under `/ui/`: on by default, with no bench results.
+    pub dashboard: DashboardConfig,
 }
 
 impl ServerConfig {
@@ -70,6 +73,7 @@ impl ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace: Duration::from_secs(30),
             max_connections: 1024,
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -87,6 +91,7 @@ impl fmt::Debug for ServerConfig {
             .field("body_limit", &self.body_limit)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_connections", &self.max_connections)
+            .field("dashboard", &self.dashboard)
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +156,7 @@ impl Server {
             shutdown: shutdown_rx,
             body_limit: config.body_limit,
             body_timeout: config.limits.body_read_timeout,
+            dashboard: DashboardState::new(&config.dashboard),
         });
         Ok(BoundServer {
             listener,
@@ -237,6 +243,10 @@ impl BoundServer {
             limiter,
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "serving the API");
+        let sampler = state
+            .dashboard
+            .enabled
+            .then(|| state.dashboard.history.spawn_sampler(state.store.clone()));
         let listen = Listen {
             what: "API",
             tls,
@@ -249,6 +259,9 @@ impl BoundServer {
             async move { routes::handle(&state, request).await }
         };
         listen::serve(listener, listen, shutdown_tx, shutdown, handler).await;
+        if let Some(sampler) = sampler {
+            sampler.abort();
+        }
         Ok(())
     }
 }

@@ -118,6 +118,19 @@ struct Args {
     /// Print the completion script for a shell and exit.
     #[arg(long, value_enum, value_name = "SHELL")]
     completions: Option<ffrtmp::completions::Shell>,
+    /// Directory of `ffrtmp bench` result sets (subdirectories with runs.json, or runs files)
+    /// shown on the web dashboard's Bench tab, each compared against the one named `baseline`.
+    #[arg(long, env = "MASTER_BENCH_RESULTS")]
+    bench_results: Option<PathBuf>,
+    /// Relative threshold of the dashboard's bench verdicts (`3%` or `0.03`).
+    #[arg(long, default_value = "3%", value_parser = ffrtmp_bench::parse_threshold)]
+    bench_threshold: f64,
+    /// How often the dashboard's throughput and power charts are sampled (an hour is kept).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    dashboard_interval: Duration,
+    /// Do not serve the web dashboard (`/ui/`, `/dashboard/*`).
+    #[arg(long)]
+    no_dashboard: bool,
     /// Flags of the original Go master.
     #[command(flatten)]
     go: ffrtmp::compat::MasterFlags,
@@ -228,6 +241,12 @@ async fn run() -> anyhow::Result<()> {
             c.limits.body_read_timeout = args.body_read_timeout;
             c.limits.handshake_timeout = args.handshake_timeout;
             c.limits.header_read_timeout = args.header_read_timeout;
+            c.dashboard.enabled = !args.no_dashboard;
+            c.dashboard.sample_interval = args.dashboard_interval;
+            c.dashboard.bench = args
+                .bench_results
+                .clone()
+                .map(|dir| Arc::new(ffrtmp_bench::dashboard::BenchDir::new(dir, args.bench_threshold)) as _);
         })
         .build()
         .await

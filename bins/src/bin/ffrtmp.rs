@@ -142,7 +142,8 @@ enum BenchCommand {
     /// and each chart as a PNG beside it (`<out name>-fps.png`, …); every file after the first
     /// is compared against the first.
     Report {
-        /// Result files (JSON or CSV by extension).
+        /// Result files (JSON or CSV by extension), each as `LABEL=PATH` to name it; a plain
+        /// path is named by its directory (for runs.json) or its file name.
         #[arg(required = true)]
         results: Vec<PathBuf>,
         /// The HTML file to write.
