@@ -1,12 +1,19 @@
 //! Capability matching in the claim, shared by every store.
 //!
-//! The decision is [`NodeRegistration::can_run`]. Each store's claim query preselects, in
-//! claim order, the queued jobs that pass it (through the columns below and the
-//! [`ClaimFilter`] parameters), so a job no node of this kind can run is skipped rather than
-//! waited on; each candidate is then checked with `can_run` itself before it is assigned,
-//! so a query that disagreed could never hand a node a job it must not run.
+//! The decision is [`NodeRegistration::can_run`]. Each store's claim probes only the
+//! requirement classes of queued jobs that the node can run ([`may_run`], the same rule
+//! over a class), so a job no node of this kind can run is skipped rather than waited on;
+//! each candidate is then checked with `can_run` itself before it is assigned, so a class
+//! that disagreed could never hand a node a job it must not run.
 
-use ffrtmp_core::{Codec, Enforcement, Job, JobSpec, NodeRegistration};
+use ffrtmp_core::{Codec, Enforcement, Job, JobSpec, NodeRegistration, Requirements};
+
+/// Whether `node` can run the jobs of a requirement class: [`NodeRegistration::meets`].
+/// A class whose requirements are unknown (`None`: a column this build cannot read) may
+/// hold anything, so it is probed rather than skipped.
+pub(crate) fn may_run(node: &NodeRegistration, class: Option<&Requirements>) -> bool {
+    class.is_none_or(|req| node.meets(req).is_ok())
+}
 
 /// A node's capabilities as parameters of the claim query.
 pub(crate) struct ClaimFilter {

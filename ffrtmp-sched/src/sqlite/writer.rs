@@ -38,10 +38,15 @@ trait WriteOp: Send {
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
 
+/// Runs once a request's result is known to be committed (and durable, when the store is),
+/// before the caller hears of it and whether or not the caller still waits.
+type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 struct Request<T, F> {
     f: F,
     result: Option<Result<T, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    after: Option<AfterCommit<T>>,
 }
 
 impl<T, F> WriteOp for Request<T, F>
@@ -58,7 +63,13 @@ where
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
         let out = match (commit, self.result) {
-            (Ok(()), Some(result)) => result,
+            (Ok(()), Some(Ok(v))) => {
+                if let Some(after) = self.after {
+                    after(&v);
+                }
+                Ok(v)
+            }
+            (Ok(()), Some(Err(e))) => Err(e),
             (Ok(()), None) => Err(StoreError::Backend("the write request did not run".into())),
             (Err(e), _) => Err(StoreError::Backend(e)),
         };
@@ -136,19 +147,38 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.enqueue(f)?
+        self.enqueue(f, None)?
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer dropped the request".into()))?
+    }
+
+    /// [`write`](Self::write), and `after` with the result once it is committed: it runs
+    /// even when the caller stopped waiting, so in-memory state that follows the database
+    /// (the queued classes) never misses a committed change.
+    pub async fn write_then<T, F, A>(&self, f: F, after: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.enqueue(f, Some(Box::new(after)))?
             .await
             .map_err(|_| StoreError::Backend("the SQLite writer dropped the request".into()))?
     }
 
     /// Queues `f` now; the receiver gets its result once the group is durable.
-    fn enqueue<T, F>(&self, f: F) -> Result<Reply<T>, StoreError>
+    fn enqueue<T, F>(&self, f: F, after: Option<AfterCommit<T>>) -> Result<Reply<T>, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, reply_rx) = tokio::sync::oneshot::channel();
-        let op: Box<dyn WriteOp> = Box::new(Request { f, result: None, reply });
+        let op: Box<dyn WriteOp> = Box::new(Request {
+            f,
+            result: None,
+            reply,
+            after,
+        });
         self.tx
             .send(op)
             .map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
@@ -390,14 +420,14 @@ mod tests {
         let (release, held) = hold(&w);
         wait_queued(&w, 1).await;
         // Queued while the writer is held, so all three run in the next group together.
-        let a = w.enqueue(|c| insert(c, "a")).unwrap();
+        let a = w.enqueue(|c| insert(c, "a"), None).unwrap();
         let bad = w
             .enqueue(|c| {
                 insert(c, "half-written")?;
                 insert(c, "a") // duplicate of the first request's row: fails after a write
-            })
+            }, None)
             .unwrap();
-        let c = w.enqueue(|c| insert(c, "c")).unwrap();
+        let c = w.enqueue(|c| insert(c, "c"), None).unwrap();
         release.send(()).unwrap();
         held.await.unwrap();
         assert!(a.await.unwrap().is_ok());
@@ -450,7 +480,7 @@ mod tests {
             Ok(())
         });
         let w = Writer::spawn(conn, 64, Some(flush)).unwrap();
-        let mut reply = w.enqueue(|c| insert(c, "a")).unwrap();
+        let mut reply = w.enqueue(|c| insert(c, "a"), None).unwrap();
         tokio::task::spawn_blocking(move || started.recv_timeout(std::time::Duration::from_secs(10)))
             .await
             .unwrap()
@@ -498,9 +528,9 @@ mod tests {
         let w = Writer::spawn(conn, 64, None).unwrap();
         let (release, held) = hold(&w);
         wait_queued(&w, 1).await;
-        let a = w.enqueue(|c| insert(c, "a")).unwrap();
-        let full = w.enqueue(|c| insert(c, &"x".repeat(200_000))).unwrap();
-        let c = w.enqueue(|c| insert(c, "c")).unwrap();
+        let a = w.enqueue(|c| insert(c, "a"), None).unwrap();
+        let full = w.enqueue(|c| insert(c, &"x".repeat(200_000)), None).unwrap();
+        let c = w.enqueue(|c| insert(c, "c"), None).unwrap();
         release.send(()).unwrap();
         held.await.unwrap();
         let a = a.await.unwrap();
