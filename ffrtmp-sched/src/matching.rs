@@ -6,43 +6,13 @@
 //! each candidate is then checked with `can_run` itself before it is assigned, so a class
 //! that disagreed could never hand a node a job it must not run.
 
-use ffrtmp_core::{Codec, Enforcement, Job, JobSpec, NodeRegistration, Requirements};
+use ffrtmp_core::{Enforcement, Job, JobSpec, NodeRegistration, Requirements};
 
 /// Whether `node` can run the jobs of a requirement class: [`NodeRegistration::meets`].
 /// A class whose requirements are unknown (`None`: a column this build cannot read) may
 /// hold anything, so it is probed rather than skipped.
 pub(crate) fn may_run(node: &NodeRegistration, class: Option<&Requirements>) -> bool {
     class.is_none_or(|req| node.meets(req).is_ok())
-}
-
-/// A node's capabilities as parameters of the claim query.
-pub(crate) struct ClaimFilter {
-    /// Encoders the node advertises; empty: a custom executor, not filtered by codec.
-    pub encoders: Vec<String>,
-    /// Codecs those encoders produce, sorted and without duplicates.
-    pub codecs: Vec<&'static str>,
-    /// Engines the node advertises.
-    pub engines: Vec<String>,
-    /// Whether the node enforces resource limits.
-    pub enforces: bool,
-}
-
-impl ClaimFilter {
-    pub fn of(node: &NodeRegistration) -> ClaimFilter {
-        let mut codecs: Vec<&'static str> = node
-            .encoders
-            .iter()
-            .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
-            .collect();
-        codecs.sort_unstable();
-        codecs.dedup();
-        ClaimFilter {
-            encoders: node.encoders.clone(),
-            codecs,
-            engines: node.engines.clone(),
-            enforces: node.enforces_limits,
-        }
-    }
 }
 
 /// The `engine` column of a job: the engine it is pinned to, or `''` for `auto`.

@@ -11,6 +11,7 @@ use super::rows::{
     transition, u, StoredJob, JOB_COLUMNS,
 };
 use super::{Ctx, Result};
+use crate::classes::class_of;
 use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::energy::{keep_energy, keep_reported_energy};
 use crate::policy::report::{self, ReportDecision};
@@ -24,8 +25,8 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: ValidSpec) -> Result<Job> 
     let row = tx
         .query_one(
             "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, codec, encoder, max_retries, queued_at_ms, \
-             created_at_ms, updated_at_ms, engine, needs_enforcement) \
-             VALUES ($1, $2, 'queued', $3, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10) RETURNING seq",
+             created_at_ms, updated_at_ms, engine, needs_enforcement, req_class) \
+             VALUES ($1, $2, 'queued', $3, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10, $11) RETURNING seq",
             &[
                 &id.to_string(),
                 &to_json(&spec),
@@ -37,6 +38,7 @@ pub async fn submit(tx: &Db<'_>, ctx: &Ctx<'_>, spec: ValidSpec) -> Result<Job> 
                 &now,
                 &engine_column(&spec),
                 &needs_enforcement(&spec),
+                &class_of(&spec).1,
             ],
         )
         .await?;
