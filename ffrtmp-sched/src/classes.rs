@@ -153,6 +153,8 @@ pub struct ClaimStats {
     pub answered_from_memory: u64,
     /// Reads of the queue: one index probe per requirement class a claim looked into.
     pub queue_probes: u64,
+    /// Reads of the classes in the database by a claim, for jobs other masters queued.
+    pub class_reads: u64,
 }
 
 /// The counters behind [`ClaimStats`].
@@ -160,6 +162,7 @@ pub struct ClaimStats {
 pub(crate) struct ClaimCounters {
     from_memory: AtomicU64,
     probes: AtomicU64,
+    class_reads: AtomicU64,
 }
 
 impl ClaimCounters {
@@ -171,10 +174,15 @@ impl ClaimCounters {
         self.probes.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn read_classes(&self) {
+        self.class_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> ClaimStats {
         ClaimStats {
             answered_from_memory: self.from_memory.load(Ordering::Relaxed),
             queue_probes: self.probes.load(Ordering::Relaxed),
+            class_reads: self.class_reads.load(Ordering::Relaxed),
         }
     }
 }

@@ -279,6 +279,7 @@ impl Known<'_> {
         let due = self.lock()?.refresh_due(Instant::now());
         if due {
             let at = Instant::now();
+            self.claims.read_classes();
             let read = queued_classes(tx).await?;
             self.lock()?.merge(read, at);
         }

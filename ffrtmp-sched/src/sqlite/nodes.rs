@@ -270,6 +270,7 @@ impl Known<'_> {
             .lock()
             .map_err(|_| StoreError::Backend("queued classes poisoned".into()))?;
         if self.data_version.swap(version, Ordering::Relaxed) != version {
+            self.claims.read_classes();
             queued.merge(queued_classes(conn)?, std::time::Instant::now());
         }
         Ok(queued.runnable(node))
