@@ -120,8 +120,7 @@ impl QueuedClasses {
     /// Whether a periodic read of the database is due at `now` (never read, or longer ago
     /// than [`Self::REFRESH`]).
     pub fn refresh_due(&self, now: Instant) -> bool {
-        self.merged_at
-            .is_none_or(|at| now.duration_since(at) >= Self::REFRESH)
+        self.merged_at.is_none_or(|at| now.duration_since(at) >= Self::REFRESH)
     }
 
     /// Forgets a class a probe found empty, unless a job of it was queued since the probe
@@ -239,7 +238,10 @@ mod tests {
         set.add(&plain);
         let seen = set.runnable(&cpu);
         assert_eq!(seen, vec![(plain.clone(), 2)]);
-        assert_eq!(set.runnable(&node(&["h264_nvenc"], &["ffmpeg"], false)), vec![(nvenc, 1)]);
+        assert_eq!(
+            set.runnable(&node(&["h264_nvenc"], &["ffmpeg"], false)),
+            vec![(nvenc, 1)]
+        );
         set.remove_if_unchanged(&seen[0]);
         assert!(set.runnable(&cpu).is_empty(), "found empty, forgotten");
     }

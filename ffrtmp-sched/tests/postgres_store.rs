@@ -227,8 +227,8 @@ async fn jobs_stored_before_version_4_read_with_no_attempts_energy() {
          CREATE INDEX jobs_claim ON jobs (rank, seq) WHERE state = 'queued'; \
          ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 3;",
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
     let job = store.get(id).await.unwrap();
     assert!(job.attempts_energy.is_empty());

@@ -94,7 +94,10 @@ async fn claims_read_only_what_the_node_can_run(
     live.priority = ffrtmp_core::Priority::High;
     let live = store.submit(live).await.unwrap();
     let got = claim(store, &gpu, 1).await;
-    assert_ne!(got[0].job.id, live.id, "the aged queue goes before a fresh live/high job");
+    assert_ne!(
+        got[0].job.id, live.id,
+        "the aged queue goes before a fresh live/high job"
+    );
     assert_eq!(store.get(fresh.id).await.unwrap().state, JobState::Queued);
 }
 

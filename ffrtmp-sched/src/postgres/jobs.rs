@@ -250,7 +250,12 @@ mod tests {
         db.batch_execute("ANALYZE jobs").await.unwrap();
         // Rare values: for a common one (completed here) the planner rightly walks seq and
         // reads about a page of rows.
-        for state in [None, Some(JobState::Queued), Some(JobState::Running), Some(JobState::Failed)] {
+        for state in [
+            None,
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            Some(JobState::Failed),
+        ] {
             for queue in [None, Some(Queue::Batch)] {
                 for node_id in [None, Some(node)] {
                     for before_seq in [None, Some(10_000)] {
@@ -280,7 +285,9 @@ mod tests {
                         // primary key that filters every row would not).
                         let narrowed = plan.lines().any(|l| {
                             l.contains("Index Cond")
-                                && ["state", "queue", "node_id"].iter().any(|c| l.contains(&format!("({c} =")))
+                                && ["state", "queue", "node_id"]
+                                    .iter()
+                                    .any(|c| l.contains(&format!("({c} =")))
                         }) || ["using jobs_class ", "using jobs_retry ", "using jobs_completed "]
                             .iter()
                             .any(|i| plan.contains(i));

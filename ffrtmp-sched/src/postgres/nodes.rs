@@ -3,8 +3,8 @@
 use super::jobs::{apply, fail_attempt, mark_queued, touch_node};
 use super::pool::Db;
 use super::rows::{
-    job_from_row, jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status, save_job, to_json,
-    u, JOB_COLUMNS,
+    job_from_row, jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status,
+    save_job, to_json, u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
 use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
@@ -309,9 +309,7 @@ pub async fn queued_classes(tx: &Db<'_>) -> Result<Vec<ClassKey>> {
             &[],
         )
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 /// Runs a sweep pass; returns its summary and the classes of the jobs it put back in the

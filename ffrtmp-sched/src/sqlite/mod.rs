@@ -425,7 +425,12 @@ mod tests {
         let conn = open_connection(store.path(), store.config(), false).unwrap();
         let node = Some(NodeId::new());
         let mut queries = Vec::new();
-        for state in [None, Some(JobState::Queued), Some(JobState::Running), Some(JobState::Completed)] {
+        for state in [
+            None,
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            Some(JobState::Completed),
+        ] {
             for queue in [None, Some(Queue::Batch)] {
                 for node_id in [None, node] {
                     for before_seq in [None, Some(1000)] {
@@ -447,7 +452,9 @@ mod tests {
             let (sql, args) = list_sql(&q);
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> = stmt
-                .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), |r| r.get(3))
+                .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                    r.get(3)
+                })
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();

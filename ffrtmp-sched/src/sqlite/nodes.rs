@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use super::jobs::{apply, fail_attempt, mark_queued, seen_slack_ms, touch_node};
 use super::rows::{
-    db, job_from_raw, load_job, load_job_seq, load_node, node_id_from, node_power, node_status, raw_job, save_claim, save_job,
-    to_json, JOB_COLUMNS,
+    db, job_from_raw, load_job, load_job_seq, load_node, node_id_from, node_power, node_status, raw_job, save_claim,
+    save_job, to_json, JOB_COLUMNS,
 };
 use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
 use crate::config::SchedConfig;
@@ -288,9 +288,7 @@ pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
 /// The classes of the queued jobs in the database.
 pub fn queued_classes(conn: &Connection) -> Result<Vec<ClassKey>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT DISTINCT base_rank, req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued'",
-        )
+        .prepare_cached("SELECT DISTINCT base_rank, req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued'")
         .map_err(db)?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)

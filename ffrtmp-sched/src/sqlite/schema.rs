@@ -330,13 +330,19 @@ mod tests {
             "SELECT seq FROM jobs INDEXED BY jobs_retry WHERE state = 'retrying' AND retry_at_ms <= 5 \
              ORDER BY retry_at_ms LIMIT 1000",
         );
-        assert!(retries.contains("retry_at_ms<?") && !retries.contains("TEMP B-TREE"), "{retries}");
+        assert!(
+            retries.contains("retry_at_ms<?") && !retries.contains("TEMP B-TREE"),
+            "{retries}"
+        );
         let expired = plan(
             &conn,
             "SELECT seq FROM jobs INDEXED BY jobs_completed WHERE state = 'completed' AND updated_at_ms < 5 \
              ORDER BY updated_at_ms LIMIT 500",
         );
-        assert!(expired.contains("updated_at_ms<?") && !expired.contains("TEMP B-TREE"), "{expired}");
+        assert!(
+            expired.contains("updated_at_ms<?") && !expired.contains("TEMP B-TREE"),
+            "{expired}"
+        );
         assert!(!by_state.contains("TEMP B-TREE"), "{by_state}");
         let by_node = plan(
             &conn,

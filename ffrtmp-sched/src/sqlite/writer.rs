@@ -422,10 +422,13 @@ mod tests {
         // Queued while the writer is held, so all three run in the next group together.
         let a = w.enqueue(|c| insert(c, "a"), None).unwrap();
         let bad = w
-            .enqueue(|c| {
-                insert(c, "half-written")?;
-                insert(c, "a") // duplicate of the first request's row: fails after a write
-            }, None)
+            .enqueue(
+                |c| {
+                    insert(c, "half-written")?;
+                    insert(c, "a") // duplicate of the first request's row: fails after a write
+                },
+                None,
+            )
             .unwrap();
         let c = w.enqueue(|c| insert(c, "c"), None).unwrap();
         release.send(()).unwrap();
