@@ -113,7 +113,7 @@ impl Writer {
         let broken = Arc::new(AtomicBool::new(false));
         let flusher = match flush {
             Some(flush) => {
-                let (ftx, frx) = mpsc::channel::<Group>();
+                let (ftx, frx) = mpsc::channel::<Committed>();
                 let (s, b) = (stats.clone(), broken.clone());
                 std::thread::Builder::new()
                     .name("ffrtmp-sqlite-flush".into())
@@ -198,7 +198,7 @@ fn run(
     conn: Connection,
     rx: mpsc::Receiver<Box<dyn WriteOp>>,
     max_batch: usize,
-    flusher: Option<mpsc::Sender<Group>>,
+    flusher: Option<mpsc::Sender<Committed>>,
     broken: &AtomicBool,
     stats: &WriterStats,
 ) {
@@ -217,11 +217,13 @@ fn run(
         }
         stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);
+        let before = conn.total_changes();
         if commit_group(&conn, &mut batch, stats) {
             match &flusher {
                 Some(f) => {
                     let group = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
-                    if let Err(mpsc::SendError(mut group)) = f.send(group) {
+                    let changed = conn.total_changes() != before;
+                    if let Err(mpsc::SendError((mut group, _))) = f.send((group, changed)) {
                         broken.store(true, Ordering::Release);
                         fail_all(
                             &mut group,
@@ -235,16 +237,26 @@ fn run(
     }
 }
 
+/// A committed group, and whether it changed any row.
+type Committed = (Group, bool);
+
 /// Flushes the WAL for every group committed since the last flush, then replies to them.
-fn flush_loop(rx: mpsc::Receiver<Group>, mut flush: WalFlush, broken: &AtomicBool, stats: &WriterStats) {
+/// Groups that changed no row (a claim by a node with nothing to run) wrote nothing to
+/// flush: when no group of the batch changed anything, they are answered without a flush,
+/// every earlier group's flush having already returned.
+fn flush_loop(rx: mpsc::Receiver<Committed>, mut flush: WalFlush, broken: &AtomicBool, stats: &WriterStats) {
     let mut groups: Vec<Group> = Vec::new();
     while let Ok(first) = rx.recv() {
-        groups.push(first);
-        while let Ok(g) = rx.try_recv() {
+        let mut changed = first.1;
+        groups.push(first.0);
+        while let Ok((g, c)) = rx.try_recv() {
+            changed |= c;
             groups.push(g);
         }
         let result = if broken.load(Ordering::Acquire) {
             Err(UNCONFIRMED.to_string())
+        } else if !changed {
+            Ok(())
         } else {
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             flush().map_err(|e| {
@@ -495,6 +507,45 @@ mod tests {
         release.send(()).unwrap();
         assert!(reply.await.unwrap().is_ok());
         assert_eq!(w.stats().flushes.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_that_changed_nothing_is_answered_without_a_flush_and_after_runs_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("f.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT NOT NULL)")
+            .unwrap();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counted = flushes.clone();
+        let flush: WalFlush = Box::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        let w = Writer::spawn(conn, 64, Some(flush)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let after = tx.clone();
+        w.write_then(|c| insert(c, "a"), move |v: &()| after.send(*v).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(flushes.load(Ordering::Relaxed), 1);
+        assert_eq!(rx.try_recv(), Ok(()), "after ran once the write was durable");
+        let n: i64 = w
+            .write(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(flushes.load(Ordering::Relaxed), 1, "nothing changed, nothing flushed");
+        let refused = w
+            .write_then(
+                |_| -> Result<(), StoreError> { Err(StoreError::InvalidRequest("no".into())) },
+                move |v: &()| tx.send(*v).unwrap(),
+            )
+            .await;
+        assert!(refused.is_err());
+        assert!(rx.try_recv().is_err(), "after runs only for a committed success");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
