@@ -240,7 +240,8 @@ mod tests {
         assert_eq!(seen, vec![(plain.clone(), 2)]);
         assert_eq!(
             set.runnable(&node(&["h264_nvenc"], &["ffmpeg"], false)),
-            vec![(nvenc, 1)]
+            vec![(plain.clone(), 2), (nvenc, 1)],
+            "an NVENC node runs any H.264 job"
         );
         set.remove_if_unchanged(&seen[0]);
         assert!(set.runnable(&cpu).is_empty(), "found empty, forgotten");
