@@ -524,11 +524,11 @@ mod tests {
         let w = Writer::spawn(conn, 64, Some(flush)).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let after = tx.clone();
-        w.write_then(|c| insert(c, "a"), move |v: &()| after.send(*v).unwrap())
+        w.write_then(|c| insert(c, "a").map(|()| 7u8), move |v: &u8| after.send(*v).unwrap())
             .await
             .unwrap();
         assert_eq!(flushes.load(Ordering::Relaxed), 1);
-        assert_eq!(rx.try_recv(), Ok(()), "after ran once the write was durable");
+        assert_eq!(rx.try_recv(), Ok(7), "after ran once the write was durable");
         let n: i64 = w
             .write(|c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
@@ -541,7 +541,7 @@ mod tests {
         let refused = w
             .write_then(
                 |_| -> Result<(), StoreError> { Err(StoreError::InvalidRequest("no".into())) },
-                move |v: &()| tx.send(*v).unwrap(),
+                move |_: &()| tx.send(0).unwrap(),
             )
             .await;
         assert!(refused.is_err());
