@@ -285,10 +285,22 @@ pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
         .map_err(db)
 }
 
-/// The classes of the queued jobs in the database.
+/// The classes of the queued jobs in the database: one index seek per class (a loose
+/// index scan of `jobs_class`), however many jobs each holds.
 pub fn queued_classes(conn: &Connection) -> Result<Vec<ClassKey>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT DISTINCT base_rank, req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued'")
+        .prepare_cached(
+            "WITH RECURSIVE c(b, k) AS ( \
+               SELECT * FROM (SELECT base_rank, req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                              ORDER BY base_rank, req_class LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT base_rank FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                         AND (base_rank, req_class) > (c.b, c.k) ORDER BY base_rank, req_class LIMIT 1), \
+                      (SELECT req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                         AND (base_rank, req_class) > (c.b, c.k) ORDER BY base_rank, req_class LIMIT 1) \
+               FROM c WHERE c.b IS NOT NULL \
+             ) SELECT b, k FROM c WHERE b IS NOT NULL",
+        )
         .map_err(db)?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)

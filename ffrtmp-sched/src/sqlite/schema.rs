@@ -282,6 +282,41 @@ mod tests {
     }
 
     #[test]
+    fn the_queued_classes_are_read_one_index_seek_per_class() {
+        let mut conn = at_version(0);
+        migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
+                               req_class)
+             VALUES ('a', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|h264|'),
+                    ('b', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|h264|'),
+                    ('c', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|av1|'),
+                    ('d', '{}', 'queued', 8, 8, 'batch', 3, 1, 2, '|0|h264|'),
+                    ('e', '{}', 'completed', 0, 0, 'live', 3, 1, 2, '|0|vp9|');",
+        )
+        .unwrap();
+        let classes = crate::sqlite::nodes::queued_classes(&conn).unwrap();
+        let expected = [(4, "|0|av1|"), (4, "|0|h264|"), (8, "|0|h264|")].map(|(b, k)| (b, k.to_string()));
+        assert_eq!(classes, expected);
+        let mut stmt = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT base_rank FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                 AND (base_rank, req_class) > (4, '') ORDER BY base_rank, req_class LIMIT 1",
+            )
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains("(base_rank,req_class)>(?,?)"),
+            "the next class is sought: {plan}"
+        );
+    }
+
+    #[test]
     fn jobs_stored_before_version_8_read_with_no_attempts_energy() {
         let mut conn = at_version(7);
         conn.execute_batch(
