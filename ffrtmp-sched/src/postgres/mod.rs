@@ -55,6 +55,10 @@ use crate::config::SchedConfig;
 /// One difference from SQLite is only visible under contention: a claim skips queued jobs
 /// that a concurrent claim holds at that instant, so it may return fewer jobs than are
 /// queued; they go to the claim holding them, or to the next claim if that one rolls back.
+/// A claim knows which requirement classes of queued jobs exist without reading the queue;
+/// jobs another master queued join that knowledge within half a second (a loose index scan
+/// of the classes at most every 500 ms), so a node polling one master is offered a job
+/// queued through another within about that time.
 /// All timestamps come from [`SchedConfig::clock`] of the master doing the write, so masters
 /// sharing a database need synchronized clocks (NTP), as their nodes' leases depend on them.
 ///
