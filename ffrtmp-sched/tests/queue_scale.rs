@@ -1,7 +1,7 @@
 //! Costs that do not grow with the queue, on both stores: with 50,000 queued jobs that a
 //! node cannot run, that node's claims read nothing of the queue (answered from memory),
 //! a node that can run one class reads only that class's head, and no sweep rewrites a
-//! queued row to age it. The queue is filled by copying one job the store wrote, in one
+//! queued row to age it (nor is one needed: claims age ranks themselves). The queue is filled by copying one job the store wrote, in one
 //! transaction, so the rows are exactly the store's own.
 
 mod common;
@@ -101,6 +101,39 @@ async fn claims_read_only_what_the_node_can_run(
     assert_eq!(store.get(fresh.id).await.unwrap().state, JobState::Queued);
 }
 
+/// Aging needs no sweep: a claim compares ranks aged to its own instant.
+async fn a_waiting_job_wins_by_age_with_no_sweep_at_all(store: &dyn JobStore, clock: &ManualClock) {
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let mut low = spec("720p-h264");
+    low.queue = ffrtmp_core::Queue::Batch;
+    low.priority = ffrtmp_core::Priority::Low;
+    let low = store.submit(low).await.unwrap();
+    let high = || {
+        let mut s = spec("720p-h264");
+        s.queue = ffrtmp_core::Queue::Live;
+        s.priority = ffrtmp_core::Priority::High;
+        s
+    };
+    // Rank 8 after 35 minutes is still rank 1: a fresh live/high job (rank 0) goes first.
+    clock.advance(Duration::from_secs(35 * 60));
+    let first = store.submit(high()).await.unwrap();
+    let a = claim(store, &node, 1).await.remove(0);
+    assert_eq!(a.job.id, first.id);
+    store.report(&completed(&a, &node, 1)).await.unwrap();
+    // After 40 minutes it is at rank 0 and older than any new arrival.
+    clock.advance(Duration::from_secs(5 * 60));
+    store.submit(high()).await.unwrap();
+    assert_eq!(claim(store, &node, 1).await.remove(0).job.id, low.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ages_waiting_jobs_with_no_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let store = SqliteStore::open_with(&dir.path().join("jobs.db"), clock.config()).unwrap();
+    a_waiting_job_wins_by_age_with_no_sweep_at_all(&store, &clock).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_claims_cost_the_same_whatever_the_queue_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,6 +204,14 @@ mod postgres {
         assert_eq!(copied as i64, QUEUED);
         db.batch_execute("ANALYZE jobs").await.unwrap();
         claims_read_only_what_the_node_can_run(&store, &|| store.claim_stats(), &clock, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_ages_waiting_jobs_with_no_sweep() {
+        let Some(b) = PgBackend::create().await else { return };
+        let clock = ManualClock::new();
+        let store = PgStore::connect(b.url(), clock.config()).await.unwrap();
+        a_waiting_job_wins_by_age_with_no_sweep_at_all(&store, &clock).await;
     }
 
     /// A job queued through another master reaches a node that claims through this one
