@@ -40,7 +40,7 @@ pub use cgroup::{CgroupObserver, CgroupPaths};
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
-pub use matching::Mismatch;
+pub use matching::{Mismatch, Requirements};
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
     NodeStatus, RunningJob,

@@ -26,7 +26,7 @@
 
 use crate::node::NodeRegistration;
 use crate::scenario::Codec;
-use crate::spec::{Enforcement, JobSpec};
+use crate::spec::{Enforcement, EngineChoice, JobSpec};
 use crate::valid_spec::ValidSpec;
 
 /// Why a node may not run a job.
@@ -60,8 +60,15 @@ impl NodeRegistration {
     /// [`can_run`](Self::can_run) for a spec already validated, such as a stored job's:
     /// reads its scenario rather than parsing it again.
     pub fn can_take(&self, spec: &ValidSpec) -> Result<(), Mismatch> {
-        let codec = spec.scenario().codec;
-        if let Some(encoder) = &spec.parameters.encoder {
+        self.meets(&Requirements::of(spec))
+    }
+
+    /// Whether this node has what `req` asks for: the whole decision of
+    /// [`can_take`](Self::can_take), over the parts of a spec that matching reads, so a store
+    /// can decide for a whole class of queued jobs at once.
+    pub fn meets(&self, req: &Requirements) -> Result<(), Mismatch> {
+        let codec = req.codec;
+        if let Some(encoder) = &req.encoder {
             if !self.encoders.iter().any(|e| e == encoder) {
                 return Err(Mismatch::Encoder(encoder.clone()));
             }
@@ -69,15 +76,41 @@ impl NodeRegistration {
         if !self.encoders.is_empty() && !self.encoders.iter().any(|e| Codec::of_encoder(e) == Some(codec)) {
             return Err(Mismatch::Codec(codec));
         }
-        if let Some(engine) = spec.engine.pinned() {
+        if let Some(engine) = req.engine.pinned() {
             if !self.engines.iter().any(|e| e == engine) {
                 return Err(Mismatch::Engine(engine));
             }
         }
-        if spec.resource_limits.enforcement == Enforcement::Required && !self.enforces_limits {
+        if req.enforcement == Enforcement::Required && !self.enforces_limits {
             return Err(Mismatch::Enforcement);
         }
         Ok(())
+    }
+}
+
+/// What a job asks of the node that runs it: the only parts of a spec that matching reads.
+/// Jobs with equal requirements are run by exactly the same nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Requirements {
+    /// The explicit `parameters.encoder`, if any.
+    pub encoder: Option<String>,
+    /// The codec of the job's scenario.
+    pub codec: Codec,
+    /// The engine the job is pinned to (`Auto`: any).
+    pub engine: EngineChoice,
+    /// Whether the job's limits must be enforced.
+    pub enforcement: Enforcement,
+}
+
+impl Requirements {
+    /// The requirements of a validated spec.
+    pub fn of(spec: &ValidSpec) -> Requirements {
+        Requirements {
+            encoder: spec.parameters.encoder.clone(),
+            codec: spec.scenario().codec,
+            engine: spec.engine,
+            enforcement: spec.resource_limits.enforcement,
+        }
     }
 }
 

@@ -168,7 +168,8 @@ pub struct SweepSummary {
     pub jobs_released: u32,
     /// Jobs that ran out of retries.
     pub jobs_failed: u32,
-    /// Queued jobs whose rank rose by aging.
+    /// Queued jobs whose stored rank a sweep rewrote to age them. The built-in stores age
+    /// ranks when a claim compares jobs and rewrite none, so they report 0.
     #[serde(default)]
     pub jobs_aged: u32,
     /// Completed jobs deleted by retention.

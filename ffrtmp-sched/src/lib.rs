@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+mod classes;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -40,6 +41,7 @@ mod sqlite;
 mod sweeper;
 mod transport;
 
+pub use classes::ClaimStats;
 pub use config::{Clock, SchedConfig};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;

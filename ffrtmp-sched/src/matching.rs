@@ -1,41 +1,18 @@
 //! Capability matching in the claim, shared by every store.
 //!
-//! The decision is [`NodeRegistration::can_run`]. Each store's claim query preselects, in
-//! claim order, the queued jobs that pass it (through the columns below and the
-//! [`ClaimFilter`] parameters), so a job no node of this kind can run is skipped rather than
-//! waited on; each candidate is then checked with `can_run` itself before it is assigned,
-//! so a query that disagreed could never hand a node a job it must not run.
+//! The decision is [`NodeRegistration::can_run`]. Each store's claim probes only the
+//! requirement classes of queued jobs that the node can run ([`may_run`], the same rule
+//! over a class), so a job no node of this kind can run is skipped rather than waited on;
+//! each candidate is then checked with `can_run` itself before it is assigned, so a class
+//! that disagreed could never hand a node a job it must not run.
 
-use ffrtmp_core::{Codec, Enforcement, Job, JobSpec, NodeRegistration};
+use ffrtmp_core::{Enforcement, Job, JobSpec, NodeRegistration, Requirements};
 
-/// A node's capabilities as parameters of the claim query.
-pub(crate) struct ClaimFilter {
-    /// Encoders the node advertises; empty: a custom executor, not filtered by codec.
-    pub encoders: Vec<String>,
-    /// Codecs those encoders produce, sorted and without duplicates.
-    pub codecs: Vec<&'static str>,
-    /// Engines the node advertises.
-    pub engines: Vec<String>,
-    /// Whether the node enforces resource limits.
-    pub enforces: bool,
-}
-
-impl ClaimFilter {
-    pub fn of(node: &NodeRegistration) -> ClaimFilter {
-        let mut codecs: Vec<&'static str> = node
-            .encoders
-            .iter()
-            .filter_map(|e| Codec::of_encoder(e).map(Codec::as_str))
-            .collect();
-        codecs.sort_unstable();
-        codecs.dedup();
-        ClaimFilter {
-            encoders: node.encoders.clone(),
-            codecs,
-            engines: node.engines.clone(),
-            enforces: node.enforces_limits,
-        }
-    }
+/// Whether `node` can run the jobs of a requirement class: [`NodeRegistration::meets`].
+/// A class whose requirements are unknown (`None`: a column this build cannot read) may
+/// hold anything, so it is probed rather than skipped.
+pub(crate) fn may_run(node: &NodeRegistration, class: Option<&Requirements>) -> bool {
+    class.is_none_or(|req| node.meets(req).is_ok())
 }
 
 /// The `engine` column of a job: the engine it is pinned to, or `''` for `auto`.

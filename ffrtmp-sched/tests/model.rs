@@ -71,6 +71,9 @@ struct MJob {
     node: Option<usize>,
     base: u32,
     claimed_at: u64,
+    /// When the job last entered the queue: claims take queued jobs in that order, then
+    /// by submission.
+    queued_at: u64,
 }
 
 struct MNode {
@@ -135,6 +138,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     node: None,
                     base: 0,
                     claimed_at: 0,
+                    queued_at: now(&clock),
                 });
             }
             Op::Claim { node, max } => {
@@ -146,12 +150,14 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .filter(|j| j.node == Some(node) && j.state.is_active())
                     .count() as u32;
                 let want = max.min(SLOTS - active) as usize;
-                let expect: Vec<JobId> = jobs
+                let mut queued: Vec<(u64, usize, JobId)> = jobs
                     .iter()
-                    .filter(|j| j.state == JobState::Queued)
-                    .take(want)
-                    .map(|j| j.id)
+                    .enumerate()
+                    .filter(|(_, j)| j.state == JobState::Queued)
+                    .map(|(i, j)| (j.queued_at, i, j.id))
                     .collect();
+                queued.sort_unstable();
+                let expect: Vec<JobId> = queued.into_iter().take(want).map(|(_, _, id)| id).collect();
                 let ids: Vec<JobId> = got.iter().map(|a| a.job.id).collect();
                 prop_assert_eq!(&ids, &expect);
                 for j in jobs.iter_mut().filter(|j| expect.contains(&j.id)) {
@@ -217,6 +223,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if j.state.can_requeue() {
                     j.state = JobState::Queued;
                     j.base = j.attempt;
+                    j.queued_at = now(&clock);
                 }
             }
             Op::Heartbeat { node } => {
@@ -248,6 +255,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 for j in jobs.iter_mut().filter(|j| j.state == JobState::Retrying) {
                     j.state = JobState::Queued;
+                    j.queued_at = t;
                 }
             }
         }

@@ -91,7 +91,7 @@ async fn migrations_run_once_and_newer_schemas_are_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![4]);
+    assert_eq!(versions, vec![5]);
     db.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
     let err = PgStore::connect(b.url(), SchedConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("newer than this build supports"), "{err}");
@@ -193,7 +193,9 @@ async fn jobs_pinned_before_version_3_keep_their_engine() {
     // Back to version 2, where the spec JSON was the only record of the engine.
     let db = admin(b.url()).await;
     db.batch_execute(
-        "ALTER TABLE jobs DROP COLUMN engine; ALTER TABLE jobs DROP COLUMN needs_enforcement; \
+        "DROP INDEX jobs_queue_seq; DROP INDEX jobs_node_seq; ALTER TABLE jobs DROP COLUMN req_class; \
+         CREATE INDEX jobs_claim ON jobs (rank, seq) WHERE state = 'queued'; \
+         ALTER TABLE jobs DROP COLUMN engine; ALTER TABLE jobs DROP COLUMN needs_enforcement; \
          ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 2;",
     )
     .await
@@ -220,9 +222,13 @@ async fn jobs_stored_before_version_4_read_with_no_attempts_energy() {
         store.submit(spec("720p-h264")).await.unwrap().id
     };
     let db = admin(b.url()).await;
-    db.batch_execute("ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 3;")
-        .await
-        .unwrap();
+    db.batch_execute(
+        "DROP INDEX jobs_queue_seq; DROP INDEX jobs_node_seq; ALTER TABLE jobs DROP COLUMN req_class; \
+         CREATE INDEX jobs_claim ON jobs (rank, seq) WHERE state = 'queued'; \
+         ALTER TABLE jobs DROP COLUMN attempts_energy; UPDATE schema_version SET version = 3;",
+    )
+    .await
+    .unwrap();
     let store = PgStore::connect(b.url(), SchedConfig::default()).await.unwrap();
     let job = store.get(id).await.unwrap();
     assert!(job.attempts_energy.is_empty());

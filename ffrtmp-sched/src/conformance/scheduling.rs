@@ -10,7 +10,8 @@ use super::support::*;
 use super::Backend;
 
 /// A low batch job is not starved by a stream of high live jobs: it ages one rank per
-/// 5 minutes and wins by age once at the top rank.
+/// 5 minutes and wins by age once at the top rank. (How a store ages is its own: the
+/// built-in ones compute the aged rank when a claim compares jobs and rewrite no row.)
 pub async fn a_low_batch_job_is_not_starved_by_a_stream_of_high_live_jobs(b: &dyn Backend) {
     let clock = ManualClock::new();
     let store = b.open(clock.config()).await;
@@ -22,7 +23,6 @@ pub async fn a_low_batch_job_is_not_starved_by_a_stream_of_high_live_jobs(b: &dy
 
     // Every minute a new high-priority live job arrives and the node runs one job.
     let mut ran_low_after = None;
-    let mut aged = 0;
     for minute in 1..=60 {
         let mut high = spec("720p-h264");
         high.queue = Queue::Live;
@@ -30,7 +30,7 @@ pub async fn a_low_batch_job_is_not_starved_by_a_stream_of_high_live_jobs(b: &dy
         store.submit(high).await.unwrap();
         clock.advance(Duration::from_secs(60));
         store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
-        aged += store.sweep().await.unwrap().jobs_aged;
+        store.sweep().await.unwrap();
         let a = claim(&*store, &node, 1).await.remove(0);
         store.report(&completed(&a, &node, 1)).await.unwrap();
         if a.job.id == starving.id {
@@ -42,7 +42,6 @@ pub async fn a_low_batch_job_is_not_starved_by_a_stream_of_high_live_jobs(b: &dy
     // minutes and then wins by age.
     let minute = ran_low_after.expect("the low batch job never ran");
     assert!((40..=45).contains(&minute), "ran after {minute} minutes");
-    assert!(aged >= 8, "the batch job rose 8 ranks, counted in jobs_aged ({aged})");
 }
 
 /// A job re-entering the queue (operator retry, end of backoff) starts again at its own rank.
@@ -56,7 +55,7 @@ pub async fn a_requeued_job_ages_from_its_own_rank_again(b: &dyn Backend) {
     // 50 minutes waiting: rank 7 has aged to 0.
     clock.advance(Duration::from_secs(50 * 60));
     store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
-    assert_eq!(store.sweep().await.unwrap().jobs_aged, 1);
+    store.sweep().await.unwrap();
     let fresh = store.submit(spec("720p-h264")).await.unwrap();
     let a = claim(&*store, &node, 1).await.remove(0);
     assert_eq!(a.job.id, old.id, "aged to the top");

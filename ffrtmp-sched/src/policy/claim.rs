@@ -1,7 +1,10 @@
 //! What a claim decides: how many jobs a node may take and what taking one changes.
 
+use std::time::Duration;
+
 use ffrtmp_core::{Job, JobState, NodeId};
 
+use super::sweep::aged_rank;
 use super::Step;
 
 pub use crate::order::rank;
@@ -29,6 +32,37 @@ pub fn assign(job: &mut Job, node: NodeId) -> Step {
     job.progress = None;
     job.retry_at_ms = None;
     Step::new(JobState::Assigned, "claimed")
+}
+
+/// A queued job as a claim compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The job's `seq`.
+    pub seq: u64,
+    /// Its rank when it entered the queue ([`rank`] of its queue and priority).
+    pub base_rank: i64,
+    /// When it (last) entered the queue.
+    pub queued_at_ms: u64,
+}
+
+/// Claim order at `now`, lowest first: the rank aged from the time the job entered the
+/// queue ([`aged_rank`]), then that time, then `seq`. Aging is computed here, when the
+/// claim compares jobs, so no row is ever rewritten to age it.
+pub fn order_key(c: &Candidate, now: u64, aging_interval: Duration) -> (i64, u64, u64) {
+    (
+        aged_rank(c.base_rank, c.queued_at_ms, now, aging_interval),
+        c.queued_at_ms,
+        c.seq,
+    )
+}
+
+/// The first `want` of `candidates` in claim order. A store passes the head of each
+/// requirement class its node can run (at most `want` each, in queue-entry order): within a
+/// class the earliest entry is also the most aged, so the best `want` overall are among them.
+pub fn pick(mut candidates: Vec<Candidate>, want: usize, now: u64, aging_interval: Duration) -> Vec<Candidate> {
+    candidates.sort_by_key(|c| order_key(c, now, aging_interval));
+    candidates.truncate(want);
+    candidates
 }
 
 #[cfg(test)]
@@ -63,5 +97,27 @@ mod tests {
         assert!(j.progress.is_none() && j.retry_at_ms.is_none());
         assert_eq!(remembered_since(CLAIM_MEMORY_MS + 5), 5);
         assert_eq!(remembered_since(5), 0);
+    }
+
+    #[test]
+    fn a_claim_picks_by_aged_rank_then_time_queued() {
+        let step = Duration::from_secs(300);
+        let s = 1000;
+        let c = |seq, base_rank, queued_at_ms| Candidate {
+            seq,
+            base_rank,
+            queued_at_ms,
+        };
+        let now = 10_000 * s;
+        // A batch/low job (8) queued 40 minutes ago has aged to 0 and is older than a fresh
+        // live/high one (0); a default/medium job (4) queued 10 minutes ago is at 2.
+        let old_low = c(1, 8, now - 2400 * s);
+        let fresh_high = c(9, 0, now);
+        let mid = c(5, 4, now - 600 * s);
+        let later_high = c(3, 0, now - s);
+        let picked = pick(vec![mid, fresh_high, old_low, later_high], 3, now, step);
+        assert_eq!(picked, vec![old_low, later_high, fresh_high]);
+        assert_eq!(order_key(&mid, now, step), (2, now - 600 * s, 5));
+        assert!(pick(vec![mid], 0, now, step).is_empty());
     }
 }

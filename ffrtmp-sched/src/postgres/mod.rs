@@ -35,6 +35,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::IsolationLevel;
 
 use self::pool::{describe, Db, Pool};
+use crate::classes::{class_of, ClaimCounters, ClaimStats, ClassKey, QueuedClasses};
 use crate::config::SchedConfig;
 
 /// A [`JobStore`] in a PostgreSQL database, shareable by several masters.
@@ -54,6 +55,10 @@ use crate::config::SchedConfig;
 /// One difference from SQLite is only visible under contention: a claim skips queued jobs
 /// that a concurrent claim holds at that instant, so it may return fewer jobs than are
 /// queued; they go to the claim holding them, or to the next claim if that one rolls back.
+/// A claim knows which requirement classes of queued jobs exist without reading the queue;
+/// jobs another master queued join that knowledge within half a second (a loose index scan
+/// of the classes at most every 500 ms), so a node polling one master is offered a job
+/// queued through another within about that time.
 /// All timestamps come from [`SchedConfig::clock`] of the master doing the write, so masters
 /// sharing a database need synchronized clocks (NTP), as their nodes' leases depend on them.
 ///
@@ -78,6 +83,9 @@ struct Inner {
     config: SchedConfig,
     opened_at_ms: u64,
     target: String,
+    /// The requirement classes that may hold queued jobs, as this master knows them.
+    queued: std::sync::Mutex<QueuedClasses>,
+    claims: ClaimCounters,
 }
 
 /// What an operation knows besides its arguments.
@@ -222,6 +230,8 @@ impl PgStore {
                 config,
                 opened_at_ms,
                 target,
+                queued: Default::default(),
+                claims: ClaimCounters::default(),
             }),
         })
     }
@@ -229,6 +239,20 @@ impl PgStore {
     /// The settings in force.
     pub fn config(&self) -> &SchedConfig {
         &self.inner.config
+    }
+
+    /// How claims were answered since the store was opened.
+    pub fn claim_stats(&self) -> ClaimStats {
+        self.inner.claims.get()
+    }
+
+    /// Records that this master committed jobs of these classes to the queue.
+    fn queued(&self, classes: impl IntoIterator<Item = ClassKey>) {
+        if let Ok(mut q) = self.inner.queued.lock() {
+            for key in classes {
+                q.add(&key);
+            }
+        }
     }
 
     /// `user@host:port/dbname` of the database (without the password).
@@ -304,8 +328,12 @@ impl PgStore {
 impl JobStore for PgStore {
     async fn submit(&self, spec: JobSpec) -> std::result::Result<Job, StoreError> {
         let spec = ValidSpec::try_from(spec)?;
-        self.tx(false, |tx, ctx| Box::pin(jobs::submit(tx, ctx, spec.clone())))
-            .await
+        let class = class_of(&spec);
+        let job = self
+            .tx(false, |tx, ctx| Box::pin(jobs::submit(tx, ctx, spec.clone())))
+            .await?;
+        self.queued([class]);
+        Ok(job)
     }
 
     async fn get(&self, id: JobId) -> std::result::Result<Job, StoreError> {
@@ -329,7 +357,9 @@ impl JobStore for PgStore {
     }
 
     async fn retry(&self, id: JobId) -> std::result::Result<Job, StoreError> {
-        self.tx(false, |tx, ctx| Box::pin(jobs::requeue(tx, ctx, id))).await
+        let job = self.tx(false, |tx, ctx| Box::pin(jobs::requeue(tx, ctx, id))).await?;
+        self.queued([class_of(&job.spec)]);
+        Ok(job)
     }
 
     async fn register_node(&self, registration: NodeRegistration) -> std::result::Result<Node, StoreError> {
@@ -359,8 +389,23 @@ impl JobStore for PgStore {
     }
 
     async fn claim(&self, request: &ClaimRequest) -> std::result::Result<Vec<Assignment>, StoreError> {
-        self.tx(false, |tx, ctx| Box::pin(nodes::claim(tx, ctx, request.clone())))
-            .await
+        let inner = self.inner.clone();
+        let claimed = self
+            .tx(false, |tx, ctx| {
+                let (inner, request) = (inner.clone(), request.clone());
+                Box::pin(async move {
+                    let known = nodes::Known {
+                        queued: &inner.queued,
+                        claims: &inner.claims,
+                    };
+                    nodes::claim(tx, ctx, request, &known).await
+                })
+            })
+            .await?;
+        if let Ok(mut q) = self.inner.queued.lock() {
+            claimed.emptied.iter().for_each(|seen| q.remove_if_unchanged(seen));
+        }
+        Ok(claimed.assignments)
     }
 
     async fn report(&self, report: &JobReport) -> std::result::Result<Job, StoreError> {
@@ -370,6 +415,8 @@ impl JobStore for PgStore {
     }
 
     async fn sweep(&self) -> std::result::Result<SweepSummary, StoreError> {
-        self.tx(false, |tx, ctx| Box::pin(nodes::sweep(tx, ctx))).await
+        let (summary, released) = self.tx(false, |tx, ctx| Box::pin(nodes::sweep(tx, ctx))).await?;
+        self.queued(released);
+        Ok(summary)
     }
 }

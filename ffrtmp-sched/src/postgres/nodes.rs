@@ -3,13 +3,17 @@
 use super::jobs::{apply, fail_attempt, mark_queued, touch_node};
 use super::pool::Db;
 use super::rows::{
-    jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status, save_job, to_json,
-    u, JOB_COLUMNS,
+    job_from_row, jobs_from_rows, load_job, load_node, node_id_from, node_power, node_registration, node_status,
+    save_job, to_json, u, JOB_COLUMNS,
 };
 use super::{Ctx, Error, Result};
-use crate::matching::{admits, ClaimFilter};
+use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
+use crate::matching::admits;
 use crate::policy::{claim, heartbeat, holds, sweep};
 use crate::power::replaces;
+use std::sync::Mutex;
+use std::time::Instant;
+
 use ffrtmp_core::{
     Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, JobId, Node, NodeId, NodePage, NodeQuery,
     NodeRegistration, NodeStatus, StoreError, SweepSummary,
@@ -142,7 +146,7 @@ pub async fn heartbeat(tx: &Db<'_>, ctx: &Ctx<'_>, node: NodeId, hb: Heartbeat) 
     })
 }
 
-pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<Assignment>> {
+pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest, known: &Known<'_>) -> Result<Claimed> {
     req.validate().map_err(StoreError::from)?;
     let now = ctx.now;
     // The node's row lock serializes this node's claims (and repeats of one claim) across
@@ -159,7 +163,7 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
         )
         .await?;
     if !previous.is_empty() {
-        let mut out = Vec::new();
+        let mut out = Claimed::default();
         for row in previous {
             let job_id: String = row.try_get(0)?;
             let attempt = u(row.try_get(1)?);
@@ -169,43 +173,70 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
             let stored = load_job(tx, id, false).await?;
             let j = &stored.job;
             if u64::from(j.attempt) == attempt && holds(j, req.node_id, j.attempt) {
-                out.push(Assignment { job: stored.job });
+                out.assignments.push(Assignment { job: stored.job });
             }
         }
         return Ok(out);
     }
 
+    // Which classes of queued jobs this node can run is known without reading the queue
+    // (refreshed from the database at most every `QueuedClasses::REFRESH`, for jobs other
+    // masters queued); a node that can run none of them is answered at once.
+    let classes = known.runnable(tx, &node.registration).await?;
+    if classes.is_empty() {
+        known.claims.answered_from_memory();
+        return Ok(Claimed::default());
+    }
     let want = claim::wanted(
         node.registration.max_concurrent_jobs,
         active_count(tx, req.node_id).await?,
         req.max_jobs,
     );
     if want == 0 {
-        return Ok(Vec::new());
+        return Ok(Claimed::default());
     }
-    // Jobs this node cannot run (an encoder it lacks, a codec none of its encoders produce,
-    // an engine it lacks, limits it cannot enforce) are skipped, never waited on; so are rows
-    // another transaction holds (a concurrent claim through another master, a cancel).
-    let f = ClaimFilter::of(&node.registration);
-    // A node that advertises no encoders (a custom executor) is not filtered by codec.
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' \
-                 AND (encoder IS NULL OR encoder = ANY($2)) \
-                 AND (cardinality($2) = 0 OR codec = ANY($3)) \
-                 AND (engine = '' OR engine = ANY($4)) \
-                 AND (NOT needs_enforcement OR $5) \
-                 ORDER BY rank, seq LIMIT $1 FOR UPDATE SKIP LOCKED"
-            ),
-            &[&i64::from(want), &f.encoders, &f.codecs, &f.engines, &f.enforces],
-        )
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let admitted = jobs_from_rows(&rows)?
-        .into_iter()
-        .filter(|s| admits(&node.registration, &s.job));
-    for (pos, mut stored) in admitted.enumerate() {
+    // The head of each class, in queue-entry order (also its aging order), at most `want`
+    // each: the best `want` jobs overall are among them. Rows another transaction holds (a
+    // concurrent claim through another master, a cancel) are skipped, never waited on.
+    let mut heads = Vec::new();
+    let mut emptied = Vec::new();
+    for seen in classes {
+        let (base_rank, class) = &seen.0;
+        known.claims.probed();
+        let rows = tx
+            .query(
+                "SELECT seq, queued_at_ms FROM jobs WHERE state = 'queued' AND base_rank = $1 AND req_class = $2 \
+                 ORDER BY queued_at_ms, seq LIMIT $3 FOR UPDATE SKIP LOCKED",
+                &[base_rank, class, &i64::from(want)],
+            )
+            .await?;
+        if rows.is_empty() {
+            emptied.push(seen.clone());
+        }
+        for r in &rows {
+            heads.push(claim::Candidate {
+                seq: u(r.try_get(0)?),
+                base_rank: *base_rank,
+                queued_at_ms: u(r.try_get(1)?),
+            });
+        }
+    }
+    let mut out = Claimed {
+        assignments: Vec::new(),
+        emptied,
+    };
+    for c in claim::pick(heads, want as usize, now, ctx.cfg.aging_interval) {
+        let row = tx
+            .query_one(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = $1"),
+                &[&(c.seq as i64)],
+            )
+            .await?;
+        let mut stored = job_from_row(&row)?;
+        if !admits(&node.registration, &stored.job) {
+            continue;
+        }
+        let pos = out.assignments.len();
         let job = &mut stored.job;
         let step = claim::assign(job, req.node_id);
         apply(tx, job, &step, now).await?;
@@ -222,20 +253,77 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest) -> Result<Vec<
             ],
         )
         .await?;
-        out.push(Assignment { job: stored.job });
+        out.assignments.push(Assignment { job: stored.job });
     }
     Ok(out)
 }
 
-pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
+/// What a claim answered, and the classes its probes found empty (to forget once it is
+/// committed).
+#[derive(Default)]
+pub struct Claimed {
+    pub assignments: Vec<Assignment>,
+    pub emptied: Vec<Seen>,
+}
+
+/// What a claim knows of the queue without reading it.
+pub struct Known<'a> {
+    pub queued: &'a Mutex<QueuedClasses>,
+    pub claims: &'a ClaimCounters,
+}
+
+impl Known<'_> {
+    /// The classes `node` can run that may hold queued jobs, merging in the classes in the
+    /// database first when the last read is older than [`QueuedClasses::REFRESH`].
+    async fn runnable(&self, tx: &Db<'_>, node: &NodeRegistration) -> Result<Vec<Seen>> {
+        let due = self.lock()?.refresh_due(Instant::now());
+        if due {
+            let at = Instant::now();
+            self.claims.read_classes();
+            let read = queued_classes(tx).await?;
+            self.lock()?.merge(read, at);
+        }
+        Ok(self.lock()?.runnable(node))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, QueuedClasses>> {
+        self.queued
+            .lock()
+            .map_err(|_| Error::backend("queued classes poisoned".into()))
+    }
+}
+
+/// The classes of the queued jobs in the database: one index probe per class (a loose
+/// index scan of `jobs_class`), however many jobs each holds.
+pub async fn queued_classes(tx: &Db<'_>) -> Result<Vec<ClassKey>> {
+    let rows = tx
+        .query(
+            "WITH RECURSIVE c AS ( \
+               (SELECT base_rank, req_class FROM jobs WHERE state = 'queued' ORDER BY base_rank, req_class LIMIT 1) \
+               UNION ALL \
+               SELECT n.base_rank, n.req_class FROM c CROSS JOIN LATERAL ( \
+                 SELECT base_rank, req_class FROM jobs WHERE state = 'queued' \
+                 AND (base_rank, req_class) > (c.base_rank, c.req_class) \
+                 ORDER BY base_rank, req_class LIMIT 1) n \
+             ) SELECT base_rank, req_class FROM c",
+            &[],
+        )
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+/// Runs a sweep pass; returns its summary and the classes of the jobs it put back in the
+/// queue.
+pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<(SweepSummary, Vec<ClassKey>)> {
     let mut summary = SweepSummary::default();
+    let mut released = Vec::new();
     let locked: bool = tx
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
         .await?
         .try_get(0)?;
     if !locked {
         // Another master is sweeping right now; its pass covers this one.
-        return Ok(summary);
+        return Ok((summary, released));
     }
     let now = ctx.now;
     let deadline = sweep::lost_before(now, ctx.opened_at_ms, ctx.cfg.dead_after());
@@ -281,20 +369,11 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
         apply(tx, job, &step, now).await?;
         save_job(tx, &stored).await?;
         mark_queued(tx, stored.job.id, now).await?;
+        released.push(class_of(&stored.job.spec));
         summary.jobs_released += 1;
     }
-    // Aging: a queued job rises one rank per interval waited. Only rows whose rank changes
-    // are written (and locked); rows a claim holds right now are left for the next sweep.
-    // The rule of `sweep::aged_rank`, in SQL.
-    let aging_ms = sweep::aging_step_ms(ctx.cfg.aging_interval);
-    summary.jobs_aged = tx
-        .execute(
-            "UPDATE jobs SET rank = GREATEST(0, base_rank - ($1 - queued_at_ms) / $2) \
-             WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' \
-                 AND rank > GREATEST(0, base_rank - ($1 - queued_at_ms) / $2) FOR UPDATE SKIP LOCKED)",
-            &[&(now as i64), &aging_ms],
-        )
-        .await? as u32;
+    // No aging here: a claim ages ranks as it compares jobs (`claim::order_key`), so the
+    // sweep writes only the rows whose state it changes.
     if let Some(cutoff) = sweep::retention_cutoff(now, ctx.cfg.retention) {
         let cutoff = cutoff as i64;
         let pruned: Vec<String> = tx
@@ -318,7 +397,7 @@ pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<SweepSummary> {
         &[&(claim::remembered_since(now) as i64)],
     )
     .await?;
-    Ok(summary)
+    Ok((summary, released))
 }
 
 /// Deletes offline nodes silent for longer than the node retention (at most one prune

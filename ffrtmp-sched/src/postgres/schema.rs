@@ -86,6 +86,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN attempts_energy TEXT;
     "#,
+    // 5: costs that do not grow with the queue (see the SQLite store's migration 9): the
+    // requirement class column, the claim's per-(base rank, class) index in queue-entry
+    // order, and one index per listing filter, each ordered by seq like the listing.
+    r#"
+    ALTER TABLE jobs ADD COLUMN req_class TEXT NOT NULL DEFAULT '';
+    UPDATE jobs SET req_class = engine || '|' || CASE WHEN needs_enforcement THEN '1' ELSE '0' END || '|'
+                                || codec || '|' || COALESCE(encoder, '');
+    DROP INDEX jobs_claim;
+    CREATE INDEX jobs_class ON jobs (base_rank, req_class, queued_at_ms, seq) WHERE state = 'queued';
+    CREATE INDEX jobs_queue_seq ON jobs (queue, seq);
+    CREATE INDEX jobs_node_seq ON jobs (node_id, seq) WHERE node_id IS NOT NULL;
+    "#,
 ];
 
 /// The version this build of the store writes.

@@ -7,6 +7,7 @@ use super::rows::{
     append_history, attempt_outcome, db, energy_json, load_job, queue_name, rank, save_job, to_json, transition,
     StoredJob,
 };
+use crate::classes::class_of;
 use crate::config::SchedConfig;
 use crate::matching::{engine_column, needs_enforcement};
 use crate::policy::energy::{keep_energy, keep_reported_energy};
@@ -37,8 +38,8 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
     let id = new.id;
     conn.prepare_cached(
         "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
-         queued_at_ms, codec, encoder, engine, needs_enforcement) \
-         VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10)",
+         queued_at_ms, codec, encoder, engine, needs_enforcement, req_class) \
+         VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .map_err(db)?
     .execute(params![
@@ -52,6 +53,7 @@ pub fn submit(conn: &Connection, new: &NewJob, now: u64) -> Result<Job, StoreErr
         spec.parameters.encoder.as_deref(),
         engine_column(&spec),
         needs_enforcement(&spec),
+        class_of(&spec).1,
     ])
     .map_err(db)?;
     let job = Job::submitted(id, conn.last_insert_rowid() as u64, spec, now);

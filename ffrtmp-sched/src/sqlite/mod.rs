@@ -22,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use self::checkpoint::Checkpointer;
 use self::rows::{db, job_from_raw, load_history, load_job, queue_name, raw_job, JOB_COLUMNS};
 use self::writer::Writer;
+use crate::classes::{class_of, ClaimCounters, ClaimStats, ClassKey, QueuedClasses};
 use crate::config::SchedConfig;
 
 /// A [`JobStore`] in one SQLite file.
@@ -42,6 +43,12 @@ struct Inner {
     next_reader: AtomicUsize,
     config: SchedConfig,
     opened_at_ms: u64,
+    /// The requirement classes that may hold queued jobs.
+    queued: Arc<Mutex<QueuedClasses>>,
+    /// `PRAGMA data_version` of the write connection when `queued` last read the
+    /// database: it changes when another connection (another master) commits.
+    data_version: Arc<std::sync::atomic::AtomicI64>,
+    claims: Arc<ClaimCounters>,
     _checkpointer: Checkpointer,
 }
 
@@ -117,6 +124,9 @@ impl SqliteStore {
         }
         let mut conn = open_connection(path, &config, true)?;
         schema::migrate(&mut conn).map_err(StoreError::Backend)?;
+        let mut queued = QueuedClasses::default();
+        queued.merge(nodes::queued_classes(&conn)?, std::time::Instant::now());
+        let data_version = nodes::data_version(&conn)?;
         let readers = (0..READERS)
             .map(|_| open_connection(path, &config, false).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -145,6 +155,9 @@ impl SqliteStore {
                 next_reader: AtomicUsize::new(0),
                 opened_at_ms: config.now(),
                 config,
+                queued: Arc::new(Mutex::new(queued)),
+                data_version: Arc::new(data_version.into()),
+                claims: Arc::default(),
                 _checkpointer: checkpointer,
             }),
         })
@@ -167,6 +180,20 @@ impl SqliteStore {
         &self.inner.config
     }
 
+    /// How claims were answered since the store was opened.
+    pub fn claim_stats(&self) -> ClaimStats {
+        self.inner.claims.get()
+    }
+
+    /// Records, once a write is committed, that it queued jobs of these classes.
+    fn queued(&self, classes: impl IntoIterator<Item = ClassKey>) {
+        if let Ok(mut q) = self.inner.queued.lock() {
+            for key in classes {
+                q.add(&key);
+            }
+        }
+    }
+
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -180,6 +207,29 @@ impl SqliteStore {
                 let now = inner.config.now();
                 f(conn, &inner.config, now)
             })
+            .await
+    }
+
+    /// [`write`](Self::write), then `after` with the committed result (see
+    /// [`Writer::write_then`]).
+    async fn write_then<T, F, A>(&self, f: F, after: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &SchedConfig, u64) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&SqliteStore, &T) + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let store = self.clone();
+        let mut f = f;
+        self.inner
+            .writer
+            .write_then(
+                move |conn| {
+                    let now = inner.config.now();
+                    f(conn, &inner.config, now)
+                },
+                move |v| after(&store, v),
+            )
             .await
     }
 
@@ -201,9 +251,14 @@ impl SqliteStore {
     }
 }
 
-fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
-    // Each filter walks the partial index that holds its rows (see schema migration 6).
+/// A listing's statement and arguments.
+fn list_sql(q: &JobQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+    // Each filter walks the index that holds its rows (see schema migrations 6 and 9); a
+    // listing without a filter walks the table by seq.
     let mut sql = match (q.node_id, q.state) {
+        (None, None) if q.queue.is_some() => {
+            format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_queue_seq WHERE 1 = 1")
+        }
         (Some(_), _) => format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_node_seq WHERE 1 = 1"),
         (None, Some(s)) if s.is_active() => {
             format!("SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active WHERE state IN ('assigned', 'running')")
@@ -233,6 +288,12 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
     let limit = q.effective_limit();
     args.push(Box::new(i64::from(limit) + 1));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+    (sql, args)
+}
+
+fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
+    let limit = q.effective_limit();
+    let (sql, args) = list_sql(q);
     let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), raw_job)
@@ -254,7 +315,12 @@ fn list_jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, StoreError> {
 impl JobStore for SqliteStore {
     async fn submit(&self, spec: JobSpec) -> Result<Job, StoreError> {
         let new = jobs::NewJob::new(ValidSpec::try_from(spec)?);
-        self.write(move |c, _, now| jobs::submit(c, &new, now)).await
+        let class = class_of(&new.spec);
+        self.write_then(
+            move |c, _, now| jobs::submit(c, &new, now),
+            move |s, _| s.queued([class]),
+        )
+        .await
     }
 
     async fn get(&self, id: JobId) -> Result<Job, StoreError> {
@@ -279,7 +345,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn retry(&self, id: JobId) -> Result<Job, StoreError> {
-        self.write(move |c, _, now| jobs::requeue(c, id, now)).await
+        self.write_then(
+            move |c, _, now| jobs::requeue(c, id, now),
+            |s, job| s.queued([class_of(&job.spec)]),
+        )
+        .await
     }
 
     async fn register_node(&self, registration: NodeRegistration) -> Result<Node, StoreError> {
@@ -304,7 +374,25 @@ impl JobStore for SqliteStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, StoreError> {
         let req = request.clone();
-        self.write(move |c, cfg, now| nodes::claim(c, cfg, &req, now)).await
+        let inner = self.inner.clone();
+        let claimed = self
+            .write_then(
+                move |c, cfg, now| {
+                    let known = nodes::Known {
+                        queued: &inner.queued,
+                        data_version: &inner.data_version,
+                        claims: &inner.claims,
+                    };
+                    nodes::claim(c, cfg, &req, now, &known)
+                },
+                |s, claimed| {
+                    if let Ok(mut q) = s.inner.queued.lock() {
+                        claimed.emptied.iter().for_each(|seen| q.remove_if_unchanged(seen));
+                    }
+                },
+            )
+            .await?;
+        Ok(claimed.assignments)
     }
 
     async fn report(&self, report: &JobReport) -> Result<Job, StoreError> {
@@ -315,14 +403,68 @@ impl JobStore for SqliteStore {
 
     async fn sweep(&self) -> Result<SweepSummary, StoreError> {
         let opened_at = self.inner.opened_at_ms;
-        self.write(move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at))
-            .await
+        let (summary, _) = self
+            .write_then(
+                move |c, cfg, now| nodes::sweep(c, cfg, now, opened_at),
+                |s, (_, released)| s.queued(released.iter().cloned()),
+            )
+            .await?;
+        Ok(summary)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffrtmp_core::{JobState, Queue};
+
+    #[test]
+    fn every_listing_filter_is_served_by_an_index_not_a_scan_of_the_jobs_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("plans.db")).unwrap();
+        let conn = open_connection(store.path(), store.config(), false).unwrap();
+        let node = Some(NodeId::new());
+        let mut queries = Vec::new();
+        for state in [
+            None,
+            Some(JobState::Queued),
+            Some(JobState::Running),
+            Some(JobState::Completed),
+        ] {
+            for queue in [None, Some(Queue::Batch)] {
+                for node_id in [None, node] {
+                    for before_seq in [None, Some(1000)] {
+                        let q = JobQuery {
+                            state,
+                            queue,
+                            node_id,
+                            before_seq,
+                            limit: Some(10),
+                        };
+                        if state.is_some() || queue.is_some() || node_id.is_some() {
+                            queries.push(q);
+                        }
+                    }
+                }
+            }
+        }
+        for q in queries {
+            let (sql, args) = list_sql(&q);
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                    r.get(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("SEARCH jobs USING INDEX") && !plan.contains("SCAN jobs"),
+                "{q:?}: {plan}"
+            );
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_store_opened_through_a_symlink_flushes_the_log_sqlite_writes() {

@@ -5,14 +5,17 @@ use ffrtmp_core::{
     NodeRegistration, NodeStatus, StoreError, SweepSummary,
 };
 use rusqlite::{params, Connection};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 
 use super::jobs::{apply, fail_attempt, mark_queued, seen_slack_ms, touch_node};
 use super::rows::{
-    db, job_from_raw, load_job, load_node, node_id_from, node_power, node_status, raw_job, save_claim, save_job,
-    to_json, JOB_COLUMNS,
+    db, job_from_raw, load_job, load_job_seq, load_node, node_id_from, node_power, node_status, raw_job, save_claim,
+    save_job, to_json, JOB_COLUMNS,
 };
+use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
 use crate::config::SchedConfig;
-use crate::matching::{admits, ClaimFilter};
+use crate::matching::admits;
 use crate::policy::{claim, heartbeat, sweep};
 use crate::power::replaces;
 
@@ -141,7 +144,8 @@ pub fn claim(
     cfg: &SchedConfig,
     req: &ClaimRequest,
     now: u64,
-) -> Result<Vec<Assignment>, StoreError> {
+    known: &Known<'_>,
+) -> Result<Claimed, StoreError> {
     req.validate()?;
     let node = load_node(conn, req.node_id)?;
     touch_node(conn, req.node_id, now, seen_slack_ms(cfg))?;
@@ -164,84 +168,153 @@ pub fn claim(
         rows.collect::<Result<Vec<_>, _>>().map_err(db)?
     };
     if !previous.is_empty() {
-        return previous
+        let assignments = previous
             .into_iter()
             .map(|raw| job_from_raw(raw).map(|s| Assignment { job: s.job }))
-            .collect();
+            .collect::<Result<_, _>>()?;
+        return Ok(Claimed {
+            assignments,
+            emptied: Vec::new(),
+        });
     }
 
+    // Which classes of queued jobs this node can run is known without reading the queue;
+    // a node that can run none of them is answered at once.
+    let classes = known.runnable(conn, &node.registration)?;
+    if classes.is_empty() {
+        known.claims.answered_from_memory();
+        return Ok(Claimed::default());
+    }
     let want = claim::wanted(
         node.registration.max_concurrent_jobs,
         active_count(conn, req.node_id)?,
         req.max_jobs,
     );
     if want == 0 {
-        return Ok(Vec::new());
+        return Ok(Claimed::default());
     }
-    let candidates = {
-        // Jobs this node cannot run are skipped, not waited on: the walk continues down the
-        // claim index to the next job the node can take.
-        let f = ClaimFilter::of(&node.registration);
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&want];
-        let encoder_list = placeholders(args.len() + 1, f.encoders.len());
-        args.extend(f.encoders.iter().map(|e| e as &dyn rusqlite::ToSql));
-        let mut sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' AND (encoder IS NULL"
-        );
-        if !f.encoders.is_empty() {
-            sql.push_str(&format!(" OR encoder IN ({encoder_list})"));
+    // The head of each class, in queue-entry order (also its aging order), at most `want`
+    // each: the best `want` jobs overall are among them.
+    let mut heads = Vec::new();
+    let mut emptied = Vec::new();
+    let mut probe = conn
+        .prepare_cached(
+            "SELECT seq, queued_at_ms FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+             AND base_rank = ?1 AND req_class = ?2 ORDER BY queued_at_ms, seq LIMIT ?3",
+        )
+        .map_err(db)?;
+    for seen in classes {
+        let (base_rank, class) = &seen.0;
+        known.claims.probed();
+        let rows = probe
+            .query_map(params![base_rank, class, want], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        if rows.is_empty() {
+            emptied.push(seen.clone());
         }
-        sql.push(')');
-        // A node that advertises no encoders (a custom executor) is not filtered by codec.
-        if !f.encoders.is_empty() {
-            let codec_list = placeholders(args.len() + 1, f.codecs.len());
-            args.extend(f.codecs.iter().map(|c| c as &dyn rusqlite::ToSql));
-            let in_list = if f.codecs.is_empty() {
-                String::new()
-            } else {
-                format!(" OR codec IN ({codec_list})")
-            };
-            sql.push_str(&format!(" AND (codec = ''{in_list})"));
+        for row in rows {
+            let (seq, queued_at) = row;
+            heads.push(claim::Candidate {
+                seq: seq as u64,
+                base_rank: *base_rank,
+                queued_at_ms: queued_at as u64,
+            });
         }
-        let engine_list = placeholders(args.len() + 1, f.engines.len());
-        args.extend(f.engines.iter().map(|e| e as &dyn rusqlite::ToSql));
-        if f.engines.is_empty() {
-            sql.push_str(" AND engine = ''");
-        } else {
-            sql.push_str(&format!(" AND (engine = '' OR engine IN ({engine_list}))"));
-        }
-        if !f.enforces {
-            sql.push_str(" AND needs_enforcement = 0");
-        }
-        sql.push_str(" ORDER BY rank, seq LIMIT ?1");
-        let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
-        let rows = stmt.query_map(args.as_slice(), raw_job).map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+    }
+    let mut out = Claimed {
+        assignments: Vec::new(),
+        emptied,
     };
-    let mut out = Vec::with_capacity(candidates.len());
-    for raw in candidates {
-        let mut stored = job_from_raw(raw)?;
+    for c in claim::pick(heads, want as usize, now, cfg.aging_interval) {
+        let mut stored = load_job_seq(conn, c.seq)?;
         if !admits(&node.registration, &stored.job) {
             continue;
         }
         let job = &mut stored.job;
         let step = claim::assign(job, req.node_id);
         apply(conn, job, &step, now)?;
-        save_claim(conn, job, &req.claim_id, out.len(), now)?;
-        out.push(Assignment { job: stored.job });
+        save_claim(conn, job, &req.claim_id, out.assignments.len(), now)?;
+        out.assignments.push(Assignment { job: stored.job });
     }
     Ok(out)
 }
 
-/// `?first, ?first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// What a claim answered, and the classes its probes found empty (to forget once it is
+/// committed).
+#[derive(Default)]
+pub struct Claimed {
+    pub assignments: Vec<Assignment>,
+    pub emptied: Vec<Seen>,
 }
 
-pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> Result<SweepSummary, StoreError> {
+/// What a claim knows of the queue without reading it.
+pub struct Known<'a> {
+    pub queued: &'a Mutex<QueuedClasses>,
+    pub data_version: &'a AtomicI64,
+    pub claims: &'a ClaimCounters,
+}
+
+impl Known<'_> {
+    /// The classes `node` can run that may hold queued jobs. When another connection
+    /// (another master on this file) committed since the last look, the classes in the
+    /// database are merged in first; this runs in the claim's write transaction, so nothing
+    /// commits in between.
+    fn runnable(&self, conn: &Connection, node: &NodeRegistration) -> Result<Vec<Seen>, StoreError> {
+        let version = data_version(conn)?;
+        let mut queued = self
+            .queued
+            .lock()
+            .map_err(|_| StoreError::Backend("queued classes poisoned".into()))?;
+        if self.data_version.swap(version, Ordering::Relaxed) != version {
+            self.claims.read_classes();
+            queued.merge(queued_classes(conn)?, std::time::Instant::now());
+        }
+        Ok(queued.runnable(node))
+    }
+}
+
+/// `PRAGMA data_version`: changes when another connection commits to the database.
+pub fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.prepare_cached("PRAGMA data_version")
+        .map_err(db)?
+        .query_row([], |r| r.get(0))
+        .map_err(db)
+}
+
+/// The classes of the queued jobs in the database: one index seek per class (a loose
+/// index scan of `jobs_class`), however many jobs each holds.
+pub fn queued_classes(conn: &Connection) -> Result<Vec<ClassKey>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH RECURSIVE c(b, k) AS ( \
+               SELECT * FROM (SELECT base_rank, req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                              ORDER BY base_rank, req_class LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT base_rank FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                         AND (base_rank, req_class) > (c.b, c.k) ORDER BY base_rank, req_class LIMIT 1), \
+                      (SELECT req_class FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                         AND (base_rank, req_class) > (c.b, c.k) ORDER BY base_rank, req_class LIMIT 1) \
+               FROM c WHERE c.b IS NOT NULL \
+             ) SELECT b, k FROM c WHERE b IS NOT NULL",
+        )
+        .map_err(db)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
+/// Runs a sweep pass; returns its summary and the classes of the jobs it put back in the
+/// queue.
+pub fn sweep(
+    conn: &Connection,
+    cfg: &SchedConfig,
+    now: u64,
+    opened_at: u64,
+) -> Result<(SweepSummary, Vec<ClassKey>), StoreError> {
+    let mut released = Vec::new();
     let mut summary = SweepSummary::default();
     let deadline = sweep::lost_before(now, opened_at, cfg.dead_after());
     let lost: Vec<String> = {
@@ -278,8 +351,8 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
     let due = {
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_settled WHERE state = 'retrying' \
-                 AND state NOT IN ('assigned', 'running') AND retry_at_ms <= ?1 LIMIT 1000"
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_retry WHERE state = 'retrying' \
+                 AND retry_at_ms <= ?1 ORDER BY retry_at_ms LIMIT 1000"
             ))
             .map_err(db)?;
         let rows = stmt.query_map([now as i64], raw_job).map_err(db)?;
@@ -292,26 +365,18 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         apply(conn, job, &step, now)?;
         save_job(conn, &stored)?;
         mark_queued(conn, stored.job.seq, now)?;
+        released.push(class_of(&stored.job.spec));
         summary.jobs_released += 1;
     }
-    // The rule of `sweep::aged_rank`, in SQL.
-    let aging_ms = sweep::aging_step_ms(cfg.aging_interval);
-    summary.jobs_aged = conn
-        .prepare_cached(
-            "UPDATE jobs INDEXED BY jobs_queued SET rank = MAX(0, base_rank - (?1 - queued_at_ms) / ?2) \
-             WHERE state = 'queued' AND rank > MAX(0, base_rank - (?1 - queued_at_ms) / ?2)",
-        )
-        .map_err(db)?
-        .execute(params![now as i64, aging_ms])
-        .map_err(db)? as u32;
+    // No aging here: a claim ages ranks as it compares jobs (`claim::order_key`), so the
+    // sweep writes only the rows whose state it changes.
     if let Some(cutoff) = sweep::retention_cutoff(now, cfg.retention) {
         let cutoff = cutoff as i64;
         let old: Vec<i64> = {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT seq FROM jobs INDEXED BY jobs_settled WHERE state = 'completed' \
-                     AND state NOT IN ('assigned', 'running') AND updated_at_ms < ?1 \
-                     ORDER BY seq LIMIT ?2",
+                    "SELECT seq FROM jobs INDEXED BY jobs_completed WHERE state = 'completed' \
+                     AND updated_at_ms < ?1 ORDER BY updated_at_ms LIMIT ?2",
                 )
                 .map_err(db)?;
             let rows = stmt
@@ -331,7 +396,7 @@ pub fn sweep(conn: &Connection, cfg: &SchedConfig, now: u64, opened_at: u64) -> 
         }
         summary.jobs_pruned = old.len() as u32;
     }
-    Ok(summary)
+    Ok((summary, released))
 }
 
 /// Deletes offline nodes silent for longer than the node retention (at most one prune

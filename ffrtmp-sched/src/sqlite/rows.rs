@@ -125,6 +125,21 @@ pub fn load_job(conn: &Connection, id: JobId) -> Result<StoredJob, StoreError> {
     job_from_raw(raw)
 }
 
+/// Loads one job (without history) by its `seq`.
+pub fn load_job_seq(conn: &Connection, seq: u64) -> Result<StoredJob, StoreError> {
+    let raw = conn
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?1"))
+        .map_err(db)?
+        .query_row([seq as i64], raw_job)
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "job",
+            id: format!("seq {seq}"),
+        })?;
+    job_from_raw(raw)
+}
+
 /// Loads a job's history, oldest first.
 pub fn load_history(conn: &Connection, seq: u64) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut stmt = conn

@@ -119,6 +119,22 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN attempts_energy TEXT;
     "#,
+    // 9: costs that do not grow with the queue. A queued job's requirement class (what a
+    // node needs to run it, `crate::classes`) is one column, and the claim probes the head
+    // of each (base rank, class) range of `jobs_class` in queue-entry order, ageing ranks
+    // as it compares them, so no sweep rewrites ranks and no claim walks jobs its node
+    // cannot run. Listing by queue has its own index; the other filters already had one.
+    // The sweep finds due retries and expired completed jobs through their own indexes.
+    r#"
+    ALTER TABLE jobs ADD COLUMN req_class TEXT NOT NULL DEFAULT '';
+    UPDATE jobs SET req_class = engine || '|' || CAST(needs_enforcement AS TEXT) || '|' || codec || '|'
+                                || COALESCE(encoder, '');
+    DROP INDEX jobs_queued;
+    CREATE INDEX jobs_class ON jobs (base_rank, req_class, queued_at_ms, seq) WHERE state = 'queued';
+    CREATE INDEX jobs_queue_seq ON jobs (queue, seq);
+    CREATE INDEX jobs_retry ON jobs (retry_at_ms) WHERE state = 'retrying';
+    CREATE INDEX jobs_completed ON jobs (updated_at_ms) WHERE state = 'completed';
+    "#,
 ];
 
 /// The version this build of the store writes.
@@ -243,6 +259,64 @@ mod tests {
     }
 
     #[test]
+    fn jobs_queued_before_version_9_are_found_by_their_requirement_class() {
+        let mut conn = at_version(8);
+        conn.execute_batch(
+            r#"INSERT INTO jobs (seq, id, spec, state, rank, base_rank, queue, max_retries, created_at_ms,
+                                 updated_at_ms, codec, encoder, engine, needs_enforcement)
+             VALUES (1, 'a', '{}', 'queued', 3, 4, 'default', 3, 1, 2, 'h264', 'h264_nvenc', 'gstreamer', 1),
+                    (2, 'b', '{}', 'queued', 8, 8, 'batch', 3, 1, 2, 'av1', NULL, '', 0);"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn.prepare("SELECT req_class FROM jobs ORDER BY seq").unwrap();
+        let classes: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(classes, ["gstreamer|1|h264|h264_nvenc", "|0|av1|"]);
+        for c in &classes {
+            assert!(crate::classes::decode(c).is_some(), "{c}");
+        }
+    }
+
+    #[test]
+    fn the_queued_classes_are_read_one_index_seek_per_class() {
+        let mut conn = at_version(0);
+        migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO jobs (id, spec, state, rank, base_rank, queue, max_retries, created_at_ms, updated_at_ms, \
+                               req_class)
+             VALUES ('a', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|h264|'),
+                    ('b', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|h264|'),
+                    ('c', '{}', 'queued', 4, 4, 'default', 3, 1, 2, '|0|av1|'),
+                    ('d', '{}', 'queued', 8, 8, 'batch', 3, 1, 2, '|0|h264|'),
+                    ('e', '{}', 'completed', 0, 0, 'live', 3, 1, 2, '|0|vp9|');",
+        )
+        .unwrap();
+        let classes = crate::sqlite::nodes::queued_classes(&conn).unwrap();
+        let expected = [(4, "|0|av1|"), (4, "|0|h264|"), (8, "|0|h264|")].map(|(b, k)| (b, k.to_string()));
+        assert_eq!(classes, expected);
+        let mut stmt = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT base_rank FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+                 AND (base_rank, req_class) > (4, '') ORDER BY base_rank, req_class LIMIT 1",
+            )
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains("(base_rank,req_class)>(?,?)"),
+            "the next class is sought: {plan}"
+        );
+    }
+
+    #[test]
     fn jobs_stored_before_version_8_read_with_no_attempts_energy() {
         let mut conn = at_version(7);
         conn.execute_batch(
@@ -270,19 +344,39 @@ mod tests {
         migrate(&mut conn).unwrap();
         let claim = plan(
             &conn,
-            "SELECT seq FROM jobs INDEXED BY jobs_queued WHERE state = 'queued' \
-             AND (encoder IS NULL OR encoder IN ('libx264')) AND (codec = '' OR codec IN ('h264')) \
-             AND (engine = '' OR engine IN ('ffmpeg')) AND needs_enforcement = 0 \
-             ORDER BY rank, seq LIMIT 16",
+            "SELECT seq, queued_at_ms FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
+             AND base_rank = 4 AND req_class = '|0|h264|' ORDER BY queued_at_ms, seq LIMIT 16",
         );
         assert!(
-            claim.contains("jobs_queued") && !claim.contains("TEMP B-TREE"),
+            claim.contains("jobs_class") && !claim.contains("TEMP B-TREE"),
             "{claim}"
+        );
+        assert!(
+            claim.contains("base_rank=? AND req_class=?"),
+            "a class's head is sought, not scanned: {claim}"
         );
         let by_state = plan(
             &conn,
             "SELECT seq FROM jobs INDEXED BY jobs_settled WHERE state NOT IN ('assigned', 'running') \
              AND state = 'completed' ORDER BY seq DESC LIMIT 51",
+        );
+        let retries = plan(
+            &conn,
+            "SELECT seq FROM jobs INDEXED BY jobs_retry WHERE state = 'retrying' AND retry_at_ms <= 5 \
+             ORDER BY retry_at_ms LIMIT 1000",
+        );
+        assert!(
+            retries.contains("retry_at_ms<?") && !retries.contains("TEMP B-TREE"),
+            "{retries}"
+        );
+        let expired = plan(
+            &conn,
+            "SELECT seq FROM jobs INDEXED BY jobs_completed WHERE state = 'completed' AND updated_at_ms < 5 \
+             ORDER BY updated_at_ms LIMIT 500",
+        );
+        assert!(
+            expired.contains("updated_at_ms<?") && !expired.contains("TEMP B-TREE"),
+            "{expired}"
         );
         assert!(!by_state.contains("TEMP B-TREE"), "{by_state}");
         let by_node = plan(

@@ -38,10 +38,15 @@ trait WriteOp: Send {
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
 
+/// Runs once a request's result is known to be committed (and durable, when the store is),
+/// before the caller hears of it and whether or not the caller still waits.
+type AfterCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 struct Request<T, F> {
     f: F,
     result: Option<Result<T, StoreError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    after: Option<AfterCommit<T>>,
 }
 
 impl<T, F> WriteOp for Request<T, F>
@@ -58,7 +63,13 @@ where
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
         let out = match (commit, self.result) {
-            (Ok(()), Some(result)) => result,
+            (Ok(()), Some(Ok(v))) => {
+                if let Some(after) = self.after {
+                    after(&v);
+                }
+                Ok(v)
+            }
+            (Ok(()), Some(Err(e))) => Err(e),
             (Ok(()), None) => Err(StoreError::Backend("the write request did not run".into())),
             (Err(e), _) => Err(StoreError::Backend(e)),
         };
@@ -102,7 +113,7 @@ impl Writer {
         let broken = Arc::new(AtomicBool::new(false));
         let flusher = match flush {
             Some(flush) => {
-                let (ftx, frx) = mpsc::channel::<Group>();
+                let (ftx, frx) = mpsc::channel::<Committed>();
                 let (s, b) = (stats.clone(), broken.clone());
                 std::thread::Builder::new()
                     .name("ffrtmp-sqlite-flush".into())
@@ -136,19 +147,38 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.enqueue(f)?
+        self.enqueue(f, None)?
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer dropped the request".into()))?
+    }
+
+    /// [`write`](Self::write), and `after` with the result once it is committed: it runs
+    /// even when the caller stopped waiting, so in-memory state that follows the database
+    /// (the queued classes) never misses a committed change.
+    pub async fn write_then<T, F, A>(&self, f: F, after: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.enqueue(f, Some(Box::new(after)))?
             .await
             .map_err(|_| StoreError::Backend("the SQLite writer dropped the request".into()))?
     }
 
     /// Queues `f` now; the receiver gets its result once the group is durable.
-    fn enqueue<T, F>(&self, f: F) -> Result<Reply<T>, StoreError>
+    fn enqueue<T, F>(&self, f: F, after: Option<AfterCommit<T>>) -> Result<Reply<T>, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, reply_rx) = tokio::sync::oneshot::channel();
-        let op: Box<dyn WriteOp> = Box::new(Request { f, result: None, reply });
+        let op: Box<dyn WriteOp> = Box::new(Request {
+            f,
+            result: None,
+            reply,
+            after,
+        });
         self.tx
             .send(op)
             .map_err(|_| StoreError::Backend("the SQLite writer thread has stopped".into()))?;
@@ -168,7 +198,7 @@ fn run(
     conn: Connection,
     rx: mpsc::Receiver<Box<dyn WriteOp>>,
     max_batch: usize,
-    flusher: Option<mpsc::Sender<Group>>,
+    flusher: Option<mpsc::Sender<Committed>>,
     broken: &AtomicBool,
     stats: &WriterStats,
 ) {
@@ -187,11 +217,13 @@ fn run(
         }
         stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);
+        let before = conn.total_changes();
         if commit_group(&conn, &mut batch, stats) {
             match &flusher {
                 Some(f) => {
                     let group = std::mem::replace(&mut batch, Vec::with_capacity(max_batch));
-                    if let Err(mpsc::SendError(mut group)) = f.send(group) {
+                    let changed = conn.total_changes() != before;
+                    if let Err(mpsc::SendError((mut group, _))) = f.send((group, changed)) {
                         broken.store(true, Ordering::Release);
                         fail_all(
                             &mut group,
@@ -205,16 +237,26 @@ fn run(
     }
 }
 
+/// A committed group, and whether it changed any row.
+type Committed = (Group, bool);
+
 /// Flushes the WAL for every group committed since the last flush, then replies to them.
-fn flush_loop(rx: mpsc::Receiver<Group>, mut flush: WalFlush, broken: &AtomicBool, stats: &WriterStats) {
+/// Groups that changed no row (a claim by a node with nothing to run) wrote nothing to
+/// flush: when no group of the batch changed anything, they are answered without a flush,
+/// every earlier group's flush having already returned.
+fn flush_loop(rx: mpsc::Receiver<Committed>, mut flush: WalFlush, broken: &AtomicBool, stats: &WriterStats) {
     let mut groups: Vec<Group> = Vec::new();
     while let Ok(first) = rx.recv() {
-        groups.push(first);
-        while let Ok(g) = rx.try_recv() {
+        let mut changed = first.1;
+        groups.push(first.0);
+        while let Ok((g, c)) = rx.try_recv() {
+            changed |= c;
             groups.push(g);
         }
         let result = if broken.load(Ordering::Acquire) {
             Err(UNCONFIRMED.to_string())
+        } else if !changed {
+            Ok(())
         } else {
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             flush().map_err(|e| {
@@ -390,14 +432,17 @@ mod tests {
         let (release, held) = hold(&w);
         wait_queued(&w, 1).await;
         // Queued while the writer is held, so all three run in the next group together.
-        let a = w.enqueue(|c| insert(c, "a")).unwrap();
+        let a = w.enqueue(|c| insert(c, "a"), None).unwrap();
         let bad = w
-            .enqueue(|c| {
-                insert(c, "half-written")?;
-                insert(c, "a") // duplicate of the first request's row: fails after a write
-            })
+            .enqueue(
+                |c| {
+                    insert(c, "half-written")?;
+                    insert(c, "a") // duplicate of the first request's row: fails after a write
+                },
+                None,
+            )
             .unwrap();
-        let c = w.enqueue(|c| insert(c, "c")).unwrap();
+        let c = w.enqueue(|c| insert(c, "c"), None).unwrap();
         release.send(()).unwrap();
         held.await.unwrap();
         assert!(a.await.unwrap().is_ok());
@@ -450,7 +495,7 @@ mod tests {
             Ok(())
         });
         let w = Writer::spawn(conn, 64, Some(flush)).unwrap();
-        let mut reply = w.enqueue(|c| insert(c, "a")).unwrap();
+        let mut reply = w.enqueue(|c| insert(c, "a"), None).unwrap();
         tokio::task::spawn_blocking(move || started.recv_timeout(std::time::Duration::from_secs(10)))
             .await
             .unwrap()
@@ -462,6 +507,45 @@ mod tests {
         release.send(()).unwrap();
         assert!(reply.await.unwrap().is_ok());
         assert_eq!(w.stats().flushes.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_that_changed_nothing_is_answered_without_a_flush_and_after_runs_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("f.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT NOT NULL)")
+            .unwrap();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counted = flushes.clone();
+        let flush: WalFlush = Box::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        let w = Writer::spawn(conn, 64, Some(flush)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let after = tx.clone();
+        w.write_then(|c| insert(c, "a").map(|()| 7u8), move |v: &u8| after.send(*v).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(flushes.load(Ordering::Relaxed), 1);
+        assert_eq!(rx.try_recv(), Ok(7), "after ran once the write was durable");
+        let n: i64 = w
+            .write(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(flushes.load(Ordering::Relaxed), 1, "nothing changed, nothing flushed");
+        let refused = w
+            .write_then(
+                |_| -> Result<(), StoreError> { Err(StoreError::InvalidRequest("no".into())) },
+                move |_: &()| tx.send(0).unwrap(),
+            )
+            .await;
+        assert!(refused.is_err());
+        assert!(rx.try_recv().is_err(), "after runs only for a committed success");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,9 +582,9 @@ mod tests {
         let w = Writer::spawn(conn, 64, None).unwrap();
         let (release, held) = hold(&w);
         wait_queued(&w, 1).await;
-        let a = w.enqueue(|c| insert(c, "a")).unwrap();
-        let full = w.enqueue(|c| insert(c, &"x".repeat(200_000))).unwrap();
-        let c = w.enqueue(|c| insert(c, "c")).unwrap();
+        let a = w.enqueue(|c| insert(c, "a"), None).unwrap();
+        let full = w.enqueue(|c| insert(c, &"x".repeat(200_000)), None).unwrap();
+        let c = w.enqueue(|c| insert(c, "c"), None).unwrap();
         release.send(()).unwrap();
         held.await.unwrap();
         let a = a.await.unwrap();
