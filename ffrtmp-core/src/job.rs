@@ -42,6 +42,11 @@ pub enum ErrorKind {
     Interrupted,
     /// Anything else that a retry may fix. Transient.
     Internal,
+    /// A live destination or source the node is not configured to use. Terminal.
+    DestinationRefused,
+    /// A live destination went away and did not come back within the node's reconnect
+    /// window (the reconnects were the retries). Terminal.
+    DestinationLost,
 }
 
 impl ErrorKind {
