@@ -207,6 +207,9 @@ pub struct JobResult {
     /// Last reported encoding speed, as a multiple of real time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<f64>,
+    /// Quality of experience of a live stream (`None` for other jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::live::LiveQoe>,
 }
 
 impl JobResult {

@@ -33,6 +33,8 @@ pub struct FfmpegConfig {
     /// Prefixes (`rtmp://host:port/app/`) a job's `parameters.input_url` must start with;
     /// empty: no live sources.
     pub allow_input_prefixes: Vec<String>,
+    /// Reconnects and real-time limit of live jobs.
+    pub live: crate::live::LiveSettings,
 }
 
 impl Default for FfmpegConfig {
@@ -46,6 +48,7 @@ impl Default for FfmpegConfig {
             rtmp_url: None,
             allow_output_prefixes: Vec::new(),
             allow_input_prefixes: Vec::new(),
+            live: crate::live::LiveSettings::default(),
         }
     }
 }

@@ -167,3 +167,110 @@ async fn a_gstreamer_live_rtmp_job_is_on_the_server_with_the_scenarios_codec_siz
     let result = live_rtmp_is_probed_while_it_runs(Arc::new(gst), &server, "gst-720p").await;
     assert_eq!(result.encoder, "gstreamer/x264enc");
 }
+
+/// Waits until the server's log shows stream `key` published `times` times.
+fn wait_published(server: &RtmpServer, key: &str, times: usize, within: Duration) {
+    let needle = format!("publish: name='{key}'");
+    let deadline = Instant::now() + within;
+    while server.error_log().matches(&needle).count() < times {
+        assert!(
+            Instant::now() < deadline,
+            "{key} not published {times}x: {}",
+            server.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn live_config(d: &Dirs, server: &RtmpServer, window: Duration) -> FfmpegConfig {
+    let mut cfg = config(d, server);
+    cfg.live.reconnect.window = window;
+    cfg.live.reconnect.max_delay = Duration::from_secs(1);
+    cfg
+}
+
+fn push_spec(url: &str, seconds: u32) -> String {
+    format!(
+        r#"{{"scenario":"live-rtmp","parameters":{{"duration":{seconds},"resolution":"640x360","preset":"ultrafast","bitrate":"800k","output_mode":"rtmp","output_url":"{url}"}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_reconnects_when_the_server_comes_back_within_the_window_and_completes() {
+    let mut server = RtmpServer::start();
+    let d = dirs();
+    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, Duration::from_secs(20)), Cgroups::detect());
+    let url = server.url("reconnect");
+    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 10)));
+    let server = tokio::task::spawn_blocking(move || {
+        wait_published(&server, "reconnect", 1, Duration::from_secs(15));
+        std::thread::sleep(Duration::from_secs(2));
+        server.restart();
+        // The stream is back on the restarted server (nginx appends to its log).
+        wait_published(&server, "reconnect", 2, Duration::from_secs(15));
+        let probed = probe_live(&server.url("reconnect"), Duration::from_secs(15));
+        assert_eq!((probed.width, probed.height), (640, 360));
+        server
+    })
+    .await
+    .unwrap();
+    let result = completed(
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let qoe = result.live.expect("live QoE in the result");
+    println!("QoE after a restart: {}", qoe.line());
+    assert!(qoe.reconnects >= 1, "{qoe:?}");
+    // The whole stream was delivered, across both connections (what was in flight at the
+    // kill is lost: at most a second).
+    assert!((9.0..=10.5).contains(&qoe.uptime_s), "{qoe:?}");
+    assert_eq!(qoe.target_bitrate_kbps, Some(800.0));
+    assert!(qoe.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{qoe:?}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window() {
+    let mut server = RtmpServer::start();
+    let d = dirs();
+    let window = Duration::from_secs(3);
+    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, window), Cgroups::detect());
+    let url = server.url("gone");
+    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 30)));
+    let (server, stopped) = tokio::task::spawn_blocking(move || {
+        wait_published(&server, "gone", 1, Duration::from_secs(15));
+        server.stop();
+        (server, Instant::now())
+    })
+    .await
+    .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap();
+    let took = stopped.elapsed();
+    match outcome {
+        ExecOutcome::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::DestinationLost, "{error:?}");
+            assert!(
+                error.message.starts_with(&format!("live destination {url} lost")),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains("3 s reconnect window"), "{}", error.message);
+        }
+        other => panic!("expected destination_lost, got {other:?}"),
+    }
+    // The window, one backoff delay at most and the time ffmpeg takes to fail.
+    assert!(
+        took < window + Duration::from_secs(5),
+        "failed {took:?} after the server stopped"
+    );
+    assert!(
+        took >= window,
+        "failed {took:?} after the server stopped, before the window"
+    );
+    drop(server);
+}

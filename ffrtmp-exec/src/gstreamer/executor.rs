@@ -247,6 +247,25 @@ impl GstExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
+                // GStreamer reports no dropped or duplicated frames nor bytes sent: the live
+                // figures are the stream time and its rate against real time.
+                live: (job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp)).then(|| {
+                    let uptime_s = frames as f64 / f64::from(pipe.scenario.fps.max(1));
+                    let speed = if wall_s > 0.0 { uptime_s / wall_s } else { 0.0 };
+                    ffrtmp_core::LiveQoe {
+                        speed,
+                        min_speed: speed,
+                        uptime_s,
+                        target_bitrate_kbps: job
+                            .spec
+                            .parameters
+                            .bitrate
+                            .as_deref()
+                            .and_then(ffrtmp_core::spec::parse_bitrate)
+                            .map(|b| b as f64 / 1e3),
+                        ..Default::default()
+                    }
+                }),
             },
         })
     }

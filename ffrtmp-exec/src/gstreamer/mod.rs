@@ -132,6 +132,8 @@ pub struct GstConfig {
     pub allow_output_prefixes: Vec<String>,
     /// Prefixes a job's `parameters.input_url` must start with (see [`FfmpegConfig`]).
     pub allow_input_prefixes: Vec<String>,
+    /// Reconnects and real-time limit of live jobs.
+    pub live: crate::live::LiveSettings,
 }
 
 impl Default for GstConfig {
@@ -159,6 +161,7 @@ impl GstConfig {
             rtmp_url: f.rtmp_url.clone(),
             allow_output_prefixes: f.allow_output_prefixes.clone(),
             allow_input_prefixes: f.allow_input_prefixes.clone(),
+            live: f.live,
         }
     }
 
@@ -174,6 +177,7 @@ impl GstConfig {
             rtmp_url: self.rtmp_url.clone(),
             allow_output_prefixes: self.allow_output_prefixes.clone(),
             allow_input_prefixes: self.allow_input_prefixes.clone(),
+            live: self.live,
         }
     }
 }
