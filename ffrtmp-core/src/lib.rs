@@ -29,6 +29,7 @@ pub mod node;
 pub mod power;
 pub mod retry;
 pub mod scenario;
+pub mod sla;
 pub mod spec;
 pub mod state;
 pub mod store;

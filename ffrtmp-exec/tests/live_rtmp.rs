@@ -155,6 +155,14 @@ async fn an_ffmpeg_live_rtmp_job_is_on_the_server_with_the_scenarios_codec_size_
     let exec = FfmpegExecutor::with_cgroups(config(&d, &server), Cgroups::detect());
     let result = live_rtmp_is_probed_while_it_runs(Arc::new(exec), &server, "ffmpeg-720p").await;
     assert_eq!(result.encoder, "ffmpeg/libx264");
+    let qoe = result.live.expect("live QoE in the result");
+    println!("ffmpeg QoE: {}", qoe.line());
+    assert!((7.5..=8.5).contains(&qoe.uptime_s), "{qoe:?}");
+    assert_eq!(qoe.reconnects, 0);
+    assert!(
+        !qoe.behind_realtime && qoe.speed > 0.9,
+        "kept up with real time: {qoe:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,4 +281,33 @@ async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window
         "failed {took:?} after the server stopped, before the window"
     );
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_cannot_keep_up_with_real_time_is_flagged_behind_realtime() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let mut cfg = config(&d, &server);
+    cfg.live.behind_limit = Duration::from_secs(2);
+    let exec = FfmpegExecutor::with_cgroups(cfg, Cgroups::detect());
+    assert!(
+        exec.cgroups().has_cpu(),
+        "this test throttles the encode with a CPU cgroup, which this host lacks"
+    );
+    // 720p on 15 % of one core cannot be encoded in real time.
+    let url = server.url("slow");
+    let spec = format!(
+        r#"{{"scenario":"live-rtmp","parameters":{{"duration":3,"preset":"veryfast","output_mode":"rtmp","output_url":"{url}"}},"resource_limits":{{"max_cpu_percent":15}}}}"#
+    );
+    let (_c, signal) = cancel_pair();
+    let result = completed(exec.execute(&job(&spec), &NoProgress, signal).await);
+    assert!(result.limits.starts_with("enforced"), "{}", result.limits);
+    let qoe = result.live.expect("live QoE in the result");
+    println!("throttled QoE: {}", qoe.line());
+    assert!(qoe.behind_realtime, "{qoe:?}");
+    assert!(qoe.behind_realtime_s > 2.0 && qoe.min_speed < 0.9, "{qoe:?}");
+    assert!(
+        (2.5..=3.5).contains(&qoe.uptime_s),
+        "the whole stream still went out: {qoe:?}"
+    );
 }

@@ -124,6 +124,14 @@ struct Args {
     /// (`rtmp://host:port/app/`); repeat or comma-separate. None: no live sources.
     #[arg(long, value_delimiter = ',')]
     allow_input_prefix: Vec<String>,
+    /// How long a live push keeps reconnecting after its destination goes away before the
+    /// job fails `destination_lost`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    live_reconnect_window: Duration,
+    /// How long a live stream may stay behind real time before its QoE flags it
+    /// `behind_realtime`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    live_behind_limit: Duration,
     /// Flags of the original Go agent.
     #[command(flatten)]
     go: ffrtmp::compat::AgentFlags,
@@ -340,6 +348,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             exec_config.rtmp_url = args.rtmp_url.clone();
             exec_config.allow_output_prefixes = args.allow_output_prefix.clone();
             exec_config.allow_input_prefixes = args.allow_input_prefix.clone();
+            exec_config.live.reconnect.window = args.live_reconnect_window;
+            exec_config.live.behind_limit = args.live_behind_limit;
             let gst_config = GstConfig::from_ffmpeg(&exec_config);
             let gst = match GstExecutor::detect_with_cgroups(gst_config, cgroups.clone()).await {
                 Ok(g) => Some(g.with_run_as(run_as.clone())),

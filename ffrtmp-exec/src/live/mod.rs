@@ -7,7 +7,7 @@ mod reconnect;
 mod routes;
 
 pub(crate) use push::run_ffmpeg_live;
-pub use qoe::{QoeTracker, BEHIND_SPEED, DEFAULT_BEHIND_LIMIT};
+pub use qoe::{QoeTracker, BEHIND_SPEED, DEFAULT_BEHIND_LIMIT, SPEED_WINDOW_S};
 pub use reconnect::{is_connection_loss, ReconnectPolicy, CONNECTION_LOST};
 pub use routes::{muxer_for, LiveRoutes};
 

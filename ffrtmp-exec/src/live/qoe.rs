@@ -9,6 +9,10 @@ use ffrtmp_core::LiveQoe;
 /// 0.99x..1.01x while it keeps up, so exactly 1.0 would flag every healthy stream.
 pub const BEHIND_SPEED: f64 = 0.97;
 
+/// Wall-clock seconds over which one real-time factor is measured: long enough that one
+/// frame more or less (33 ms at 30 fps) stays inside the [`BEHIND_SPEED`] margin.
+pub const SPEED_WINDOW_S: f64 = 2.0;
+
 /// Default longest time a stream may stay behind real time before it is flagged.
 pub const DEFAULT_BEHIND_LIMIT: Duration = Duration::from_secs(5);
 
@@ -24,21 +28,29 @@ struct RunFigures {
 /// Accumulates a live stream's QoE from `-progress` lines (see [`QoeTracker::feed_line`]);
 /// [`QoeTracker::new_run`] starts the counters of a reconnected process.
 ///
+/// FFmpeg's own `speed=` is cumulative since the process started (connecting counts), so
+/// the real-time factor is measured here from the stream time delivered over each
+/// [`SPEED_WINDOW_S`] of wall-clock time.
+///
 /// ```
 /// use std::time::Duration;
 /// use ffrtmp_exec::live::QoeTracker;
 /// let mut t = QoeTracker::new(Some(2_000_000), Duration::from_secs(5));
-/// for (i, speed) in [1.0, 0.5, 0.5, 1.0].iter().enumerate() {
-///     let secs = (i + 1) as f64;
-///     for line in [format!("total_size={}", 250_000 * (i + 1)), format!("out_time_us={}", (secs * 1e6) as u64),
-///                  "drop_frames=1".to_string(), format!("speed={speed}x"), "progress=continue".to_string()] {
-///         t.feed_line_at(&line, secs);
+/// // 0..4 s: real time; 4..8 s: half real time; 8..10 s: real time again.
+/// let stream = |wall: f64| if wall <= 4.0 { wall } else if wall <= 8.0 { 4.0 + (wall - 4.0) / 2.0 } else { wall - 2.0 };
+/// for i in 0..=10 {
+///     let wall = f64::from(i);
+///     for line in [format!("total_size={}", (stream(wall) * 250_000.0) as u64),
+///                  format!("out_time_us={}", (stream(wall) * 1e6) as u64),
+///                  "drop_frames=1".to_string(), "speed=1x".to_string(), "progress=continue".to_string()] {
+///         t.feed_line_at(&line, wall);
 ///     }
 /// }
 /// let q = t.finish(0);
-/// assert_eq!((q.drop_frames, q.uptime_s), (1, 4.0));
+/// assert_eq!((q.drop_frames, q.uptime_s), (1, 8.0));
 /// assert_eq!(q.bitrate_kbps, Some(2000.0));
-/// assert_eq!(q.behind_realtime_s, 2.0);
+/// assert_eq!(q.min_speed, 0.5);
+/// assert_eq!(q.behind_realtime_s, 4.0);
 /// assert!(!q.behind_realtime);
 /// ```
 #[derive(Clone, Debug)]
@@ -47,7 +59,8 @@ pub struct QoeTracker {
     behind_limit: Duration,
     done: RunFigures,
     current: RunFigures,
-    block_speed: Option<f64>,
+    reported_speed: Option<f64>,
+    window_start: Option<(f64, f64)>,
     speeds: Vec<f64>,
     behind_since: Option<f64>,
     longest_behind_s: f64,
@@ -63,7 +76,8 @@ impl QoeTracker {
             behind_limit,
             done: RunFigures::default(),
             current: RunFigures::default(),
-            block_speed: None,
+            reported_speed: None,
+            window_start: None,
             speeds: Vec::new(),
             behind_since: None,
             longest_behind_s: 0.0,
@@ -93,20 +107,32 @@ impl QoeTracker {
                     c.out_time_s = us.max(0) as f64 / 1e6;
                 }
             }
-            "speed" => self.block_speed = value.trim_end_matches('x').trim().parse::<f64>().ok(),
-            "progress" => {
-                if let Some(speed) = self.block_speed.take().filter(|s| s.is_finite() && *s >= 0.0) {
-                    self.speed_at(speed, at_s);
+            "speed" => {
+                if let Ok(v) = value.trim_end_matches('x').trim().parse::<f64>() {
+                    self.reported_speed = Some(v).filter(|v| v.is_finite() && *v >= 0.0);
                 }
             }
+            "progress" => self.block_at(at_s),
             _ => {}
         }
     }
 
-    fn speed_at(&mut self, speed: f64, at_s: f64) {
+    /// The end of one `-progress` block: a real-time factor once a window has passed.
+    fn block_at(&mut self, at_s: f64) {
+        let out_s = self.current.out_time_s;
+        let Some((start_at, start_out)) = self.window_start else {
+            self.window_start = Some((at_s, out_s));
+            return;
+        };
+        let wall = at_s - start_at;
+        if wall < SPEED_WINDOW_S {
+            return;
+        }
+        let speed = ((out_s - start_out) / wall).max(0.0);
+        self.window_start = Some((at_s, out_s));
         self.speeds.push(speed);
         if speed < BEHIND_SPEED {
-            let since = *self.behind_since.get_or_insert(at_s);
+            let since = *self.behind_since.get_or_insert(start_at);
             self.longest_behind_s = self.longest_behind_s.max(at_s - since);
         } else {
             self.behind_since = None;
@@ -121,6 +147,7 @@ impl QoeTracker {
         self.done.total_size += c.total_size;
         self.done.out_time_s += c.out_time_s;
         self.behind_since = None;
+        self.window_start = None;
     }
 
     /// Seconds of stream delivered so far, all runs together.
@@ -137,14 +164,19 @@ impl QoeTracker {
     pub fn finish(mut self, reconnects: u32) -> LiveQoe {
         self.new_run();
         let d = self.done;
-        let n = self.speeds.len().max(1) as f64;
+        // A stream too short for one window keeps FFmpeg's own figure.
+        let (speed, min_speed) = if self.speeds.is_empty() {
+            let s = self.reported_speed.unwrap_or(0.0);
+            (s, s)
+        } else {
+            (
+                self.speeds.iter().sum::<f64>() / self.speeds.len() as f64,
+                self.speeds.iter().copied().fold(f64::INFINITY, f64::min),
+            )
+        };
         LiveQoe {
-            speed: self.speeds.iter().sum::<f64>() / n,
-            min_speed: if self.speeds.is_empty() {
-                0.0
-            } else {
-                self.speeds.iter().copied().fold(f64::INFINITY, f64::min)
-            },
+            speed,
+            min_speed,
             drop_frames: d.drop_frames,
             dup_frames: d.dup_frames,
             bitrate_kbps: (d.out_time_s > 0.0 && d.total_size > 0)
@@ -164,47 +196,69 @@ impl QoeTracker {
 mod tests {
     use super::*;
 
-    fn block(t: &mut QoeTracker, at: f64, speed: &str, drop: u64, dup: u64, size: u64) {
+    /// One block at `wall` seconds with `out` seconds of stream delivered.
+    fn block(t: &mut QoeTracker, wall: f64, out: f64, drop: u64, dup: u64, size: u64) {
         for line in [
             format!("dup_frames={dup}"),
             format!("drop_frames={drop}"),
             format!("total_size={size}"),
-            format!("out_time_us={}", (at * 1e6) as u64),
-            format!("speed={speed}"),
+            format!("out_time_us={}", (out * 1e6) as u64),
+            "speed=1x".to_string(),
             "progress=continue".into(),
         ] {
-            t.feed_line_at(&line, at);
+            t.feed_line_at(&line, wall);
         }
     }
 
     #[test]
     fn a_stream_that_stays_behind_real_time_is_flagged() {
         let mut t = QoeTracker::new(None, Duration::from_secs(3));
-        block(&mut t, 1.0, "1.0x", 0, 0, 100);
-        for i in 2..=7 {
-            block(&mut t, f64::from(i), "0.6x", 3, 0, 100 * u64::from(i as u32));
+        block(&mut t, 0.0, 0.0, 0, 0, 0);
+        block(&mut t, 2.0, 2.0, 0, 0, 100);
+        // 6 s at 0.6x.
+        for i in 1..=3 {
+            let wall = 2.0 + 2.0 * f64::from(i);
+            block(&mut t, wall, 2.0 + 1.2 * f64::from(i), 3, 0, 200);
         }
         let q = t.finish(0);
         assert!(q.behind_realtime, "{q:?}");
-        assert_eq!(q.behind_realtime_s, 5.0);
-        assert_eq!(q.min_speed, 0.6);
+        assert!((q.behind_realtime_s - 6.0).abs() < 1e-9, "{q:?}");
+        assert!((q.min_speed - 0.6).abs() < 1e-9, "{q:?}");
         assert_eq!(q.drop_frames, 3);
+    }
+
+    #[test]
+    fn a_slow_start_is_not_behind_real_time() {
+        // FFmpeg's cumulative speed stays under 1 long after a slow connect; the
+        // windowed factor does not.
+        let mut t = QoeTracker::new(None, Duration::from_secs(3));
+        for i in 0..=10 {
+            let wall = 1.0 + f64::from(i);
+            t.feed_line_at(&format!("out_time_us={}", i * 1_000_000), wall);
+            t.feed_line_at(&format!("speed={:.2}x", f64::from(i) / wall), wall);
+            t.feed_line_at("progress=continue", wall);
+        }
+        let q = t.finish(0);
+        assert!(!q.behind_realtime, "{q:?}");
+        assert_eq!((q.speed, q.min_speed, q.behind_realtime_s), (1.0, 1.0, 0.0));
     }
 
     #[test]
     fn counters_add_up_across_reconnects_and_ffmpeg_na_is_ignored() {
         let mut t = QoeTracker::new(Some(1_000_000), DEFAULT_BEHIND_LIMIT);
-        block(&mut t, 2.0, "1.01x", 1, 2, 250_000);
+        block(&mut t, 0.0, 0.0, 0, 0, 0);
+        block(&mut t, 2.0, 2.0, 1, 2, 250_000);
         t.feed_line_at("speed=N/A", 2.5);
         t.feed_line_at("progress=continue", 2.5);
         t.new_run();
-        block(&mut t, 2.0, "0.99x", 1, 0, 250_000);
+        block(&mut t, 5.0, 0.0, 0, 0, 0);
+        block(&mut t, 7.0, 2.0, 1, 0, 250_000);
         let q = t.finish(1);
         assert_eq!((q.drop_frames, q.dup_frames, q.reconnects), (2, 2, 1));
         assert_eq!(q.uptime_s, 4.0);
         assert_eq!(q.bitrate_kbps, Some(1000.0));
         assert_eq!(q.target_bitrate_kbps, Some(1000.0));
-        assert!((q.speed - 1.0).abs() < 1e-9);
+        assert_eq!(q.speed, 1.0);
         assert!(!q.behind_realtime);
         let empty = QoeTracker::new(None, DEFAULT_BEHIND_LIMIT).finish(0);
         assert_eq!((empty.speed, empty.min_speed, empty.bitrate_kbps), (0.0, 0.0, None));
