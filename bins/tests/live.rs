@@ -178,4 +178,37 @@ fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
     assert_eq!(live["reconnects"], 0);
     assert_eq!(live["target_bitrate_kbps"], 1000.0);
     assert!(live["speed"].as_f64().unwrap() > 0.5, "{live}");
+
+    // SLA from that history: the stream met it, the refused push missed it.
+    let sla = cluster.cli_json(&["sla", "--window", "1h"]);
+    assert_eq!(sla["total"]["met"], 1, "{sla:#}");
+    assert_eq!(sla["total"]["missed"], 1, "{sla:#}");
+    assert_eq!(sla["total"]["compliance_percent"], 50.0, "{sla:#}");
+    assert_eq!(
+        sla["by_classification"]["production"]["missed_by_reason"]["failed:destination_refused"],
+        1
+    );
+    assert_eq!(sla["by_queue"]["default"]["met"], 1, "{sla:#}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url, "--ca-cert"])
+        .arg(cluster.dir.path().join("tls/cert.pem"))
+        .args(["sla", "--window", "1h"])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("all") && l.contains("50.0%")),
+        "{table}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url, "sla", "--window", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid window"),
+        "{bad:?}"
+    );
 }

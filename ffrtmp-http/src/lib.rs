@@ -54,6 +54,7 @@ mod listen;
 pub mod metrics;
 mod routes;
 pub mod server;
+mod sla_route;
 pub mod status;
 pub mod tls;
 pub mod transport;

@@ -49,6 +49,7 @@ pub(crate) enum Route {
     NodeRegister,
     NodeHeartbeat(String),
     NodeClaim(String),
+    Sla,
 }
 
 impl Route {
@@ -71,6 +72,7 @@ impl Route {
             ["nodes", "register"] => Route::NodeRegister,
             ["nodes", n, "heartbeat"] => Route::NodeHeartbeat(id(n)),
             ["nodes", n, "claim"] => Route::NodeClaim(id(n)),
+            ["sla"] => Route::Sla,
             _ => return None,
         })
     }
@@ -91,6 +93,7 @@ impl Route {
             Route::NodeRegister => "/nodes/register",
             Route::NodeHeartbeat(_) => "/nodes/{id}/heartbeat",
             Route::NodeClaim(_) => "/nodes/{id}/claim",
+            Route::Sla => "/sla",
         }
     }
 
@@ -112,6 +115,7 @@ impl Route {
         match self {
             Route::Jobs => &["GET", "POST"],
             Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
+            Route::Sla => &["GET"],
             _ => &["POST"],
         }
     }
@@ -186,6 +190,7 @@ where
         Route::NodeRegister => handlers::register(state, &read().await?).await,
         Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
         Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
+        Route::Sla => crate::sla_route::sla(state, query).await,
     }
 }
 

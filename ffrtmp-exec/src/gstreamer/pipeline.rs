@@ -68,6 +68,12 @@ impl GstPipeline {
         config: &GstConfig,
         available: Option<&BTreeSet<String>>,
     ) -> Result<GstPipeline, ExecError> {
+        if crate::live::is_abr(job) {
+            // One pipeline per output here; the ladder is one FFmpeg process.
+            return Err(ExecError::InvalidParameter(
+                "live-abr (a ladder of renditions) runs on the ffmpeg engine".to_string(),
+            ));
+        }
         let plan = FfmpegCommand::build(job, &config.as_ffmpeg())?;
         if plan.encoder != plan.scenario.codec.software_encoder() {
             // Hardware encoders run on the FFmpeg engine only (`engine: auto` falls back to it).

@@ -1,11 +1,13 @@
 //! Live streaming: where a job may push to and pull from ([`LiveRoutes`]), what happens when
 //! its destination goes away ([`ReconnectPolicy`]), and how the stream went ([`QoeTracker`]).
 
+mod abr;
 mod push;
 mod qoe;
 mod reconnect;
 mod routes;
 
+pub use abr::{abr_command, is_abr, ladder, Rendition, ABR_SCENARIO};
 pub(crate) use push::run_ffmpeg_live;
 pub use qoe::{QoeTracker, BEHIND_SPEED, DEFAULT_BEHIND_LIMIT, SPEED_WINDOW_S};
 pub use reconnect::{is_connection_loss, ReconnectPolicy, CONNECTION_LOST};

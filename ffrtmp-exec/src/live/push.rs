@@ -52,7 +52,12 @@ pub(crate) async fn run_ffmpeg_live(
     let mut lost_since: Option<Instant> = None;
     loop {
         let rest = total_s.map(|t| (t - qoe.uptime_s()).max(0.1));
-        let cmd = FfmpegCommand::build(&with_duration(job, rest)?, config)?;
+        let attempt = with_duration(job, rest)?;
+        let cmd = if super::is_abr(job) {
+            super::abr_command(&attempt, config)?
+        } else {
+            FfmpegCommand::build(&attempt, config)?
+        };
         let url = cmd.argv().last().cloned().unwrap_or_default();
         let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
         spec.grace = config.grace;
