@@ -171,12 +171,13 @@ impl FfmpegCommand {
         let expected_duration_s;
         if let Some(url) = &live_input {
             // A live source paces itself: no -re. Only network protocols a live URL needs.
-            a.push_all(&["-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-i"]);
-            a.push(url);
+            // The duration limits the input (before -i), so that every output of a ladder stops.
             if let Some(d) = p.duration {
                 a.push("-t");
                 a.push(fmt_secs(d));
             }
+            a.push_all(&["-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-i"]);
+            a.push(url);
             a.push("-vf");
             let scale = format!("scale={}:{}", scenario.width, scenario.height);
             a.push(match upload {

@@ -311,3 +311,55 @@ async fn a_push_that_cannot_keep_up_with_real_time_is_flagged_behind_realtime() 
         "the whole stream still went out: {qoe:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_abr_job_pulls_a_published_stream_and_pushes_every_rendition_back() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let _publisher = rtmp_server::Publisher::start(&server.url("camera"), 640, 360, 30, 40);
+    wait_published(&server, "camera", 1, Duration::from_secs(15));
+    let exec = FfmpegExecutor::with_cgroups(config(&d, &server), Cgroups::detect());
+    // The ladder of a 360p source, small enough to stay real time on a loaded CI machine.
+    let spec = format!(
+        r#"{{"scenario":"live-abr","parameters":{{"input_url":"{}","resolution":"640x360","duration":12,"preset":"ultrafast","bitrate":"1M","output_mode":"rtmp","output_url":"{}"}}}}"#,
+        server.url("camera"),
+        server.url("abr")
+    );
+    let running = spawn_job(Arc::new(exec), job(&spec));
+    let probes: Vec<_> = ["abr_360p", "abr_240p", "abr_160p"]
+        .into_iter()
+        .map(|key| {
+            let url = server.url(key);
+            tokio::task::spawn_blocking(move || (key, probe_live(&url, Duration::from_secs(25))))
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for p in probes {
+        let (key, probed) = p.await.unwrap();
+        println!("{key}: ffprobe: {}", probed.line);
+        seen.push((key, probed.codec, probed.width, probed.height, probed.fps));
+    }
+    assert!(
+        !running.is_finished(),
+        "the job ended before every rendition was probed"
+    );
+    let h264 = || "h264".to_string();
+    let fps = || "30/1".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("abr_360p", h264(), 640, 360, fps()),
+            ("abr_240p", h264(), 428, 240, fps()),
+            ("abr_160p", h264(), 286, 160, fps()),
+        ]
+    );
+    let result = completed(
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let qoe = result.live.expect("live QoE in the result");
+    println!("live-abr QoE: {}", qoe.line());
+    assert!((10.0..=12.5).contains(&qoe.uptime_s), "{qoe:?}");
+}
