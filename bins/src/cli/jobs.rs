@@ -271,6 +271,9 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                 for line in energy_lines(&r.energy) {
                     say(line);
                 }
+                if let Some(live) = &r.live {
+                    say(format!("live QoE: {}", live.line()));
+                }
             }
             if let Some(e) = &job.error {
                 say(format!("\nerror: {:?}: {}", e.kind, e.message));
