@@ -209,7 +209,7 @@ pub struct JobResult {
     pub speed: Option<f64>,
     /// Quality of experience of a live stream (`None` for other jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live: Option<crate::live::LiveQoe>,
+    pub live: Option<Box<crate::live::LiveQoe>>,
 }
 
 impl JobResult {

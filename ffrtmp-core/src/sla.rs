@@ -212,7 +212,7 @@ mod tests {
         let done = |json, wall_s, live: Option<LiveQoe>| Job {
             result: Some(JobResult {
                 wall_s,
-                live,
+                live: live.map(Box::new),
                 ..Default::default()
             }),
             ..job(json, JobState::Completed, 1_000)

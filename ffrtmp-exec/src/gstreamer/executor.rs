@@ -252,7 +252,7 @@ impl GstExecutor {
                 live: (job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp)).then(|| {
                     let uptime_s = frames as f64 / f64::from(pipe.scenario.fps.max(1));
                     let speed = if wall_s > 0.0 { uptime_s / wall_s } else { 0.0 };
-                    ffrtmp_core::LiveQoe {
+                    Box::new(ffrtmp_core::LiveQoe {
                         speed,
                         min_speed: speed,
                         uptime_s,
@@ -264,7 +264,7 @@ impl GstExecutor {
                             .and_then(ffrtmp_core::spec::parse_bitrate)
                             .map(|b| b as f64 / 1e3),
                         ..Default::default()
-                    }
+                    })
                 }),
             },
         })

@@ -107,7 +107,7 @@ pub(crate) async fn run_ffmpeg_live(
                     sys_s: Some(usage.sys.as_secs_f64()),
                     peak_rss_mb: Some(usage.peak_rss_mb()),
                     speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
-                    live: Some(qoe.finish(reconnects)),
+                    live: Some(Box::new(qoe.finish(reconnects))),
                     ..Default::default()
                 },
             });
