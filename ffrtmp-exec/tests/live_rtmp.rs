@@ -363,3 +363,33 @@ async fn a_live_abr_job_pulls_a_published_stream_and_pushes_every_rendition_back
     println!("live-abr QoE: {}", qoe.line());
     assert!((10.0..=12.5).contains(&qoe.uptime_s), "{qoe:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
+    let mut server = RtmpServer::start();
+    let d = dirs();
+    let gst = GstExecutor::detect_with_cgroups(GstConfig::from_ffmpeg(&config(&d, &server)), Cgroups::detect())
+        .await
+        .expect("GStreamer with rtmp2sink");
+    let url = server.url("gst-gone");
+    let running = spawn_job(Arc::new(gst), job(&push_spec(&url, 30)));
+    let server = tokio::task::spawn_blocking(move || {
+        wait_published(&server, "gst-gone", 1, Duration::from_secs(20));
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
+    match tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        ExecOutcome::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::DestinationLost, "{error:?}");
+            assert!(error.message.starts_with("live destination lost"), "{}", error.message);
+        }
+        other => panic!("expected destination_lost, got {other:?}"),
+    }
+    drop(server);
+}

@@ -204,6 +204,22 @@ impl GstExecutor {
         };
         if let Some(outcome) = run.failure("gst-launch-1.0", GST_ENCODE_ERRORS) {
             remove_output(&pipe);
+            let live = job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp);
+            if live
+                && matches!(outcome, ExecOutcome::Failed { .. })
+                && crate::live::is_connection_loss(&run.exit.stderr_tail)
+            {
+                // Unlike the FFmpeg engine, a pipeline is not restarted mid-stream.
+                return Ok(ExecOutcome::Failed {
+                    error: ffrtmp_core::JobError::new(
+                        ffrtmp_core::ErrorKind::DestinationLost,
+                        format!(
+                            "live destination lost (the gstreamer engine does not reconnect): {}",
+                            run.exit.stderr_last(2)
+                        ),
+                    ),
+                });
+            }
             return Ok(with_first_error(outcome, &run.exit.stderr_tail));
         }
 
