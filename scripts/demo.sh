@@ -64,7 +64,8 @@ events { worker_connections 64; }
 rtmp { server { listen 127.0.0.1:$RTMP_PORT; application live { live on; record off; } } }
 NGINX
 nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" 2>"$OUT/nginx/stderr.log" &
-pids+=("$!")
+nginx_pid=$!
+pids+=("$nginx_pid")
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$RTMP_PORT") 2>/dev/null && break; sleep 0.1; done
 echo "demo: nginx RTMP server at rtmp://127.0.0.1:$RTMP_PORT/live/"
 
@@ -142,6 +143,7 @@ JSON
 
 kill -TERM "$agent_pid"; wait "$agent_pid" || true
 kill -TERM "$master_pid"; wait "$master_pid" || true
+kill -TERM "$nginx_pid"; wait "$nginx_pid" || true
 pids=()
 echo "demo: report written to $OUT/report.md and $OUT/report.html"
 grep -q '"state": "failed"\|"state": "canceled"' "$OUT/results.json" "$OUT/live.json" && exit 1
