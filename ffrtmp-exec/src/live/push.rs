@@ -27,6 +27,22 @@ fn with_duration(job: &Job, duration: Option<f64>) -> Result<Job, ExecError> {
     Ok(Job { spec, ..job.clone() })
 }
 
+/// The supervised process of one run of `cmd`, `timeout` left for it.
+fn process_spec(
+    exec: &FfmpegExecutor,
+    cmd: &FfmpegCommand,
+    workdir: &std::path::Path,
+    timeout: Option<std::time::Duration>,
+) -> ProcessSpec {
+    let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
+    spec.grace = exec.config().grace;
+    spec.nice = exec.nice();
+    spec.run_as = exec.run_as().cloned();
+    spec.current_dir = Some(workdir.to_path_buf());
+    spec.timeout = timeout;
+    spec
+}
+
 /// Runs a live (`output_mode: rtmp`) job on FFmpeg with reconnects; see the module docs.
 pub(crate) async fn run_ffmpeg_live(
     exec: &FfmpegExecutor,
@@ -59,12 +75,12 @@ pub(crate) async fn run_ffmpeg_live(
             FfmpegCommand::build(&attempt, config)?
         };
         let url = cmd.argv().last().cloned().unwrap_or_default();
-        let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
-        spec.grace = config.grace;
-        spec.nice = exec.nice();
-        spec.run_as = exec.run_as().cloned();
-        spec.current_dir = Some(workdir.clone());
-        spec.timeout = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        let spec = process_spec(
+            exec,
+            &cmd,
+            &workdir,
+            timeout.map(|t| t.saturating_sub(started.elapsed())),
+        );
         let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
         let run = run_workload(
             spec,
@@ -120,24 +136,20 @@ pub(crate) async fn run_ffmpeg_live(
         let since = *lost_since.get_or_insert_with(Instant::now);
         let left = settings.reconnect.window.saturating_sub(since.elapsed());
         if !resumable || left.is_zero() {
-            let why = if resumable {
-                format!(
+            let why = match resumable {
+                true => format!(
                     "not back within the {:.0} s reconnect window",
                     settings.reconnect.window.as_secs_f64()
-                )
-            } else {
-                "a file input cannot resume mid-stream".to_string()
-            };
-            return Ok(ExecOutcome::Failed {
-                error: JobError::new(
-                    ErrorKind::DestinationLost,
-                    format!(
-                        "live destination {url} lost: {why} ({reconnects} reconnects, {:.1} s streamed); \
-                         last error: {}",
-                        qoe.uptime_s(),
-                        run.exit.stderr_last(2)
-                    ),
                 ),
+                false => "a file input cannot resume mid-stream".to_string(),
+            };
+            let message = format!(
+                "live destination {url} lost: {why} ({reconnects} reconnects, {:.1} s streamed); last error: {}",
+                qoe.uptime_s(),
+                run.exit.stderr_last(2)
+            );
+            return Ok(ExecOutcome::Failed {
+                error: JobError::new(ErrorKind::DestinationLost, message),
             });
         }
         let delay = settings.reconnect.delay(outage_tries, left);
