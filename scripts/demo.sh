@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Demo on one machine: installs ffmpeg if missing, builds release binaries, starts a master
 # (TLS, self-signed certificate, generated API key) and an agent on loopback, runs real
-# transcode jobs across scenarios, prints a results table, writes demo-out/report.md, and
-# stops both processes.
+# transcode jobs across scenarios, prints a results table, streams a short live job through a
+# local nginx RTMP server and prints its QoE line, writes demo-out/report.md, and stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -13,6 +13,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# nginx with the RTMP module is the live stream's server.
+command -v nginx >/dev/null || missing+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "demo: installing ${missing[*]}"
     as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
@@ -47,8 +50,29 @@ FFRTMP_CA_CERT="$OUT/tls/cert.pem"
 export FFRTMP_MASTER FFRTMP_CA_CERT
 echo "demo: master at $FFRTMP_MASTER (TLS, certificate $FFRTMP_CA_CERT)"
 
+# A local RTMP server for the live job: its own config, logs and pid file under $OUT/nginx.
+RTMP_PORT=$(( 20000 + RANDOM % 20000 ))
+mkdir -p "$OUT/nginx"
+cat >"$OUT/nginx/nginx.conf" <<NGINX
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log info;
+events { worker_connections 64; }
+rtmp { server { listen 127.0.0.1:$RTMP_PORT; application live { live on; record off; } } }
+NGINX
+nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" 2>"$OUT/nginx/stderr.log" &
+nginx_pid=$!
+pids+=("$nginx_pid")
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$RTMP_PORT") 2>/dev/null && break; sleep 0.1; done
+echo "demo: nginx RTMP server at rtmp://127.0.0.1:$RTMP_PORT/live/"
+
 "$BIN/ffrtmp-agent" --max-concurrent-jobs 2 --heartbeat-interval 2s --name demo-agent \
-    --output-dir "$OUT/output" --input-dir "$OUT/input" 2>"$OUT/agent.log" &
+    --output-dir "$OUT/output" --input-dir "$OUT/input" \
+    --rtmp-url "rtmp://127.0.0.1:$RTMP_PORT/live/{job_id}" \
+    --allow-output-prefix "rtmp://127.0.0.1:$RTMP_PORT/live/" 2>"$OUT/agent.log" &
 agent_pid=$!
 pids+=("$agent_pid")
 
@@ -66,6 +90,14 @@ echo "demo: submitted ${#ids[@]} jobs; waiting"
     echo "demo: not every job completed"
 }
 "$BIN/ffrtmp" jobs list --limit 100 | tee "$OUT/results.txt"
+
+echo "demo: a 10 s live stream through nginx-rtmp"
+live_id=$("$BIN/ffrtmp" jobs submit --scenario live-rtmp --engine ffmpeg --duration 10 --bitrate 2M \
+    --preset veryfast --queue live --output-mode rtmp)
+"$BIN/ffrtmp" jobs wait "$live_id" --timeout 2m --output json >"$OUT/live.json" || echo "demo: the live job did not complete"
+"$BIN/ffrtmp" jobs status "$live_id" >"$OUT/live.txt" || true
+live_qoe=$(grep '^live QoE:' "$OUT/live.txt" || echo "live QoE: none (see $OUT/live.txt)")
+echo "demo: $live_qoe"
 "$BIN/ffrtmp" nodes list >"$OUT/nodes.txt"
 
 echo "demo: benchmark matrix (3 repeats per cell) and HTML report"
@@ -93,6 +125,10 @@ JSON
     cat "$OUT/nodes.txt"
     echo '```'
     echo
+    echo "## Live stream (nginx-rtmp)"
+    echo
+    echo "$live_qoe"
+    echo
     echo "Energy: $(grep -o '"unavailable_reason": *"[^"]*"' "$OUT/results.json" | head -1 | sed 's/.*: *//' || true)"
     echo
     echo "## Benchmark matrix"
@@ -107,7 +143,8 @@ JSON
 
 kill -TERM "$agent_pid"; wait "$agent_pid" || true
 kill -TERM "$master_pid"; wait "$master_pid" || true
+kill -TERM "$nginx_pid"; wait "$nginx_pid" || true
 pids=()
 echo "demo: report written to $OUT/report.md and $OUT/report.html"
-grep -q '"state": "failed"\|"state": "canceled"' "$OUT/results.json" && exit 1
+grep -q '"state": "failed"\|"state": "canceled"' "$OUT/results.json" "$OUT/live.json" && exit 1
 exit 0

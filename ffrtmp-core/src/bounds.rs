@@ -251,6 +251,9 @@ impl JobResult {
                 finite_at_most(field, v, max)?;
             }
         }
+        if let Some(live) = &self.live {
+            live.validate()?;
+        }
         length("result.encoder", &self.encoder, 0, 2 * MAX_LABEL_LEN)?;
         length("result.limits", &self.limits, 0, MAX_LIMITS_TEXT_LEN)
     }

@@ -42,6 +42,11 @@ pub enum ErrorKind {
     Interrupted,
     /// Anything else that a retry may fix. Transient.
     Internal,
+    /// A live destination or source the node is not configured to use. Terminal.
+    DestinationRefused,
+    /// A live destination went away and did not come back within the node's reconnect
+    /// window (the reconnects were the retries). Terminal.
+    DestinationLost,
 }
 
 impl ErrorKind {
@@ -202,6 +207,9 @@ pub struct JobResult {
     /// Last reported encoding speed, as a multiple of real time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<f64>,
+    /// Quality of experience of a live stream (`None` for other jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Box<crate::live::LiveQoe>>,
 }
 
 impl JobResult {

@@ -23,11 +23,13 @@ pub mod cgroup;
 pub mod executor;
 pub mod ids;
 pub mod job;
+pub mod live;
 pub mod matching;
 pub mod node;
 pub mod power;
 pub mod retry;
 pub mod scenario;
+pub mod sla;
 pub mod spec;
 pub mod state;
 pub mod store;
@@ -40,6 +42,7 @@ pub use cgroup::{CgroupObserver, CgroupPaths};
 pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executor, NoProgress, ProgressSink};
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
+pub use live::LiveQoe;
 pub use matching::{Mismatch, Requirements};
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,

@@ -94,7 +94,7 @@ impl FromStr for Codec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ScenarioError {
     /// The name matches neither the grammar nor a named preset.
-    #[error("unknown scenario {0:?}: expected <height>p[<fps>]-<codec> (e.g. 720p-h264, 1080p60-h265, 4K60-h265; codecs h264, h265, av1, vp9) or one of live-4k, live-stream, live-rtmp, transcode")]
+    #[error("unknown scenario {0:?}: expected <height>p[<fps>]-<codec> (e.g. 720p-h264, 1080p60-h265, 4K60-h265; codecs h264, h265, av1, vp9) or one of live-4k, live-stream, live-rtmp, live-abr, transcode")]
     Unknown(String),
     /// The codec part is not a known codec.
     #[error("unknown codec {0:?}: expected one of h264, h265, av1, vp9")]
@@ -130,11 +130,13 @@ pub struct Scenario {
     pub live: bool,
 }
 
-/// Named presets from the original project and what each means.
-pub const NAMED_PRESETS: [(&str, &str); 4] = [
+/// Named presets from the original project and what each means, and `live-abr`: a live
+/// ladder of renditions (1080p, 720p, 480p) in one job.
+pub const NAMED_PRESETS: [(&str, &str); 5] = [
     ("live-4k", "2160p30-h264"),
     ("live-stream", "1080p30-h264"),
     ("live-rtmp", "720p30-h264"),
+    ("live-abr", "1080p30-h264"),
     ("transcode", "1080p30-h264"),
 ];
 

@@ -144,6 +144,15 @@ pub struct Parameters {
     /// Where the output goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_mode: Option<OutputMode>,
+    /// Live destination (`rtmp://…`, `srt://…`) for `output_mode: rtmp`; the node pushes
+    /// there only when it matches one of its allowed output prefixes. Absent: the node's
+    /// own RTMP URL template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_url: Option<String>,
+    /// Live source (`rtmp://…`) to pull instead of a file or the synthetic source; the node
+    /// reads it only when it matches one of its allowed input prefixes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_url: Option<String>,
 }
 
 /// Limits enforced on the node while the job runs.
@@ -336,11 +345,36 @@ impl Parameters {
             length("parameters.input", input, 1, bounds::MAX_INPUT_PATH_LEN)?;
             check_relative_path(input)?;
         }
+        self.check_live_urls()?;
         Ok(())
     }
 }
 
 impl Parameters {
+    /// Live URLs: well formed, with a live scheme; an output URL only for `rtmp` output and
+    /// an input URL never beside an input file. Whether the node may use them is its call.
+    fn check_live_urls(&self) -> Result<(), SpecError> {
+        if let Some(url) = &self.output_url {
+            check_live_url("parameters.output_url", url, &["rtmp://", "rtmps://", "srt://"])?;
+            if self.output_mode != Some(OutputMode::Rtmp) {
+                return Err(SpecError::invalid(
+                    "parameters.output_url",
+                    "needs \"output_mode\": \"rtmp\"",
+                ));
+            }
+        }
+        if let Some(url) = &self.input_url {
+            check_live_url("parameters.input_url", url, &["rtmp://", "rtmps://"])?;
+            if self.input.is_some() {
+                return Err(SpecError::invalid(
+                    "parameters.input_url",
+                    "give either parameters.input (a file) or parameters.input_url (a live source), not both",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the overrides that parse (fps, resolution, codec) without checking bounds:
     /// the scenario of a spec stored under older bounds ([`ValidSpec::stored`](crate::ValidSpec::stored)).
     pub(crate) fn apply_lenient(&self, mut scenario: Scenario) -> Scenario {
@@ -424,6 +458,28 @@ fn parse_resolution(s: &str) -> Option<(u32, u32)> {
     let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
     let ok = |v: u32| (bounds::MIN_DIMENSION..=bounds::MAX_DIMENSION).contains(&v) && v % 2 == 0;
     (ok(w) && ok(h)).then_some((w, h))
+}
+
+fn check_live_url(field: &str, url: &str, schemes: &[&str]) -> Result<(), SpecError> {
+    length(field, url, 1, bounds::MAX_INPUT_PATH_LEN)?;
+    let scheme_ok = schemes
+        .iter()
+        .any(|s| url.len() > s.len() && url[..s.len()].eq_ignore_ascii_case(s));
+    // No spaces, quotes or control characters: the URL becomes one argument of FFmpeg and one
+    // quoted property of a GStreamer pipeline.
+    let clean = url
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\' | '!'));
+    if !scheme_ok || !clean {
+        return Err(SpecError::invalid(
+            field,
+            &format!(
+                "expected a URL starting with {} without spaces, quotes, backslashes or '!'",
+                schemes.join(" or ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_relative_path(p: &str) -> Result<(), SpecError> {
@@ -510,6 +566,34 @@ mod tests {
         assert!(spec(r#"{"scenario":"720p-h264","parameters":{"preset":"warp"}}"#).is_err());
         assert!(spec(r#"{"scenario":"720p-h264","queue":"urgent"}"#).is_err());
         assert!(spec(r#"{"scenario":"720p-h264","parameters":{"colour":"red"}}"#).is_err());
+    }
+
+    #[test]
+    fn live_urls_are_checked() {
+        let ok = r#"{"scenario":"live-rtmp","parameters":{"output_mode":"rtmp","output_url":"rtmp://h:1935/live/k"}}"#;
+        assert!(spec(ok).is_ok());
+        assert!(
+            spec(r#"{"scenario":"live-rtmp","parameters":{"output_mode":"rtmp","output_url":"srt://h:9000"}}"#).is_ok()
+        );
+        let err = spec(r#"{"scenario":"live-rtmp","parameters":{"output_url":"rtmp://h/live/k"}}"#).unwrap_err();
+        assert!(err.contains("parameters.output_url") && err.contains("rtmp"), "{err}");
+        for bad in [
+            "file:///etc/passwd",
+            "rtmp://h/live/k a",
+            "rtmp://h/x'y",
+            "rtmp://h/a!b",
+            "http://h/x",
+            "rtmp://",
+        ] {
+            let json =
+                format!(r#"{{"scenario":"live-rtmp","parameters":{{"output_mode":"rtmp","output_url":"{bad}"}}}}"#);
+            let err = spec(&json).unwrap_err();
+            assert!(err.contains("parameters.output_url"), "{bad}: {err}");
+        }
+        assert!(spec(r#"{"scenario":"live-rtmp","parameters":{"input_url":"rtmp://h/live/src"}}"#).is_ok());
+        assert!(spec(r#"{"scenario":"live-rtmp","parameters":{"input_url":"srt://h:9000"}}"#).is_err());
+        let both = spec(r#"{"scenario":"live-rtmp","parameters":{"input_url":"rtmp://h/live/s","input":"a.mp4"}}"#);
+        assert!(both.unwrap_err().contains("not both"));
     }
 
     #[test]

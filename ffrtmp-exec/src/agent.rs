@@ -408,6 +408,9 @@ fn measure(
     match (meter, outcome) {
         (Some(m), ExecOutcome::Completed { mut result }) => {
             result.energy = m.finished(job, Some(&result));
+            if let Some(live) = result.live.as_mut() {
+                live.apply_energy(&result.energy);
+            }
             (ExecOutcome::Completed { result }, None)
         }
         (None, ExecOutcome::Completed { mut result }) => {

@@ -24,8 +24,17 @@ pub struct FfmpegConfig {
     /// Seconds encoded when a job gives no `parameters.duration`.
     pub default_duration_s: f64,
     /// RTMP endpoint for `output_mode: rtmp`; `{job_id}` in it is replaced by the job id.
-    /// `None`: RTMP jobs fail with `invalid_parameter`.
+    /// `None`: RTMP jobs fail with `invalid_parameter` unless they name an allowed
+    /// `parameters.output_url`.
     pub rtmp_url: Option<String>,
+    /// Prefixes (`rtmp://host:port/app/`, `srt://host:port`) a job's `parameters.output_url`
+    /// must start with; empty: jobs push only to [`rtmp_url`](Self::rtmp_url).
+    pub allow_output_prefixes: Vec<String>,
+    /// Prefixes (`rtmp://host:port/app/`) a job's `parameters.input_url` must start with;
+    /// empty: no live sources.
+    pub allow_input_prefixes: Vec<String>,
+    /// Reconnects and real-time limit of live jobs.
+    pub live: crate::live::LiveSettings,
 }
 
 impl Default for FfmpegConfig {
@@ -37,6 +46,9 @@ impl Default for FfmpegConfig {
             grace: Duration::from_secs(10),
             default_duration_s: 10.0,
             rtmp_url: None,
+            allow_output_prefixes: Vec::new(),
+            allow_input_prefixes: Vec::new(),
+            live: crate::live::LiveSettings::default(),
         }
     }
 }
@@ -48,6 +60,15 @@ impl FfmpegConfig {
             input_dir: input_dir.into(),
             output_dir: output_dir.into(),
             ..FfmpegConfig::default()
+        }
+    }
+
+    /// The live routes of this configuration.
+    pub fn live_routes(&self) -> crate::live::LiveRoutes<'_> {
+        crate::live::LiveRoutes {
+            rtmp_url: self.rtmp_url.as_deref(),
+            output_prefixes: self.allow_output_prefixes.clone(),
+            input_prefixes: self.allow_input_prefixes.clone(),
         }
     }
 }
@@ -122,6 +143,13 @@ impl FfmpegCommand {
         };
         let upload = hw.and_then(HwFamily::upload_filter);
         let mode = p.output_mode.unwrap_or_default();
+        // Live routes are decided before anything runs: a refused URL never reaches FFmpeg.
+        let routes = config.live_routes();
+        let live_input = routes.input_url(job)?;
+        let live_output = match mode {
+            OutputMode::Rtmp => Some(routes.output_url(job)?),
+            _ => None,
+        };
         let mut a = Args::default();
         a.push_all(&[
             "-hide_banner",
@@ -141,7 +169,25 @@ impl FfmpegCommand {
 
         // Input.
         let expected_duration_s;
-        if let Some(input) = &p.input {
+        if let Some(url) = &live_input {
+            // A live source paces itself: no -re. Only network protocols a live URL needs.
+            // The duration limits the input (before -i), so that every output of a ladder stops.
+            if let Some(d) = p.duration {
+                a.push("-t");
+                a.push(fmt_secs(d));
+            }
+            a.push_all(&["-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-i"]);
+            a.push(url);
+            a.push("-vf");
+            let scale = format!("scale={}:{}", scenario.width, scenario.height);
+            a.push(match upload {
+                Some(up) => format!("{scale},{up}"),
+                None => scale,
+            });
+            a.push("-r");
+            a.push(scenario.fps.to_string());
+            expected_duration_s = p.duration;
+        } else if let Some(input) = &p.input {
             let (path, kind) = crate::input::resolve_input(&config.input_dir, input)?;
             if mode == OutputMode::Rtmp {
                 a.push("-re");
@@ -216,11 +262,9 @@ impl FfmpegCommand {
             }
             OutputMode::Null => a.push_all(&["-f", "null", "-"]),
             OutputMode::Rtmp => {
-                let url = config.rtmp_url.as_deref().ok_or_else(|| {
-                    ExecError::InvalidParameter("rtmp output needs a configured rtmp endpoint".to_string())
-                })?;
-                a.push_all(&["-f", "flv"]);
-                a.push(url.replace("{job_id}", &job.id.to_string()));
+                let url = live_output.unwrap_or_default();
+                a.push_all(&["-f", crate::live::muxer_for(&url)]);
+                a.push(url);
             }
         }
 

@@ -24,6 +24,12 @@ pub enum ExecError {
     /// RTMP output without an endpoint, invalid spec…).
     #[error("{0}")]
     InvalidParameter(String),
+    /// A live destination or source outside what the node is configured to use.
+    #[error("{0}")]
+    DestinationRefused(String),
+    /// A live destination went away and did not come back within the reconnect window.
+    #[error("{0}")]
+    DestinationLost(String),
     /// The program to run does not exist.
     #[error("{} not found at {}", program_name(.program), .program.display())]
     ProgramNotFound {
@@ -86,6 +92,8 @@ impl ExecError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ExecError::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            ExecError::DestinationRefused(_) => ErrorKind::DestinationRefused,
+            ExecError::DestinationLost(_) => ErrorKind::DestinationLost,
             ExecError::ProgramNotFound { .. } | ExecError::NodeUnavailable(_) => ErrorKind::NodeUnavailable,
             ExecError::Spawn { source, .. } if is_no_space(source) => ErrorKind::NodeUnavailable,
             _ => ErrorKind::Internal,

@@ -94,6 +94,11 @@ impl FfmpegExecutor {
         self.run_as.as_ref()
     }
 
+    /// The niceness encodes run at (`None`: the agent's).
+    pub fn nice(&self) -> Option<i32> {
+        self.nice
+    }
+
     /// The configuration.
     pub fn config(&self) -> &FfmpegConfig {
         &self.config
@@ -130,6 +135,9 @@ impl FfmpegExecutor {
         }
         let limits = &job.spec.resource_limits;
         let workdir = prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
+        if job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp) {
+            return crate::live::run_ffmpeg_live(self, job, progress, cancel, workdir).await;
+        }
 
         let mut spec = ProcessSpec::new(&cmd.program, cmd.args.iter().cloned());
         spec.grace = self.config.grace;
@@ -195,6 +203,7 @@ impl FfmpegExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
+                live: None,
             },
         })
     }

@@ -13,6 +13,7 @@
 //! - [`ffmpeg`]: [`FfmpegExecutor`], the default [`ffrtmp_core::Executor`].
 //! - [`gstreamer`]: [`GstExecutor`], the same jobs as `gst-launch-1.0` pipelines.
 //! - [`engine`]: [`AutoExecutor`], FFmpeg or GStreamer per job (live work on GStreamer).
+//! - [`live`]: live routes (allowed RTMP/SRT destinations and sources).
 //! - [`detect`]: what the node can do (encoders, cores, memory).
 //! - [`agent`]: the agent loop ([`agent::Agent`]): register, heartbeat, claim, run, report, drain.
 //! - [`wrapper`]: the edge wrapper (`ffrtmp run`, `attach`, `watch`): governing processes non-owning.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod ffmpeg;
 pub mod gstreamer;
 pub mod input;
+pub mod live;
 pub mod noop;
 pub mod progress;
 pub mod run_as;

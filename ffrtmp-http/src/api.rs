@@ -142,6 +142,12 @@ impl ApiClient {
         self.client.call::<(), _>(Method::GET, "/health", None, USER).await
     }
 
+    /// `GET /sla?window=<seconds>`: SLA compliance over the last `window`.
+    pub async fn sla(&self, window: std::time::Duration) -> Result<ffrtmp_core::sla::SlaReport, TransportError> {
+        let path = format!("/sla?window={}", window.as_secs().max(1));
+        self.client.call::<(), _>(Method::GET, &path, None, USER).await
+    }
+
     /// `GET /ready`: `{"status":"ready"}`, or an error when the store does not answer.
     pub async fn ready(&self) -> Result<serde_json::Value, TransportError> {
         self.client.call::<(), _>(Method::GET, "/ready", None, USER).await

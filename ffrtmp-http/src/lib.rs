@@ -61,6 +61,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod server;
+mod sla_route;
 pub mod status;
 pub mod tls;
 pub mod transport;

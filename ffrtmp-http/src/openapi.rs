@@ -47,6 +47,7 @@ mod tests {
         "/ui/app.js",
         "/dashboard/history",
         "/dashboard/bench",
+        "/sla",
     ];
 
     /// Fails to compile when a route is added, as a reminder to list it in [`SERVED`].
@@ -68,7 +69,8 @@ mod tests {
             | Route::NodeClaim(_)
             | Route::UiAsset(_)
             | Route::DashboardHistory
-            | Route::DashboardBench => true,
+            | Route::DashboardBench
+            | Route::Sla => true,
         }
     }
 

@@ -57,6 +57,7 @@ pub(crate) enum Route {
     UiAsset(String),
     DashboardHistory,
     DashboardBench,
+    Sla,
 }
 
 impl Route {
@@ -84,6 +85,7 @@ impl Route {
             ["ui", asset] => Route::UiAsset(id(asset)),
             ["dashboard", "history"] => Route::DashboardHistory,
             ["dashboard", "bench"] => Route::DashboardBench,
+            ["sla"] => Route::Sla,
             _ => return None,
         })
     }
@@ -108,6 +110,7 @@ impl Route {
             Route::UiAsset(_) => "/ui/{asset}",
             Route::DashboardHistory => "/dashboard/history",
             Route::DashboardBench => "/dashboard/bench",
+            Route::Sla => "/sla",
         }
     }
 
@@ -135,6 +138,7 @@ impl Route {
             Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
             Route::OpenApi => &["GET"],
             Route::UiAsset(_) | Route::DashboardHistory | Route::DashboardBench => &["GET"],
+            Route::Sla => &["GET"],
             _ => &["POST"],
         }
     }
@@ -213,6 +217,7 @@ where
         Route::UiAsset(name) => crate::dashboard::asset(&state.dashboard, &name),
         Route::DashboardHistory => crate::dashboard::history(&state.dashboard),
         Route::DashboardBench => crate::dashboard::bench(&state.dashboard).await,
+        Route::Sla => crate::sla_route::sla(state, query).await,
     }
 }
 

@@ -85,4 +85,4 @@ pub struct Status {
 
 /// The scenario grammar as shown by `GET /scenarios`.
 pub const SCENARIO_GRAMMAR: &str = "<height>p[<fps>]-<codec>, 4K = 2160p and 8K = 4320p, height 144..=4320, \
-fps 1..=240 (default 30), codecs h264, h265, av1, vp9; named presets live-4k, live-stream, live-rtmp, transcode";
+fps 1..=240 (default 30), codecs h264, h265, av1, vp9; named presets live-4k, live-stream, live-rtmp, live-abr, transcode";

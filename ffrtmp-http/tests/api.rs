@@ -85,7 +85,7 @@ async fn auth_is_required_except_for_health() {
 async fn bad_input_gets_json_errors_and_the_server_keeps_serving() {
     let server = TestServer::start().await;
     let client = server.client();
-    let cases: [(Method, String, Option<String>, u16, &str); 14] = [
+    let cases: [(Method, String, Option<String>, u16, &str); 17] = [
         (
             Method::POST,
             "/jobs".into(),
@@ -148,6 +148,9 @@ async fn bad_input_gets_json_errors_and_the_server_keeps_serving() {
         ),
         (Method::DELETE, "/jobs".into(), None, 405, "method_not_allowed"),
         (Method::GET, "/nope".into(), None, 404, "not_found"),
+        (Method::GET, "/sla?window=soon".into(), None, 400, "invalid_query"),
+        (Method::GET, "/sla?limit=3".into(), None, 400, "invalid_query"),
+        (Method::POST, "/sla".into(), None, 405, "method_not_allowed"),
     ];
     for (method, path, body, status, kind) in cases {
         let r = send(&client, method.clone(), &path, body.as_deref()).await;
@@ -198,6 +201,12 @@ async fn user_operations_round_trip() {
     for _ in 0..3 {
         ids.push(api.submit(&spec).await.unwrap().id);
     }
+    // Queued jobs have not met or missed anything yet.
+    let sla = api.sla(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(
+        (sla.total.met, sla.total.missed, sla.total.compliance_percent),
+        (0, 0, None)
+    );
     let job = api.get(ids[0]).await.unwrap();
     assert_eq!(job.history.len(), 1);
 

@@ -127,6 +127,26 @@ struct Args {
     /// Print the completion script for a shell and exit.
     #[arg(long, value_enum, value_name = "SHELL")]
     completions: Option<ffrtmp::completions::Shell>,
+    /// RTMP endpoint of `output_mode: rtmp` jobs that name no `output_url`; `{job_id}` is
+    /// replaced by the job id (e.g. `rtmp://127.0.0.1:1935/live/{job_id}`).
+    #[arg(long)]
+    rtmp_url: Option<String>,
+    /// Prefix a job's `parameters.output_url` must start with (`rtmp://host:port/app/`,
+    /// `srt://host:port`); repeat or comma-separate. None: jobs push only to --rtmp-url.
+    #[arg(long, value_delimiter = ',')]
+    allow_output_prefix: Vec<String>,
+    /// Prefix a job's live source `parameters.input_url` must start with
+    /// (`rtmp://host:port/app/`); repeat or comma-separate. None: no live sources.
+    #[arg(long, value_delimiter = ',')]
+    allow_input_prefix: Vec<String>,
+    /// How long a live push keeps reconnecting after its destination goes away before the
+    /// job fails `destination_lost`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    live_reconnect_window: Duration,
+    /// How long a live stream may stay behind real time before its QoE flags it
+    /// `behind_realtime`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    live_behind_limit: Duration,
     /// Flags of the original Go agent.
     #[command(flatten)]
     go: ffrtmp::compat::AgentFlags,
@@ -369,6 +389,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!(ffmpeg = %ffmpeg.display(), encoders = ?encoders, "engine ready");
             let mut exec_config = FfmpegConfig::new(args.input_dir.clone(), args.output_dir.clone());
             exec_config.ffmpeg_path = ffmpeg;
+            exec_config.rtmp_url = args.rtmp_url.clone();
+            exec_config.allow_output_prefixes = args.allow_output_prefix.clone();
+            exec_config.allow_input_prefixes = args.allow_input_prefix.clone();
+            exec_config.live.reconnect.window = args.live_reconnect_window;
+            exec_config.live.behind_limit = args.live_behind_limit;
             let gst_config = GstConfig::from_ffmpeg(&exec_config);
             let gst = match GstExecutor::detect_with_cgroups(gst_config, cgroups.clone()).await {
                 Ok(g) => Some(g.with_run_as(run_as.clone())),

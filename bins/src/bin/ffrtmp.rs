@@ -67,6 +67,8 @@ enum Command {
     Nodes(NodesCommand),
     /// Scenario names the master accepts.
     Scenarios,
+    /// SLA compliance from job history, per classification and queue (`--window 24h`).
+    Sla(ffrtmp::cli::sla::SlaArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -286,6 +288,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Run(_) | Command::Attach(_) | Command::Watch(_) => unreachable!("handled before connecting"),
         Command::Completions { .. } => unreachable!("handled before connecting"),
         Command::Scenarios => ffrtmp::cli::scenarios::run(&api).await?,
+        Command::Sla(args) => ffrtmp::cli::sla::run(&api, &args, json).await?,
     }
     Ok(())
 }

@@ -113,6 +113,14 @@ pub struct SubmitArgs {
     /// Where the output goes.
     #[arg(long, value_enum)]
     output_mode: Option<OutputModeArg>,
+    /// Live destination for `--output-mode rtmp` (`rtmp://…`, `srt://…`); the agent must
+    /// allow it (`--allow-output-prefix`). Default: the agent's `--rtmp-url`.
+    #[arg(long)]
+    output_url: Option<String>,
+    /// Live source to pull (`rtmp://…`) instead of a file; the agent must allow it
+    /// (`--allow-input-prefix`).
+    #[arg(long, conflicts_with = "input")]
+    input_url: Option<String>,
     #[arg(long, value_enum, default_value = "default")]
     queue: QueueArg,
     #[arg(long, value_enum, default_value = "medium")]
@@ -166,6 +174,8 @@ impl SubmitArgs {
                     OutputModeArg::Null => OutputMode::Null,
                     OutputModeArg::Rtmp => OutputMode::Rtmp,
                 }),
+                output_url: self.output_url.clone(),
+                input_url: self.input_url.clone(),
             },
             resource_limits: ResourceLimits {
                 max_cpu_percent: self.max_cpu_percent,
@@ -260,6 +270,9 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                 ));
                 for line in energy_lines(&r.energy) {
                     say(line);
+                }
+                if let Some(live) = &r.live {
+                    say(format!("live QoE: {}", live.line()));
                 }
             }
             if let Some(e) = &job.error {

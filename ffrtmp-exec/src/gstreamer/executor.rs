@@ -204,6 +204,22 @@ impl GstExecutor {
         };
         if let Some(outcome) = run.failure("gst-launch-1.0", GST_ENCODE_ERRORS) {
             remove_output(&pipe);
+            let live = job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp);
+            if live
+                && matches!(outcome, ExecOutcome::Failed { .. })
+                && crate::live::is_connection_loss(&run.exit.stderr_tail)
+            {
+                // Unlike the FFmpeg engine, a pipeline is not restarted mid-stream.
+                return Ok(ExecOutcome::Failed {
+                    error: ffrtmp_core::JobError::new(
+                        ffrtmp_core::ErrorKind::DestinationLost,
+                        format!(
+                            "live destination lost (the gstreamer engine does not reconnect): {}",
+                            run.exit.stderr_last(2)
+                        ),
+                    ),
+                });
+            }
             return Ok(with_first_error(outcome, &run.exit.stderr_tail));
         }
 
@@ -247,6 +263,25 @@ impl GstExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
+                // GStreamer reports no dropped or duplicated frames nor bytes sent: the live
+                // figures are the stream time and its rate against real time.
+                live: (job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp)).then(|| {
+                    let uptime_s = frames as f64 / f64::from(pipe.scenario.fps.max(1));
+                    let speed = if wall_s > 0.0 { uptime_s / wall_s } else { 0.0 };
+                    Box::new(ffrtmp_core::LiveQoe {
+                        speed,
+                        min_speed: speed,
+                        uptime_s,
+                        target_bitrate_kbps: job
+                            .spec
+                            .parameters
+                            .bitrate
+                            .as_deref()
+                            .and_then(ffrtmp_core::spec::parse_bitrate)
+                            .map(|b| b as f64 / 1e3),
+                        ..Default::default()
+                    })
+                }),
             },
         })
     }

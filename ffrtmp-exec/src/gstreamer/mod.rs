@@ -82,6 +82,7 @@ pub const GST_ELEMENTS: &[&str] = &[
     "webmmux",
     "flvmux",
     "rtmp2sink",
+    "rtmp2src",
     "filesink",
     "fakesink",
 ];
@@ -127,6 +128,12 @@ pub struct GstConfig {
     pub default_duration_s: f64,
     /// RTMP endpoint for `output_mode: rtmp`; `{job_id}` in it is replaced by the job id.
     pub rtmp_url: Option<String>,
+    /// Prefixes a job's `parameters.output_url` must start with (see [`FfmpegConfig`]).
+    pub allow_output_prefixes: Vec<String>,
+    /// Prefixes a job's `parameters.input_url` must start with (see [`FfmpegConfig`]).
+    pub allow_input_prefixes: Vec<String>,
+    /// Reconnects and real-time limit of live jobs.
+    pub live: crate::live::LiveSettings,
 }
 
 impl Default for GstConfig {
@@ -152,6 +159,9 @@ impl GstConfig {
             grace: f.grace,
             default_duration_s: f.default_duration_s,
             rtmp_url: f.rtmp_url.clone(),
+            allow_output_prefixes: f.allow_output_prefixes.clone(),
+            allow_input_prefixes: f.allow_input_prefixes.clone(),
+            live: f.live,
         }
     }
 
@@ -165,6 +175,9 @@ impl GstConfig {
             grace: self.grace,
             default_duration_s: self.default_duration_s,
             rtmp_url: self.rtmp_url.clone(),
+            allow_output_prefixes: self.allow_output_prefixes.clone(),
+            allow_input_prefixes: self.allow_input_prefixes.clone(),
+            live: self.live,
         }
     }
 }

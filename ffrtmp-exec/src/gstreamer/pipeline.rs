@@ -68,6 +68,12 @@ impl GstPipeline {
         config: &GstConfig,
         available: Option<&BTreeSet<String>>,
     ) -> Result<GstPipeline, ExecError> {
+        if crate::live::is_abr(job) {
+            // One pipeline per output here; the ladder is one FFmpeg process.
+            return Err(ExecError::InvalidParameter(
+                "live-abr (a ladder of renditions) runs on the ffmpeg engine".to_string(),
+            ));
+        }
         let plan = FfmpegCommand::build(job, &config.as_ffmpeg())?;
         if plan.encoder != plan.scenario.codec.software_encoder() {
             // Hardware encoders run on the FFmpeg engine only (`engine: auto` falls back to it).
@@ -90,6 +96,30 @@ impl GstPipeline {
         // Source, decoded and shaped to the scenario.
         let mut input = None;
         let frame_limit = match &p.input {
+            None if p.input_url.is_some() => {
+                if p.duration.is_some() {
+                    return Err(ExecError::InvalidParameter(
+                        "the gstreamer engine cannot limit the duration of a live source; \
+                         drop parameters.duration or use the ffmpeg engine"
+                            .to_string(),
+                    ));
+                }
+                // FfmpegCommand::build checked the source against the node's allowed prefixes.
+                let url = plan
+                    .args
+                    .iter()
+                    .position(|a| a == "-i")
+                    .and_then(|i| plan.args.get(i + 1))
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                t.element("rtmp2src", &mut elements);
+                t.push(format!("location={}", quote(&url)));
+                t.link_all(&["decodebin", "videoconvert", "videoscale", "videorate"], &mut elements);
+                t.link(format!(
+                    "video/x-raw,format=I420,width={w},height={h},framerate={fps}/1"
+                ));
+                None
+            }
             Some(_) => {
                 if p.duration.is_some() {
                     // Neither gst-launch nor a stock element stops a decoded file after N frames
@@ -200,6 +230,11 @@ impl GstPipeline {
                     .last()
                     .map(|a| a.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                if crate::live::muxer_for(&url) != "flv" {
+                    return Err(ExecError::InvalidParameter(format!(
+                        "the gstreamer engine pushes rtmp only, not {url}; use the ffmpeg engine"
+                    )));
+                }
                 t.link_all(&["h264parse", "flvmux"], &mut elements);
                 t.push("streamable=true");
                 t.link_all(&["rtmp2sink"], &mut elements);

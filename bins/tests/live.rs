@@ -1,0 +1,214 @@
+//! Live jobs through the real binaries: an agent configured with `--allow-output-prefix`
+//! pushes a job's stream to a real nginx RTMP server, refuses a destination outside its
+//! prefixes before ffmpeg starts, and reports the stream's QoE in the job's result.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../../ffrtmp-exec/tests/support/rtmp_server.rs"]
+mod rtmp_server;
+use rtmp_server::{probe_live, RtmpServer};
+
+const KEY: &str = "live-test-key-0123456789abcdef";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
+}
+
+fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A master and one agent allowed to push under `prefix`.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+    _procs: Vec<Proc>,
+}
+
+impl Cluster {
+    fn start(prefix: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let d = dir.path();
+        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+            .args(["--port", "0", "--heartbeat-interval", "500ms"])
+            .arg("--db")
+            .arg(d.join("master.db"))
+            .arg("--ready-file")
+            .arg(d.join("ready"))
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(d, "master.log"))
+            .spawn()
+            .unwrap();
+        let master = Proc(master);
+        let url = wait_for_file(&d.join("ready"), Duration::from_secs(30));
+        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .args(["--status-addr", "none", "--idle-window", "0s", "--executor", "ffmpeg"])
+            .args(["--allow-output-prefix", prefix])
+            .arg("--ca-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("--output-dir")
+            .arg(d.join("out"))
+            .arg("--input-dir")
+            .arg(d.join("in"))
+            .arg("--powercap-root")
+            .arg(d.join("no-powercap"))
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(d, "agent.log"))
+            .spawn()
+            .unwrap();
+        Cluster {
+            dir,
+            url,
+            _procs: vec![Proc(agent), master],
+        }
+    }
+
+    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["--master", &self.url, "--output", "json"])
+            .arg("--ca-cert")
+            .arg(self.dir.path().join("tls/cert.pem"))
+            .args(args)
+            .env("MASTER_API_KEY", KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ffrtmp {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn submit_live(&self, output_url: &str, seconds: &str) -> String {
+        let job = self.cli_json(&[
+            "jobs",
+            "submit",
+            "--scenario",
+            "live-rtmp",
+            "--engine",
+            "ffmpeg",
+            "--duration",
+            seconds,
+            "--preset",
+            "ultrafast",
+            "--bitrate",
+            "1M",
+            "--output-mode",
+            "rtmp",
+            "--output-url",
+            output_url,
+        ]);
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls the job until it is completed or failed.
+    fn wait(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let j = self.cli_json(&["jobs", "status", id]);
+            if j["state"] == "completed" || j["state"] == "failed" {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {j:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
+    let server = RtmpServer::start();
+    let cluster = Cluster::start(&server.prefix());
+
+    let stolen = "rtmp://127.0.0.2:1935/live/stolen";
+    let refused = cluster.submit_live(stolen, "4");
+    let j = cluster.wait(&refused);
+    assert_eq!(j["state"], "failed", "{j:#}");
+    assert_eq!(j["error"]["kind"], "destination_refused", "{j:#}");
+    assert_eq!(
+        j["error"]["message"],
+        format!(
+            "destination {stolen} refused: this node pushes only to {}*",
+            server.prefix()
+        )
+    );
+    // Terminal: refused once, never retried.
+    assert_eq!(j["attempt"], 1, "{j:#}");
+
+    let url = server.url("agent-e2e");
+    let id = cluster.submit_live(&url, "6");
+    let probed = probe_live(&url, Duration::from_secs(60));
+    println!("agent stream: ffprobe {url}: {}", probed.line);
+    assert_eq!(
+        (probed.codec.as_str(), probed.width, probed.height),
+        ("h264", 1280, 720)
+    );
+    let j = cluster.wait(&id);
+    assert_eq!(j["state"], "completed", "{j:#}");
+    let live = &j["result"]["live"];
+    println!("agent QoE: {live}");
+    let uptime = live["uptime_s"].as_f64().unwrap();
+    assert!((5.5..=6.5).contains(&uptime), "{live}");
+    assert_eq!(live["reconnects"], 0);
+    assert_eq!(live["target_bitrate_kbps"], 1000.0);
+    assert!(live["speed"].as_f64().unwrap() > 0.5, "{live}");
+
+    // SLA from that history: the stream met it, the refused push missed it.
+    let sla = cluster.cli_json(&["sla", "--window", "1h"]);
+    assert_eq!(sla["total"]["met"], 1, "{sla:#}");
+    assert_eq!(sla["total"]["missed"], 1, "{sla:#}");
+    assert_eq!(sla["total"]["compliance_percent"], 50.0, "{sla:#}");
+    assert_eq!(
+        sla["by_classification"]["production"]["missed_by_reason"]["failed:destination_refused"],
+        1
+    );
+    assert_eq!(sla["by_queue"]["default"]["met"], 1, "{sla:#}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url, "--ca-cert"])
+        .arg(cluster.dir.path().join("tls/cert.pem"))
+        .args(["sla", "--window", "1h"])
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("all") && l.contains("50.0%")),
+        "{table}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["--master", &cluster.url, "sla", "--window", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid window"),
+        "{bad:?}"
+    );
+}
