@@ -33,6 +33,8 @@
 //! | `POST /nodes/{id}/heartbeat` | 200 `HeartbeatReply` |
 //! | `POST /nodes/{id}/claim` | 200 `{"assignments":[...]}`, waits up to `wait_ms` (≤ 30 s) |
 //! | `GET /metrics` | 200 Prometheus text |
+//! | `POST /nodes/{id}/progress` | 200 `ProgressReply` (attempts to stop); progress kept in memory |
+//! | `GET /events?job=&node=&type=` | 200 `text/event-stream` (see [`events`]) |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
 //! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
@@ -46,6 +48,7 @@ pub mod auth;
 mod body;
 pub mod client;
 pub mod error;
+pub mod events;
 mod handlers;
 pub mod inputs;
 pub mod keyfiles;

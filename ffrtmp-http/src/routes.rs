@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub body_limit: usize,
     /// A whole request body must arrive within this time.
     pub body_timeout: std::time::Duration,
+    /// The store as `store`, publishing to the event bus and keeping live progress.
+    pub evented: Arc<crate::events::EventedStore>,
 }
 
 /// A matched route; `String`s are the raw path parameters.
@@ -49,6 +51,10 @@ pub(crate) enum Route {
     NodeRegister,
     NodeHeartbeat(String),
     NodeClaim(String),
+    /// `GET /events` (server-sent events).
+    Events,
+    /// `POST /nodes/{id}/progress` (agent ticks).
+    NodeProgress(String),
 }
 
 impl Route {
@@ -71,6 +77,8 @@ impl Route {
             ["nodes", "register"] => Route::NodeRegister,
             ["nodes", n, "heartbeat"] => Route::NodeHeartbeat(id(n)),
             ["nodes", n, "claim"] => Route::NodeClaim(id(n)),
+            ["events"] => Route::Events,
+            ["nodes", n, "progress"] => Route::NodeProgress(id(n)),
             _ => return None,
         })
     }
@@ -91,6 +99,8 @@ impl Route {
             Route::NodeRegister => "/nodes/register",
             Route::NodeHeartbeat(_) => "/nodes/{id}/heartbeat",
             Route::NodeClaim(_) => "/nodes/{id}/claim",
+            Route::Events => "/events",
+            Route::NodeProgress(_) => "/nodes/{id}/progress",
         }
     }
 
@@ -99,9 +109,11 @@ impl Route {
     pub(crate) fn role(&self, method: &Method) -> Option<Role> {
         match self {
             Route::Health if method == Method::GET => None,
-            Route::JobReport(_) | Route::NodeRegister | Route::NodeHeartbeat(_) | Route::NodeClaim(_) => {
-                Some(Role::Agent)
-            }
+            Route::JobReport(_)
+            | Route::NodeRegister
+            | Route::NodeHeartbeat(_)
+            | Route::NodeClaim(_)
+            | Route::NodeProgress(_) => Some(Role::Agent),
             _ if method == Method::GET || method == Method::HEAD => Some(Role::ReadOnly),
             _ => Some(Role::User),
         }
@@ -112,9 +124,38 @@ impl Route {
         match self {
             Route::Jobs => &["GET", "POST"],
             Route::Health | Route::Ready | Route::Metrics | Route::Scenarios | Route::Job(_) | Route::Nodes => &["GET"],
+            Route::Events => &["GET"],
             _ => &["POST"],
         }
     }
+}
+
+/// Any response body: a whole JSON or text body, or a stream.
+pub(crate) type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Answers one request, streams (`GET /events`) included.
+pub(crate) async fn handle_any<B>(state: &AppState, request: Request<B>) -> Response<AnyBody>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    if Route::parse(request.uri().path()) != Some(Route::Events) || request.method() != Method::GET {
+        return handle(state, request).await.map(|b| b.boxed());
+    }
+    let started = Instant::now();
+    let opened = authorize(state, &request, Role::ReadOnly)
+        .and_then(|()| crate::events::sse::parse_filter(request.uri().query().unwrap_or("")));
+    let response = match opened {
+        Ok(filter) => {
+            let abort = request.extensions().get::<crate::listen::ConnAbort>().cloned();
+            crate::events::sse::open(&state.evented.events().bus, filter, state.shutdown.clone(), abort)
+        }
+        Err(err) => err.into_response().map(|b| b.boxed()),
+    };
+    let status = response.status().as_u16();
+    state.metrics.observe("/events", "GET", status, started.elapsed());
+    response
 }
 
 /// Metric label for paths that match no route.
@@ -186,6 +227,9 @@ where
         Route::NodeRegister => handlers::register(state, &read().await?).await,
         Route::NodeHeartbeat(id) => handlers::heartbeat(state, &id, &read().await?).await,
         Route::NodeClaim(id) => handlers::claim(state, &id, &read().await?).await,
+        Route::NodeProgress(id) => crate::events::progress::handle(&state.evented, &id, &read().await?).await,
+        // Streams are answered by `handle_any`; a request reaching here was not one.
+        Route::Events => Err(ApiError::not_found("GET /events is a stream")),
     }
 }
 
