@@ -65,7 +65,7 @@ pub mod wire;
 pub use api::ApiClient;
 pub use auth::{ApiKey, Keyring, Role, Roles};
 pub use body::DEFAULT_BODY_LIMIT;
-pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
+pub use client::{CallOptions, ClientConfig, EventStream, HttpClient, RawResponse, SseMessage};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};
 pub use limits::ConnectionLimits;
