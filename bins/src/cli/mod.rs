@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod load;
 pub mod nodes;
 pub mod scenarios;
+pub mod watch;
 
 use crate::bench;
 
