@@ -23,6 +23,8 @@ struct Running {
     base_url: String,
     ca: Option<std::path::PathBuf>,
     bus: EventBus,
+    /// The server's own (publishing) store, for sweeps.
+    store: Arc<dyn JobStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,8 +42,13 @@ impl Running {
 }
 
 async fn start(tls: bool) -> Running {
+    start_with(tls, ffrtmp_sched::SchedConfig::default()).await
+}
+
+async fn start_with(tls: bool, sched: ffrtmp_sched::SchedConfig) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn JobStore> = Arc::new(ffrtmp_sched::SqliteStore::open(&dir.path().join("jobs.db")).unwrap());
+    let store = ffrtmp_sched::SqliteStore::open_with(&dir.path().join("jobs.db"), sched).unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(store);
     let setup = if tls {
         TlsSetup::self_signed(dir.path().join("tls"))
     } else {
@@ -56,6 +63,7 @@ async fn start(tls: bool) -> Running {
         base_url: server.base_url(),
         ca: tls.then(|| dir.path().join("tls/cert.pem")),
         bus: server.events(),
+        store: server.store(),
         _dir: dir,
     };
     tokio::spawn(server.run(std::future::pending()));
@@ -314,4 +322,133 @@ async fn a_client_that_never_reads_is_dropped_and_others_are_still_served() {
     let total = published * 4200;
     println!("slow client: {received} of {total} published bytes reached it before it was dropped");
     assert!(received < total / 4, "{received} bytes of {total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_announces_the_lost_node_and_where_its_job_went() {
+    let sched = ffrtmp_sched::SchedConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        dead_after_intervals: 1,
+        ..ffrtmp_sched::SchedConfig::default()
+    };
+    let server = start_with(true, sched).await;
+    let api = server.api(KEY);
+    let agent = HttpTransport::new(server.config(KEY)).unwrap();
+    let node = agent.register(&registration()).await.unwrap();
+    let job = api.submit(&JobSpec::new("720p-h264")).await.unwrap();
+    let claim = ClaimRequest {
+        node_id: node.id,
+        claim_id: "c1".into(),
+        max_jobs: 1,
+        wait_ms: 0,
+    };
+    assert_eq!(agent.claim(&claim).await.unwrap().len(), 1);
+    let mut stream = api.events(&EventFilter::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut offline, mut moved) = (false, None);
+    while !(offline && moved.is_some()) {
+        assert!(Instant::now() < deadline, "offline {offline}, job now {moved:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.store.sweep().await.unwrap();
+        while let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
+            match StreamEvent::parse(&m.event, &m.data) {
+                Some(StreamEvent::Node(n)) if n.node_id == Some(node.id) => {
+                    offline |= n.status == ffrtmp_core::NodeStatus::Offline
+                }
+                Some(StreamEvent::Job(j)) if j.job_id == job.id => moved = Some(j.state),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(moved, Some(ffrtmp_core::JobState::Retrying));
+}
+
+/// What one master spends on ticks: many nodes each ticking with several running attempts,
+/// over TLS. Prints requests per second and CPU time per tick; asserts every tick was
+/// answered and the last progress of each attempt is what the jobs show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_ticks_cost_little_and_keep_the_latest_progress() {
+    const NODES: usize = 8;
+    const JOBS_PER_NODE: usize = 4;
+    const TICKS: u64 = 150;
+    let server = start(true).await;
+    let api = server.api(KEY);
+    let mut fleet = Vec::new();
+    for n in 0..NODES {
+        let agent = HttpTransport::new(server.config(KEY)).unwrap();
+        let mut reg = registration();
+        reg.name = format!("enc-{n}");
+        reg.max_concurrent_jobs = JOBS_PER_NODE as u32;
+        let node = agent.register(&reg).await.unwrap();
+        for _ in 0..JOBS_PER_NODE {
+            api.submit(&JobSpec::new("720p-h264")).await.unwrap();
+        }
+        let claim = ClaimRequest {
+            node_id: node.id,
+            claim_id: format!("c{n}"),
+            max_jobs: JOBS_PER_NODE as u32,
+            wait_ms: 0,
+        };
+        let jobs: Vec<_> = agent
+            .claim(&claim)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.job.id)
+            .collect();
+        assert_eq!(jobs.len(), JOBS_PER_NODE);
+        fleet.push((agent, node.id, jobs));
+    }
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (agent, node, jobs) in fleet.clone() {
+        tasks.push(tokio::spawn(async move {
+            for frame in 1..=TICKS {
+                let tick = ProgressTick {
+                    running: jobs
+                        .iter()
+                        .map(|j| RunningJob {
+                            job_id: *j,
+                            attempt: 1,
+                            progress: Some(progress(frame)),
+                        })
+                        .collect(),
+                    power: None,
+                };
+                let reply = agent.progress(node, &tick).await.unwrap();
+                assert!(reply.cancel_attempts.is_empty(), "{reply:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let requests = (NODES as u64 * TICKS) as f64;
+    println!(
+        "progress ticks: {requests} requests ({} attempts each) in {elapsed:.2} s = {:.0} requests/s, \
+         {:.0} µs CPU per tick (server and clients in one process, this build's profile)",
+        JOBS_PER_NODE,
+        requests / elapsed,
+        cpu / requests * 1e6
+    );
+    for (_, _, jobs) in &fleet {
+        for j in jobs {
+            assert_eq!(api.get(*j).await.unwrap().progress.map(|p| p.frame), Some(TICKS));
+        }
+    }
+}
+
+/// CPU seconds (user + system) this process used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf reads a constant of the system; no memory is involved.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
 }

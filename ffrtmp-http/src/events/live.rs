@@ -122,6 +122,16 @@ impl Live {
         lock(&self.attempts).get(&job).and_then(|a| a.progress.clone())
     }
 
+    /// The jobs whose active attempt is on a node offline here.
+    pub fn jobs_on_offline_nodes(&self) -> Vec<JobId> {
+        let nodes = lock(&self.nodes);
+        lock(&self.attempts)
+            .iter()
+            .filter(|(_, a)| nodes.get(&a.node).is_some_and(|n| n.status == NodeStatus::Offline))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Forgets attempts not heard of for [`STALE_AFTER`], at most once a second.
     pub fn prune(&self) {
         let now = Instant::now();

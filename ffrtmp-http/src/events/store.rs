@@ -156,6 +156,13 @@ impl JobStore for EventedStore {
         let summary = self.inner.sweep().await?;
         if summary.nodes_lost > 0 || summary.nodes_pruned > 0 {
             self.refresh_nodes().await;
+            // The lost nodes' jobs moved on (retrying, failed): announce where they are now.
+            for id in self.events.live.jobs_on_offline_nodes() {
+                if let Ok(job) = self.inner.get(id).await {
+                    self.events.live.track(&job);
+                    self.events.job_changed(&job);
+                }
+            }
         }
         Ok(summary)
     }
