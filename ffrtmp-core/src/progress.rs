@@ -1,4 +1,4 @@
-//! The agent's frequent progress tick: every running attempt's latest [`Progress`] and the
+//! The agent's frequent progress tick: every running attempt's latest [`Progress`](crate::Progress) and the
 //! node's power, sent about once a second independently of heartbeats, answered with the
 //! attempts to stop. Unlike a heartbeat it changes nothing durable at the master.
 

@@ -112,7 +112,7 @@ fn invalid_request(e: FieldError) -> ApiError {
 }
 
 /// The body of `POST /nodes/{id}/progress`: 400 `invalid_json` or `invalid_request` (the
-/// same bounds as a heartbeat's, and at most [`ProgressTick::MAX_RUNNING`] attempts).
+/// same bounds as a heartbeat's, and at most [`ffrtmp_core::ProgressTick::MAX_RUNNING`] attempts).
 pub fn progress_tick_body(body: &[u8]) -> Result<ffrtmp_core::ProgressTick, ApiError> {
     let tick: ffrtmp_core::ProgressTick = parse_json_or_default(body)?;
     if tick.running.len() > ffrtmp_core::ProgressTick::MAX_RUNNING {

@@ -49,7 +49,8 @@ impl Style {
 /// ```
 pub fn eta_s(out_time_s: f64, percent: Option<f64>, speed: f64) -> Option<f64> {
     let p = percent.filter(|p| *p > 0.0 && *p <= 100.0)?;
-    if !(speed > 0.0) {
+    // NaN speeds fail this too.
+    if speed.is_nan() || speed <= 0.0 {
         return None;
     }
     let total = out_time_s * 100.0 / p;
