@@ -7,13 +7,15 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ffrtmp_core::{ProgressTick, RunningJob, TransportError};
 
 use super::{current_node, lock, node_power, Shared};
 
 pub(super) async fn progress_loop(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(shared.config.progress_interval);
+    // A zero period would make `interval` panic; a tick every 50 ms is already plenty.
+    let mut tick = tokio::time::interval(shared.config.progress_interval.max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned = false;
     loop {
