@@ -245,6 +245,35 @@ fn live_views_print_plain_lines_and_json_lines() {
     assert!(!progress.is_empty(), "no progress lines:\n{text}\n{}", cluster.logs());
     assert!(progress[0].contains(" fps ") && progress[0].contains(" speed ") && progress[0].contains(" eta "));
 
+    // On a terminal (util-linux `script` gives it one): progress bars.
+    let bars_job = cluster.submit("240p-h264", "4");
+    let command = format!(
+        "{} --master {} --ca-cert {} jobs watch {bars_job} --timeout 60s",
+        env!("CARGO_BIN_EXE_ffrtmp"),
+        cluster.url,
+        cluster.dir.path().join("tls/cert.pem").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("MASTER_API_KEY", KEY)
+        .env("COLUMNS", "160")
+        .output()
+        .expect("util-linux script runs a command on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{screen}");
+    let short: String = bars_job.chars().take(8).collect();
+    // A bar: the job's short id, the bar's frame and its percentage, redrawn in place.
+    assert!(
+        screen.contains(&short) && screen.contains("] 100%"),
+        "no bar drawn: {screen:?}"
+    );
+    assert!(
+        screen.contains("\r\u{1b}[2K"),
+        "the bar is never redrawn in place: {screen:?}"
+    );
+    assert!(screen.contains("completed"), "{screen:?}");
+    assert!(screen.contains(" fps ") && screen.contains(" eta "), "{screen:?}");
+
     let second = cluster.submit("240p-h264", "4");
     let out = cluster.cli_raw(&[
         "--output",

@@ -12,7 +12,7 @@ use ffrtmp_core::{Job, JobId};
 use ffrtmp_http::api::EventFilter;
 use ffrtmp_http::events::{JobChange, NodeUpdate, ProgressUpdate, StreamEvent};
 use ffrtmp_http::{ApiClient, SseMessage};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::term::strip_controls;
 
@@ -115,7 +115,8 @@ struct Bars {
 impl Bars {
     fn new() -> Bars {
         Bars {
-            multi: MultiProgress::new(),
+            // Drawn where the terminal check looked: stdout.
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
             bars: HashMap::new(),
         }
     }
