@@ -106,6 +106,11 @@ fn json_line(message: &SseMessage) -> String {
     }
 }
 
+/// A job's bar: its share done.
+const JOB_BAR: &str = "{prefix:.bold} [{bar:30.cyan/blue}] {pos:>3}% {msg}";
+/// A node's bar: its busy slots.
+const NODE_BAR: &str = "{prefix:.bold} [{bar:30.green/blue}] {pos}/{len} slots {msg}";
+
 /// Bars by key (job or node), drawn together.
 struct Bars {
     multi: MultiProgress,
@@ -121,11 +126,13 @@ impl Bars {
         }
     }
 
-    fn bar(&mut self, key: &str, prefix: &str) -> &ProgressBar {
+    /// The bar of `key`, made on first use with `template` (percent for jobs, busy slots
+    /// for nodes).
+    fn bar(&mut self, key: &str, prefix: &str, template: &str) -> &ProgressBar {
         let multi = &self.multi;
         self.bars.entry(key.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new(100));
-            let style = ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos:>3}% {msg}")
+            let style = ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             bar.set_style(style);
@@ -166,7 +173,7 @@ impl Printer {
         match event {
             StreamEvent::Job(j) => {
                 let short = short_id(j.job_id);
-                let bar = bars.bar(&j.job_id.to_string(), &short);
+                let bar = bars.bar(&j.job_id.to_string(), &short, JOB_BAR);
                 bar.set_message(format!("{} (attempt {})", j.state, j.attempt));
                 if j.state.is_terminal() {
                     if j.state == ffrtmp_core::JobState::Completed {
@@ -176,14 +183,14 @@ impl Printer {
                 }
             }
             StreamEvent::Progress(p) => {
-                let bar = bars.bar(&p.job_id.to_string(), &short_id(p.job_id));
+                let bar = bars.bar(&p.job_id.to_string(), &short_id(p.job_id), JOB_BAR);
                 if let Some(percent) = p.percent {
                     bar.set_position(percent.clamp(0.0, 100.0) as u64);
                 }
                 bar.set_message(strip_controls(&progress_text(p)).to_string());
             }
             StreamEvent::Node(n) => {
-                let bar = bars.bar(&n.node, &n.node);
+                let bar = bars.bar(&n.node, &n.node, NODE_BAR);
                 bar.set_length(u64::from(n.slots.max(1)));
                 bar.set_position(u64::from(n.running));
                 bar.set_message(strip_controls(&node_text(n)).to_string());

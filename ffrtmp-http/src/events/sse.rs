@@ -150,3 +150,44 @@ async fn pump(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventType, job: Option<JobId>, node: Option<&str>) -> Event {
+        Event::new(kind, job, node.map(str::to_string), &serde_json::json!({}))
+    }
+
+    #[test]
+    fn filters_combine_with_and_and_accept_lists() {
+        let (a, b) = (JobId::new(), JobId::new());
+        let f = parse_filter(&format!("job={a}&type=job,progress&node=enc%2D1")).unwrap();
+        assert!(f.admits(&event(EventType::Progress, Some(a), Some("enc-1"))));
+        assert!(
+            !f.admits(&event(EventType::Progress, Some(b), Some("enc-1"))),
+            "other job"
+        );
+        assert!(
+            !f.admits(&event(EventType::Progress, Some(a), Some("enc-2"))),
+            "other node"
+        );
+        assert!(
+            !f.admits(&event(EventType::Node, None, Some("enc-1"))),
+            "type not asked for"
+        );
+        let all = parse_filter("").unwrap();
+        assert!(all.admits(&event(EventType::Node, None, None)));
+        let repeated = parse_filter(&format!("job={a}&job={b}")).unwrap();
+        assert!(repeated.admits(&event(EventType::Job, Some(b), None)));
+        for bad in ["type=weather", "job=x", "colour=red", "node=%zz"] {
+            assert_eq!(parse_filter(bad).unwrap_err().kind(), "invalid_query", "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_are_whole_sse_messages() {
+        let e = event(EventType::Job, None, None);
+        assert_eq!(&e.frame[..], b"event: job\ndata: {}\n\n");
+    }
+}

@@ -135,6 +135,10 @@ impl JobStore for EventedStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, StoreError> {
         let assignments = self.inner.claim(request).await?;
+        if !assignments.is_empty() && self.events.live.node(request.node_id).is_none() {
+            // A node this master has not heard of since it started: learn its name first.
+            self.refresh_nodes().await;
+        }
         for a in &assignments {
             self.events.live.track(&a.job);
             self.events.job_changed(&a.job);
