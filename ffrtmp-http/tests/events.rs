@@ -452,3 +452,53 @@ fn cpu_seconds() -> f64 {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks / per_second
 }
+
+/// A cancel made through another master sharing the store (here: a second store on the same
+/// database file) reaches the node's ticks within the re-check period, not a heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_made_elsewhere_reaches_the_ticks_within_the_recheck_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store: Arc<dyn JobStore> = Arc::new(ffrtmp_sched::SqliteStore::open(&path).unwrap());
+    let config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), TlsSetup::Plaintext, KEY, store);
+    let server = Server::bind(config).await.unwrap();
+    let client = ClientConfig::new(server.base_url(), KEY).with_plaintext_allowed();
+    tokio::spawn(server.run(std::future::pending()));
+    let api = ApiClient::new(client.clone()).unwrap();
+    let agent = HttpTransport::new(client).unwrap();
+    let node = agent.register(&registration()).await.unwrap();
+    let job = api.submit(&JobSpec::new("720p-h264")).await.unwrap();
+    let claim = ClaimRequest {
+        node_id: node.id,
+        claim_id: "c1".into(),
+        max_jobs: 1,
+        wait_ms: 0,
+    };
+    assert_eq!(agent.claim(&claim).await.unwrap().len(), 1);
+    let tick = ProgressTick {
+        running: vec![RunningJob {
+            job_id: job.id,
+            attempt: 1,
+            progress: Some(progress(1)),
+        }],
+        power: None,
+    };
+    assert!(agent.progress(node.id, &tick).await.unwrap().cancel_attempts.is_empty());
+
+    let elsewhere = ffrtmp_sched::SqliteStore::open(&path).unwrap();
+    elsewhere.cancel(job.id, "canceled on another master").await.unwrap();
+    let canceled = Instant::now();
+    let limit = ffrtmp_http::events::REVERIFY_AFTER + Duration::from_secs(2);
+    loop {
+        let reply = agent.progress(node.id, &tick).await.unwrap();
+        if reply.cancel_attempts == vec![AttemptKey::new(job.id, 1)] {
+            break;
+        }
+        assert!(canceled.elapsed() < limit, "the cancel never reached the ticks");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "a cancel made elsewhere reached the ticks after {:?}",
+        canceled.elapsed()
+    );
+}

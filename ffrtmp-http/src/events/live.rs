@@ -13,6 +13,12 @@ use ffrtmp_core::{AttemptKey, Job, JobId, Node, NodeId, NodeStatus, Progress};
 /// another master moved its job); the next tick that lists it looks the job up again.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
+/// A current attempt is checked against the store again after this long, so a cancel made
+/// through another master sharing the store (or its sweep) reaches the node within about
+/// this time instead of a heartbeat interval. Costs one store read per running attempt per
+/// period.
+pub const REVERIFY_AFTER: Duration = Duration::from_secs(5);
+
 /// One active attempt.
 #[derive(Clone, Debug)]
 pub(crate) struct Attempt {
@@ -22,6 +28,8 @@ pub(crate) struct Attempt {
     /// Canceled through this master: the next tick that lists it is told to stop.
     pub canceled: bool,
     touched: Instant,
+    /// When the store last confirmed it.
+    verified: Instant,
 }
 
 /// A node as live views show it.
@@ -69,6 +77,7 @@ impl Live {
                     progress: None,
                     canceled: false,
                     touched: Instant::now(),
+                    verified: Instant::now(),
                 });
                 if entry.attempt != job.attempt || entry.node != node {
                     *entry = Attempt {
@@ -77,9 +86,11 @@ impl Live {
                         progress: None,
                         canceled: false,
                         touched: Instant::now(),
+                        verified: Instant::now(),
                     };
                 }
                 entry.touched = Instant::now();
+                entry.verified = Instant::now();
             }
             _ => {
                 attempts.remove(&job.id);
@@ -101,6 +112,7 @@ impl Live {
             None => Verdict::Unknown,
             Some(a) if a.attempt < key.attempt => Verdict::Unknown,
             Some(a) if a.attempt > key.attempt || a.node != node || a.canceled => Verdict::Stop,
+            Some(a) if a.verified.elapsed() >= REVERIFY_AFTER => Verdict::Unknown,
             Some(a) => {
                 a.touched = Instant::now();
                 Verdict::Current

@@ -29,7 +29,7 @@ use ffrtmp_core::{AttemptKey, Job, NodeId, Progress};
 
 pub use bus::{Event, EventBus, EventType};
 pub(crate) use live::Live;
-pub use live::STALE_AFTER;
+pub use live::{REVERIFY_AFTER, STALE_AFTER};
 pub use sse::{CLIENT_BUFFER, KEEPALIVE};
 pub(crate) use store::EventedStore;
 pub use wire::{rfc3339, JobChange, NodeUpdate, ProgressUpdate, StreamEvent};
