@@ -1,7 +1,7 @@
 //! `POST /nodes/{id}/progress`: an agent's tick. Progress of the node's current attempts is
 //! kept in memory and published; canceled or fenced attempts are named in the answer. The
-//! store is read only for an attempt memory does not know (after a master restart), and
-//! never written.
+//! store is read only for an attempt memory does not know (after a master restart) or has
+//! not confirmed for [`REVERIFY_AFTER`](super::REVERIFY_AFTER), and never written.
 
 use ffrtmp_core::{AttemptKey, JobStore, NodeId, ProgressReply, ProgressTick, StoreError};
 use http::StatusCode;
