@@ -27,6 +27,7 @@ pub mod live;
 pub mod matching;
 pub mod node;
 pub mod power;
+pub mod progress;
 pub mod retry;
 pub mod scenario;
 pub mod sla;
@@ -49,6 +50,7 @@ pub use node::{
     NodeStatus, RunningJob,
 };
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
+pub use progress::{ProgressReply, ProgressTick};
 pub use retry::Backoff;
 pub use scenario::{Codec, Scenario, ScenarioError};
 pub use spec::{

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::ids::NodeId;
 use crate::job::Job;
 use crate::node::{Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobReport, Node, NodeRegistration};
+use crate::progress::{ProgressReply, ProgressTick};
 
 /// Failures of a transport.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -49,4 +50,15 @@ pub trait Transport: Send + Sync {
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Assignment>, TransportError>;
     /// Reports about an attempt.
     async fn report(&self, report: &JobReport) -> Result<Job, TransportError>;
+    /// Sends a progress tick (about once a second while jobs run) and learns which listed
+    /// attempts to stop. The default answers 501 `unsupported`: such a transport carries
+    /// progress and cancels in heartbeats only, and the agent stops sending ticks.
+    async fn progress(&self, node_id: NodeId, tick: &ProgressTick) -> Result<ProgressReply, TransportError> {
+        let _ = (node_id, tick);
+        Err(TransportError::Rejected {
+            status: 501,
+            kind: "unsupported".into(),
+            message: "this transport carries progress in heartbeats only".into(),
+        })
+    }
 }

@@ -22,6 +22,9 @@ mod attempt;
 mod attempt_tests;
 mod builder;
 mod slots;
+mod ticks;
+#[cfg(test)]
+mod ticks_tests;
 
 use attempt::start_job;
 pub use builder::AgentBuilder;
@@ -34,6 +37,9 @@ pub struct AgentConfig {
     pub registration: NodeRegistration,
     /// Heartbeat period (must match the master's expectation).
     pub heartbeat_interval: Duration,
+    /// Period of progress ticks while jobs run (progress, power, and the master's cancels).
+    /// Default 500 ms, so a cancel reaches the encode within about half a second.
+    pub progress_interval: Duration,
     /// How long one claim may wait at the master for work (long poll).
     pub claim_wait: Duration,
     /// Pause after a claim that returned nothing immediately (master without long poll).
@@ -45,11 +51,13 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Defaults around a registration: 30 s heartbeats, 20 s long polls, 30 s drain.
+    /// Defaults around a registration: 30 s heartbeats, progress ticks every 500 ms, 20 s
+    /// long polls, 30 s drain.
     pub fn new(registration: NodeRegistration) -> Self {
         AgentConfig {
             registration,
             heartbeat_interval: Duration::from_secs(30),
+            progress_interval: Duration::from_millis(500),
             claim_wait: Duration::from_secs(20),
             idle_pause: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
@@ -171,12 +179,14 @@ impl Agent {
         tracing::info!(node_id = %node.id, "registered with master");
         lock(&shared.summary).node_id = Some(node.id);
         let heartbeats = tokio::spawn(heartbeat_loop(shared.clone()));
+        let ticks = tokio::spawn(ticks::progress_loop(shared.clone()));
         tokio::select! {
             _ = claim_loop(shared.clone()) => {}
             _ = &mut shutdown => tracing::info!("shutdown requested: no new claims, draining"),
         }
         drain(&shared).await;
         heartbeats.abort();
+        ticks.abort();
         let summary = lock(&shared.summary).clone();
         summary
     }

@@ -74,8 +74,9 @@ impl MasterBuilder {
 
     /// Prepares TLS, checks the keys and opens the listening socket (see [`Server::bind`]).
     pub async fn build(self) -> Result<Master, HttpError> {
-        let store = self.config.store.clone();
         let server = Server::bind(self.config).await?;
+        // The server's own store wrapper: the sweep's changes reach the event stream too.
+        let store = server.store();
         Ok(Master {
             server,
             store,

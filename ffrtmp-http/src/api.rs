@@ -187,3 +187,59 @@ pub fn query_string(query: &JobQuery) -> String {
         format!("?{}", parts.join("&"))
     }
 }
+
+/// Which messages of `GET /events` to receive; empty lists mean all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only messages about these jobs.
+    pub jobs: Vec<ffrtmp_core::JobId>,
+    /// Only messages about these nodes (by name).
+    pub nodes: Vec<String>,
+    /// Only these types (`job`, `progress`, `node`).
+    pub types: Vec<String>,
+}
+
+impl EventFilter {
+    /// The query string (`?job=…&type=…`, empty without filters).
+    ///
+    /// ```
+    /// use ffrtmp_http::api::EventFilter;
+    /// let f = EventFilter { types: vec!["job".into(), "progress".into()], ..Default::default() };
+    /// assert_eq!(f.query(), "?type=job,progress");
+    /// assert_eq!(EventFilter::default().query(), "");
+    /// ```
+    pub fn query(&self) -> String {
+        let mut parts = Vec::new();
+        for job in &self.jobs {
+            parts.push(format!("job={job}"));
+        }
+        for node in &self.nodes {
+            parts.push(format!("node={}", percent_encode(node)));
+        }
+        if !self.types.is_empty() {
+            parts.push(format!("type={}", self.types.join(",")));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// Escapes everything but unreserved characters.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl ApiClient {
+    /// `GET /events` with `filter`: the live stream of job changes, progress and node power.
+    pub async fn events(&self, filter: &EventFilter) -> Result<crate::client::EventStream, TransportError> {
+        self.client.stream(&format!("/events{}", filter.query())).await
+    }
+}

@@ -18,8 +18,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::HttpError;
+
+mod stream;
 use crate::tls;
 use crate::wire::{ErrorBody, ErrorDetail};
+pub use stream::{EventStream, SseMessage};
 
 /// Largest response body the client reads.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -317,6 +320,29 @@ impl HttpClient {
             tokio::time::sleep(delay).await;
             retries += 1;
         }
+    }
+
+    /// [`HttpClient::call`] tried once, without retries: for messages that are soon stale
+    /// (progress ticks), where the next one is better than a retry.
+    pub async fn send_once<B, T>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&B>,
+        options: CallOptions,
+    ) -> Result<T, TransportError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let once = HttpClient {
+            backoff: Backoff {
+                max_retries: 0,
+                ..self.backoff
+            },
+            ..self.clone()
+        };
+        once.call(method, path_and_query, body, options).await
     }
 
     /// Sends `body` as JSON and decodes a JSON answer. Statuses: 2xx → `Ok`; 409 →

@@ -15,7 +15,7 @@ use crate::inputs;
 use crate::routes::AppState;
 use crate::wire::{ClaimResponse, NodeList, ScenarioList, Status, SCENARIO_GRAMMAR};
 
-type Answer = Result<Response<Full<Bytes>>, ApiError>;
+pub(crate) type Answer = Result<Response<Full<Bytes>>, ApiError>;
 
 /// Longest time a claim may wait for work.
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_millis(30_000);
@@ -299,7 +299,7 @@ pub(crate) fn parse_node_query(raw: &str) -> Result<NodeQuery, ApiError> {
 }
 
 /// Decodes `%XX` escapes and `+` (space) in a query component.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

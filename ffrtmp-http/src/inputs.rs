@@ -58,7 +58,8 @@ fn check_route_input(route: &Route, method: &Method, query: &str) -> Result<(), 
         Route::Jobs if method == Method::GET => parse_job_query(query).map(drop),
         Route::Nodes => parse_node_query(query).map(drop),
         Route::Job(id) | Route::JobCancel(id) | Route::JobRetry(id) | Route::JobReport(id) => job_id(id).map(drop),
-        Route::NodeHeartbeat(id) | Route::NodeClaim(id) => node_id(id).map(drop),
+        Route::NodeHeartbeat(id) | Route::NodeClaim(id) | Route::NodeProgress(id) => node_id(id).map(drop),
+        Route::Events => crate::events::sse::parse_filter(query).map(drop),
         _ => Ok(()),
     }
 }
@@ -108,4 +109,26 @@ pub fn cancel_body(body: &[u8]) -> Result<CancelRequest, ApiError> {
 /// 400 `invalid_request` naming the field and its bound.
 fn invalid_request(e: FieldError) -> ApiError {
     ApiError::bad_request("invalid_request", e.to_string())
+}
+
+/// The body of `POST /nodes/{id}/progress`: 400 `invalid_json` or `invalid_request` (the
+/// same bounds as a heartbeat's, and at most [`ffrtmp_core::ProgressTick::MAX_RUNNING`] attempts).
+pub fn progress_tick_body(body: &[u8]) -> Result<ffrtmp_core::ProgressTick, ApiError> {
+    let tick: ffrtmp_core::ProgressTick = parse_json_or_default(body)?;
+    if tick.running.len() > ffrtmp_core::ProgressTick::MAX_RUNNING {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "running lists {} attempts; at most {} are accepted",
+                tick.running.len(),
+                ffrtmp_core::ProgressTick::MAX_RUNNING
+            ),
+        ));
+    }
+    let as_heartbeat = Heartbeat {
+        running: tick.running.clone(),
+        power: tick.power.clone(),
+    };
+    as_heartbeat.validate().map_err(invalid_request)?;
+    Ok(tick)
 }

@@ -38,6 +38,8 @@
 //! | `GET /openapi.json` (no key) | 200 the OpenAPI 3 document ([`openapi::DOCUMENT`]) |
 //! | `GET /ui/` (no key) | the web dashboard ([`dashboard`]) |
 //! | `GET /dashboard/history`, `GET /dashboard/bench` | 200 the dashboard's chart and bench data |
+//! | `POST /nodes/{id}/progress` | 200 `ProgressReply` (attempts to stop); progress kept in memory |
+//! | `GET /events?job=&node=&type=` | 200 `text/event-stream` (see [`events`]) |
 //!
 //! Errors: 400 (`invalid_json`, `invalid_spec`, `invalid_id`, `invalid_query`,
 //! `invalid_request`), 401 `unauthorized` (no or unknown key), 403 `forbidden` (a key
@@ -52,6 +54,7 @@ mod body;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 mod handlers;
 pub mod inputs;
 pub mod keyfiles;
@@ -70,7 +73,7 @@ pub mod wire;
 pub use api::ApiClient;
 pub use auth::{ApiKey, Keyring, Role, Roles};
 pub use body::DEFAULT_BODY_LIMIT;
-pub use client::{CallOptions, ClientConfig, HttpClient, RawResponse};
+pub use client::{CallOptions, ClientConfig, EventStream, HttpClient, RawResponse, SseMessage};
 pub use dashboard::{BenchSource, DashboardConfig};
 pub use error::{ApiError, HttpError};
 pub use handlers::{CLAIM_POLL_INTERVAL, MAX_CLAIM_WAIT};

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,6 +32,18 @@ pub(crate) struct PeerInfo {
     pub client_cert: bool,
 }
 
+/// Lets a handler close its request's connection at once (a stream whose client stopped
+/// reading); put into every request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnAbort(Arc<tokio::sync::Notify>);
+
+impl ConnAbort {
+    /// Closes the connection, whatever it is doing.
+    pub(crate) fn close(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// How one server listens.
 pub(crate) struct Listen {
     /// What the logs call this server ("API", "status endpoint").
@@ -48,7 +59,7 @@ pub(crate) struct Listen {
 
 /// Serves `handler` on `listener` until `shutdown` completes; then sends `true` on `stop`
 /// (connections and anything else subscribed to it wind down) and drains.
-pub(crate) async fn serve<H, Fut, F>(
+pub(crate) async fn serve<H, Fut, F, B>(
     listener: TcpListener,
     listen: Listen,
     stop: watch::Sender<bool>,
@@ -56,8 +67,10 @@ pub(crate) async fn serve<H, Fut, F>(
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
     F: Future<Output = ()> + Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let Listen {
         what,
@@ -114,7 +127,7 @@ pub(crate) async fn serve<H, Fut, F>(
     }
 }
 
-async fn serve_connection<H, Fut>(
+async fn serve_connection<H, Fut, B>(
     what: &'static str,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -124,7 +137,9 @@ async fn serve_connection<H, Fut>(
     stop: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let _ = tcp.set_nodelay(true);
     let timeout = limits.header_read_timeout;
@@ -145,7 +160,7 @@ async fn serve_connection<H, Fut>(
     }
 }
 
-async fn serve_http<S, H, Fut>(
+async fn serve_http<S, H, Fut, B>(
     what: &'static str,
     io: TokioIo<S>,
     peer: SocketAddr,
@@ -156,10 +171,15 @@ async fn serve_http<S, H, Fut>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let abort = Arc::new(tokio::sync::Notify::new());
+    let conn_abort = ConnAbort(abort.clone());
     let service = service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(info);
+        request.extensions_mut().insert(conn_abort.clone());
         let answer = handler(request);
         async move { Ok::<_, Infallible>(answer.await) }
     });
@@ -171,6 +191,10 @@ async fn serve_http<S, H, Fut>(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        _ = abort.notified() => {
+            tracing::debug!(%peer, "{what}: connection closed by its handler");
+            return;
+        }
         _ = stopped(&mut stop) => {
             connection.as_mut().graceful_shutdown();
             connection.await

@@ -48,6 +48,8 @@ mod tests {
         "/dashboard/history",
         "/dashboard/bench",
         "/sla",
+        "/events",
+        "/nodes/00000000-0000-0000-0000-000000000001/progress",
     ];
 
     /// Fails to compile when a route is added, as a reminder to list it in [`SERVED`].
@@ -70,7 +72,9 @@ mod tests {
             | Route::UiAsset(_)
             | Route::DashboardHistory
             | Route::DashboardBench
-            | Route::Sla => true,
+            | Route::Sla
+            | Route::Events
+            | Route::NodeProgress(_) => true,
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct AppState {
     pub body_timeout: std::time::Duration,
     /// The web dashboard's history ring and bench source.
     pub dashboard: crate::dashboard::DashboardState,
+    /// The store as `store`, publishing to the event bus and keeping live progress.
+    pub evented: Arc<crate::events::EventedStore>,
 }
 
 /// A matched route; `String`s are the raw path parameters.
@@ -58,6 +60,10 @@ pub(crate) enum Route {
     DashboardHistory,
     DashboardBench,
     Sla,
+    /// `GET /events` (server-sent events).
+    Events,
+    /// `POST /nodes/{id}/progress` (agent ticks).
+    NodeProgress(String),
 }
 
 impl Route {
@@ -86,6 +92,8 @@ impl Route {
             ["dashboard", "history"] => Route::DashboardHistory,
             ["dashboard", "bench"] => Route::DashboardBench,
             ["sla"] => Route::Sla,
+            ["events"] => Route::Events,
+            ["nodes", n, "progress"] => Route::NodeProgress(id(n)),
             _ => return None,
         })
     }
@@ -111,6 +119,8 @@ impl Route {
             Route::DashboardHistory => "/dashboard/history",
             Route::DashboardBench => "/dashboard/bench",
             Route::Sla => "/sla",
+            Route::Events => "/events",
+            Route::NodeProgress(_) => "/nodes/{id}/progress",
         }
     }
 
@@ -123,9 +133,11 @@ impl Route {
             Route::OpenApi if method == Method::GET => None,
             // The page holds no data; every call it makes needs a key.
             Route::UiAsset(_) if method == Method::GET || method == Method::HEAD => None,
-            Route::JobReport(_) | Route::NodeRegister | Route::NodeHeartbeat(_) | Route::NodeClaim(_) => {
-                Some(Role::Agent)
-            }
+            Route::JobReport(_)
+            | Route::NodeRegister
+            | Route::NodeHeartbeat(_)
+            | Route::NodeClaim(_)
+            | Route::NodeProgress(_) => Some(Role::Agent),
             _ if method == Method::GET || method == Method::HEAD => Some(Role::ReadOnly),
             _ => Some(Role::User),
         }
@@ -139,9 +151,38 @@ impl Route {
             Route::OpenApi => &["GET"],
             Route::UiAsset(_) | Route::DashboardHistory | Route::DashboardBench => &["GET"],
             Route::Sla => &["GET"],
+            Route::Events => &["GET"],
             _ => &["POST"],
         }
     }
+}
+
+/// Any response body: a whole JSON or text body, or a stream.
+pub(crate) type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Answers one request, streams (`GET /events`) included.
+pub(crate) async fn handle_any<B>(state: &AppState, request: Request<B>) -> Response<AnyBody>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    if Route::parse(request.uri().path()) != Some(Route::Events) || request.method() != Method::GET {
+        return handle(state, request).await.map(|b| b.boxed());
+    }
+    let started = Instant::now();
+    let opened = authorize(state, &request, Role::ReadOnly)
+        .and_then(|()| crate::events::sse::parse_filter(request.uri().query().unwrap_or("")));
+    let response = match opened {
+        Ok(filter) => {
+            let abort = request.extensions().get::<crate::listen::ConnAbort>().cloned();
+            crate::events::sse::open(&state.evented.events().bus, filter, state.shutdown.clone(), abort)
+        }
+        Err(err) => err.into_response().map(|b| b.boxed()),
+    };
+    let status = response.status().as_u16();
+    state.metrics.observe("/events", "GET", status, started.elapsed());
+    response
 }
 
 /// Metric label for paths that match no route.
@@ -218,6 +259,9 @@ where
         Route::DashboardHistory => crate::dashboard::history(&state.dashboard),
         Route::DashboardBench => crate::dashboard::bench(&state.dashboard).await,
         Route::Sla => crate::sla_route::sla(state, query).await,
+        Route::NodeProgress(id) => crate::events::progress::handle(&state.evented, &id, &read().await?).await,
+        // Streams are answered by `handle_any`; a request reaching here was not one.
+        Route::Events => Err(ApiError::not_found("GET /events is a stream")),
     }
 }
 

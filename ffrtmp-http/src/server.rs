@@ -19,6 +19,7 @@ use crate::auth::{Keyring, Roles};
 use crate::body::DEFAULT_BODY_LIMIT;
 use crate::dashboard::{DashboardConfig, DashboardState};
 use crate::error::HttpError;
+use crate::events::{EventBus, EventedStore, Events};
 use crate::limits::ConnectionLimits;
 use crate::listen::{self, Listen};
 use crate::metrics::Metrics;
@@ -147,8 +148,10 @@ impl Server {
             source,
         })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let evented = Arc::new(EventedStore::new(config.store, Events::new(EventBus::DEFAULT_CAPACITY)));
         let state = Arc::new(AppState {
-            store: config.store,
+            store: evented.clone(),
+            evented,
             keys,
             agent_cert_required: config.require_client_cert_for_agents,
             metrics: Arc::new(Metrics::default()),
@@ -221,6 +224,17 @@ impl BoundServer {
         self.state.work.clone()
     }
 
+    /// The event bus behind `GET /events`: to publish from outside, or to watch its size.
+    pub fn events(&self) -> EventBus {
+        self.state.evented.events().bus.clone()
+    }
+
+    /// The store as the server uses it: every change made through it is published on the
+    /// event bus. Give this one to a sweeper so its changes are announced too.
+    pub fn store(&self) -> Arc<dyn JobStore> {
+        self.state.store.clone()
+    }
+
     /// The metrics this server records (also served on `GET /metrics`).
     pub fn metrics(&self) -> Arc<Metrics> {
         self.state.metrics.clone()
@@ -256,7 +270,7 @@ impl BoundServer {
         };
         let handler = move |request: Request<Incoming>| {
             let state = state.clone();
-            async move { routes::handle(&state, request).await }
+            async move { routes::handle_any(&state, request).await }
         };
         listen::serve(listener, listen, shutdown_tx, shutdown, handler).await;
         if let Some(sampler) = sampler {

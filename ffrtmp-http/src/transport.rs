@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ffrtmp_core::{
-    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobReport, Node, NodeId, NodeRegistration, Transport,
-    TransportError,
+    Assignment, ClaimRequest, Heartbeat, HeartbeatReply, Job, JobReport, Node, NodeId, NodeRegistration, ProgressReply,
+    ProgressTick, Transport, TransportError,
 };
 use http::Method;
 
@@ -16,6 +16,9 @@ use crate::wire::ClaimResponse;
 
 /// Extra time a waiting claim gets beyond its wait before the client gives up on it.
 const CLAIM_SLACK: Duration = Duration::from_secs(10);
+
+/// How long a progress tick may take before it is given up (the next one follows).
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An agent's connection to a master over HTTPS.
 ///
@@ -99,6 +102,17 @@ impl Transport for HttpTransport {
         };
         let response: ClaimResponse = self.client.call(Method::POST, &path, Some(request), options).await?;
         Ok(response.assignments)
+    }
+
+    async fn progress(&self, node_id: NodeId, tick: &ProgressTick) -> Result<ProgressReply, TransportError> {
+        let path = format!("/nodes/{node_id}/progress");
+        // A tick is soon stale: one try, a short timeout, and the next tick carries on.
+        let options = CallOptions {
+            idempotent: true,
+            timeout: Some(PROGRESS_TIMEOUT.min(self.client.request_timeout())),
+            conflict_is_fenced: true,
+        };
+        self.client.send_once(Method::POST, &path, Some(tick), options).await
     }
 
     async fn report(&self, report: &JobReport) -> Result<Job, TransportError> {

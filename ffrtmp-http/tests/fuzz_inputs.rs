@@ -38,6 +38,7 @@ fn check_bodies(body: &[u8]) {
     clean(inputs::claim_body(body), BODY_KINDS);
     clean(inputs::registration_body(body), BODY_KINDS);
     clean(inputs::cancel_body(body), BODY_KINDS);
+    clean(inputs::progress_tick_body(body), BODY_KINDS);
 }
 
 /// Valid request targets of every route.
@@ -58,6 +59,8 @@ fn targets() -> Vec<String> {
         "/nodes/register".into(),
         format!("/nodes/{node}/heartbeat"),
         format!("/nodes/{node}/claim"),
+        format!("/nodes/{node}/progress"),
+        format!("/events?job={job}&node=enc-1&type=job,progress"),
     ]
 }
 
@@ -212,6 +215,9 @@ fn seeds_are_valid() {
     assert!(inputs::registration_body(bodies[7].as_bytes()).is_ok());
     assert!(inputs::cancel_body(bodies[8].as_bytes()).is_ok());
     assert!(inputs::heartbeat_body(b"").is_ok());
+    // A tick has a heartbeat's fields.
+    assert!(inputs::progress_tick_body(bodies[5].as_bytes()).is_ok());
+    assert!(inputs::progress_tick_body(b"").is_ok());
 }
 
 /// What a client sees for each kind of bad target.
@@ -220,6 +226,10 @@ fn bad_targets_get_their_4xx() {
     let kind = |m: &str, t: &str| inputs::parse_target(m, t).map(|_| "ok").unwrap_or_else(|e| e.kind());
     assert_eq!(kind("GET", "/nope"), "not_found");
     assert_eq!(kind("DELETE", "/jobs"), "method_not_allowed");
+    assert_eq!(kind("GET", "/events?type=weather"), "invalid_query");
+    assert_eq!(kind("GET", "/events?job=1"), "invalid_query");
+    assert_eq!(kind("POST", "/events"), "method_not_allowed");
+    assert_eq!(kind("POST", "/nodes/x/progress"), "invalid_id");
     assert_eq!(kind("GET", "/jobs/123"), "invalid_id");
     assert_eq!(kind("GET", "/jobs?limit=0"), "invalid_query");
     assert_eq!(kind("GET", "/nodes?after=x"), "invalid_query");

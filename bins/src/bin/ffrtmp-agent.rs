@@ -54,6 +54,10 @@ struct Args {
     /// Heartbeat interval (must match the master's).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
+    /// How often running jobs' progress and the node's power go to the master; cancels
+    /// come back in the answers, so this bounds how long a canceled encode keeps running.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    progress_interval: Duration,
     /// How long one claim waits at the master for work.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     claim_wait: Duration,
@@ -418,6 +422,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .enforces_limits(enforces_limits)
         .energy_meter(meter)
         .heartbeat_interval(args.heartbeat_interval)
+        .progress_interval(args.progress_interval)
         .claim_wait(args.claim_wait)
         .config(|c| c.drain_timeout = args.drain_timeout);
     if let Some(name) = &args.name {

@@ -41,6 +41,17 @@ pub enum JobsCommand {
         ids: Vec<JobId>,
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Show state changes and live progress while waiting (bars on a terminal).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Follow jobs live until they finish: progress bars on a terminal, plain lines
+    /// otherwise, JSON lines with `--output json`.
+    Watch {
+        #[arg(required = true)]
+        ids: Vec<JobId>,
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        timeout: Duration,
     },
 }
 
@@ -341,7 +352,24 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
             }
             println!("{} {}", job.id, job.state);
         }
-        JobsCommand::Wait { ids, timeout } => {
+        JobsCommand::Watch { ids, timeout } => {
+            let style = crate::cli::watch::Style::detect(json);
+            crate::cli::watch::follow_jobs(api, &ids, timeout, style).await?;
+        }
+        JobsCommand::Wait { ids, timeout, follow } if follow => {
+            let style = crate::cli::watch::Style::detect(json);
+            let done = crate::cli::watch::follow_jobs(api, &ids, timeout, style).await?;
+            if json {
+                // One more JSON line, so the output stays JSON lines.
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                table(&JOB_HEADERS, done.iter().map(job_row).collect());
+            }
+            if !done.iter().all(|j| j.state == JobState::Completed) {
+                bail!("not every job completed");
+            }
+        }
+        JobsCommand::Wait { ids, timeout, .. } => {
             // A timeout too long to add to the clock waits without one.
             let deadline = Instant::now().checked_add(timeout);
             let mut done = Vec::new();

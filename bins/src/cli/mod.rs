@@ -6,6 +6,7 @@ pub mod load;
 pub mod nodes;
 pub mod scenarios;
 pub mod sla;
+pub mod watch;
 
 use crate::bench;
 

@@ -9,11 +9,22 @@ use crate::cli::{print_json, table};
 pub enum NodesCommand {
     /// List registered nodes.
     List,
+    /// Follow nodes' status, running jobs and power live (bars on a terminal, plain lines
+    /// otherwise, JSON lines with `--output json`).
+    Watch {
+        /// Stop after this long (default: until interrupted).
+        #[arg(long, value_parser = crate::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
 }
 
 /// Runs `ffrtmp nodes <command>` against the master.
 pub async fn run(api: &ApiClient, command: NodesCommand, json: bool) -> anyhow::Result<()> {
     match command {
+        NodesCommand::Watch { duration } => {
+            let style = crate::cli::watch::Style::detect(json);
+            crate::cli::watch::watch_nodes(api, duration, style).await?;
+        }
         NodesCommand::List => {
             let nodes = api.nodes().await?;
             if json {

@@ -99,6 +99,13 @@ impl AgentBuilder {
         self
     }
 
+    /// How often running jobs' progress goes to the master (default 500 ms); cancels
+    /// arrive in the answers.
+    pub fn progress_interval(mut self, every: Duration) -> Self {
+        self.config.progress_interval = every;
+        self
+    }
+
     /// Heartbeat period (must match the master's).
     pub fn heartbeat_interval(mut self, every: Duration) -> Self {
         self.config.heartbeat_interval = every;
