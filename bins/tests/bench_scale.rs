@@ -40,7 +40,10 @@ fn text(out: &Output) -> String {
 fn check_json(v: &Value) {
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{v}");
-    assert_eq!((rows[0]["queued"].as_u64(), rows[1]["queued"].as_u64()), (Some(200), Some(2000)));
+    assert_eq!(
+        (rows[0]["queued"].as_u64(), rows[1]["queued"].as_u64()),
+        (Some(200), Some(2000))
+    );
     for row in rows {
         for f in FIGURES {
             let x = row[f].as_f64().unwrap_or_else(|| panic!("{f} missing in {row}"));
@@ -69,14 +72,27 @@ fn check_json(v: &Value) {
     assert_eq!(goals[1]["value"], rows[1]["sweep_p99_ms"]);
     assert_eq!(goals[2]["value"], rows[1]["rss_mb"]);
     for g in goals {
-        assert_eq!(g["met"].as_bool(), Some(g["value"].as_f64() <= g["limit"].as_f64()), "{g}");
+        assert_eq!(
+            g["met"].as_bool(),
+            Some(g["value"].as_f64() <= g["limit"].as_f64()),
+            "{g}"
+        );
     }
 }
 
 #[test]
 fn scale_json_has_every_figure_at_every_size_and_ratios_from_them() {
     let out = ffrtmp(&[
-        "--output", "json", "bench", "scale", "--sizes", "200,2000", "--samples", "20", "--idle-agents", "2",
+        "--output",
+        "json",
+        "bench",
+        "scale",
+        "--sizes",
+        "200,2000",
+        "--samples",
+        "20",
+        "--idle-agents",
+        "2",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
@@ -94,7 +110,10 @@ fn scale_table_has_a_column_per_size_and_the_ratio_of_each_figure() {
     let cols: Vec<&str> = header.split_whitespace().collect();
     assert_eq!(cols, ["FIGURE", "200", "2k", "RATIO"], "{t}");
     for f in FIGURES {
-        let line = t.lines().find(|l| l.starts_with(f)).unwrap_or_else(|| panic!("no {f} row: {t}"));
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(f))
+            .unwrap_or_else(|| panic!("no {f} row: {t}"));
         let cells: Vec<&str> = line.split_whitespace().collect();
         let small: f64 = cells[1].parse().unwrap();
         let large: f64 = cells[2].parse().unwrap();
@@ -105,7 +124,11 @@ fn scale_table_has_a_column_per_size_and_the_ratio_of_each_figure() {
             assert!((ratio - large / small).abs() <= 0.02 * ratio + 0.011, "{line}");
         }
     }
-    for goal in ["goal every ratio <= 2", "goal sweep p99 <= 5 ms at 2000 queued", "goal master RSS <= 150 MB"] {
+    for goal in [
+        "goal every ratio <= 2",
+        "goal sweep p99 <= 5 ms at 2000 queued",
+        "goal master RSS <= 150 MB",
+    ] {
         assert!(t.contains(goal), "{goal}: {t}");
     }
 }
@@ -117,7 +140,11 @@ fn bad_sizes_and_stores_are_clear_errors() {
     assert!(text(&out).contains("invalid size \"zero\""), "{}", text(&out));
     let out = ffrtmp(&["bench", "scale", "--sizes", "10", "--store", "mysql://x"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("expected sqlite or a postgres:// URL"), "{}", text(&out));
+    assert!(
+        text(&out).contains("expected sqlite or a postgres:// URL"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// `url` with its database replaced by `db`.
@@ -148,7 +175,10 @@ struct Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let _ = psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
@@ -168,7 +198,16 @@ fn scale_runs_on_postgres_and_refuses_a_database_with_jobs() {
     assert!(created.status.success(), "{}", text(&created));
     let url = with_database(&admin, &db.name);
     let out = ffrtmp(&[
-        "--output", "json", "bench", "scale", "--sizes", "200,2000", "--samples", "10", "--store", &url,
+        "--output",
+        "json",
+        "bench",
+        "scale",
+        "--sizes",
+        "200,2000",
+        "--samples",
+        "10",
+        "--store",
+        &url,
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -177,5 +216,9 @@ fn scale_runs_on_postgres_and_refuses_a_database_with_jobs() {
     // The database now holds the jobs of that run: a second run refuses it.
     let again = ffrtmp(&["bench", "scale", "--sizes", "10", "--store", &url]);
     assert!(!again.status.success());
-    assert!(text(&again).contains("needs an empty scratch store"), "{}", text(&again));
+    assert!(
+        text(&again).contains("needs an empty scratch store"),
+        "{}",
+        text(&again)
+    );
 }

@@ -270,19 +270,32 @@ async fn measure(store: &Arc<dyn JobStore>, c: &Clients, samples: usize, next: &
     let (mut submit, mut idle, mut busy, mut sweep, mut list) = (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..samples {
         let t = Instant::now();
-        c.api.submit(&queued_spec(*next)).await.context("submitting over HTTPS")?;
+        c.api
+            .submit(&queued_spec(*next))
+            .await
+            .context("submitting over HTTPS")?;
         submit.push(ms(t));
         *next += 1;
 
         let t = Instant::now();
-        let got = c.idle.claim(&claim(c.idle_id, 1)).await.context("claiming (idle node)")?;
+        let got = c
+            .idle
+            .claim(&claim(c.idle_id, 1))
+            .await
+            .context("claiming (idle node)")?;
         idle.push(ms(t));
         if !got.is_empty() {
-            return Err(BenchError::invalid("a node without GStreamer was given a GStreamer job"));
+            return Err(BenchError::invalid(
+                "a node without GStreamer was given a GStreamer job",
+            ));
         }
 
         let t = Instant::now();
-        let got = c.busy.claim(&claim(c.busy_id, 1)).await.context("claiming (able node)")?;
+        let got = c
+            .busy
+            .claim(&claim(c.busy_id, 1))
+            .await
+            .context("claiming (able node)")?;
         busy.push(ms(t));
         let Some(a) = got.into_iter().next() else {
             return Err(BenchError::invalid("a node able to run the queued jobs got none"));
@@ -377,9 +390,16 @@ pub async fn run(
     sizes.sort_unstable();
     sizes.dedup();
     if sizes.is_empty() || sizes[0] == 0 {
-        return Err(BenchError::invalid("sizes must be one or more positive numbers of jobs"));
+        return Err(BenchError::invalid(
+            "sizes must be one or more positive numbers of jobs",
+        ));
     }
-    let existing = store.list(&JobQuery { limit: Some(1), ..JobQuery::default() }).await?;
+    let existing = store
+        .list(&JobQuery {
+            limit: Some(1),
+            ..JobQuery::default()
+        })
+        .await?;
     if !existing.jobs.is_empty() {
         return Err(BenchError::invalid(
             "the store already holds jobs: bench scale needs an empty scratch store",

@@ -135,6 +135,28 @@ impl Metrics {
         self.jobs_submitted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests answered and the total time spent answering them, per route template, in
+    /// route order: what a load test divides to get the server's share of each call.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = ffrtmp_http::Metrics::default();
+    /// m.observe("/jobs", "POST", 201, Duration::from_millis(2));
+    /// m.observe("/jobs", "POST", 201, Duration::from_millis(4));
+    /// let totals = m.route_totals();
+    /// assert_eq!(totals[0].0, "/jobs");
+    /// assert_eq!(totals[0].1, 2);
+    /// assert!((totals[0].2 - Duration::from_millis(6).as_secs_f64()).abs() < 1e-9);
+    /// ```
+    pub fn route_totals(&self) -> Vec<(&'static str, u64, f64)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .durations
+            .iter()
+            .map(|(route, h)| (*route, h.count, h.sum))
+            .collect()
+    }
+
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -53,7 +53,9 @@ async fn open(spec: &str, dir: &std::path::Path) -> anyhow::Result<(Arc<dyn JobS
         return Ok((Arc::new(store), "sqlite".into()));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        let store = PgStore::connect(spec, config).await.context("connecting to PostgreSQL")?;
+        let store = PgStore::connect(spec, config)
+            .await
+            .context("connecting to PostgreSQL")?;
         let name = format!("postgres {}", store.target());
         return Ok((Arc::new(store), name));
     }
