@@ -9,14 +9,35 @@ use serde_json::Value;
 #[test]
 fn load_json_reports_throughput_and_the_https_breakdown() {
     let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--output", "json", "bench", "load", "--jobs", "320", "--agents", "2", "--latency-samples", "5"])
+        .args([
+            "--output",
+            "json",
+            "bench",
+            "load",
+            "--jobs",
+            "320",
+            "--agents",
+            "2",
+            "--latency-samples",
+            "5",
+        ])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(v["jobs"], 320);
-    for f in ["raw_sqlite_tx_per_s", "in_process_per_s", "https_per_s", "in_process_cpu_ms", "https_cpu_ms"] {
+    for f in [
+        "raw_sqlite_tx_per_s",
+        "in_process_per_s",
+        "https_per_s",
+        "in_process_cpu_ms",
+        "https_cpu_ms",
+    ] {
         assert!(v[f].as_f64().unwrap_or(0.0) > 0.0, "{f}: {v}");
     }
     // Every write belongs to one commit, and a commit holds at least one write.
@@ -24,7 +45,12 @@ fn load_json_reports_throughput_and_the_https_breakdown() {
         assert!(v[f].as_f64().unwrap() >= 1.0, "{f}: {v}");
     }
     let routes = v["https_routes"].as_array().unwrap();
-    let route = |name: &str| routes.iter().find(|r| r["route"] == name).unwrap_or_else(|| panic!("{name}: {v}"));
+    let route = |name: &str| {
+        routes
+            .iter()
+            .find(|r| r["route"] == name)
+            .unwrap_or_else(|| panic!("{name}: {v}"))
+    };
     // The throughput run submits and completes every job over HTTPS; the latency run after it
     // is not counted.
     assert_eq!(route("/jobs")["requests"], 320, "{v}");

@@ -494,6 +494,11 @@ async fn measure_sizes(
             list_p99_ms: m[9],
             rss_mb: rss_mb()?,
         });
+        // A long run's early sizes stay visible even if a later size is interrupted.
+        if let Some(row) = rows.last() {
+            let figures: Vec<String> = row.figures().iter().map(|(n, v)| format!("{n}={v:.2}")).collect();
+            progress(&format!("at {size} queued: {}", figures.join(" ")));
+        }
     }
     Ok(rows)
 }
