@@ -15,7 +15,8 @@
 //!
 //! Statistics (medians, bootstrap intervals, verdicts) all come from
 //! [`ffrtmp_power::compare`]; this crate only runs, loads, formats and draws. Beside the
-//! benchmark: [`load`], the scheduler's claim throughput and latency harness, and
+//! benchmark: [`load`], the scheduler's claim throughput and latency harness, [`scale`], its costs
+//! at growing queue sizes, and
 //! [`recommend`], a concurrency recommendation for the host. Every fallible step returns a
 //! [`BenchError`].
 //!
@@ -47,6 +48,7 @@ pub mod recommend;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod scale;
 pub mod text;
 
 /// Reads a runs file written by `ffrtmp bench run` (or by [`stats::write_json`] /

@@ -33,12 +33,47 @@ pub struct LoadReport {
     pub claim_latency_p99_ms: f64,
     /// Mean number of writes committed per transaction in the in-process run (group commit).
     pub in_process_mean_group: f64,
+    /// The same in the HTTPS run.
+    #[serde(default)]
+    pub https_mean_group: f64,
+    /// CPU time (user + system, all threads) of this process per lifecycle in-process, ms.
+    #[serde(default)]
+    pub in_process_cpu_ms: f64,
+    /// The same over HTTPS (client and server both run in this process).
+    #[serde(default)]
+    pub https_cpu_ms: f64,
+    /// Where the HTTPS run's requests went: per route, requests and mean server time.
+    #[serde(default)]
+    pub https_routes: Vec<RouteTime>,
     /// Jobs per throughput run.
     pub jobs: usize,
     /// Concurrent agents.
     pub agents: usize,
     /// Whether commits were durable (`synchronous=FULL`).
     pub durable: bool,
+}
+
+/// Requests of one route in the HTTPS run and the server's mean time to answer them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RouteTime {
+    /// Route template, e.g. `/jobs/{id}/report`.
+    pub route: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Mean time from the request's arrival to its answer, ms.
+    pub mean_ms: f64,
+}
+
+/// CPU time (user + system) this process has used so far, seconds.
+fn cpu_s() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => 0.0,
+    }
 }
 
 /// Load parameters.
@@ -184,13 +219,15 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
     let transports: Vec<Arc<dyn Transport>> = (0..cfg.agents)
         .map(|_| Arc::new(StoreTransport::new(store.clone())) as Arc<dyn Transport>)
         .collect();
+    let cpu = cpu_s();
     let in_process = throughput(submit, transports, &cfg).await;
+    let in_process_cpu_ms = (cpu_s() - cpu) * 1000.0 / cfg.jobs as f64;
     let (ops, groups) = store.write_counts();
     let mean_group = ops as f64 / groups.max(1) as f64;
 
     // HTTPS on loopback.
     let key = "load-harness-key-0123456789abcdef";
-    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open_with(
+    let https_store = Arc::new(SqliteStore::open_with(
         &dir.join("https.db"),
         sched_config(cfg.durable),
     )?);
@@ -198,11 +235,12 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
         "127.0.0.1:0".parse()?,
         TlsSetup::self_signed(dir.join("tls")),
         key,
-        store,
+        https_store.clone() as Arc<dyn JobStore>,
     ))
     .await
     .context("starting the HTTPS server")?;
     let url = server.base_url();
+    let metrics = server.metrics();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async {
         let _ = stopped.await;
@@ -225,7 +263,22 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
     for _ in 0..cfg.agents {
         transports.push(Arc::new(HttpTransport::new(client(Duration::from_secs(30)))?));
     }
+    let (ops, groups) = https_store.write_counts();
+    let cpu = cpu_s();
     let https = throughput(submit, transports, &cfg).await;
+    let https_cpu_ms = (cpu_s() - cpu) * 1000.0 / cfg.jobs as f64;
+    let (ops_after, groups_after) = https_store.write_counts();
+    let https_mean_group = (ops_after - ops) as f64 / (groups_after - groups).max(1) as f64;
+    let https_routes = metrics
+        .route_totals()
+        .into_iter()
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(route, requests, sum)| RouteTime {
+            route: route.to_string(),
+            requests,
+            mean_ms: sum * 1000.0 / requests as f64,
+        })
+        .collect();
 
     // Latency: idle agents long-poll; submit one job at a time and time until a claim has it.
     let claimed: Arc<Mutex<HashMap<JobId, Instant>>> = Arc::default();
@@ -298,6 +351,10 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
         raw_sqlite_tx_per_s: raw,
         in_process_per_s: in_process,
         in_process_mean_group: mean_group,
+        https_mean_group,
+        in_process_cpu_ms,
+        https_cpu_ms,
+        https_routes,
         https_per_s: https,
         claim_latency_p50_ms: pct(0.5),
         claim_latency_p99_ms: pct(0.99),

@@ -116,6 +116,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         latency_samples: usize,
     },
+    /// Scheduler costs at growing queue sizes: fills a store to each size of queued jobs and
+    /// measures submit, claim (by idle agents that can run nothing and by one that can),
+    /// sweep, filtered listing and master memory, with each figure's ratio largest/smallest.
+    Scale {
+        /// Queued jobs at each measuring point, e.g. 1k,10k,100k,1m.
+        #[arg(long, default_value = "1k,10k,100k,1m", value_parser = ffrtmp::cli::scale::parse_sizes)]
+        sizes: ffrtmp::cli::scale::Sizes,
+        /// `sqlite` (a scratch file) or a postgres:// URL of an empty scratch database.
+        #[arg(long, default_value = "sqlite")]
+        store: String,
+        /// Timed requests per figure and size.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Agents that can run none of the queued jobs, long-polling throughout.
+        #[arg(long, default_value_t = 4)]
+        idle_agents: usize,
+    },
     /// Run a benchmark matrix on the master's nodes and write per-run results (runs.json,
     /// runs.csv, meta.json) into --out.
     Run(BenchRunArgs),
@@ -217,6 +234,20 @@ async fn run() -> anyhow::Result<()> {
                 latency_samples: (*latency_samples).max(1),
             };
             return ffrtmp::cli::load::run(config, json).await;
+        }
+        Command::Bench(BenchCommand::Scale {
+            sizes,
+            store,
+            samples,
+            idle_agents,
+        }) => {
+            let config = bench::scale::ScaleConfig {
+                sizes: sizes.0.clone(),
+                samples: (*samples).max(1),
+                idle_agents: *idle_agents,
+                fill_parallel: 64,
+            };
+            return ffrtmp::cli::scale::run(store, config, json).await;
         }
         Command::Bench(BenchCommand::Compare {
             base,

@@ -42,6 +42,21 @@ pub async fn run(config: LoadConfig, json: bool) -> anyhow::Result<()> {
                 "-".into(),
             ],
             vec![
+                "writes per commit (HTTPS)".into(),
+                format!("{:.1}", r.https_mean_group),
+                "-".into(),
+            ],
+            vec![
+                "CPU ms per lifecycle (in-process)".into(),
+                format!("{:.3}", r.in_process_cpu_ms),
+                "-".into(),
+            ],
+            vec![
+                "CPU ms per lifecycle (HTTPS)".into(),
+                format!("{:.3}", r.https_cpu_ms),
+                "-".into(),
+            ],
+            vec![
                 "enqueue-to-claim p50 ms".into(),
                 format!("{:.2}", r.claim_latency_p50_ms),
                 "-".into(),
@@ -53,5 +68,11 @@ pub async fn run(config: LoadConfig, json: bool) -> anyhow::Result<()> {
             ],
         ],
     );
+    for route in &r.https_routes {
+        println!(
+            "HTTPS {}: {} requests, mean {:.2} ms in the server",
+            route.route, route.requests, route.mean_ms
+        );
+    }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Command handlers of the `ffrtmp` command line (the binary is the clap entry point): `jobs`,
-//! `nodes`, `scenarios` and the printing of `bench load`, with the table and JSON output they share.
+//! `nodes`, `scenarios` and the printing of `bench load` and `bench scale`, with the table and JSON output they share.
 
 pub mod jobs;
 pub mod load;
 pub mod nodes;
+pub mod scale;
 pub mod scenarios;
 pub mod sla;
 pub mod watch;

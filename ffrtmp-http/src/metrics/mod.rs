@@ -10,7 +10,7 @@ pub mod cluster;
 pub mod encode;
 pub mod process;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -104,6 +104,9 @@ pub struct Metrics {
     submitted: Counter,
     scenarios: Mutex<BTreeSet<String>>,
     claimed: Mutex<RecentAttempts>,
+    /// Requests and seconds spent per route, for [`Metrics::route_totals`] (the histogram
+    /// family does not expose its sums).
+    route_time: Mutex<BTreeMap<&'static str, (u64, f64)>>,
 }
 
 /// Attempts whose claim was already timed: a repeated claim (same `claim_id`, after a lost
@@ -205,6 +208,7 @@ impl Default for Metrics {
             submitted,
             scenarios: Mutex::new(BTreeSet::new()),
             claimed: Mutex::new(RecentAttempts::default()),
+            route_time: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -218,6 +222,28 @@ impl Metrics {
         self.durations
             .get_or_create(&RouteLabels { route })
             .observe(elapsed.as_secs_f64());
+        let mut totals = self.route_time.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = totals.entry(route).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
+    }
+
+    /// Requests answered and the total seconds spent answering them, per route template, in
+    /// template order: what a load test divides to get the server's share of each call.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = ffrtmp_http::Metrics::default();
+    /// m.observe("/jobs", "POST", 201, Duration::from_millis(2));
+    /// m.observe("/jobs", "POST", 201, Duration::from_millis(4));
+    /// let totals = m.route_totals();
+    /// assert_eq!(totals[0].0, "/jobs");
+    /// assert_eq!(totals[0].1, 2);
+    /// assert!((totals[0].2 - Duration::from_millis(6).as_secs_f64()).abs() < 1e-9);
+    /// ```
+    pub fn route_totals(&self) -> Vec<(&'static str, u64, f64)> {
+        let totals = self.route_time.lock().unwrap_or_else(|e| e.into_inner());
+        totals.iter().map(|(route, (n, sum))| (*route, *n, *sum)).collect()
     }
 
     /// Records a job that reached a final state: counts it by state and, when it completed,
