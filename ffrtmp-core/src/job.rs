@@ -159,6 +159,14 @@ pub struct EnergyReport {
     /// was dropped` or `the final reading failed: energy read failed: …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_reason: Option<String>,
+    /// The figures are an estimate from a power model (`--power-model` on a node without an
+    /// energy counter), not a measurement; `model` names it. Reports written before this field
+    /// existed parse as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// The power model the estimate comes from, when `estimated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

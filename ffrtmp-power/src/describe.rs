@@ -8,6 +8,22 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// `, estimated (model <name>)` when the report is a power model's estimate, else nothing.
+///
+/// ```
+/// use ffrtmp_core::EnergyReport;
+/// let e = EnergyReport { source: "model:xeon".into(), energy_joules: Some(12.0), estimated: true,
+///     model: Some("xeon".into()), ..Default::default() };
+/// assert_eq!(ffrtmp_power::describe::energy_lines(&e)[0],
+///     "energy: 12.00 J (model:xeon, estimated (model xeon)), - W avg, - J/frame");
+/// ```
+pub fn estimated_note(e: &EnergyReport) -> String {
+    if !e.estimated {
+        return String::new();
+    }
+    format!(", estimated (model {})", e.model.as_deref().unwrap_or("unnamed"))
+}
+
 /// The joules the job used: the total over its attempts when they reported energy, else its
 /// last attempt's.
 pub fn job_joules(j: &Job) -> Option<f64> {
@@ -43,7 +59,7 @@ pub fn attempt_energy_lines(all: &AttemptsEnergy) -> Vec<String> {
             (Some(j), _) => {
                 let how = e.attribution.as_ref().map(|m| format!(", {m}")).unwrap_or_default();
                 let partial = if e.partial { ", partial" } else { "" };
-                format!("{j:.2} J ({}{how}{partial})", e.source)
+                format!("{j:.2} J ({}{how}{partial}{})", e.source, estimated_note(e))
             }
             (None, why) => format!("unavailable ({})", opt(why.as_deref())),
         };
@@ -91,8 +107,9 @@ pub fn job_energy(j: &Job) -> Option<&EnergyReport> {
 pub fn energy_lines(e: &EnergyReport) -> Vec<String> {
     let mut lines = vec![match (&e.energy_joules, &e.unavailable_reason) {
         (Some(j), _) => format!(
-            "energy: {j:.2} J ({}), {} W avg, {} J/frame",
+            "energy: {j:.2} J ({}{}), {} W avg, {} J/frame",
             e.source,
+            estimated_note(e),
             opt(e.avg_watts.map(|w| format!("{w:.1}"))),
             opt(e.joules_per_frame.map(|w| format!("{w:.4}")))
         ),
