@@ -212,3 +212,61 @@ fn a_bad_power_model_file_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// Ten runs of one scenario, estimated with `model` or measured when `None`.
+fn runs(model: Option<&str>) -> Vec<ffrtmp_power::compare::RunSample> {
+    (0..10)
+        .map(|i| ffrtmp_power::compare::RunSample {
+            frames: 90,
+            energy_joules: Some(22.5),
+            energy_model: model.map(String::from),
+            ..ffrtmp_power::compare::RunSample::new("720p-h264", i, 0.25, 120.0 + f64::from(i % 3), 3.0)
+        })
+        .collect()
+}
+
+#[test]
+fn bench_compare_refuses_estimated_against_measured_energy_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("measured.json");
+    let test = dir.path().join("estimated.csv");
+    ffrtmp_power::compare::write_json(std::fs::File::create(&base).unwrap(), &runs(None)).unwrap();
+    ffrtmp_power::compare::write_csv(std::fs::File::create(&test).unwrap(), &runs(Some("test-vm"))).unwrap();
+    let compare = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["bench", "compare"])
+            .arg(&base)
+            .arg(&test)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = compare(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "refusing to compare estimated with measured energy (baseline: measured; test: estimated (model test-vm))"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-estimated"), "{stderr}");
+    let out = compare(&["--allow-estimated"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: comparing energy of different kinds (baseline: measured; test: estimated (model test-vm))"
+        ),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("720p-h264: no change"));
+    // Estimated against estimated with the same model compares as before.
+    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["bench", "compare"])
+        .arg(&test)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
