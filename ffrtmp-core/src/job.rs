@@ -42,6 +42,9 @@ pub enum ErrorKind {
     Interrupted,
     /// Anything else that a retry may fix. Transient.
     Internal,
+    /// The encode finished but its output does not decode in full, or holds fewer or more
+    /// frames (or seconds) than the job asked for. Terminal.
+    OutputInvalid,
 }
 
 impl ErrorKind {

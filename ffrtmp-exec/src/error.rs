@@ -63,6 +63,10 @@ pub enum ExecError {
         /// What was read back.
         found: String,
     },
+    /// The encode finished but its output does not decode in full or does not hold what the
+    /// job asked for (see [`crate::verify`]).
+    #[error("{0}")]
+    OutputInvalid(String),
     /// Any other I/O failure around the workload (pipes, waiting, signals).
     #[error("{context}: {source}")]
     Io {
@@ -86,6 +90,7 @@ impl ExecError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ExecError::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            ExecError::OutputInvalid(_) => ErrorKind::OutputInvalid,
             ExecError::ProgramNotFound { .. } | ExecError::NodeUnavailable(_) => ErrorKind::NodeUnavailable,
             ExecError::Spawn { source, .. } if is_no_space(source) => ErrorKind::NodeUnavailable,
             _ => ErrorKind::Internal,

@@ -163,6 +163,10 @@ impl FfmpegExecutor {
         }
 
         let wall_s = run.exit.wall.as_secs_f64();
+        if let Err(e) = self.verify_output(job, &cmd, wall_s).await {
+            remove_output(&cmd);
+            return Err(e);
+        }
         let frames = parser.frames();
         let output_bytes = match &cmd.output {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -197,6 +201,29 @@ impl FfmpegExecutor {
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
             },
         })
+    }
+}
+
+impl FfmpegExecutor {
+    /// Decodes a file output in full ([`crate::verify`]); for the synthetic source, whose
+    /// length is known, also checks its frames and duration. Live and null outputs have no file.
+    async fn verify_output(&self, job: &Job, cmd: &FfmpegCommand, wall_s: f64) -> Result<(), ExecError> {
+        let Some(output) = &cmd.output else {
+            return Ok(());
+        };
+        let asked = match (&job.spec.parameters.input, cmd.expected_duration_s) {
+            (None, Some(duration_s)) => Some(crate::verify::Expected {
+                duration_s,
+                fps: f64::from(cmd.scenario.fps),
+            }),
+            // A file input may be shorter than the duration asked: only a full decode is checked.
+            _ => None,
+        };
+        // Decoding is faster than encoding; the floor covers a loaded machine.
+        let timeout = std::time::Duration::from_secs_f64((wall_s * 2.0).max(120.0));
+        crate::verify::verify(&self.config.ffmpeg_path, output, asked, timeout)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -34,6 +34,7 @@ pub mod progress;
 pub mod run_as;
 pub mod secret_env;
 pub mod supervise;
+pub mod verify;
 pub mod workload;
 pub mod wrapper;
 
