@@ -90,17 +90,30 @@ pub fn parse_progress(text: &str) -> Option<Decoded> {
 /// error (a retry may succeed).
 pub async fn decode(ffmpeg: &Path, output: &Path, timeout: Duration) -> Result<Decoded, ExecError> {
     let mut cmd = tokio::process::Command::new(ffmpeg);
-    cmd.args(["-nostdin", "-hide_banner", "-v", "error", "-xerror", "-progress", "pipe:1", "-nostats", "-i"])
-        .arg(output)
-        .args(["-map", "0:v:0", "-f", "null", "-"])
-        .stdin(std::process::Stdio::null());
+    cmd.args([
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-xerror",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-i",
+    ])
+    .arg(output)
+    .args(["-map", "0:v:0", "-f", "null", "-"])
+    .stdin(std::process::Stdio::null());
     let out = crate::detect::probe_output(cmd, timeout)
         .await
         .map_err(|e| ExecError::io(format!("verifying {}", output.display()), e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if !out.status.success() {
-        let why = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no message");
+        let why = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no message");
         return Err(ExecError::OutputInvalid(format!(
             "output {name} does not decode: {}",
             why.trim()
@@ -112,7 +125,12 @@ pub async fn decode(ffmpeg: &Path, output: &Path, timeout: Duration) -> Result<D
 
 /// [`decode`] then [`check`]: `Ok` when `output` decodes in full and, when `asked` is known,
 /// holds what was asked.
-pub async fn verify(ffmpeg: &Path, output: &Path, asked: Option<Expected>, timeout: Duration) -> Result<Decoded, ExecError> {
+pub async fn verify(
+    ffmpeg: &Path,
+    output: &Path,
+    asked: Option<Expected>,
+    timeout: Duration,
+) -> Result<Decoded, ExecError> {
     let found = decode(ffmpeg, output, timeout).await?;
     if let Some(asked) = asked {
         check(&found, &asked).map_err(ExecError::OutputInvalid)?;

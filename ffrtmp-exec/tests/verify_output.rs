@@ -92,10 +92,7 @@ async fn an_output_with_fewer_frames_than_asked_is_output_invalid() {
 #[tokio::test]
 async fn a_truncated_output_is_output_invalid() {
     let d = dirs();
-    let ffmpeg = damaging_ffmpeg(
-        &d,
-        "head -c 20000 \"$out\" > \"$out.cut\" && mv \"$out.cut\" \"$out\"",
-    );
+    let ffmpeg = damaging_ffmpeg(&d, "head -c 20000 \"$out\" > \"$out.cut\" && mv \"$out.cut\" \"$out\"");
     let (outcome, _) = run(&d, &ffmpeg).await;
     let error = match outcome {
         ExecOutcome::Failed { error } => error,

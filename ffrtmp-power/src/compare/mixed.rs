@@ -56,8 +56,8 @@ mod tests {
             joules_per_frame: None,
             ..run(Some("a"), None)
         };
-        assert_eq!(mixed_energy(&[m.clone(), none.clone()], &[m.clone()]), None);
-        assert_eq!(mixed_energy(&[e.clone()], &[e.clone(), none]), None);
+        assert_eq!(mixed_energy(&[m.clone(), none.clone()], std::slice::from_ref(&m)), None);
+        assert_eq!(mixed_energy(std::slice::from_ref(&e), &[e.clone(), none]), None);
         assert_eq!(
             mixed_energy(&[m.clone(), e.clone()], &[m]).as_deref(),
             Some("baseline: estimated (model a) and measured; test: measured")
