@@ -132,16 +132,13 @@ impl Farm {
 
     /// Submits a short real encode and waits for it; the finished job's JSON.
     fn encode(&self) -> serde_json::Value {
-        let job = self.cli_json(&[
-            "jobs",
-            "submit",
-            "--scenario",
-            "720p-h264",
-            "--duration",
-            "3",
-            "--output-mode",
-            "null",
-        ]);
+        self.encode_with(&["--output-mode", "null"])
+    }
+
+    fn encode_with(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["jobs", "submit", "--scenario", "720p-h264", "--duration", "3"];
+        args.extend_from_slice(extra);
+        let job = self.cli_json(&args);
         let id = job["id"].as_str().unwrap().to_string();
         let done = self.cli_json(&["jobs", "wait", &id, "--timeout", "120s"]);
         assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], self.logs());
@@ -169,12 +166,35 @@ fn without_rapl_the_agent_estimates_energy_from_its_power_model_and_says_so() {
     let id = job["id"].as_str().unwrap();
     let text = farm.cli(&["jobs", "status", id]);
     let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
     assert!(
         text.contains(&format!(
             "energy: {joules:.2} J (model:test-vm, estimated (model test-vm))"
         )),
         "{text}"
     );
+}
+
+/// A job asking for PSNR gets its score and, with the (estimated) energy of its encode, the
+/// score per joule, marked estimated.
+#[test]
+fn a_jobs_quality_per_joule_is_shown_with_its_estimated_energy() {
+    let (farm, _) = Farm::start(false);
+    let job = farm.encode_with(&["--output-mode", "file", "--quality", "psnr"]);
+    let q = &job["result"]["quality"];
+    assert_eq!(q["metric"], "psnr", "{job:#}");
+    let db = q["score"].as_f64().unwrap_or_else(|| panic!("{job:#}"));
+    assert!((30.0..80.0).contains(&db), "{db}");
+    let joules = job["result"]["energy"]["energy_joules"].as_f64().unwrap();
+    let text = farm.cli(&["jobs", "status", job["id"].as_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
+    let per_joule = format!("{:.4} dB/J of the encode, estimated (model test-vm)", db / joules);
+    assert!(
+        text.contains(&format!("quality: psnr {db:.3} dB (quality pass ")),
+        "{text}"
+    );
+    assert!(text.contains(&per_joule), "{text}");
 }
 
 #[test]

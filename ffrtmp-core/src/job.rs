@@ -213,6 +213,10 @@ pub struct JobResult {
     /// Last reported encoding speed, as a multiple of real time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<f64>,
+    /// The output's quality when the job asked for it (`parameters.quality`), measured by a
+    /// separate pass after the encode. Results stored before this field existed parse as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityReport>,
 }
 
 impl JobResult {

@@ -26,6 +26,7 @@ pub mod job;
 pub mod matching;
 pub mod node;
 pub mod power;
+pub mod quality;
 pub mod retry;
 pub mod scenario;
 pub mod spec;

@@ -144,6 +144,10 @@ pub struct Parameters {
     /// Where the output goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_mode: Option<OutputMode>,
+    /// Measure the output's quality against its source after the encode (`psnr`, `ssim` or
+    /// `vmaf`); needs a file output. The result carries it as `quality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityMetric>,
 }
 
 /// Limits enforced on the node while the job runs.
@@ -262,6 +266,12 @@ impl JobSpec {
 impl Parameters {
     /// Checks the parameters and applies them to `scenario`.
     fn apply(&self, scenario: &mut Scenario) -> Result<(), SpecError> {
+        if self.quality.is_some() && self.output_mode.is_some_and(|m| m != OutputMode::File) {
+            return Err(SpecError::invalid(
+                "parameters.quality",
+                "needs a file output (output_mode \"file\"): there is nothing to measure otherwise",
+            ));
+        }
         if let Some(d) = self.duration {
             if !d.is_finite() || d <= 0.0 || d > bounds::MAX_DURATION_S {
                 return Err(SpecError::invalid(

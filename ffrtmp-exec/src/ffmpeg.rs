@@ -1,6 +1,7 @@
 //! [`FfmpegExecutor`]: the default [`Executor`], running each job as one FFmpeg process.
 
 use async_trait::async_trait;
+use ffrtmp_core::quality::QualityReport;
 use ffrtmp_core::ProgressSink;
 use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobResult};
 
@@ -167,6 +168,7 @@ impl FfmpegExecutor {
             remove_output(&cmd);
             return Err(e);
         }
+        let quality = self.quality_pass(job, &cmd, wall_s).await;
         let frames = parser.frames();
         let output_bytes = match &cmd.output {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -199,6 +201,7 @@ impl FfmpegExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
+                quality,
             },
         })
     }
@@ -224,6 +227,24 @@ impl FfmpegExecutor {
         crate::verify::verify(&self.config.ffmpeg_path, output, asked, timeout)
             .await
             .map(|_| ())
+    }
+}
+
+impl FfmpegExecutor {
+    /// The quality pass, when the job asks for one: against the regenerated synthetic source,
+    /// or unavailable with the reason for a file input.
+    async fn quality_pass(&self, job: &Job, cmd: &FfmpegCommand, wall_s: f64) -> Option<QualityReport> {
+        let metric = job.spec.parameters.quality?;
+        let output = cmd.output.as_ref()?;
+        let (None, Some(duration_s)) = (&job.spec.parameters.input, cmd.expected_duration_s) else {
+            return Some(QualityReport::unavailable(
+                metric,
+                "quality is measured against the synthetic source only; this job encoded a file input",
+            ));
+        };
+        let timeout = std::time::Duration::from_secs_f64((wall_s * 4.0).max(120.0));
+        let ffmpeg = &self.config.ffmpeg_path;
+        Some(crate::quality::measure_synthetic(ffmpeg, output, &cmd.scenario, duration_s, metric, timeout).await)
     }
 }
 

@@ -31,6 +31,7 @@ pub mod gstreamer;
 pub mod input;
 pub mod noop;
 pub mod progress;
+pub mod quality;
 pub mod run_as;
 pub mod secret_env;
 pub mod supervise;

@@ -101,3 +101,56 @@ async fn a_truncated_output_is_output_invalid() {
     assert_eq!(error.kind, ErrorKind::OutputInvalid, "{error:?}");
     assert!(error.message.contains("does not decode"), "{}", error.message);
 }
+
+async fn quality_of(metric: &str) -> ffrtmp_core::quality::QualityReport {
+    let d = dirs();
+    let cfg = FfmpegConfig {
+        ffmpeg_path: "/usr/bin/ffmpeg".into(),
+        grace: Duration::from_secs(5),
+        ..FfmpegConfig::new(&d.input, &d.output)
+    };
+    let exec = FfmpegExecutor::with_cgroups(cfg, Cgroups::detect());
+    let j = job(&format!(
+        r#"{{"scenario":"720p-h264","parameters":{{"duration":1,"quality":"{metric}"}}}}"#
+    ));
+    let (_h, cancel) = cancel_pair();
+    match exec.execute(&j, &NoProgress, cancel).await {
+        ExecOutcome::Completed { result } => result.quality.expect("a quality report"),
+        other => panic!("expected completed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn psnr_and_ssim_are_measured_against_the_regenerated_source() {
+    let psnr = quality_of("psnr").await;
+    let db = psnr.score.unwrap_or_else(|| panic!("{psnr:?}"));
+    // A veryfast x264 encode of testsrc2 at the scenario's bitrate: good, not lossless.
+    assert!((30.0..80.0).contains(&db), "psnr {db} dB");
+    assert!(psnr.wall_s.unwrap() > 0.0);
+    let ssim = quality_of("ssim").await;
+    let s = ssim.score.unwrap_or_else(|| panic!("{ssim:?}"));
+    assert!((0.9..=1.0).contains(&s), "ssim {s}");
+    let json = serde_json::to_value(&ssim).unwrap();
+    assert_eq!(json["metric"], "ssim");
+}
+
+#[tokio::test]
+async fn vmaf_says_why_when_ffmpeg_has_no_libvmaf() {
+    let filters = std::process::Command::new("/usr/bin/ffmpeg")
+        .args(["-hide_banner", "-filters"])
+        .output()
+        .unwrap();
+    let has = String::from_utf8_lossy(&filters.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("libvmaf"));
+    let vmaf = quality_of("vmaf").await;
+    if has {
+        assert!(vmaf.score.is_some_and(|s| (0.0..=100.0).contains(&s)), "{vmaf:?}");
+    } else {
+        assert_eq!(vmaf.score, None);
+        assert_eq!(
+            vmaf.unavailable_reason.as_deref(),
+            Some(ffrtmp_exec::quality::NO_LIBVMAF)
+        );
+    }
+}

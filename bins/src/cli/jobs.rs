@@ -113,6 +113,10 @@ pub struct SubmitArgs {
     /// Where the output goes.
     #[arg(long, value_enum)]
     output_mode: Option<OutputModeArg>,
+    /// Measure the output's quality against its source after the encode (file output only):
+    /// `psnr`, `ssim`, or `vmaf` where the node's ffmpeg has libvmaf.
+    #[arg(long, value_parser = ["psnr", "ssim", "vmaf"])]
+    quality: Option<String>,
     #[arg(long, value_enum, default_value = "default")]
     queue: QueueArg,
     #[arg(long, value_enum, default_value = "medium")]
@@ -166,6 +170,7 @@ impl SubmitArgs {
                     OutputModeArg::Null => OutputMode::Null,
                     OutputModeArg::Rtmp => OutputMode::Rtmp,
                 }),
+                quality: self.quality.as_deref().and_then(|q| q.parse().ok()),
             },
             resource_limits: ResourceLimits {
                 max_cpu_percent: self.max_cpu_percent,
@@ -259,6 +264,9 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                     opt(r.speed.map(|v| format!("{v:.2}")))
                 ));
                 for line in energy_lines(&r.energy) {
+                    say(line);
+                }
+                if let Some(line) = ffrtmp_power::describe::quality_line(r) {
                     say(line);
                 }
             }
