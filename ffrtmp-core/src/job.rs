@@ -215,8 +215,9 @@ pub struct JobResult {
     pub speed: Option<f64>,
     /// The output's quality when the job asked for it (`parameters.quality`), measured by a
     /// separate pass after the encode. Results stored before this field existed parse as `None`.
+    /// (Boxed: most results have none, and results travel inside enums.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<crate::quality::QualityReport>,
+    pub quality: Option<Box<crate::quality::QualityReport>>,
 }
 
 impl JobResult {

@@ -201,7 +201,7 @@ impl FfmpegExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
-                quality,
+                quality: quality.map(Box::new),
             },
         })
     }

@@ -115,7 +115,7 @@ async fn quality_of(metric: &str) -> ffrtmp_core::quality::QualityReport {
     ));
     let (_h, cancel) = cancel_pair();
     match exec.execute(&j, &NoProgress, cancel).await {
-        ExecOutcome::Completed { result } => result.quality.expect("a quality report"),
+        ExecOutcome::Completed { result } => *result.quality.expect("a quality report"),
         other => panic!("expected completed, got {other:?}"),
     }
 }

@@ -33,13 +33,13 @@ pub fn estimated_note(e: &EnergyReport) -> String {
 /// use ffrtmp_core::{EnergyReport, JobResult};
 /// let r = JobResult {
 ///     energy: EnergyReport { source: "rapl".into(), energy_joules: Some(20.0), ..Default::default() },
-///     quality: Some(QualityReport { score: Some(41.5), wall_s: Some(0.8),
-///         ..QualityReport::unavailable(QualityMetric::Psnr, "") }),
+///     quality: Some(Box::new(QualityReport { score: Some(41.5), wall_s: Some(0.8),
+///         ..QualityReport::unavailable(QualityMetric::Psnr, "") })),
 ///     ..Default::default()
 /// };
 /// assert_eq!(ffrtmp_power::describe::quality_line(&r).unwrap(),
 ///     "quality: psnr 41.500 dB (quality pass 0.80 s, not in the encode's energy), 2.0750 dB/J of the encode");
-/// let none = JobResult { quality: Some(QualityReport::unavailable(QualityMetric::Vmaf, "no libvmaf")),
+/// let none = JobResult { quality: Some(Box::new(QualityReport::unavailable(QualityMetric::Vmaf, "no libvmaf"))),
 ///     ..Default::default() };
 /// assert_eq!(ffrtmp_power::describe::quality_line(&none).unwrap(), "quality: vmaf unavailable (no libvmaf)");
 /// ```

@@ -248,7 +248,10 @@ impl GstExecutor {
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
                 quality: job.spec.parameters.quality.map(|m| {
-                    ffrtmp_core::quality::QualityReport::unavailable(m, "the gstreamer engine does not measure quality")
+                    Box::new(ffrtmp_core::quality::QualityReport::unavailable(
+                        m,
+                        "the gstreamer engine does not measure quality",
+                    ))
                 }),
             },
         })
