@@ -54,6 +54,7 @@ fn runs(seed: u32, jpf_scale: f64, energy: bool) -> Vec<RunSample> {
                 fps,
                 energy_joules: energy.then_some(jpf * frames as f64),
                 joules_per_frame: energy.then_some(jpf),
+                energy_model: None,
             });
         }
     }
@@ -148,6 +149,7 @@ fn noisy_fps_runs(fps: &[f64]) -> Vec<RunSample> {
             fps,
             energy_joules: Some(22.5),
             joules_per_frame: Some(0.25),
+            energy_model: None,
         })
         .collect()
 }

@@ -157,6 +157,7 @@ fn write_bench_results(dir: &Path) {
                     fps,
                     energy_joules: None,
                     joules_per_frame: None,
+                    energy_model: None,
                 }
             })
             .collect();

@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use ffrtmp_power::compare::{compare, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE};
+use ffrtmp_power::compare::{
+    compare, mixed_energy, CompareConfig, Comparison, Metric, MetricComparison, Verdict, EXIT_INCONCLUSIVE,
+};
 use serde::Serialize;
 
-use super::{fmt_num, fmt_pct, load_nonempty, text_table, Result};
+use super::{fmt_num, fmt_pct, load_nonempty, text_table, BenchError, Result};
 
 /// A verdict as people read it: `no change`, `worse`, …
 pub fn verdict_text(v: Verdict) -> String {
@@ -15,14 +17,29 @@ pub fn verdict_text(v: Verdict) -> String {
 
 /// Loads two runs files ([`super::load_nonempty`]) and compares them with
 /// [`ffrtmp_power::compare::compare`] at `threshold` (other settings at their defaults).
-pub fn compare_files(base: &Path, test: &Path, threshold: f64) -> Result<Comparison> {
+///
+/// Estimated energy (a power model's) is never set against measured energy, or against another
+/// model's, unless `allow_estimated`: without it such files are refused with both sides' kinds
+/// ([`mixed_energy`]); with it the comparison is made and the second value says what was mixed.
+pub fn compare_files(
+    base: &Path,
+    test: &Path,
+    threshold: f64,
+    allow_estimated: bool,
+) -> Result<(Comparison, Option<String>)> {
     let baseline = load_nonempty(base)?;
     let tested = load_nonempty(test)?;
+    let mixed = mixed_energy(&baseline, &tested);
+    if let (Some(kinds), false) = (&mixed, allow_estimated) {
+        return Err(BenchError::Invalid(format!(
+            "refusing to compare estimated with measured energy ({kinds}); pass --allow-estimated to compare anyway"
+        )));
+    }
     let config = CompareConfig {
         threshold,
         ..CompareConfig::default()
     };
-    Ok(compare(&baseline, &tested, &config))
+    Ok((compare(&baseline, &tested, &config), mixed))
 }
 
 /// One line of the comparison table, already formatted.

@@ -181,6 +181,7 @@ mod tests {
                 fps: fps + f64::from(i) * 0.01,
                 energy_joules: None,
                 joules_per_frame: None,
+                energy_model: None,
             })
             .collect()
     }

@@ -456,6 +456,7 @@ mod tests {
                 fps: f,
                 energy_joules: jpf.map(|j| j * 30.0),
                 joules_per_frame: jpf,
+                energy_model: None,
             })
             .collect()
     }

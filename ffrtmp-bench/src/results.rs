@@ -117,6 +117,7 @@ mod tests {
                 fps: 60.0,
                 energy_joules: jpf.map(|j| j * 30.0),
                 joules_per_frame: jpf,
+                energy_model: None,
             },
             job_scenario: "720p-h264".into(),
             bitrate: Some("2M".into()),

@@ -21,6 +21,7 @@ fn runs(scenario: &str, fps: f64, jpf: f64, n: u32) -> Vec<RunSample> {
                 fps: f,
                 energy_joules: Some(jpf * (1.0 + 0.01 * f64::from(i % 2)) * 300.0),
                 joules_per_frame: Some(jpf * (1.0 + 0.01 * f64::from(i % 2))),
+                energy_model: None,
             }
         })
         .collect()

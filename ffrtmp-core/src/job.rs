@@ -47,6 +47,9 @@ pub enum ErrorKind {
     /// A live destination went away and did not come back within the node's reconnect
     /// window (the reconnects were the retries). Terminal.
     DestinationLost,
+    /// The encode finished but its output does not decode in full, or holds fewer or more
+    /// frames (or seconds) than the job asked for. Terminal.
+    OutputInvalid,
 }
 
 impl ErrorKind {
@@ -164,6 +167,14 @@ pub struct EnergyReport {
     /// was dropped` or `the final reading failed: energy read failed: …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_reason: Option<String>,
+    /// The figures are an estimate from a power model (`--power-model` on a node without an
+    /// energy counter), not a measurement; `model` names it. Reports written before this field
+    /// existed parse as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// The power model the estimate comes from, when `estimated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -210,6 +221,11 @@ pub struct JobResult {
     /// Quality of experience of a live stream (`None` for other jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<Box<crate::live::LiveQoe>>,
+    /// The output's quality when the job asked for it (`parameters.quality`), measured by a
+    /// separate pass after the encode. Results stored before this field existed parse as `None`.
+    /// (Boxed: most results have none, and results travel inside enums.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<crate::quality::QualityReport>>,
 }
 
 impl JobResult {

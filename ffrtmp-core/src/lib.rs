@@ -28,6 +28,7 @@ pub mod matching;
 pub mod node;
 pub mod power;
 pub mod progress;
+pub mod quality;
 pub mod retry;
 pub mod scenario;
 pub mod sla;

@@ -153,6 +153,10 @@ pub struct Parameters {
     /// reads it only when it matches one of its allowed input prefixes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_url: Option<String>,
+    /// Measure the output's quality against its source after the encode (`psnr`, `ssim` or
+    /// `vmaf`); needs a file output. The result carries it as `quality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityMetric>,
 }
 
 /// Limits enforced on the node while the job runs.
@@ -271,6 +275,12 @@ impl JobSpec {
 impl Parameters {
     /// Checks the parameters and applies them to `scenario`.
     fn apply(&self, scenario: &mut Scenario) -> Result<(), SpecError> {
+        if self.quality.is_some() && self.output_mode.is_some_and(|m| m != OutputMode::File) {
+            return Err(SpecError::invalid(
+                "parameters.quality",
+                "needs a file output (output_mode \"file\"): there is nothing to measure otherwise",
+            ));
+        }
         if let Some(d) = self.duration {
             if !d.is_finite() || d <= 0.0 || d > bounds::MAX_DURATION_S {
                 return Err(SpecError::invalid(

@@ -69,6 +69,10 @@ pub enum ExecError {
         /// What was read back.
         found: String,
     },
+    /// The encode finished but its output does not decode in full or does not hold what the
+    /// job asked for (see [`crate::verify`]).
+    #[error("{0}")]
+    OutputInvalid(String),
     /// Any other I/O failure around the workload (pipes, waiting, signals).
     #[error("{context}: {source}")]
     Io {
@@ -94,6 +98,7 @@ impl ExecError {
             ExecError::InvalidParameter(_) => ErrorKind::InvalidParameter,
             ExecError::DestinationRefused(_) => ErrorKind::DestinationRefused,
             ExecError::DestinationLost(_) => ErrorKind::DestinationLost,
+            ExecError::OutputInvalid(_) => ErrorKind::OutputInvalid,
             ExecError::ProgramNotFound { .. } | ExecError::NodeUnavailable(_) => ErrorKind::NodeUnavailable,
             ExecError::Spawn { source, .. } if is_no_space(source) => ErrorKind::NodeUnavailable,
             _ => ErrorKind::Internal,

@@ -1,6 +1,7 @@
 //! [`FfmpegExecutor`]: the default [`Executor`], running each job as one FFmpeg process.
 
 use async_trait::async_trait;
+use ffrtmp_core::quality::QualityReport;
 use ffrtmp_core::ProgressSink;
 use ffrtmp_core::{CancelSignal, EngineChoice, ExecOutcome, Executor, Job, JobResult};
 
@@ -171,6 +172,11 @@ impl FfmpegExecutor {
         }
 
         let wall_s = run.exit.wall.as_secs_f64();
+        if let Err(e) = self.verify_output(job, &cmd, wall_s).await {
+            remove_output(&cmd);
+            return Err(e);
+        }
+        let quality = self.quality_pass(job, &cmd, wall_s).await;
         let frames = parser.frames();
         let output_bytes = match &cmd.output {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -204,8 +210,50 @@ impl FfmpegExecutor {
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
                 live: None,
+                quality: quality.map(Box::new),
             },
         })
+    }
+}
+
+impl FfmpegExecutor {
+    /// Decodes a file output in full ([`crate::verify`]); for the synthetic source, whose
+    /// length is known, also checks its frames and duration. Live and null outputs have no file.
+    async fn verify_output(&self, job: &Job, cmd: &FfmpegCommand, wall_s: f64) -> Result<(), ExecError> {
+        let Some(output) = &cmd.output else {
+            return Ok(());
+        };
+        let asked = match (&job.spec.parameters.input, cmd.expected_duration_s) {
+            (None, Some(duration_s)) => Some(crate::verify::Expected {
+                duration_s,
+                fps: f64::from(cmd.scenario.fps),
+            }),
+            // A file input may be shorter than the duration asked: only a full decode is checked.
+            _ => None,
+        };
+        // Decoding is faster than encoding; the floor covers a loaded machine.
+        let timeout = std::time::Duration::from_secs_f64((wall_s * 2.0).max(120.0));
+        crate::verify::verify(&self.config.ffmpeg_path, output, asked, timeout)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl FfmpegExecutor {
+    /// The quality pass, when the job asks for one: against the regenerated synthetic source,
+    /// or unavailable with the reason for a file input.
+    async fn quality_pass(&self, job: &Job, cmd: &FfmpegCommand, wall_s: f64) -> Option<QualityReport> {
+        let metric = job.spec.parameters.quality?;
+        let output = cmd.output.as_ref()?;
+        let (None, Some(duration_s)) = (&job.spec.parameters.input, cmd.expected_duration_s) else {
+            return Some(QualityReport::unavailable(
+                metric,
+                "quality is measured against the synthetic source only; this job encoded a file input",
+            ));
+        };
+        let timeout = std::time::Duration::from_secs_f64((wall_s * 4.0).max(120.0));
+        let ffmpeg = &self.config.ffmpeg_path;
+        Some(crate::quality::measure_synthetic(ffmpeg, output, &cmd.scenario, duration_s, metric, timeout).await)
     }
 }
 

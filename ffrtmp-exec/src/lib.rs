@@ -33,9 +33,11 @@ pub mod input;
 pub mod live;
 pub mod noop;
 pub mod progress;
+pub mod quality;
 pub mod run_as;
 pub mod secret_env;
 pub mod supervise;
+pub mod verify;
 pub mod workload;
 pub mod wrapper;
 

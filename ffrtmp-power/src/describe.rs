@@ -8,6 +8,61 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// `, estimated (model <name>)` when the report is a power model's estimate, else nothing.
+///
+/// ```
+/// use ffrtmp_core::EnergyReport;
+/// let e = EnergyReport { source: "model:xeon".into(), energy_joules: Some(12.0), estimated: true,
+///     model: Some("xeon".into()), ..Default::default() };
+/// assert_eq!(ffrtmp_power::describe::energy_lines(&e)[0],
+///     "energy: 12.00 J (model:xeon, estimated (model xeon)), - W avg, - J/frame");
+/// ```
+pub fn estimated_note(e: &EnergyReport) -> String {
+    if !e.estimated {
+        return String::new();
+    }
+    format!(", estimated (model {})", e.model.as_deref().unwrap_or("unnamed"))
+}
+
+/// How `ffrtmp jobs status` shows the output's quality, when the job asked for it: the score,
+/// the quality pass's own time (its energy is not in the encode's), and the score per joule of
+/// the encode where both exist; or why there is no score.
+///
+/// ```
+/// use ffrtmp_core::quality::{QualityMetric, QualityReport};
+/// use ffrtmp_core::{EnergyReport, JobResult};
+/// let r = JobResult {
+///     energy: EnergyReport { source: "rapl".into(), energy_joules: Some(20.0), ..Default::default() },
+///     quality: Some(Box::new(QualityReport { score: Some(41.5), wall_s: Some(0.8),
+///         ..QualityReport::unavailable(QualityMetric::Psnr, "") })),
+///     ..Default::default()
+/// };
+/// assert_eq!(ffrtmp_power::describe::quality_line(&r).unwrap(),
+///     "quality: psnr 41.500 dB (quality pass 0.80 s, not in the encode's energy), 2.0750 dB/J of the encode");
+/// let none = JobResult { quality: Some(Box::new(QualityReport::unavailable(QualityMetric::Vmaf, "no libvmaf"))),
+///     ..Default::default() };
+/// assert_eq!(ffrtmp_power::describe::quality_line(&none).unwrap(), "quality: vmaf unavailable (no libvmaf)");
+/// ```
+pub fn quality_line(r: &ffrtmp_core::JobResult) -> Option<String> {
+    let q = r.quality.as_ref()?;
+    let (name, unit) = (q.metric.as_str(), q.metric.unit());
+    let Some(score) = q.score else {
+        return Some(format!(
+            "quality: {name} unavailable ({})",
+            q.unavailable_reason.as_deref().unwrap_or("no reason given")
+        ));
+    };
+    let pass = q
+        .wall_s
+        .map(|w| format!(" (quality pass {w:.2} s, not in the encode's energy)"))
+        .unwrap_or_default();
+    let per_joule = q
+        .per_joule(r.energy.energy_joules)
+        .map(|v| format!(", {v:.4}{unit}/J of the encode{}", estimated_note(&r.energy)))
+        .unwrap_or_default();
+    Some(format!("quality: {name} {score:.3}{unit}{pass}{per_joule}"))
+}
+
 /// The joules the job used: the total over its attempts when they reported energy, else its
 /// last attempt's.
 pub fn job_joules(j: &Job) -> Option<f64> {
@@ -43,7 +98,7 @@ pub fn attempt_energy_lines(all: &AttemptsEnergy) -> Vec<String> {
             (Some(j), _) => {
                 let how = e.attribution.as_ref().map(|m| format!(", {m}")).unwrap_or_default();
                 let partial = if e.partial { ", partial" } else { "" };
-                format!("{j:.2} J ({}{how}{partial})", e.source)
+                format!("{j:.2} J ({}{how}{partial}{})", e.source, estimated_note(e))
             }
             (None, why) => format!("unavailable ({})", opt(why.as_deref())),
         };
@@ -91,8 +146,9 @@ pub fn job_energy(j: &Job) -> Option<&EnergyReport> {
 pub fn energy_lines(e: &EnergyReport) -> Vec<String> {
     let mut lines = vec![match (&e.energy_joules, &e.unavailable_reason) {
         (Some(j), _) => format!(
-            "energy: {j:.2} J ({}), {} W avg, {} J/frame",
+            "energy: {j:.2} J ({}{}), {} W avg, {} J/frame",
             e.source,
+            estimated_note(e),
             opt(e.avg_watts.map(|w| format!("{w:.1}"))),
             opt(e.joules_per_frame.map(|w| format!("{w:.4}")))
         ),

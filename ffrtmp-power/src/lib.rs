@@ -34,6 +34,10 @@
 //! - [`compare`] holds the baseline-versus-test statistics of `ffrtmp bench compare`: medians,
 //!   bootstrap confidence intervals of their relative change, verdicts and an exit code.
 //!
+//! - [`ModelSource`] estimates energy where there is no counter (VMs, most clouds) from a
+//!   [`PowerModel`] (idle and full-load watts) and the node's CPU utilisation; its reports are
+//!   marked `estimated` with the model named.
+//!
 //! Where there is no meter the reason is kept, as [`ffrtmp_core::PowerError::Unavailable`]:
 //! `no powercap interface at <root> (no RAPL driver, or a VM)`, `no RAPL zones under <root>`,
 //! or `needs root or read access to <zone>/energy_uj` (kernels since 2020 make `energy_uj`
@@ -48,6 +52,7 @@ mod cpu;
 pub mod describe;
 mod gpu;
 mod meter;
+mod model;
 #[cfg(feature = "nvml")]
 mod nvml;
 mod rapl;
@@ -65,6 +70,9 @@ pub use gpu::{
     GPU_POWER_FALLBACK_METHOD,
 };
 pub use meter::{energy_report, unavailable_report, EnergyInterval, EnergyMeter, UNAVAILABLE_SOURCE};
+pub use model::{
+    model_name, parse_proc_stat_busy, ModelSource, PowerModel, PowerModelError, MODEL_SOURCE_PREFIX, MODEL_ZONE,
+};
 #[cfg(feature = "nvml")]
 pub use nvml::{MissingCounter, NvmlSource, NVML_LIBRARY};
 pub use rapl::{RaplSource, ZoneInfo, ZoneSelection, DEFAULT_MAX_ZONE_WATTS, SYSTEM_POWERCAP};

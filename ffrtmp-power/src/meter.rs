@@ -156,6 +156,8 @@ pub fn energy_report(source: &str, start: &EnergySample, end: &EnergySample, wal
         avg_watts: (wall_s.is_finite() && wall_s > 0.0).then(|| joules / wall_s),
         joules_per_frame: (frames > 0).then(|| joules / frames as f64),
         unavailable_reason: None,
+        estimated: crate::model::model_name(source).is_some(),
+        model: crate::model::model_name(source).map(String::from),
         ..Default::default()
     }
 }

@@ -6,6 +6,7 @@ use ffrtmp_core::{EnergyReport, PowerError};
 
 use crate::gpu::GpuJobEnergy;
 use crate::meter::unavailable_report;
+use crate::model::model_name;
 use crate::sampler::{JobEnergy, ATTRIBUTION_METHOD};
 
 /// Attribution of an [`EnergyMeter`](crate::EnergyMeter) report: the whole node's energy over the
@@ -99,6 +100,8 @@ pub fn detailed_report(job: &JobEnergy, frames: u64, wall_s: f64, pixels: u64) -
         read_errors: job.read_errors,
         partial: job.partial,
         partial_reason,
+        estimated: model_name(&job.source).is_some(),
+        model: model_name(&job.source).map(String::from),
         ..Default::default()
     }
 }

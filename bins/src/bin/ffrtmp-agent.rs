@@ -82,6 +82,11 @@ struct Args {
     /// Powercap root to read RAPL energy from.
     #[arg(long, default_value = ffrtmp_power::SYSTEM_POWERCAP)]
     powercap_root: PathBuf,
+    /// Power model (TOML or JSON: `name`, `idle_watts`, `full_load_watts`, optional `cores`)
+    /// used where there is no RAPL counter: energy is then estimated from CPU utilisation and
+    /// every report says `estimated (model <name>)`. RAPL, when present, wins.
+    #[arg(long, value_name = "FILE")]
+    power_model: Option<PathBuf>,
     /// Address of the status endpoint (/health, /ready, /metrics). Plain HTTP without a key
     /// by default: keep it on loopback, or give --status-key-file (and --status-tls-dir) to
     /// serve it further. `none` turns it off.
@@ -280,6 +285,9 @@ fn transport(args: &Args) -> anyhow::Result<HttpTransport> {
 /// `--check-config`: what the agent reads before it starts, without starting.
 fn check_config(args: &Args) -> anyhow::Result<()> {
     transport(args)?;
+    if let Some(path) = &args.power_model {
+        ffrtmp_power::PowerModel::load(path)?;
+    }
     if args.executor == ExecutorKind::Ffmpeg {
         resolve_ffmpeg(&args.ffmpeg)?;
     }
@@ -313,12 +321,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let sampler_config = SamplerConfig::hz(args.sample_hz);
+    // A bad model file stops the agent: an operator who gave one expects energy.
+    let power_model = args
+        .power_model
+        .as_deref()
+        .map(ffrtmp_power::PowerModel::load)
+        .transpose()?;
     let energy = Arc::new(
         AttributedEnergy::new(
             |cpu| {
                 let rapl =
                     RaplSource::open(&args.powercap_root).map(|r| r.with_max_zone_watts(Some(args.max_zone_watts)));
-                Sampler::start_or_unavailable(rapl, cpu, sampler_config)
+                match (rapl, power_model) {
+                    (Err(why), Some(model)) => {
+                        tracing::warn!(reason = %why, model = %model.name, "no RAPL: energy is estimated from the power model");
+                        Sampler::start(Arc::new(ffrtmp_power::ModelSource::new(model)), cpu, sampler_config)
+                    }
+                    (rapl, model) => {
+                        if let (Ok(_), Some(model)) = (&rapl, model) {
+                            tracing::info!(model = %model.name, "RAPL present: measured energy, the power model is not used");
+                        }
+                        Sampler::start_or_unavailable(rapl, cpu, sampler_config)
+                    }
+                }
             },
             cgroups.unavailable_reason().map(String::from),
         )

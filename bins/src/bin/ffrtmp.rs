@@ -156,6 +156,11 @@ enum BenchCommand {
         /// Exit 0 instead of 3 when nothing regressed but some metric is inconclusive.
         #[arg(long)]
         allow_inconclusive: bool,
+        /// Compare even when one side's energy is estimated from a power model (`--power-model`
+        /// on the agent) and the other's measured, or estimated with another model; without
+        /// it such files are refused (exit 2).
+        #[arg(long)]
+        allow_estimated: bool,
     },
     /// Write a self-contained HTML report (inline SVG charts) of one or more result files,
     /// and each chart as a PNG beside it (`<out name>-fps.png`, …); every file after the first
@@ -254,10 +259,12 @@ async fn run() -> anyhow::Result<()> {
             test,
             threshold,
             allow_inconclusive,
+            allow_estimated,
         }) => {
             // 0: no regression, 1: a regression beyond the threshold, 2: could not compare,
             // 3: inconclusive (0 with --allow-inconclusive).
-            let code = bench_compare(base, test, *threshold, *allow_inconclusive, json).unwrap_or_else(|e| {
+            let allow = (*allow_inconclusive, *allow_estimated);
+            let code = bench_compare(base, test, *threshold, allow, json).unwrap_or_else(|e| {
                 eprintln!("Error: {}", ffrtmp::term::strip_controls(&format!("{e:#}")));
                 2
             });
@@ -352,10 +359,13 @@ fn bench_compare(
     base: &Path,
     test: &Path,
     threshold: f64,
-    allow_inconclusive: bool,
+    (allow_inconclusive, allow_estimated): (bool, bool),
     json: bool,
 ) -> anyhow::Result<i32> {
-    let comparison = bench::compare::compare_files(base, test, threshold)?;
+    let (comparison, mixed) = bench::compare::compare_files(base, test, threshold, allow_estimated)?;
+    if let Some(kinds) = mixed {
+        eprintln!("warning: comparing energy of different kinds ({kinds})");
+    }
     if json {
         let (b, t) = (base.display().to_string(), test.display().to_string());
         print_json(&bench::compare::json_report(

@@ -132,6 +132,10 @@ pub struct SubmitArgs {
     /// (`--allow-input-prefix`).
     #[arg(long, conflicts_with = "input")]
     input_url: Option<String>,
+    /// Measure the output's quality against its source after the encode (file output only):
+    /// `psnr`, `ssim`, or `vmaf` where the node's ffmpeg has libvmaf.
+    #[arg(long, value_parser = ["psnr", "ssim", "vmaf"])]
+    quality: Option<String>,
     #[arg(long, value_enum, default_value = "default")]
     queue: QueueArg,
     #[arg(long, value_enum, default_value = "medium")]
@@ -187,6 +191,7 @@ impl SubmitArgs {
                 }),
                 output_url: self.output_url.clone(),
                 input_url: self.input_url.clone(),
+                quality: self.quality.as_deref().and_then(|q| q.parse().ok()),
             },
             resource_limits: ResourceLimits {
                 max_cpu_percent: self.max_cpu_percent,
@@ -284,6 +289,9 @@ pub async fn run(api: &ApiClient, command: JobsCommand, json: bool) -> anyhow::R
                 }
                 if let Some(live) = &r.live {
                     say(format!("live QoE: {}", live.line()));
+                }
+                if let Some(line) = ffrtmp_power::describe::quality_line(r) {
+                    say(line);
                 }
             }
             if let Some(e) = &job.error {

@@ -282,6 +282,12 @@ impl GstExecutor {
                         ..Default::default()
                     })
                 }),
+                quality: job.spec.parameters.quality.map(|m| {
+                    Box::new(ffrtmp_core::quality::QualityReport::unavailable(
+                        m,
+                        "the gstreamer engine does not measure quality",
+                    ))
+                }),
             },
         })
     }

@@ -56,12 +56,22 @@ pub const RUNS_CSV_HEADER: &str = "scenario,run,frames,wall_s,fps,energy_joules,
 /// );
 /// assert_eq!(read_csv(&out[..]).unwrap(), runs);
 /// ```
+///
+/// When some run's energy was estimated, an `energy_model` column follows (the model's name,
+/// empty for measured runs), so an estimate never reads back as a measurement.
 pub fn write_csv<W: Write>(mut writer: W, runs: &[RunSample]) -> io::Result<()> {
-    writeln!(writer, "{RUNS_CSV_HEADER}")?;
+    let models = runs.iter().any(|r| r.energy_model.is_some());
+    let extra = if models { ",energy_model" } else { "" };
+    writeln!(writer, "{RUNS_CSV_HEADER}{extra}")?;
     for r in runs {
+        let model = match (models, &r.energy_model) {
+            (true, Some(m)) => format!(",{}", csv_field(m)),
+            (true, None) => ",".to_string(),
+            (false, _) => String::new(),
+        };
         writeln!(
             writer,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{}{model}",
             csv_field(&r.scenario),
             r.run,
             r.frames,
@@ -123,6 +133,7 @@ pub fn read_csv<R: Read>(mut reader: R) -> Result<Vec<RunSample>, RunsFileError>
     let (scenario, wall_s, fps) = (required("scenario")?, required("wall_s")?, required("fps")?);
     let (run, frames) = (column("run"), column("frames"));
     let (energy, jpf) = (column("energy_joules"), column("joules_per_frame"));
+    let model = column("energy_model");
     let mut runs = Vec::new();
     for (line, fields) in records.iter().skip(1) {
         if fields.iter().all(|f| f.is_empty()) {
@@ -162,6 +173,7 @@ pub fn read_csv<R: Read>(mut reader: R) -> Result<Vec<RunSample>, RunsFileError>
             fps: num(Some(fps), "fps")?.ok_or_else(|| missing("fps"))?,
             energy_joules: num(energy, "energy_joules")?,
             joules_per_frame: num(jpf, "joules_per_frame")?,
+            energy_model: cell(model).map(String::from),
         });
     }
     Ok(runs)

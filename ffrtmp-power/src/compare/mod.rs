@@ -19,6 +19,7 @@
 //! ```
 
 mod files;
+mod mixed;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ use ffrtmp_core::JobResult;
 use serde::{Deserialize, Serialize};
 
 pub use files::{read_csv, read_json, write_csv, write_json, RunsFileError, RUNS_CSV_HEADER};
+pub use mixed::mixed_energy;
 use stats::{bootstrap_ci, fnv1a, median, SplitMix64, GOLDEN};
 use verdict::combine;
 pub use verdict::{Comparison, MetricComparison, ScenarioComparison, Verdict};
@@ -63,6 +65,11 @@ pub struct RunSample {
     /// Joules per frame; `None` when energy was unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joules_per_frame: Option<f64>,
+    /// The power model the run's energy was estimated with (`--power-model` on a node without
+    /// RAPL); `None` when it was measured. Files written before this field existed read as
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_model: Option<String>,
 }
 
 impl RunSample {
@@ -88,7 +95,21 @@ impl RunSample {
             fps: result.avg_fps,
             energy_joules: result.energy.energy_joules,
             joules_per_frame: result.energy.joules_per_frame,
+            energy_model: result
+                .energy
+                .estimated
+                .then(|| result.energy.model.clone().unwrap_or_else(|| "unnamed".into())),
         }
+    }
+
+    /// How the run's energy was obtained: `measured`, `estimated (model <name>)`, or `None`
+    /// when it has no energy.
+    pub fn energy_kind(&self) -> Option<String> {
+        self.energy_joules.or(self.joules_per_frame)?;
+        Some(match &self.energy_model {
+            Some(model) => format!("estimated (model {model})"),
+            None => "measured".to_string(),
+        })
     }
 
     /// The run's value of `metric`, if it is a positive finite number.

@@ -1,0 +1,292 @@
+//! `--power-model` on the agent: on a host without RAPL the real agent estimates each job's
+//! energy from CPU use with the operator's model, and every output says so; RAPL, when present,
+//! wins over the model.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "power-model-test-key-0123456789";
+
+#[path = "support/fake_rapl.rs"]
+mod fake_rapl;
+use fake_rapl::FakeRapl;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
+}
+
+/// A master and one agent started with `--power-model`.
+struct Farm {
+    dir: tempfile::TempDir,
+    url: String,
+    _procs: Vec<Proc>,
+}
+
+const MODEL: &str = "name = \"test-vm\"\nidle_watts = 20\nfull_load_watts = 120\n";
+
+impl Farm {
+    /// `rapl`: give the agent a (fake) RAPL tree too.
+    fn start(rapl: bool) -> (Farm, Option<FakeRapl>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let d = dir.path().to_path_buf();
+        let ready = d.join("ready");
+        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+            .args(["--port", "0", "--heartbeat-interval", "500ms"])
+            .arg("--db")
+            .arg(d.join("master.db"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(&d, "master.log"))
+            .spawn()
+            .unwrap();
+        let master = Proc(master);
+        let url = wait_for_file(&ready, Duration::from_secs(30));
+        let powercap = d.join("powercap");
+        let fake = rapl.then(|| FakeRapl::start(&powercap));
+        std::fs::write(d.join("model.toml"), MODEL).unwrap();
+        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .args(["--status-addr", "none", "--idle-window", "0s"])
+            .arg("--power-model")
+            .arg(d.join("model.toml"))
+            .arg("--ca-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("--output-dir")
+            .arg(d.join("out"))
+            .arg("--input-dir")
+            .arg(d.join("in"))
+            .arg("--powercap-root")
+            .arg(&powercap)
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(&d, "agent.log"))
+            .spawn()
+            .unwrap();
+        let farm = Farm {
+            dir,
+            url,
+            _procs: vec![master, Proc(agent)],
+        };
+        (farm, fake)
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["--master", &self.url])
+            .arg("--ca-cert")
+            .arg(self.dir.path().join("tls/cert.pem"))
+            .args(args)
+            .env("MASTER_API_KEY", KEY)
+            .output()
+            .unwrap()
+    }
+
+    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "ffrtmp {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        ["master.log", "agent.log"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+                format!("--- {f}\n{text}\n")
+            })
+            .collect()
+    }
+
+    /// Submits a short real encode and waits for it; the finished job's JSON.
+    fn encode(&self) -> serde_json::Value {
+        self.encode_with(&["--output-mode", "null"])
+    }
+
+    fn encode_with(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["jobs", "submit", "--scenario", "720p-h264", "--duration", "3"];
+        args.extend_from_slice(extra);
+        let job = self.cli_json(&args);
+        let id = job["id"].as_str().unwrap().to_string();
+        let done = self.cli_json(&["jobs", "wait", &id, "--timeout", "120s"]);
+        assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], self.logs());
+        done[0].clone()
+    }
+}
+
+#[test]
+fn without_rapl_the_agent_estimates_energy_from_its_power_model_and_says_so() {
+    let (farm, _) = Farm::start(false);
+    let job = farm.encode();
+    let e = &job["result"]["energy"];
+    assert_eq!(e["source"], "model:test-vm", "{e:#}\n{}", farm.logs());
+    assert_eq!(e["estimated"], true, "{e:#}");
+    assert_eq!(e["model"], "test-vm", "{e:#}");
+    assert_eq!(e["attribution"], "cgroup-cpu-share", "{e:#}");
+    let joules = e["energy_joules"].as_f64().unwrap();
+    let wall = e["wall_s"].as_f64().unwrap();
+    // The job gets its CPU share of at most the model's full-load power.
+    assert!(joules > 0.0, "{e:#}");
+    assert!(
+        joules <= 120.0 * (wall + 0.5),
+        "{joules} J in {wall} s is more than the model allows"
+    );
+    let id = job["id"].as_str().unwrap();
+    let text = farm.cli(&["jobs", "status", id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
+    assert!(
+        text.contains(&format!(
+            "energy: {joules:.2} J (model:test-vm, estimated (model test-vm))"
+        )),
+        "{text}"
+    );
+}
+
+/// A job asking for PSNR gets its score and, with the (estimated) energy of its encode, the
+/// score per joule, marked estimated.
+#[test]
+fn a_jobs_quality_per_joule_is_shown_with_its_estimated_energy() {
+    let (farm, _) = Farm::start(false);
+    let job = farm.encode_with(&["--output-mode", "file", "--quality", "psnr"]);
+    let q = &job["result"]["quality"];
+    assert_eq!(q["metric"], "psnr", "{job:#}");
+    let db = q["score"].as_f64().unwrap_or_else(|| panic!("{job:#}"));
+    assert!((30.0..80.0).contains(&db), "{db}");
+    let joules = job["result"]["energy"]["energy_joules"].as_f64().unwrap();
+    let text = farm.cli(&["jobs", "status", job["id"].as_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    println!("{text}");
+    let per_joule = format!("{:.4} dB/J of the encode, estimated (model test-vm)", db / joules);
+    assert!(
+        text.contains(&format!("quality: psnr {db:.3} dB (quality pass ")),
+        "{text}"
+    );
+    assert!(text.contains(&per_joule), "{text}");
+}
+
+#[test]
+fn measured_rapl_wins_over_the_power_model() {
+    let (farm, _rapl) = Farm::start(true);
+    let job = farm.encode();
+    let e = &job["result"]["energy"];
+    assert_eq!(e["source"], "rapl", "{e:#}\n{}", farm.logs());
+    assert!(e.get("estimated").is_none(), "{e:#}");
+    assert!(e.get("model").is_none(), "{e:#}");
+}
+
+#[test]
+fn a_bad_power_model_file_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.json");
+    std::fs::write(&model, r#"{"name":"x","idle_watts":90,"full_load_watts":30}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
+        .args([
+            "--master",
+            "https://127.0.0.1:1",
+            "--check-config",
+            "--executor",
+            "noop",
+        ])
+        .arg("--power-model")
+        .arg(&model)
+        .env("MASTER_API_KEY", KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("full_load_watts (30) is below idle_watts (90)"),
+        "{stderr}"
+    );
+}
+
+/// Ten runs of one scenario, estimated with `model` or measured when `None`.
+fn runs(model: Option<&str>) -> Vec<ffrtmp_power::compare::RunSample> {
+    (0..10)
+        .map(|i| ffrtmp_power::compare::RunSample {
+            frames: 90,
+            energy_joules: Some(22.5),
+            energy_model: model.map(String::from),
+            ..ffrtmp_power::compare::RunSample::new("720p-h264", i, 0.25, 120.0 + f64::from(i % 3), 3.0)
+        })
+        .collect()
+}
+
+#[test]
+fn bench_compare_refuses_estimated_against_measured_energy_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("measured.json");
+    let test = dir.path().join("estimated.csv");
+    ffrtmp_power::compare::write_json(std::fs::File::create(&base).unwrap(), &runs(None)).unwrap();
+    ffrtmp_power::compare::write_csv(std::fs::File::create(&test).unwrap(), &runs(Some("test-vm"))).unwrap();
+    let compare = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["bench", "compare"])
+            .arg(&base)
+            .arg(&test)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = compare(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "refusing to compare estimated with measured energy (baseline: measured; test: estimated (model test-vm))"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-estimated"), "{stderr}");
+    let out = compare(&["--allow-estimated"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: comparing energy of different kinds (baseline: measured; test: estimated (model test-vm))"
+        ),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("720p-h264: no change"));
+    // Estimated against estimated with the same model compares as before.
+    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+        .args(["bench", "compare"])
+        .arg(&test)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
