@@ -28,7 +28,9 @@ cargo build --release -q -p ffrtmp --bins
 BIN="$ROOT/target/release"
 
 rm -rf "$OUT"
-mkdir -p "$OUT/output" "$OUT/input"
+# The agent creates output/ itself: as root it hands it to the unprivileged user that runs
+# the encodes, and refuses an existing directory someone else owns.
+mkdir -p "$OUT/input"
 MASTER_API_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export MASTER_API_KEY
 
