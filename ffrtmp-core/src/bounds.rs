@@ -179,13 +179,18 @@ impl NodeRegistration {
 impl Progress {
     /// Checks that every figure is finite and plausible: frames at most [`MAX_FRAMES`], `fps`
     /// and `speed` at most [`MAX_RATE`], `percent` 0..=100, `out_time_s` at most
-    /// [`MAX_REPORT_SECONDS`]. `field` prefixes the field names in the error.
+    /// [`MAX_REPORT_SECONDS`], and a live stream's figures ([`LiveProgress::validate`](crate::LiveProgress::validate)).
+    /// `field` prefixes the field names in the error.
     pub fn validate(&self, field: &str) -> Result<(), FieldError> {
         in_range(&format!("{field}.frame"), self.frame, 0, MAX_FRAMES)?;
         finite_at_most(&format!("{field}.fps"), self.fps, MAX_RATE)?;
         finite_at_most(&format!("{field}.speed"), self.speed, MAX_RATE)?;
         finite_at_most(&format!("{field}.percent"), self.percent, 100.0)?;
-        finite_at_most(&format!("{field}.out_time_s"), self.out_time_s, MAX_REPORT_SECONDS)
+        finite_at_most(&format!("{field}.out_time_s"), self.out_time_s, MAX_REPORT_SECONDS)?;
+        match &self.live {
+            Some(live) => live.validate(&format!("{field}.live")),
+            None => Ok(()),
+        }
     }
 }
 

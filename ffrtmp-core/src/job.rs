@@ -20,6 +20,9 @@ pub struct Progress {
     pub percent: f64,
     /// Seconds of output written.
     pub out_time_s: f64,
+    /// A live stream's QoE so far; absent for file encodes (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::LiveProgress>,
 }
 
 /// Why a job failed. The kind decides whether the failure is retried.

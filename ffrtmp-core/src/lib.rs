@@ -24,6 +24,7 @@ pub mod executor;
 pub mod ids;
 pub mod job;
 pub mod live;
+pub mod live_progress;
 pub mod matching;
 pub mod node;
 pub mod power;
@@ -45,6 +46,7 @@ pub use executor::{cancel_pair, CancelHandle, CancelSignal, ExecOutcome, Executo
 pub use ids::{AttemptKey, JobId, NodeId, ParseAttemptKeyError};
 pub use job::{EnergyReport, ErrorKind, HistoryEntry, Job, JobError, JobResult, Progress};
 pub use live::LiveQoe;
+pub use live_progress::LiveProgress;
 pub use matching::{Mismatch, Requirements};
 pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,

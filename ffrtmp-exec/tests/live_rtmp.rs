@@ -393,3 +393,58 @@ async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
     }
     drop(server);
 }
+
+/// Keeps every progress update a job sends.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<ffrtmp_core::Progress>>);
+
+impl ffrtmp_core::ProgressSink for Recorded {
+    fn update(&self, progress: ffrtmp_core::Progress) {
+        self.0.lock().unwrap().push(progress);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_sends_its_running_qoe_with_its_progress_while_it_streams() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let exec = Arc::new(FfmpegExecutor::with_cgroups(config(&d, &server), Cgroups::detect()));
+    let sink = Arc::new(Recorded::default());
+    let (job, exec2, sink2) = (
+        job(&push_spec(&server.url("qoe-progress"), 6)),
+        exec.clone(),
+        sink.clone(),
+    );
+    let running = tokio::spawn(async move {
+        let (_cancel, signal) = cancel_pair();
+        exec2.execute(&job, &*sink2, signal).await
+    });
+    // Wait, while the job still runs, for an update whose QoE has a measured window.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        let seen = sink.0.lock().unwrap().iter().rev().find_map(|p| p.live.clone());
+        if let Some(l) = seen.filter(|l| l.uptime_s >= 2.5) {
+            break l;
+        }
+        assert!(!running.is_finished(), "the push ended without QoE in its progress");
+        assert!(
+            Instant::now() < deadline,
+            "no live QoE in progress: {:?}",
+            sink.0.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!running.is_finished(), "QoE must arrive while the stream runs");
+    println!("running QoE: {live:?}");
+    assert!(live.speed > 0.5 && live.speed < 2.0, "{live:?}");
+    assert!(live.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{live:?}");
+    assert_eq!((live.reconnects, live.behind_realtime), (0, false));
+    let result = completed(
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let end = result.live.expect("live QoE in the result");
+    assert!(end.uptime_s >= live.uptime_s, "{end:?} vs {live:?}");
+}

@@ -93,6 +93,7 @@ async fn history_samples_the_running_jobs_fps_and_bench_results_are_served() {
         speed: 1.4,
         percent: 10.0,
         out_time_s: 8.3,
+        live: None,
     };
     let beat = Heartbeat {
         running: vec![RunningJob {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ffrtmp_core::{
-    AttemptKey, ClaimRequest, JobEvent, JobReport, JobResult, JobSpec, JobStore, NodeId, Progress, ProgressTick,
-    RunningJob, Transport,
+    AttemptKey, ClaimRequest, JobEvent, JobReport, JobResult, JobSpec, JobStore, LiveProgress, NodeId, Progress,
+    ProgressTick, RunningJob, Transport,
 };
 use ffrtmp_http::api::EventFilter;
 use ffrtmp_http::events::{Event, EventBus, EventType, StreamEvent};
@@ -100,6 +100,13 @@ fn progress(frame: u64) -> Progress {
         speed: 1.5,
         percent: 10.0,
         out_time_s: frame as f64 / 30.0,
+        live: Some(LiveProgress {
+            speed: 1.0,
+            drop_frames: frame / 10,
+            bitrate_kbps: Some(800.0),
+            uptime_s: frame as f64 / 30.0,
+            ..Default::default()
+        }),
     }
 }
 
@@ -143,6 +150,9 @@ async fn events_follow_a_job_from_submit_to_completed_and_ticks_fence_and_cancel
     assert!(reply.cancel_attempts.is_empty(), "{reply:?}");
     // No heartbeat was sent: the job's record shows the tick's progress all the same.
     assert_eq!(api.get(job.id).await.unwrap().progress.map(|p| p.frame), Some(42));
+    // A live stream's running QoE travels with the tick into the job's record.
+    let live = api.get(job.id).await.unwrap().progress.and_then(|p| p.live);
+    assert_eq!(live.map(|l| (l.drop_frames, l.bitrate_kbps)), Some((4, Some(800.0))));
     let listed = api.list(&Default::default()).await.unwrap();
     assert_eq!(listed.jobs[0].progress.as_ref().map(|p| p.frame), Some(42));
 
@@ -176,6 +186,7 @@ async fn events_follow_a_job_from_submit_to_completed_and_ticks_fence_and_cancel
             StreamEvent::Job(j) if j.job_id == job.id => seen.push(j.state.as_str().to_string()),
             StreamEvent::Progress(p) if p.job_id == job.id => {
                 assert_eq!((p.node.as_str(), p.attempt), ("enc-1", 1));
+                assert_eq!(p.live.as_ref().map(|l| l.drop_frames), Some(p.frame / 10), "{p:?}");
                 seen.push(format!("progress {}", p.frame));
             }
             _ => {}

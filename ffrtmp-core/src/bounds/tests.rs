@@ -239,6 +239,7 @@ fn progress() -> Progress {
         speed: 1.0,
         percent: 50.0,
         out_time_s: 0.3,
+        live: None,
     }
 }
 

@@ -98,6 +98,7 @@ impl GstProgressParser {
             speed: Some(self.out_time_s / secs).filter(|v| v.is_finite()).unwrap_or(0.0),
             percent,
             out_time_s: self.out_time_s,
+            live: None,
         };
         if let Some(last) = &self.last {
             p.percent = p.percent.max(last.percent);

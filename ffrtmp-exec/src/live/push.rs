@@ -90,7 +90,8 @@ pub(crate) async fn run_ffmpeg_live(
             cancel.clone(),
             |line| {
                 qoe.feed_line(line);
-                if let Some(p) = parser.feed_line(line) {
+                if let Some(mut p) = parser.feed_line(line) {
+                    p.live = Some(qoe.snapshot(reconnects));
                     progress.update(p);
                 }
             },

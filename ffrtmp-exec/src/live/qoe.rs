@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ffrtmp_core::LiveQoe;
+use ffrtmp_core::{LiveProgress, LiveQoe};
 
 /// Real-time factors below this count as behind real time: FFmpeg paced by `-re` reports
 /// 0.99x..1.01x while it keeps up, so exactly 1.0 would flag every healthy stream.
@@ -160,6 +160,24 @@ impl QoeTracker {
         self.current.out_time_s
     }
 
+    /// The QoE so far, sent with each progress update while the stream runs: the latest
+    /// window's real-time factor (FFmpeg's own until a window has passed) and the counters of
+    /// all runs so far.
+    pub fn snapshot(&self, reconnects: u32) -> LiveProgress {
+        let (d, c) = (self.done, self.current);
+        let (size, out_s) = (d.total_size + c.total_size, d.out_time_s + c.out_time_s);
+        LiveProgress {
+            speed: self.speeds.last().copied().or(self.reported_speed).unwrap_or(0.0),
+            drop_frames: d.drop_frames + c.drop_frames,
+            dup_frames: d.dup_frames + c.dup_frames,
+            bitrate_kbps: (out_s > 0.0 && size > 0).then(|| size as f64 * 8.0 / out_s / 1e3),
+            uptime_s: out_s,
+            reconnects,
+            behind_realtime_s: self.longest_behind_s,
+            behind_realtime: self.longest_behind_s > self.behind_limit.as_secs_f64(),
+        }
+    }
+
     /// The QoE of the whole stream.
     pub fn finish(mut self, reconnects: u32) -> LiveQoe {
         self.new_run();
@@ -220,6 +238,10 @@ mod tests {
             let wall = 2.0 + 2.0 * f64::from(i);
             block(&mut t, wall, 2.0 + 1.2 * f64::from(i), 3, 0, 200);
         }
+        let now = t.snapshot(0);
+        assert!(now.behind_realtime, "{now:?}");
+        assert!((now.speed - 0.6).abs() < 1e-9, "{now:?}");
+        assert_eq!(now.drop_frames, 3);
         let q = t.finish(0);
         assert!(q.behind_realtime, "{q:?}");
         assert!((q.behind_realtime_s - 6.0).abs() < 1e-9, "{q:?}");
@@ -253,6 +275,9 @@ mod tests {
         t.new_run();
         block(&mut t, 5.0, 0.0, 0, 0, 0);
         block(&mut t, 7.0, 2.0, 1, 0, 250_000);
+        let now = t.snapshot(1);
+        assert_eq!((now.drop_frames, now.dup_frames, now.reconnects), (2, 2, 1));
+        assert_eq!((now.uptime_s, now.bitrate_kbps), (4.0, Some(1000.0)));
         let q = t.finish(1);
         assert_eq!((q.drop_frames, q.dup_frames, q.reconnects), (2, 2, 1));
         assert_eq!(q.uptime_s, 4.0);

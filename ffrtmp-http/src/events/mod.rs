@@ -83,6 +83,7 @@ impl Events {
             out_time_s: progress.out_time_s,
             watts,
             at: rfc3339(ffrtmp_core::now_ms()),
+            live: progress.live.clone(),
         };
         self.bus
             .publish(Event::new(EventType::Progress, Some(key.job), Some(name), &data));

@@ -47,6 +47,9 @@ pub struct ProgressUpdate {
     pub watts: Option<f64>,
     /// When the master received it (RFC 3339, UTC).
     pub at: String,
+    /// A live stream's QoE so far; absent for file encodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<ffrtmp_core::LiveProgress>,
 }
 
 /// `event: node`: a node registered, heartbeated, changed status or reported power.

@@ -69,6 +69,7 @@ pub async fn heartbeats_store_progress_and_fence_the_rest(b: &dyn Backend) {
         speed: 2.0,
         percent: 40.0,
         out_time_s: 4.0,
+        live: None,
     };
     let unknown = ffrtmp_core::JobId::new();
     let hb = Heartbeat {
