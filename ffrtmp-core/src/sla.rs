@@ -141,6 +141,18 @@ pub const MAX_JOBS_READ: usize = 200_000;
 /// Reads the store's jobs, newest first, and reports on those that changed within `window`
 /// before `now_ms`. Stops at [`MAX_JOBS_READ`] jobs.
 pub async fn collect(store: &dyn JobStore, window: Duration, now_ms: u64) -> Result<SlaReport, StoreError> {
+    let (jobs, since_ms) = jobs_in_window(store, window, now_ms).await?;
+    Ok(sla_report(&jobs, since_ms, now_ms))
+}
+
+/// The jobs [`collect`] reports on (those that changed within `window` before `now_ms`, at
+/// most [`MAX_JOBS_READ`]) and the window's start in ms, for callers that group them
+/// otherwise (the master's metrics, per classification and queue together).
+pub async fn jobs_in_window(
+    store: &dyn JobStore,
+    window: Duration,
+    now_ms: u64,
+) -> Result<(Vec<Job>, u64), StoreError> {
     let since_ms = now_ms.saturating_sub(window.as_millis().min(u128::from(u64::MAX)) as u64);
     let mut jobs = Vec::new();
     let mut query = JobQuery {
@@ -158,7 +170,7 @@ pub async fn collect(store: &dyn JobStore, window: Duration, now_ms: u64) -> Res
             _ => break,
         }
     }
-    Ok(sla_report(&jobs, since_ms, now_ms))
+    Ok((jobs, since_ms))
 }
 
 /// Parses a window such as `24h`, `7d`, `90m`, `3600s` or bare seconds (at least 1 s, at

@@ -50,7 +50,19 @@ pub(crate) async fn ready(state: &AppState) -> Answer {
 /// The metrics, with the store's queue and node series; without them (and a warning) when
 /// the store does not answer in time, so a scrape still sees the process up.
 pub(crate) async fn metrics(state: &AppState) -> Response<Full<Bytes>> {
-    let snapshot = tokio::time::timeout(READY_TIMEOUT, crate::metrics::ClusterSnapshot::read(&state.store)).await;
+    let read = async {
+        let mut cluster = crate::metrics::ClusterSnapshot::read(&state.store).await?;
+        // Without SLA series rather than without any store series when history fails.
+        cluster.sla = match state.metrics.sla_cache().get(&state.store).await {
+            Ok(sla) => Some(sla),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics without SLA series: the store failed");
+                None
+            }
+        };
+        Ok::<_, ffrtmp_core::StoreError>(cluster)
+    };
+    let snapshot = tokio::time::timeout(READY_TIMEOUT, read).await;
     let body = match snapshot {
         Ok(Ok(cluster)) => state.metrics.render_with(&cluster),
         Ok(Err(e)) => {

@@ -250,6 +250,7 @@ async fn user_operations_round_trip() {
     );
     assert!(text.contains(r#"ffrtmp_http_request_duration_seconds_bucket{route="/jobs",le="+Inf"}"#));
     assert!(text.contains("ffrtmp_jobs_submitted_total 3"), "{text}");
+    assert!(text.contains("ffrtmp_sla_window_seconds 86400"), "{text}");
     for id in &ids {
         assert!(!text.contains(&id.to_string()), "metrics hold a job id");
     }

@@ -29,6 +29,8 @@ pub struct ClusterSnapshot {
     pub queued_truncated: bool,
     /// Every registered node.
     pub nodes: Vec<Node>,
+    /// SLA figures of the recent past, when they were read ([`super::sla::SlaCache`]).
+    pub sla: Option<super::sla::SlaSnapshot>,
 }
 
 impl ClusterSnapshot {
@@ -97,6 +99,9 @@ impl ClusterSnapshot {
                 (&[("status", "offline")], (self.nodes.len() - online) as f64),
             ],
         )?;
+        if let Some(sla) = &self.sla {
+            sla.encode(e)?;
+        }
         self.encode_power(e)
     }
 
@@ -142,8 +147,8 @@ impl ClusterSnapshot {
     }
 }
 
-/// The lowercase wire name of a queue or priority.
-fn label<T: serde::Serialize>(v: &T) -> String {
+/// The lowercase wire name of a queue, priority or classification.
+pub(super) fn label<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => "unknown".into(),

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod encode;
 pub mod process;
+pub mod sla;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
@@ -22,6 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use cluster::ClusterSnapshot;
+pub use sla::{SlaCache, SlaSnapshot};
 
 /// Upper bounds (seconds) of the request duration histogram. Long polls last up to 30 s.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -107,6 +109,8 @@ pub struct Metrics {
     /// Requests and seconds spent per route, for [`Metrics::route_totals`] (the histogram
     /// family does not expose its sums).
     route_time: Mutex<BTreeMap<&'static str, (u64, f64)>>,
+    /// The SLA series' scan of job history, shared by scrapes.
+    sla: SlaCache,
 }
 
 /// Attempts whose claim was already timed: a repeated claim (same `claim_id`, after a lost
@@ -209,6 +213,7 @@ impl Default for Metrics {
             scenarios: Mutex::new(BTreeSet::new()),
             claimed: Mutex::new(RecentAttempts::default()),
             route_time: Mutex::new(BTreeMap::new()),
+            sla: SlaCache::default(),
         }
     }
 }
@@ -296,6 +301,11 @@ impl Metrics {
         } else {
             "other".into()
         }
+    }
+
+    /// The cache of the SLA series' scan of job history.
+    pub fn sla_cache(&self) -> &SlaCache {
+        &self.sla
     }
 
     /// The Prometheus text exposition (version 0.0.4), without the store's series.
