@@ -20,6 +20,7 @@
 pub mod attempts;
 pub mod bounds;
 pub mod cgroup;
+pub mod efficiency;
 pub mod executor;
 pub mod ids;
 pub mod job;

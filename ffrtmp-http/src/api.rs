@@ -148,6 +148,16 @@ impl ApiClient {
         self.client.call::<(), _>(Method::GET, &path, None, USER).await
     }
 
+    /// `GET /nodes/efficiency?window=<seconds>`: median J/frame, fps and quality per (node,
+    /// encoder, scenario) over the last `window`.
+    pub async fn efficiency(
+        &self,
+        window: std::time::Duration,
+    ) -> Result<ffrtmp_core::efficiency::EfficiencyTable, TransportError> {
+        let path = format!("/nodes/efficiency?window={}", window.as_secs().max(1));
+        self.client.call::<(), _>(Method::GET, &path, None, USER).await
+    }
+
     /// `GET /ready`: `{"status":"ready"}`, or an error when the store does not answer.
     pub async fn ready(&self) -> Result<serde_json::Value, TransportError> {
         self.client.call::<(), _>(Method::GET, "/ready", None, USER).await

@@ -53,6 +53,7 @@ pub mod auth;
 mod body;
 pub mod client;
 pub mod dashboard;
+mod efficiency_route;
 pub mod error;
 pub mod events;
 mod handlers;

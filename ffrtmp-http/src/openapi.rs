@@ -50,6 +50,7 @@ mod tests {
         "/sla",
         "/events",
         "/nodes/00000000-0000-0000-0000-000000000001/progress",
+        "/nodes/efficiency",
     ];
 
     /// Fails to compile when a route is added, as a reminder to list it in [`SERVED`].
@@ -74,7 +75,8 @@ mod tests {
             | Route::DashboardBench
             | Route::Sla
             | Route::Events
-            | Route::NodeProgress(_) => true,
+            | Route::NodeProgress(_)
+            | Route::NodesEfficiency => true,
         }
     }
 

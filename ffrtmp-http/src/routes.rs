@@ -64,6 +64,8 @@ pub(crate) enum Route {
     Events,
     /// `POST /nodes/{id}/progress` (agent ticks).
     NodeProgress(String),
+    /// `GET /nodes/efficiency`.
+    NodesEfficiency,
 }
 
 impl Route {
@@ -94,6 +96,7 @@ impl Route {
             ["sla"] => Route::Sla,
             ["events"] => Route::Events,
             ["nodes", n, "progress"] => Route::NodeProgress(id(n)),
+            ["nodes", "efficiency"] => Route::NodesEfficiency,
             _ => return None,
         })
     }
@@ -121,6 +124,7 @@ impl Route {
             Route::Sla => "/sla",
             Route::Events => "/events",
             Route::NodeProgress(_) => "/nodes/{id}/progress",
+            Route::NodesEfficiency => "/nodes/efficiency",
         }
     }
 
@@ -151,6 +155,7 @@ impl Route {
             Route::OpenApi => &["GET"],
             Route::UiAsset(_) | Route::DashboardHistory | Route::DashboardBench => &["GET"],
             Route::Sla => &["GET"],
+            Route::NodesEfficiency => &["GET"],
             Route::Events => &["GET"],
             _ => &["POST"],
         }
@@ -259,6 +264,7 @@ where
         Route::DashboardHistory => crate::dashboard::history(&state.dashboard),
         Route::DashboardBench => crate::dashboard::bench(&state.dashboard).await,
         Route::Sla => crate::sla_route::sla(state, query).await,
+        Route::NodesEfficiency => crate::efficiency_route::efficiency(state, query).await,
         Route::NodeProgress(id) => crate::events::progress::handle(&state.evented, &id, &read().await?).await,
         // Streams are answered by `handle_any`; a request reaching here was not one.
         Route::Events => Err(ApiError::not_found("GET /events is a stream")),

@@ -1,6 +1,7 @@
 //! Command handlers of the `ffrtmp` command line (the binary is the clap entry point): `jobs`,
 //! `nodes`, `scenarios` and the printing of `bench load` and `bench scale`, with the table and JSON output they share.
 
+pub mod efficiency;
 pub mod jobs;
 pub mod load;
 pub mod nodes;

@@ -16,11 +16,14 @@ pub enum NodesCommand {
         #[arg(long, value_parser = crate::parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Median J/frame, fps and quality per (node, encoder, scenario) from completed jobs.
+    Efficiency(crate::cli::efficiency::EfficiencyArgs),
 }
 
 /// Runs `ffrtmp nodes <command>` against the master.
 pub async fn run(api: &ApiClient, command: NodesCommand, json: bool) -> anyhow::Result<()> {
     match command {
+        NodesCommand::Efficiency(args) => crate::cli::efficiency::run(api, &args, json).await?,
         NodesCommand::Watch { duration } => {
             let style = crate::cli::watch::Style::detect(json);
             crate::cli::watch::watch_nodes(api, duration, style).await?;

@@ -1,0 +1,247 @@
+//! `ffrtmp nodes efficiency` with the real binaries: two agents (one metered by a fake RAPL
+//! tree, one estimating from a power model) run real short encodes; the table has one row per
+//! (node, encoder, scenario) with the jobs' count and median fps, measured and estimated
+//! energy in their own columns.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "efficiency-test-key-0123456789ab";
+
+#[path = "support/fake_rapl.rs"]
+mod fake_rapl;
+use fake_rapl::FakeRapl;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
+}
+
+struct Farm {
+    dir: tempfile::TempDir,
+    url: String,
+    _rapl: FakeRapl,
+    _procs: Vec<Proc>,
+}
+
+impl Farm {
+    /// A master, agent `metered` on a fake RAPL tree and agent `modelled` with a power model
+    /// and no RAPL.
+    fn start() -> Farm {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let d = dir.path().to_path_buf();
+        let ready = d.join("ready");
+        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+            .args(["--port", "0", "--heartbeat-interval", "500ms"])
+            .arg("--db")
+            .arg(d.join("master.db"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("MASTER_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(log_file(&d, "master.log"))
+            .spawn()
+            .unwrap();
+        let mut procs = vec![Proc(master)];
+        let url = wait_for_file(&ready, Duration::from_secs(30));
+        let rapl = FakeRapl::start(&d.join("powercap"));
+        std::fs::write(
+            d.join("model.toml"),
+            "name = \"test-vm\"\nidle_watts = 20\nfull_load_watts = 120\n",
+        )
+        .unwrap();
+        for (name, powercap, model) in [("metered", "powercap", false), ("modelled", "no-powercap", true)] {
+            let mut agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"));
+            agent
+                .args(["--master", &url, "--name", name, "--heartbeat-interval", "500ms"])
+                .args(["--claim-wait", "2s", "--status-addr", "none", "--idle-window", "0s"])
+                .arg("--ca-cert")
+                .arg(d.join("tls/cert.pem"))
+                .arg("--output-dir")
+                .arg(d.join(format!("out-{name}")))
+                .arg("--input-dir")
+                .arg(d.join("in"))
+                .arg("--powercap-root")
+                .arg(d.join(powercap))
+                .env("MASTER_API_KEY", KEY)
+                .stdout(Stdio::null())
+                .stderr(log_file(&d, &format!("{name}.log")));
+            if model {
+                agent.arg("--power-model").arg(d.join("model.toml"));
+            }
+            procs.push(Proc(agent.spawn().unwrap()));
+        }
+        Farm {
+            dir,
+            url,
+            _rapl: rapl,
+            _procs: procs,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
+            .args(["--master", &self.url])
+            .arg("--ca-cert")
+            .arg(self.dir.path().join("tls/cert.pem"))
+            .args(args)
+            .env("MASTER_API_KEY", KEY)
+            .output()
+            .unwrap()
+    }
+
+    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "ffrtmp {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        ["master.log", "metered.log", "modelled.log"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+                format!("--- {f}\n{text}\n")
+            })
+            .collect()
+    }
+
+    /// Waits until both agents are registered; their ids by name.
+    fn wait_for_agents(&self) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let nodes = self.cli_json(&["nodes", "list"]);
+            let ids: BTreeMap<String, String> = nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    let name = n["registration"]["name"].as_str().unwrap().to_string();
+                    (name, n["id"].as_str().unwrap().to_string())
+                })
+                .collect();
+            if ids.len() == 2 {
+                return ids;
+            }
+            assert!(Instant::now() < deadline, "agents did not register\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[test]
+fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
+    let farm = Farm::start();
+    let names = farm.wait_for_agents();
+    let mut ids = Vec::new();
+    for scenario in ["720p-h264", "720p-h264", "360p-h264", "360p-h264", "720p-h264"] {
+        let job = farm.cli_json(&[
+            "jobs",
+            "submit",
+            "--scenario",
+            scenario,
+            "--duration",
+            "1",
+            "--output-mode",
+            "null",
+        ]);
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    let mut wait = vec!["jobs", "wait", "--timeout", "120s"];
+    wait.extend(ids.iter().map(String::as_str));
+    let done = farm.cli_json(&wait);
+
+    // What the table must say, from the finished jobs themselves.
+    let mut expected: BTreeMap<(String, String, String), Vec<&serde_json::Value>> = BTreeMap::new();
+    for job in done.as_array().unwrap() {
+        assert_eq!(job["state"], "completed", "{job:#}\n{}", farm.logs());
+        let key = (
+            job["node_id"].as_str().unwrap().to_string(),
+            job["result"]["encoder"].as_str().unwrap().to_string(),
+            job["spec"]["scenario"].as_str().unwrap().to_string(),
+        );
+        expected.entry(key).or_default().push(job);
+    }
+
+    let table = farm.cli_json(&["nodes", "efficiency", "--window", "1h"]);
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len(), "{table:#}");
+    for ((node, encoder, scenario), jobs) in &expected {
+        let row = rows
+            .iter()
+            .find(|r| r["node_id"] == *node && r["encoder"] == *encoder && r["scenario"] == *scenario)
+            .unwrap_or_else(|| panic!("no row for {node} {encoder} {scenario}: {table:#}"));
+        assert_eq!(row["samples"], jobs.len(), "{row:#}");
+        let fps = median(jobs.iter().map(|j| j["result"]["avg_fps"].as_f64().unwrap()).collect());
+        assert!((row["median_fps"].as_f64().unwrap() - fps).abs() < 1e-9, "{row:#}");
+        let n = jobs.len() as u64;
+        if *node == names["metered"] {
+            assert_eq!(row["energy_samples"], n, "{row:#}");
+            assert!(row["joules_per_frame"].as_f64().unwrap() > 0.0, "{row:#}");
+            assert_eq!(row["estimated_samples"], 0, "{row:#}");
+        } else {
+            assert_eq!(row["joules_per_frame"], serde_json::Value::Null, "{row:#}");
+            assert_eq!(row["estimated_samples"], n, "{row:#}");
+            assert!(row["estimated_joules_per_frame"].as_f64().unwrap() > 0.0, "{row:#}");
+        }
+    }
+
+    let out = farm.cli(&["nodes", "efficiency", "--window", "1h"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(text.contains("J/FRAME"), "{text}");
+    for ((node, encoder, scenario), jobs) in &expected {
+        let name = names.iter().find(|(_, id)| *id == node).unwrap().0;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name.as_str()) && l.contains(encoder.as_str()) && l.contains(scenario.as_str()))
+            .unwrap_or_else(|| panic!("no line for {name} {encoder} {scenario}:\n{text}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[3], jobs.len().to_string(), "{line}");
+    }
+    let bad = farm.cli(&["nodes", "efficiency", "--window", "soon"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid window"));
+}
