@@ -376,8 +376,15 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
     )
     .await;
     js(&client, &row(&id, "r.querySelector('td').click(); return true")).await;
-    let detail = wait_js(&client, &farm, "the job's detail", long,
-        "const d = document.getElementById('detail'); return !d.hidden && d.textContent.includes('History') ? d.textContent : null").await;
+    let detail = wait_js(
+        &client,
+        &farm,
+        "the job's detail",
+        long,
+        "const d = document.getElementById('detail'); const t = d.textContent; \
+         return !d.hidden && (t.includes('queued → assigned') || t.includes('assigned → running')) ? t : null",
+    )
+    .await;
     let detail = detail.as_str().unwrap();
     assert!(
         detail.contains("queued → assigned") || detail.contains("assigned → running"),

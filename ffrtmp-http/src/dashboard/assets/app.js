@@ -13,6 +13,8 @@ const ui = {
   jobs: [],
   nodes: [],
   selected: null,
+  // The full job (with history) the detail pane shows.
+  detail: null,
   tab: "jobs",
   timer: null,
   refreshing: false,
@@ -229,7 +231,11 @@ function onMessage(block) {
     if (job) {
       job.progress = payload;
       updateRow(job);
-      if (ui.selected === job.id) renderDetail(job);
+      // List items carry no history: refresh the detail from the full job last fetched.
+      if (ui.selected === job.id && ui.detail && ui.detail.id === job.id) {
+        ui.detail.progress = payload;
+        renderDetail(ui.detail);
+      }
     }
   } else {
     scheduleRefresh();
@@ -402,6 +408,7 @@ function attemptsBlock(a) {
 }
 
 function renderDetail(job) {
+  ui.detail = job;
   const box = $("detail");
   if (!job || job.id !== ui.selected) return;
   box.hidden = false;
