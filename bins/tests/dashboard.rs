@@ -7,44 +7,22 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use ffrtmp_power::compare::{write_json, RunSample};
 use serde_json::{json, Value};
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
+
 const KEY: &str = "dashboard-all-roles-key-0123456789";
 const USER_KEY: &str = "dashboard-user-key-0123456789";
 const READ_KEY: &str = "dashboard-read-key-0123456789";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Master (dashboard charts sampled every second, bench results of two sets) and one agent,
 /// both heartbeating every 500 ms so progress reaches the master quickly.

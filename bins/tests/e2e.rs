@@ -2,7 +2,7 @@
 //! TLS, the real CLI, and a real ffmpeg encode.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "e2e-test-key-0123456789abcdef";
@@ -11,14 +11,9 @@ const KEY: &str = "e2e-test-key-0123456789abcdef";
 mod fake_rapl;
 use fake_rapl::FakeRapl;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
 
 impl Proc {
     /// SIGTERM, then wait for a clean exit within the deadline.
@@ -43,19 +38,6 @@ fn unsafe_kill(pid: i32, sig: i32) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 struct Cluster {
@@ -177,10 +159,6 @@ impl Cluster {
         }
         s
     }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
 }
 
 #[test]

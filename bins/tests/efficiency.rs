@@ -4,8 +4,7 @@
 //! energy in their own columns.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "efficiency-test-key-0123456789ab";
@@ -14,31 +13,9 @@ const KEY: &str = "efficiency-test-key-0123456789ab";
 mod fake_rapl;
 use fake_rapl::FakeRapl;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
 
 struct Farm {
     dir: tempfile::TempDir,

@@ -2,41 +2,18 @@
 //! pushes a job's stream to a real nginx RTMP server, refuses a destination outside its
 //! prefixes before ffmpeg starts, and reports the stream's QoE in the job's result.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../../ffrtmp-exec/tests/support/rtmp_server.rs"]
 mod rtmp_server;
 use rtmp_server::{probe_live, RtmpServer};
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
+
 const KEY: &str = "live-test-key-0123456789abcdef";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A master and one agent allowed to push under `prefix`.
 struct Cluster {

@@ -3,35 +3,17 @@
 //! command lines, shell completions, and logs without colour codes off a terminal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use ffrtmp_http::{CallOptions, ClientConfig, HttpClient};
 use http::Method;
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{wait_for_file, Proc};
+
 const KEY: &str = "operations-all-roles-key-0001";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A key file readable by its owner only (the master warns about others).
 fn key_file(dir: &Path) -> PathBuf {

@@ -2,9 +2,8 @@
 //! energy from CPU use with the operator's model, and every output says so; RAPL, when present,
 //! wins over the model.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const KEY: &str = "power-model-test-key-0123456789";
 
@@ -12,31 +11,9 @@ const KEY: &str = "power-model-test-key-0123456789";
 mod fake_rapl;
 use fake_rapl::FakeRapl;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
 
 /// A master and one agent started with `--power-model`.
 struct Farm {

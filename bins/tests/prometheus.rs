@@ -4,7 +4,7 @@
 //! HTTP API, and the Grafana dashboard's queries checked against the live series.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ffrtmp_http::{CallOptions, ClientConfig, HttpClient};
@@ -13,18 +13,13 @@ use ffrtmp_http::{CallOptions, ClientConfig, HttpClient};
 mod fake_rapl;
 use fake_rapl::FakeRapl;
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, Proc};
+
 const KEY: &str = "prometheus-test-all-roles-0001";
 const READ_KEY: &str = "prometheus-test-read-only-0001";
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/ffrtmp.json");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_for_file(path: &Path, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -37,10 +32,6 @@ fn wait_for_file(path: &Path, within: Duration) -> String {
         assert!(Instant::now() < deadline, "{} did not appear", path.display());
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
 }
 
 fn logs(dir: &Path) -> String {

@@ -3,33 +3,15 @@
 //! a second, a cancel kills the encode's process group within a second, and the CLI's live
 //! views print plain lines and JSON lines.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{log_file, wait_for_file, Proc};
+
 const KEY: &str = "live-test-key-0123456789abcdef";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A master and one agent, both at their default heartbeat interval (30 s).
 struct Cluster {
@@ -123,10 +105,6 @@ impl Cluster {
         }
         s
     }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
 }
 
 /// `(pid, process group)` of every process whose command line mentions `needle`.
