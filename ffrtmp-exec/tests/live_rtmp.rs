@@ -364,19 +364,62 @@ async fn a_live_abr_job_pulls_a_published_stream_and_pushes_every_rendition_back
     assert!((10.0..=12.5).contains(&qoe.uptime_s), "{qoe:?}");
 }
 
+async fn gst(cfg: FfmpegConfig) -> GstExecutor {
+    GstExecutor::detect_with_cgroups(GstConfig::from_ffmpeg(&cfg), Cgroups::detect())
+        .await
+        .expect("GStreamer with rtmp2sink (scripts/test.sh installs it)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_push_reconnects_when_the_server_comes_back_within_the_window_and_completes() {
+    let mut server = RtmpServer::start();
+    let d = dirs();
+    let exec = gst(live_config(&d, &server, Duration::from_secs(20))).await;
+    let url = server.url("gst-reconnect");
+    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 10)));
+    let server = tokio::task::spawn_blocking(move || {
+        wait_published(&server, "gst-reconnect", 1, Duration::from_secs(15));
+        std::thread::sleep(Duration::from_secs(2));
+        server.restart();
+        // The stream is back on the restarted server (nginx appends to its log).
+        wait_published(&server, "gst-reconnect", 2, Duration::from_secs(15));
+        let probed = probe_live(&server.url("gst-reconnect"), Duration::from_secs(15));
+        println!("gst-reconnect: ffprobe after the restart: {}", probed.line);
+        assert_eq!((probed.codec.as_str(), probed.width, probed.height), ("h264", 640, 360));
+        server
+    })
+    .await
+    .unwrap();
+    let result = completed(
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(result.encoder, "gstreamer/x264enc");
+    let qoe = result.live.expect("live QoE in the result");
+    println!("gstreamer QoE after a restart: {}", qoe.line());
+    assert!(qoe.reconnects >= 1, "{qoe:?}");
+    // The whole stream was delivered, across both connections (what was in flight at the
+    // kill is lost: at most a second).
+    assert!((9.0..=10.5).contains(&qoe.uptime_s), "{qoe:?}");
+    assert_eq!(qoe.target_bitrate_kbps, Some(800.0));
+    assert!(qoe.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{qoe:?}");
+    drop(server);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
     let mut server = RtmpServer::start();
     let d = dirs();
-    let gst = GstExecutor::detect_with_cgroups(GstConfig::from_ffmpeg(&config(&d, &server)), Cgroups::detect())
-        .await
-        .expect("GStreamer with rtmp2sink");
+    let window = Duration::from_secs(3);
+    let exec = gst(live_config(&d, &server, window)).await;
     let url = server.url("gst-gone");
-    let running = spawn_job(Arc::new(gst), job(&push_spec(&url, 30)));
-    let server = tokio::task::spawn_blocking(move || {
+    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 30)));
+    let (server, stopped) = tokio::task::spawn_blocking(move || {
         wait_published(&server, "gst-gone", 1, Duration::from_secs(20));
         server.stop();
-        server
+        (server, Instant::now())
     })
     .await
     .unwrap();
@@ -387,10 +430,22 @@ async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
     {
         ExecOutcome::Failed { error } => {
             assert_eq!(error.kind, ErrorKind::DestinationLost, "{error:?}");
-            assert!(error.message.starts_with("live destination lost"), "{}", error.message);
+            assert!(
+                error.message.starts_with(&format!("live destination {url} lost")),
+                "{}",
+                error.message
+            );
+            assert!(error.message.contains("3 s reconnect window"), "{}", error.message);
         }
         other => panic!("expected destination_lost, got {other:?}"),
     }
+    // Reconnects were tried for the whole window, then it gave up within a backoff delay
+    // and the time gst-launch takes to fail.
+    let took = stopped.elapsed();
+    assert!(
+        took >= window && took < window + Duration::from_secs(5),
+        "failed {took:?} after the server stopped"
+    );
     drop(server);
 }
 
@@ -447,4 +502,75 @@ async fn a_push_sends_its_running_qoe_with_its_progress_while_it_streams() {
     );
     let end = result.live.expect("live QoE in the result");
     assert!(end.uptime_s >= live.uptime_s, "{end:?} vs {live:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_push_streams_its_bitrate_and_duplicated_frames_with_its_progress() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    // 4 s at 25 fps pushed as the scenario's 30 fps: videorate duplicates one frame in five.
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "4",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(d.input.join("in25.mp4"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let exec = Arc::new(gst(config(&d, &server)).await);
+    let url = server.url("gst-qoe");
+    let spec = format!(
+        r#"{{"scenario":"live-rtmp","parameters":{{"input":"in25.mp4","resolution":"640x360","preset":"ultrafast","bitrate":"800k","output_mode":"rtmp","output_url":"{url}"}}}}"#
+    );
+    let sink = Arc::new(Recorded::default());
+    let (job, sink2) = (job(&spec), sink.clone());
+    let running = tokio::spawn(async move {
+        let (_cancel, signal) = cancel_pair();
+        exec.execute(&job, &*sink2, signal).await
+    });
+    // While the job runs, its progress carries duplicated frames read from the pipeline.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let live = loop {
+        let seen = sink.0.lock().unwrap().iter().rev().find_map(|p| p.live.clone());
+        if let Some(l) = seen.filter(|l| l.dup_frames > 0 && l.uptime_s >= 1.0) {
+            break l;
+        }
+        assert!(
+            !running.is_finished(),
+            "the push ended without duplicated frames in its progress"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no live QoE in progress: {:?}",
+            sink.0.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!running.is_finished(), "QoE must arrive while the stream runs");
+    println!("gstreamer running QoE: {live:?}");
+    assert!(live.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{live:?}");
+    let result = completed(
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let qoe = result.live.expect("live QoE in the result");
+    println!("gstreamer QoE of a 25 fps input: {}", qoe.line());
+    // 100 frames in, 120 out.
+    assert!((15..=25).contains(&qoe.dup_frames), "{qoe:?}");
+    assert_eq!((qoe.drop_frames, qoe.reconnects), (0, 0), "{qoe:?}");
+    assert!((3.5..=4.5).contains(&qoe.uptime_s), "{qoe:?}");
+    assert_eq!(qoe.target_bitrate_kbps, Some(800.0));
+    let kbps = qoe.bitrate_kbps.expect("a measured bitrate");
+    assert!((400.0..=1200.0).contains(&kbps), "800 kbit/s asked: {qoe:?}");
+    assert!(!qoe.behind_realtime && qoe.speed > 0.8, "{qoe:?}");
 }

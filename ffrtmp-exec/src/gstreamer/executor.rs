@@ -157,6 +157,16 @@ impl GstExecutor {
         GstPipeline::build(job, &self.config, self.elements.as_ref())
     }
 
+    /// The supervised process of `pipe`, run in `workdir`.
+    pub(super) fn process_spec(&self, pipe: &GstPipeline, workdir: &std::path::Path) -> ProcessSpec {
+        let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
+        spec.grace = self.config.grace;
+        spec.nice = self.nice;
+        spec.run_as = self.run_as.clone();
+        spec.current_dir = Some(workdir.to_path_buf());
+        spec
+    }
+
     async fn run(
         &self,
         job: &Job,
@@ -181,12 +191,11 @@ impl GstExecutor {
         }
         let limits = &job.spec.resource_limits;
         let workdir = prepare_output_dir(job, &self.config.output_dir, self.run_as.as_ref())?;
+        if job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp) {
+            return super::live::run_live(self, job, pipe, progress, cancel, workdir).await;
+        }
 
-        let mut spec = ProcessSpec::new(&pipe.program, pipe.args.iter().cloned());
-        spec.grace = self.config.grace;
-        spec.nice = self.nice;
-        spec.run_as = self.run_as.clone();
-        spec.current_dir = Some(workdir);
+        let spec = self.process_spec(&pipe, &workdir);
         let mut parser = GstProgressParser::new(f64::from(pipe.scenario.fps), pipe.frame_limit);
         let started = Instant::now();
         let run = run_workload(spec, &job_cgroup_name(job), limits, &self.cgroups, cancel, |line| {
@@ -204,22 +213,6 @@ impl GstExecutor {
         };
         if let Some(outcome) = run.failure("gst-launch-1.0", GST_ENCODE_ERRORS) {
             remove_output(&pipe);
-            let live = job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp);
-            if live
-                && matches!(outcome, ExecOutcome::Failed { .. })
-                && crate::live::is_connection_loss(&run.exit.stderr_tail)
-            {
-                // Unlike the FFmpeg engine, a pipeline is not restarted mid-stream.
-                return Ok(ExecOutcome::Failed {
-                    error: ffrtmp_core::JobError::new(
-                        ffrtmp_core::ErrorKind::DestinationLost,
-                        format!(
-                            "live destination lost (the gstreamer engine does not reconnect): {}",
-                            run.exit.stderr_last(2)
-                        ),
-                    ),
-                });
-            }
             return Ok(with_first_error(outcome, &run.exit.stderr_tail));
         }
 
@@ -263,25 +256,7 @@ impl GstExecutor {
                     .as_ref()
                     .and_then(|_| JobResult::compression_ratio_of(width, height, frames, output_bytes)),
                 speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
-                // GStreamer reports no dropped or duplicated frames nor bytes sent: the live
-                // figures are the stream time and its rate against real time.
-                live: (job.spec.parameters.output_mode == Some(ffrtmp_core::OutputMode::Rtmp)).then(|| {
-                    let uptime_s = frames as f64 / f64::from(pipe.scenario.fps.max(1));
-                    let speed = if wall_s > 0.0 { uptime_s / wall_s } else { 0.0 };
-                    Box::new(ffrtmp_core::LiveQoe {
-                        speed,
-                        min_speed: speed,
-                        uptime_s,
-                        target_bitrate_kbps: job
-                            .spec
-                            .parameters
-                            .bitrate
-                            .as_deref()
-                            .and_then(ffrtmp_core::spec::parse_bitrate)
-                            .map(|b| b as f64 / 1e3),
-                        ..Default::default()
-                    })
-                }),
+                live: None,
                 quality: job.spec.parameters.quality.map(|m| {
                     Box::new(ffrtmp_core::quality::QualityReport::unavailable(
                         m,

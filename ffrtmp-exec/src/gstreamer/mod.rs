@@ -19,6 +19,7 @@
 //! inputs and paces the progress updates.
 
 mod executor;
+mod live;
 mod pipeline;
 mod progress;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use ffrtmp_core::Codec;
 use crate::command::FfmpegConfig;
 
 pub use executor::GstExecutor;
+pub use live::LiveReadings;
 pub use pipeline::GstPipeline;
 pub use progress::GstProgressParser;
 
@@ -92,6 +94,12 @@ const BASE_ELEMENTS: &[&str] = &["videoconvert", "identity", "progressreport"];
 
 /// Name of the counting `identity` in every pipeline.
 const FRAMES_ELEMENT: &str = "ffrtmp_frames";
+
+/// Name of the `videorate` of a live push, whose dropped and duplicated counts are read.
+const RATE_ELEMENT: &str = "ffrtmp_rate";
+
+/// Name of the `identity` after the encoder of a live push, counting the bytes sent.
+const SENT_ELEMENT: &str = "ffrtmp_sent";
 
 /// Name of the `progressreport` in every pipeline.
 const PROGRESS_ELEMENT: &str = "ffrtmp_progress";

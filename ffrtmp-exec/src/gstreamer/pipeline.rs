@@ -10,7 +10,7 @@ use ffrtmp_core::{Codec, Job, OutputMode, Scenario};
 use crate::command::FfmpegCommand;
 use crate::error::ExecError;
 
-use super::{encoder_element, GstConfig, BASE_ELEMENTS, FRAMES_ELEMENT, PROGRESS_ELEMENT};
+use super::{encoder_element, GstConfig, BASE_ELEMENTS, FRAMES_ELEMENT, PROGRESS_ELEMENT, RATE_ELEMENT, SENT_ELEMENT};
 
 #[cfg(doc)]
 use super::GstExecutor;
@@ -54,6 +54,8 @@ pub struct GstPipeline {
     pub frame_limit: Option<u64>,
     /// Every element the pipeline uses.
     pub elements: Vec<&'static str>,
+    /// The live destination, for [`OutputMode::Rtmp`].
+    pub destination: Option<String>,
 }
 
 impl GstPipeline {
@@ -115,6 +117,7 @@ impl GstPipeline {
                 t.element("rtmp2src", &mut elements);
                 t.push(format!("location={}", quote(&url)));
                 t.link_all(&["decodebin", "videoconvert", "videoscale", "videorate"], &mut elements);
+                live_rate_readings(&mut t, mode);
                 t.link(format!(
                     "video/x-raw,format=I420,width={w},height={h},framerate={fps}/1"
                 ));
@@ -154,6 +157,7 @@ impl GstPipeline {
                 t.push(format!("location={}", quote(text)));
                 input = Some(path);
                 t.link_all(&["decodebin", "videoconvert", "videoscale", "videorate"], &mut elements);
+                live_rate_readings(&mut t, mode);
                 t.link(format!(
                     "video/x-raw,format=I420,width={w},height={h},framerate={fps}/1"
                 ));
@@ -170,6 +174,11 @@ impl GstPipeline {
                     t.push("is-live=true");
                 }
                 t.link(format!("video/x-raw,width={w},height={h},framerate={fps}/1"));
+                if mode == OutputMode::Rtmp {
+                    // Keeps a live push at the scenario's rate and counts what that took.
+                    t.link_all(&["videorate"], &mut elements);
+                    live_rate_readings(&mut t, mode);
+                }
                 t.link("videoconvert");
                 t.link("video/x-raw,format=I420");
                 Some(n)
@@ -197,6 +206,7 @@ impl GstPipeline {
 
         // Output.
         let mut output = None;
+        let mut destination = None;
         match mode {
             OutputMode::File => {
                 let path = plan
@@ -235,10 +245,15 @@ impl GstPipeline {
                         "the gstreamer engine pushes rtmp only, not {url}; use the ffmpeg engine"
                     )));
                 }
+                // Counts the encoded bytes and stream time going to the server.
+                t.link("identity");
+                t.push(format!("name={SENT_ELEMENT}"));
+                t.push("silent=false");
                 t.link_all(&["h264parse", "flvmux"], &mut elements);
                 t.push("streamable=true");
                 t.link_all(&["rtmp2sink"], &mut elements);
                 t.push(format!("location={}", quote(&url)));
+                destination = Some(url);
             }
         }
 
@@ -261,6 +276,7 @@ impl GstPipeline {
             encoder,
             frame_limit,
             elements,
+            destination,
         })
     }
 
@@ -275,6 +291,15 @@ impl GstPipeline {
     /// `gstreamer/<encoder element>`, as reported in [`JobResult::encoder`].
     pub fn encoder_label(&self) -> String {
         format!("gstreamer/{}", self.encoder)
+    }
+}
+
+/// Names the `videorate` just linked and, for a live push, has it print its dropped and
+/// duplicated counts whenever they change (read by [`super::live::LiveReadings`]).
+fn live_rate_readings(t: &mut Tokens, mode: OutputMode) {
+    if mode == OutputMode::Rtmp {
+        t.push(format!("name={RATE_ELEMENT}"));
+        t.push("silent=false");
     }
 }
 

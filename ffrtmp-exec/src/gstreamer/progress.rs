@@ -150,7 +150,7 @@ impl GstProgressParser {
 }
 
 /// The text after `key` up to the next comma.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let rest = &line[line.find(key)? + key.len()..];
     Some(rest.split(',').next()?.trim())
 }

@@ -154,6 +154,34 @@ fn file_input_is_quoted_and_stays_inside() {
     assert!(e.to_string().contains("cannot limit the duration"), "{e}");
 }
 
+#[test]
+fn a_live_push_has_its_rate_and_sent_bytes_read_and_a_file_encode_does_not() {
+    let mut c = cfg();
+    c.rtmp_url = Some("rtmp://media.local/live/{job_id}".into());
+    let (j, p) = argv(
+        r#"{"scenario":"live-rtmp","parameters":{"output_mode":"rtmp","duration":2}}"#,
+        &c,
+    )
+    .unwrap();
+    let text = pipeline(&p);
+    assert!(
+        text.contains("framerate=30/1 ! videorate name=ffrtmp_rate silent=false ! videoconvert !"),
+        "{text}"
+    );
+    assert!(
+        text.contains("! identity name=ffrtmp_sent silent=false ! h264parse ! flvmux"),
+        "{text}"
+    );
+    assert_eq!(
+        p.destination.as_deref(),
+        Some(&*format!("rtmp://media.local/live/{}", j.id))
+    );
+    let (_, file) = argv(r#"{"scenario":"live-rtmp","parameters":{"duration":2}}"#, &c).unwrap();
+    let text = pipeline(&file);
+    assert!(!text.contains("ffrtmp_rate") && !text.contains("ffrtmp_sent"), "{text}");
+    assert_eq!(file.destination, None);
+}
+
 /// Captured from `gst-launch-1.0 -e -v -X caps` (GStreamer 1.22), abridged.
 const CAPTURED: &str = concat!(
     "Setting pipeline to PAUSED ...\n",

@@ -8,9 +8,9 @@ mod reconnect;
 mod routes;
 
 pub use abr::{abr_command, is_abr, ladder, Rendition, ABR_SCENARIO};
-pub(crate) use push::run_ffmpeg_live;
-pub use qoe::{QoeTracker, BEHIND_SPEED, DEFAULT_BEHIND_LIMIT, SPEED_WINDOW_S};
-pub use reconnect::{is_connection_loss, ReconnectPolicy, CONNECTION_LOST};
+pub(crate) use push::{run_ffmpeg_live, with_duration};
+pub use qoe::{QoeSample, QoeTracker, BEHIND_SPEED, DEFAULT_BEHIND_LIMIT, SPEED_WINDOW_S};
+pub use reconnect::{is_connection_loss, AfterLoss, ReconnectPolicy, Reconnects, CONNECTION_LOST};
 pub use routes::{muxer_for, LiveRoutes};
 
 /// Node-side settings of live jobs.

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ffrtmp_core::spec::parse_bitrate;
-use ffrtmp_core::{CancelSignal, ErrorKind, ExecOutcome, Job, JobError, JobResult, ProgressSink, ValidSpec};
+use ffrtmp_core::{CancelSignal, ExecOutcome, Job, JobResult, ProgressSink, ValidSpec};
 
-use super::{is_connection_loss, QoeTracker};
+use super::{is_connection_loss, AfterLoss, QoeTracker, Reconnects};
 use crate::command::FfmpegCommand;
 use crate::error::ExecError;
 use crate::ffmpeg::{FfmpegExecutor, FFMPEG_ENCODE_ERRORS};
@@ -17,7 +17,7 @@ use crate::supervise::{ProcessSpec, ResourceUsage, StopReason};
 use crate::workload::run_workload;
 
 /// `job` with `duration` seconds (the rest of its stream after a reconnect).
-fn with_duration(job: &Job, duration: Option<f64>) -> Result<Job, ExecError> {
+pub(crate) fn with_duration(job: &Job, duration: Option<f64>) -> Result<Job, ExecError> {
     let Some(d) = duration else {
         return Ok(job.clone());
     };
@@ -63,9 +63,9 @@ pub(crate) async fn run_ffmpeg_live(
     let mut limits = job.spec.resource_limits.clone();
     limits.timeout_sec = None;
     let started = Instant::now();
-    let (mut frames, mut reconnects, mut outage_tries) = (0u64, 0u32, 0u32);
+    let mut frames = 0u64;
+    let mut reconnects = Reconnects::new(settings.reconnect);
     let mut usage = ResourceUsage::default();
-    let mut lost_since: Option<Instant> = None;
     loop {
         let rest = total_s.map(|t| (t - qoe.uptime_s()).max(0.1));
         let attempt = with_duration(job, rest)?;
@@ -91,7 +91,7 @@ pub(crate) async fn run_ffmpeg_live(
             |line| {
                 qoe.feed_line(line);
                 if let Some(mut p) = parser.feed_line(line) {
-                    p.live = Some(qoe.snapshot(reconnects));
+                    p.live = Some(qoe.snapshot(reconnects.count()));
                     progress.update(p);
                 }
             },
@@ -124,43 +124,21 @@ pub(crate) async fn run_ffmpeg_live(
                     sys_s: Some(usage.sys.as_secs_f64()),
                     peak_rss_mb: Some(usage.peak_rss_mb()),
                     speed: parser.last().map(|p| p.speed).filter(|s| *s > 0.0),
-                    live: Some(Box::new(qoe.finish(reconnects))),
+                    live: Some(Box::new(qoe.finish(reconnects.count()))),
                     ..Default::default()
                 },
             });
         }
         // The destination went away. A run that delivered stream starts a new outage.
-        if qoe.run_uptime_s() > 0.0 {
-            lost_since = Some(Instant::now());
-            outage_tries = 0;
+        let last_error = run.exit.stderr_last(2);
+        let delay = match reconnects.lost(&url, qoe.run_uptime_s() > 0.0, resumable, qoe.uptime_s(), &last_error) {
+            AfterLoss::Retry(delay) => delay,
+            AfterLoss::GiveUp(error) => return Ok(ExecOutcome::Failed { error }),
+        };
+        tracing::warn!(job = %job.id, %url, ?delay, reconnects = reconnects.count(), "live destination lost; reconnecting");
+        if !reconnects.wait(delay, &mut cancel).await {
+            return Ok(ExecOutcome::Canceled);
         }
-        let since = *lost_since.get_or_insert_with(Instant::now);
-        let left = settings.reconnect.window.saturating_sub(since.elapsed());
-        if !resumable || left.is_zero() {
-            let why = match resumable {
-                true => format!(
-                    "not back within the {:.0} s reconnect window",
-                    settings.reconnect.window.as_secs_f64()
-                ),
-                false => "a file input cannot resume mid-stream".to_string(),
-            };
-            let message = format!(
-                "live destination {url} lost: {why} ({reconnects} reconnects, {:.1} s streamed); last error: {}",
-                qoe.uptime_s(),
-                run.exit.stderr_last(2)
-            );
-            return Ok(ExecOutcome::Failed {
-                error: JobError::new(ErrorKind::DestinationLost, message),
-            });
-        }
-        let delay = settings.reconnect.delay(outage_tries, left);
-        tracing::warn!(job = %job.id, %url, ?delay, reconnects, "live destination lost; reconnecting");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.canceled() => return Ok(ExecOutcome::Canceled),
-        }
-        outage_tries += 1;
-        reconnects += 1;
         qoe.new_run();
     }
 }

@@ -1,5 +1,5 @@
-//! [`QoeTracker`]: a live stream's quality of experience from FFmpeg's `-progress` blocks,
-//! across the reconnects of one job.
+//! [`QoeTracker`]: a live stream's quality of experience from FFmpeg's `-progress` blocks
+//! or the GStreamer engine's readings ([`QoeSample`]), across the reconnects of one job.
 
 use std::time::Duration;
 
@@ -23,6 +23,22 @@ struct RunFigures {
     dup_frames: u64,
     total_size: u64,
     out_time_s: f64,
+}
+
+/// One reading of a process run's counters, all since that run started: what the GStreamer
+/// engine reads from its pipeline where FFmpeg prints a `-progress` block.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QoeSample {
+    /// Frames dropped to keep the output rate.
+    pub drop_frames: u64,
+    /// Frames duplicated to keep the output rate.
+    pub dup_frames: u64,
+    /// Bytes of stream sent.
+    pub total_size: u64,
+    /// Seconds of stream sent.
+    pub out_time_s: f64,
+    /// The engine's own real-time factor of the run, shown until a window has passed.
+    pub speed: Option<f64>,
 }
 
 /// Accumulates a live stream's QoE from `-progress` lines (see [`QoeTracker::feed_line`]);
@@ -115,6 +131,30 @@ impl QoeTracker {
             "progress" => self.block_at(at_s),
             _ => {}
         }
+    }
+
+    /// Takes one reading of the current run, timed by the wall clock: the end of a block.
+    pub fn sample(&mut self, s: QoeSample) {
+        let now = self.started.elapsed().as_secs_f64();
+        self.sample_at(s, now);
+    }
+
+    /// Takes one reading of the current run seen `at_s` seconds into the stream.
+    pub fn sample_at(&mut self, s: QoeSample, at_s: f64) {
+        self.current = RunFigures {
+            drop_frames: s.drop_frames,
+            dup_frames: s.dup_frames,
+            total_size: s.total_size,
+            out_time_s: if s.out_time_s.is_finite() {
+                s.out_time_s.max(0.0)
+            } else {
+                self.current.out_time_s
+            },
+        };
+        if let Some(v) = s.speed.filter(|v| v.is_finite() && *v >= 0.0) {
+            self.reported_speed = Some(v);
+        }
+        self.block_at(at_s);
     }
 
     /// The end of one `-progress` block: a real-time factor once a window has passed.
@@ -287,5 +327,32 @@ mod tests {
         assert!(!q.behind_realtime);
         let empty = QoeTracker::new(None, DEFAULT_BEHIND_LIMIT).finish(0);
         assert_eq!((empty.speed, empty.min_speed, empty.bitrate_kbps), (0.0, 0.0, None));
+    }
+
+    #[test]
+    fn samples_count_like_progress_blocks() {
+        let mut t = QoeTracker::new(Some(800_000), DEFAULT_BEHIND_LIMIT);
+        let s = |out: f64, dup: u64| QoeSample {
+            drop_frames: 1,
+            dup_frames: dup,
+            total_size: (out * 100_000.0) as u64,
+            out_time_s: out,
+            speed: Some(0.5),
+        };
+        t.sample_at(s(0.0, 0), 0.0);
+        assert_eq!(
+            t.snapshot(0).speed,
+            0.5,
+            "the engine's figure until a window has passed"
+        );
+        t.sample_at(s(2.0, 3), 2.0);
+        t.new_run();
+        t.sample_at(s(1.0, 2), 3.0);
+        t.sample_at(s(f64::NAN, 2), 3.5);
+        t.sample_at(s(3.0, 2), 5.0);
+        let q = t.finish(1);
+        assert_eq!((q.drop_frames, q.dup_frames, q.reconnects), (2, 5, 1));
+        assert_eq!((q.uptime_s, q.speed), (5.0, 1.0));
+        assert_eq!(q.bitrate_kbps, Some(800.0));
     }
 }
