@@ -174,6 +174,15 @@ async fn a_gstreamer_live_rtmp_job_is_on_the_server_with_the_scenarios_codec_siz
         .expect("GStreamer with rtmp2sink (scripts/test.sh installs it)");
     let result = live_rtmp_is_probed_while_it_runs(Arc::new(gst), &server, "gst-720p").await;
     assert_eq!(result.encoder, "gstreamer/x264enc");
+    let qoe = result.live.expect("live QoE in the result");
+    println!("gstreamer QoE: {}", qoe.line());
+    assert!((7.5..=8.5).contains(&qoe.uptime_s), "{qoe:?}");
+    assert_eq!((qoe.reconnects, qoe.drop_frames), (0, 0), "{qoe:?}");
+    assert!(qoe.bitrate_kbps.is_some_and(|b| b > 50.0), "{qoe:?}");
+    assert!(
+        !qoe.behind_realtime && qoe.speed > 0.9,
+        "kept up with real time: {qoe:?}"
+    );
 }
 
 /// Waits until the server's log shows stream `key` published `times` times.
@@ -573,4 +582,33 @@ async fn a_gstreamer_push_streams_its_bitrate_and_duplicated_frames_with_its_pro
     let kbps = qoe.bitrate_kbps.expect("a measured bitrate");
     assert!((400.0..=1200.0).contains(&kbps), "800 kbit/s asked: {qoe:?}");
     assert!(!qoe.behind_realtime && qoe.speed > 0.8, "{qoe:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_push_that_cannot_keep_up_with_real_time_is_flagged_behind_realtime() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let mut cfg = config(&d, &server);
+    cfg.live.behind_limit = Duration::from_secs(2);
+    let exec = gst(cfg).await;
+    assert!(
+        exec.cgroups().has_cpu(),
+        "this test throttles the encode with a CPU cgroup, which this host lacks"
+    );
+    // 720p on 15 % of one core cannot be encoded in real time.
+    let url = server.url("gst-slow");
+    let spec = format!(
+        r#"{{"scenario":"live-rtmp","parameters":{{"duration":3,"preset":"veryfast","output_mode":"rtmp","output_url":"{url}"}},"resource_limits":{{"max_cpu_percent":15}}}}"#
+    );
+    let (_c, signal) = cancel_pair();
+    let result = completed(exec.execute(&job(&spec), &NoProgress, signal).await);
+    assert!(result.limits.starts_with("enforced"), "{}", result.limits);
+    let qoe = result.live.expect("live QoE in the result");
+    println!("gstreamer throttled QoE: {}", qoe.line());
+    assert!(qoe.behind_realtime, "{qoe:?}");
+    assert!(qoe.behind_realtime_s > 2.0 && qoe.min_speed < 0.9, "{qoe:?}");
+    assert!(
+        (2.5..=3.5).contains(&qoe.uptime_s),
+        "the whole stream still went out: {qoe:?}"
+    );
 }
