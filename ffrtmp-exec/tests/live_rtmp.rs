@@ -445,6 +445,7 @@ async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
                 error.message
             );
             assert!(error.message.contains("3 s reconnect window"), "{}", error.message);
+            assert!(!error.message.contains("(0 reconnects"), "{}", error.message);
         }
         other => panic!("expected destination_lost, got {other:?}"),
     }
@@ -514,36 +515,22 @@ async fn a_push_sends_its_running_qoe_with_its_progress_while_it_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gstreamer_push_streams_its_bitrate_and_duplicated_frames_with_its_progress() {
+async fn a_gstreamer_push_reads_its_bitrate_and_dropped_and_duplicated_frames_into_its_progress() {
     let server = RtmpServer::start();
     let d = dirs();
     // 4 s at 25 fps pushed as the scenario's 30 fps: videorate duplicates one frame in five.
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-t",
-            "4",
-        ])
-        .args(["-c:v", "libx264", "-preset", "ultrafast"])
-        .arg(d.input.join("in25.mp4"))
-        .status()
-        .unwrap();
-    assert!(made.success());
+    make_input(&d, "in25.mp4", 25, 4);
     let exec = Arc::new(gst(config(&d, &server)).await);
+    let exec2 = exec.clone();
     let url = server.url("gst-qoe");
     let spec = format!(
         r#"{{"scenario":"live-rtmp","parameters":{{"input":"in25.mp4","resolution":"640x360","preset":"ultrafast","bitrate":"800k","output_mode":"rtmp","output_url":"{url}"}}}}"#
     );
     let sink = Arc::new(Recorded::default());
-    let (job, sink2) = (job(&spec), sink.clone());
+    let (first, sink2) = (job(&spec), sink.clone());
     let running = tokio::spawn(async move {
         let (_cancel, signal) = cancel_pair();
-        exec.execute(&job, &*sink2, signal).await
+        exec.execute(&first, &*sink2, signal).await
     });
     // While the job runs, its progress carries duplicated frames read from the pipeline.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -582,6 +569,29 @@ async fn a_gstreamer_push_streams_its_bitrate_and_duplicated_frames_with_its_pro
     let kbps = qoe.bitrate_kbps.expect("a measured bitrate");
     assert!((400.0..=1200.0).contains(&kbps), "800 kbit/s asked: {qoe:?}");
     assert!(!qoe.behind_realtime && qoe.speed > 0.8, "{qoe:?}");
+
+    // 2 s at 50 fps pushed as 30 fps: videorate drops two frames in five.
+    make_input(&d, "in50.mp4", 50, 2);
+    let spec = spec.replace("in25.mp4", "in50.mp4").replace("gst-qoe", "gst-qoe50");
+    let (_c, signal) = cancel_pair();
+    let result = completed(exec2.execute(&job(&spec), &NoProgress, signal).await);
+    let qoe = result.live.expect("live QoE in the result");
+    println!("gstreamer QoE of a 50 fps input: {}", qoe.line());
+    // 100 frames in, 60 out.
+    assert!((35..=45).contains(&qoe.drop_frames), "{qoe:?}");
+    assert_eq!(qoe.dup_frames, 0, "{qoe:?}");
+}
+
+/// Writes `seconds` of a synthetic 360p H.264 video at `fps` to the input directory.
+fn make_input(d: &Dirs, name: &str, fps: u32, seconds: u32) {
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=640x360:rate={fps}"))
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(d.input.join(name))
+        .status()
+        .unwrap();
+    assert!(made.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

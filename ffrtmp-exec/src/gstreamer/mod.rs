@@ -17,6 +17,11 @@
 //! `last-message` for every buffer (one line per frame, with its timestamp); `progressreport`
 //! prints the source's position and duration once a second, which gives the percent of file
 //! inputs and paces the progress updates.
+//!
+//! A live push (`output_mode: rtmp`) also has its `videorate` print its dropped and
+//! duplicated counts and an `identity` after the encoder print each buffer sent (size and
+//! timestamp): its QoE ([`LiveReadings`]). When the server goes away the pipeline is started
+//! again for the rest of the stream, as the FFmpeg engine does ([`crate::live::Reconnects`]).
 
 mod executor;
 mod live;

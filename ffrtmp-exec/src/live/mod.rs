@@ -1,5 +1,6 @@
 //! Live streaming: where a job may push to and pull from ([`LiveRoutes`]), what happens when
-//! its destination goes away ([`ReconnectPolicy`]), and how the stream went ([`QoeTracker`]).
+//! its destination goes away ([`ReconnectPolicy`], decided by [`Reconnects`] for both
+//! engines), and how the stream went ([`QoeTracker`]).
 
 mod abr;
 mod push;

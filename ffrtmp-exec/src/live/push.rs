@@ -133,7 +133,7 @@ pub(crate) async fn run_ffmpeg_live(
         let last_error = run.exit.stderr_last(2);
         let delay = match reconnects.lost(&url, qoe.run_uptime_s() > 0.0, resumable, qoe.uptime_s(), &last_error) {
             AfterLoss::Retry(delay) => delay,
-            AfterLoss::GiveUp(error) => return Ok(ExecOutcome::Failed { error }),
+            AfterLoss::GiveUp(error) => return Ok(ExecOutcome::Failed { error: *error }),
         };
         tracing::warn!(job = %job.id, %url, ?delay, reconnects = reconnects.count(), "live destination lost; reconnecting");
         if !reconnects.wait(delay, &mut cancel).await {

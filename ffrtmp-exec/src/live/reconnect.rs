@@ -83,7 +83,7 @@ pub enum AfterLoss {
     /// Reconnect after this delay.
     Retry(Duration),
     /// Stop: the job fails `destination_lost` with this error.
-    GiveUp(JobError),
+    GiveUp(Box<JobError>),
 }
 
 /// The reconnects of one live job, for either engine: which outage it is in, how many
@@ -149,7 +149,7 @@ impl Reconnects {
             "live destination {url} lost: {why} ({} reconnects, {uptime_s:.1} s streamed); last error: {last_error}",
             self.count
         );
-        AfterLoss::GiveUp(JobError::new(ErrorKind::DestinationLost, message))
+        AfterLoss::GiveUp(Box::new(JobError::new(ErrorKind::DestinationLost, message)))
     }
 
     /// Waits `delay` before the next reconnect; false when the job was canceled meanwhile.
