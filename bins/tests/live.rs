@@ -1,6 +1,7 @@
 //! Live jobs through the real binaries: an agent configured with `--allow-output-prefix`
 //! pushes a job's stream to a real nginx RTMP server, refuses a destination outside its
-//! prefixes before ffmpeg starts, and reports the stream's QoE in the job's result.
+//! prefixes before ffmpeg starts, and reports the stream's QoE in the job's result, with
+//! its energy as watts while streaming and joules per minute of stream.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,6 +9,10 @@ use std::time::{Duration, Instant};
 #[path = "../../ffrtmp-exec/tests/support/rtmp_server.rs"]
 mod rtmp_server;
 use rtmp_server::{probe_live, RtmpServer};
+
+#[path = "support/fake_rapl.rs"]
+mod fake_rapl;
+use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
@@ -20,6 +25,7 @@ struct Cluster {
     dir: tempfile::TempDir,
     url: String,
     _procs: Vec<Proc>,
+    _rapl: FakeRapl,
 }
 
 impl Cluster {
@@ -27,6 +33,8 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let d = dir.path();
+        // The node draws a steady 50 W, read through the same powercap path as real RAPL.
+        let rapl = FakeRapl::start(&d.join("powercap"));
         let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
             .args(["--port", "0", "--heartbeat-interval", "500ms"])
             .arg("--db")
@@ -51,7 +59,7 @@ impl Cluster {
             .arg("--input-dir")
             .arg(d.join("in"))
             .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
+            .arg(d.join("powercap"))
             .env("MASTER_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(log_file(d, "agent.log"))
@@ -61,6 +69,7 @@ impl Cluster {
             dir,
             url,
             _procs: vec![Proc(agent), master],
+            _rapl: rapl,
         }
     }
 
@@ -150,11 +159,31 @@ fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
     assert_eq!(j["state"], "completed", "{j:#}");
     let live = &j["result"]["live"];
     println!("agent QoE: {live}");
+    println!("agent energy: {}", j["result"]["energy"]);
     let uptime = live["uptime_s"].as_f64().unwrap();
     assert!((5.5..=6.5).contains(&uptime), "{live}");
     assert_eq!(live["reconnects"], 0);
     assert_eq!(live["target_bitrate_kbps"], 1000.0);
     assert!(live["speed"].as_f64().unwrap() > 0.5, "{live}");
+    // Energy while streaming: the job's share of the node's 50 W, as watts and as joules
+    // per minute of stream, consistent with the joules attributed to the job.
+    let joules = j["result"]["energy"]["energy_joules"].as_f64().unwrap();
+    let watts = live["watts"].as_f64().unwrap();
+    let per_minute = live["joules_per_minute"].as_f64().unwrap();
+    // The job's joules include its start-up before the stream was up, hence the second.
+    let most = 50.0 * (uptime + 1.0) / uptime;
+    assert!(
+        joules > 0.0 && watts > 0.0 && watts <= most,
+        "{joules} J, {watts} W: {j:#}"
+    );
+    assert!(
+        (watts - joules / uptime).abs() < 0.01 * watts,
+        "{watts} W vs {joules} J / {uptime} s"
+    );
+    assert!(
+        (per_minute - watts * 60.0).abs() < 0.01 * per_minute,
+        "{per_minute} J/min vs {watts} W"
+    );
 
     // SLA from that history: the stream met it, the refused push missed it.
     let sla = cluster.cli_json(&["sla", "--window", "1h"]);
