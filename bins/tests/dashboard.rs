@@ -7,7 +7,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -16,7 +16,11 @@ use serde_json::{json, Value};
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::{log_file, Proc};
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 const KEY: &str = "dashboard-all-roles-key-0123456789";
 const USER_KEY: &str = "dashboard-user-key-0123456789";
@@ -29,19 +33,18 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 struct Farm {
     dir: tempfile::TempDir,
     url: String,
+    cli: Cli,
     _procs: Vec<Proc>,
 }
 
 impl Farm {
     fn start() -> Farm {
-        let dir = tempfile::tempdir().unwrap();
-        // Reachable by the unprivileged user the agent runs workloads as.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = cluster::shared_dir();
         let d = dir.path();
         std::fs::write(d.join("user.keys"), format!("{USER_KEY}\n")).unwrap();
         std::fs::write(d.join("read.keys"), format!("{READ_KEY}\n")).unwrap();
         write_bench_results(&d.join("bench"));
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let (master, url) = cluster::master(d, KEY)
             .args([
                 "--port",
                 "0",
@@ -50,72 +53,25 @@ impl Farm {
                 "--dashboard-interval",
                 "1s",
             ])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(d.join("ready"))
-            .arg("--user-key-file")
-            .arg(d.join("user.keys"))
-            .arg("--read-key-file")
-            .arg(d.join("read.keys"))
-            .arg("--bench-results")
-            .arg(d.join("bench"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&d.join("ready"), Duration::from_secs(30));
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .path("--user-key-file", "user.keys")
+            .path("--read-key-file", "read.keys")
+            .path("--bench-results", "bench")
+            .start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--max-concurrent-jobs", "1", "--name", "agent-0"])
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "agent.log"))
-            .spawn()
-            .unwrap();
+            .path("--powercap-root", "no-powercap")
+            .spawn();
         Farm {
+            cli: Cli::new(d, &url, KEY),
             dir,
             url,
-            _procs: vec![master, Proc(agent)],
+            _procs: vec![master, agent],
         }
     }
 
-    fn cli(&self, args: &[&str]) -> Value {
-        let out: Output = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url, "--output", "json"])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn logs(&self) -> String {
-        ["master.log", "agent.log", "chromedriver.log"]
-            .iter()
-            .map(|n| {
-                let text = std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-                format!("--- {n}\n{text}\n")
-            })
-            .collect()
+        cluster::logs(self.dir.path())
     }
 }
 
@@ -287,7 +243,7 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
     );
 
     // A real encode submitted through the API shows up, and its progress bar advances.
-    let job = farm.cli(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "300"]);
+    let job = farm.cli.json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "300"]);
     let id = job["id"].as_str().unwrap().to_string();
     wait_js(
         &client,
@@ -330,7 +286,7 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
     )
     .await;
     assert!(msg.as_str().unwrap().contains("needs a user key"), "{msg}");
-    assert_eq!(farm.cli(&["jobs", "status", &id])["state"], "running");
+    assert_eq!(farm.cli.json(&["jobs", "status", &id])["state"], "running");
 
     // Signed in with a user key: job detail, a screenshot, then cancel from the page.
     client
@@ -386,7 +342,7 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
     )
     .await;
     assert_eq!(
-        farm.cli(&["jobs", "status", &id])["state"],
+        farm.cli.json(&["jobs", "status", &id])["state"],
         "canceled",
         "and the API agrees"
     );

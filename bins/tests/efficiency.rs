@@ -4,7 +4,6 @@
 //! energy in their own columns.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "efficiency-test-key-0123456789ab";
@@ -15,11 +14,15 @@ use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::Proc;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 struct Farm {
     dir: tempfile::TempDir,
-    url: String,
+    cli: Cli,
     _rapl: FakeRapl,
     _procs: Vec<Proc>,
 }
@@ -28,23 +31,12 @@ impl Farm {
     /// A master, agent `metered` on a fake RAPL tree and agent `modelled` with a power model
     /// and no RAPL.
     fn start() -> Farm {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let d = dir.path().to_path_buf();
-        let ready = d.join("ready");
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let dir = cluster::shared_dir();
+        let d = dir.path();
+        let (master, url) = cluster::master(d, KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms"])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(&d, "master.log"))
-            .spawn()
-            .unwrap();
-        let mut procs = vec![Proc(master)];
-        let url = wait_for_file(&ready, Duration::from_secs(30));
+            .start();
+        let mut procs = vec![master];
         let rapl = FakeRapl::start(&d.join("powercap"));
         std::fs::write(
             d.join("model.toml"),
@@ -52,73 +44,34 @@ impl Farm {
         )
         .unwrap();
         for (name, powercap, model) in [("metered", "powercap", false), ("modelled", "no-powercap", true)] {
-            let mut agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"));
-            agent
-                .args(["--master", &url, "--name", name, "--heartbeat-interval", "500ms"])
+            let mut agent = cluster::agent(d, &url, KEY)
+                .args(["--name", name, "--heartbeat-interval", "500ms"])
                 .args(["--claim-wait", "2s", "--status-addr", "none", "--idle-window", "0s"])
-                .arg("--ca-cert")
-                .arg(d.join("tls/cert.pem"))
-                .arg("--output-dir")
-                .arg(d.join(format!("out-{name}")))
-                .arg("--input-dir")
-                .arg(d.join("in"))
-                .arg("--powercap-root")
-                .arg(d.join(powercap))
-                .env("MASTER_API_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(log_file(&d, &format!("{name}.log")));
+                .path("--output-dir", format!("out-{name}"))
+                .path("--powercap-root", powercap)
+                .log(&format!("{name}.log"));
             if model {
-                agent.arg("--power-model").arg(d.join("model.toml"));
+                agent = agent.path("--power-model", "model.toml");
             }
-            procs.push(Proc(agent.spawn().unwrap()));
+            procs.push(agent.spawn());
         }
         Farm {
+            cli: Cli::new(d, &url, KEY),
             dir,
-            url,
             _rapl: rapl,
             _procs: procs,
         }
     }
 
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap()
-    }
-
-    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn logs(&self) -> String {
-        ["master.log", "metered.log", "modelled.log"]
-            .iter()
-            .map(|f| {
-                let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-                format!("--- {f}\n{text}\n")
-            })
-            .collect()
+        cluster::logs(self.dir.path())
     }
 
     /// Waits until both agents are registered; their ids by name.
     fn wait_for_agents(&self) -> BTreeMap<String, String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let nodes = self.cli_json(&["nodes", "list"]);
+            let nodes = self.cli.json(&["nodes", "list"]);
             let ids: BTreeMap<String, String> = nodes
                 .as_array()
                 .unwrap()
@@ -153,7 +106,7 @@ fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
     let names = farm.wait_for_agents();
     let mut ids = Vec::new();
     for scenario in ["720p-h264", "720p-h264", "360p-h264", "360p-h264", "720p-h264"] {
-        let job = farm.cli_json(&[
+        let job = farm.cli.json(&[
             "jobs",
             "submit",
             "--scenario",
@@ -167,7 +120,7 @@ fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
     }
     let mut wait = vec!["jobs", "wait", "--timeout", "120s"];
     wait.extend(ids.iter().map(String::as_str));
-    let done = farm.cli_json(&wait);
+    let done = farm.cli.json(&wait);
 
     // What the table must say, from the finished jobs themselves.
     let mut expected: BTreeMap<(String, String, String), Vec<&serde_json::Value>> = BTreeMap::new();
@@ -181,7 +134,7 @@ fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
         expected.entry(key).or_default().push(job);
     }
 
-    let table = farm.cli_json(&["nodes", "efficiency", "--window", "1h"]);
+    let table = farm.cli.json(&["nodes", "efficiency", "--window", "1h"]);
     let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), expected.len(), "{table:#}");
     for ((node, encoder, scenario), jobs) in &expected {
@@ -204,7 +157,7 @@ fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
         }
     }
 
-    let out = farm.cli(&["nodes", "efficiency", "--window", "1h"]);
+    let out = farm.cli.output(&["nodes", "efficiency", "--window", "1h"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
@@ -218,7 +171,7 @@ fn nodes_efficiency_has_a_row_per_node_encoder_and_scenario() {
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cells[3], jobs.len().to_string(), "{line}");
     }
-    let bad = farm.cli(&["nodes", "efficiency", "--window", "soon"]);
+    let bad = farm.cli.output(&["nodes", "efficiency", "--window", "soon"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid window"));
 }

@@ -3,8 +3,8 @@
 //! prefixes before ffmpeg starts, and reports the stream's QoE in the job's result, with
 //! its energy as watts while streaming and joules per minute of stream.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[path = "../../ffrtmp-exec/tests/support/rtmp_server.rs"]
 mod rtmp_server;
@@ -16,83 +16,47 @@ use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::Proc;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 const KEY: &str = "live-test-key-0123456789abcdef";
 
 /// A master and one agent allowed to push under `prefix`.
 struct Cluster {
-    dir: tempfile::TempDir,
-    url: String,
+    _dir: tempfile::TempDir,
+    cli: Cli,
     _procs: Vec<Proc>,
     _rapl: FakeRapl,
 }
 
 impl Cluster {
     fn start(prefix: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = cluster::shared_dir();
         let d = dir.path();
         // The node draws a steady 50 W, read through the same powercap path as real RAPL.
         let rapl = FakeRapl::start(&d.join("powercap"));
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let (master, url) = cluster::master(d, KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms"])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(d.join("ready"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&d.join("ready"), Duration::from_secs(30));
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--status-addr", "none", "--idle-window", "0s", "--executor", "ffmpeg"])
             .args(["--allow-output-prefix", prefix])
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(d.join("powercap"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "agent.log"))
-            .spawn()
-            .unwrap();
+            .path("--powercap-root", "powercap")
+            .spawn();
         Cluster {
-            dir,
-            url,
-            _procs: vec![Proc(agent), master],
+            cli: Cli::new(d, &url, KEY),
+            _dir: dir,
+            _procs: vec![agent, master],
             _rapl: rapl,
         }
     }
 
-    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url, "--output", "json"])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn submit_live(&self, output_url: &str, seconds: &str) -> String {
-        let job = self.cli_json(&[
+        let job = self.cli.json(&[
             "jobs",
             "submit",
             "--scenario",
@@ -115,15 +79,7 @@ impl Cluster {
 
     /// Polls the job until it is completed or failed.
     fn wait(&self, id: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let j = self.cli_json(&["jobs", "status", id]);
-            if j["state"] == "completed" || j["state"] == "failed" {
-                return j;
-            }
-            assert!(Instant::now() < deadline, "job {id} did not finish: {j:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.cli.wait_state(id, &["completed", "failed"], Duration::from_secs(90))
     }
 }
 
@@ -186,7 +142,7 @@ fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
     );
 
     // SLA from that history: the stream met it, the refused push missed it.
-    let sla = cluster.cli_json(&["sla", "--window", "1h"]);
+    let sla = cluster.cli.json(&["sla", "--window", "1h"]);
     assert_eq!(sla["total"]["met"], 1, "{sla:#}");
     assert_eq!(sla["total"]["missed"], 1, "{sla:#}");
     assert_eq!(sla["total"]["compliance_percent"], 50.0, "{sla:#}");
@@ -195,13 +151,7 @@ fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
         1
     );
     assert_eq!(sla["by_queue"]["default"]["met"], 1, "{sla:#}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--master", &cluster.url, "--ca-cert"])
-        .arg(cluster.dir.path().join("tls/cert.pem"))
-        .args(["sla", "--window", "1h"])
-        .env("MASTER_API_KEY", KEY)
-        .output()
-        .unwrap();
+    let out = cluster.cli.output(&["sla", "--window", "1h"]);
     let table = String::from_utf8_lossy(&out.stdout);
     println!("{table}");
     assert!(
@@ -209,7 +159,7 @@ fn the_agent_pushes_only_to_its_allowed_prefixes_and_reports_the_streams_qoe() {
         "{table}"
     );
     let bad = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--master", &cluster.url, "sla", "--window", "soon"])
+        .args(["--master", cluster.cli.url(), "sla", "--window", "soon"])
         .output()
         .unwrap();
     assert!(!bad.status.success());

@@ -2,8 +2,7 @@
 //! energy from CPU use with the operator's model, and every output says so; RAPL, when present,
 //! wins over the model.
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const KEY: &str = "power-model-test-key-0123456789";
 
@@ -13,12 +12,16 @@ use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::Proc;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 /// A master and one agent started with `--power-model`.
 struct Farm {
     dir: tempfile::TempDir,
-    url: String,
+    cli: Cli,
     _procs: Vec<Proc>,
 }
 
@@ -27,84 +30,30 @@ const MODEL: &str = "name = \"test-vm\"\nidle_watts = 20\nfull_load_watts = 120\
 impl Farm {
     /// `rapl`: give the agent a (fake) RAPL tree too.
     fn start(rapl: bool) -> (Farm, Option<FakeRapl>) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let d = dir.path().to_path_buf();
-        let ready = d.join("ready");
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let dir = cluster::shared_dir();
+        let d = dir.path();
+        let (master, url) = cluster::master(d, KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms"])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(&d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&ready, Duration::from_secs(30));
+            .start();
         let powercap = d.join("powercap");
         let fake = rapl.then(|| FakeRapl::start(&powercap));
         std::fs::write(d.join("model.toml"), MODEL).unwrap();
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--status-addr", "none", "--idle-window", "0s"])
-            .arg("--power-model")
-            .arg(d.join("model.toml"))
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(&powercap)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(&d, "agent.log"))
-            .spawn()
-            .unwrap();
+            .path("--power-model", "model.toml")
+            .path("--powercap-root", &powercap)
+            .spawn();
         let farm = Farm {
+            cli: Cli::new(d, &url, KEY),
             dir,
-            url,
-            _procs: vec![master, Proc(agent)],
+            _procs: vec![master, agent],
         };
         (farm, fake)
     }
 
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap()
-    }
-
-    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn logs(&self) -> String {
-        ["master.log", "agent.log"]
-            .iter()
-            .map(|f| {
-                let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-                format!("--- {f}\n{text}\n")
-            })
-            .collect()
+        cluster::logs(self.dir.path())
     }
 
     /// Submits a short real encode and waits for it; the finished job's JSON.
@@ -115,9 +64,9 @@ impl Farm {
     fn encode_with(&self, extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["jobs", "submit", "--scenario", "720p-h264", "--duration", "3"];
         args.extend_from_slice(extra);
-        let job = self.cli_json(&args);
+        let job = self.cli.json(&args);
         let id = job["id"].as_str().unwrap().to_string();
-        let done = self.cli_json(&["jobs", "wait", &id, "--timeout", "120s"]);
+        let done = self.cli.json(&["jobs", "wait", &id, "--timeout", "120s"]);
         assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], self.logs());
         done[0].clone()
     }
@@ -141,7 +90,7 @@ fn without_rapl_the_agent_estimates_energy_from_its_power_model_and_says_so() {
         "{joules} J in {wall} s is more than the model allows"
     );
     let id = job["id"].as_str().unwrap();
-    let text = farm.cli(&["jobs", "status", id]);
+    let text = farm.cli.output(&["jobs", "status", id]);
     let text = String::from_utf8_lossy(&text.stdout);
     println!("{text}");
     assert!(
@@ -163,7 +112,7 @@ fn a_jobs_quality_per_joule_is_shown_with_its_estimated_energy() {
     let db = q["score"].as_f64().unwrap_or_else(|| panic!("{job:#}"));
     assert!((30.0..80.0).contains(&db), "{db}");
     let joules = job["result"]["energy"]["energy_joules"].as_f64().unwrap();
-    let text = farm.cli(&["jobs", "status", job["id"].as_str().unwrap()]);
+    let text = farm.cli.output(&["jobs", "status", job["id"].as_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     println!("{text}");
     let per_joule = format!("{:.4} dB/J of the encode, estimated (model test-vm)", db / joules);

@@ -15,44 +15,15 @@ use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, Proc};
+use procs::{log_file, wait_for_file, Proc};
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::{logs, Cli};
 
 const KEY: &str = "prometheus-test-all-roles-0001";
 const READ_KEY: &str = "prometheus-test-read-only-0001";
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/ffrtmp.json");
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s.trim().to_string();
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn logs(dir: &Path) -> String {
-    let mut s = String::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p: PathBuf = entry.path();
-        if p.extension().is_some_and(|e| e == "log") {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let tail: String = text
-                .chars()
-                .rev()
-                .take(4000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            s += &format!("--- {}\n{tail}\n", p.display());
-        }
-    }
-    s
-}
 
 /// `GET base/path` with a bearer key, trusting `ca` (plain HTTP when `ca` is `None`).
 fn get(base: &str, ca: Option<&Path>, key: &str, path: &str) -> (u16, String) {
@@ -141,6 +112,7 @@ fn dashboard_exprs() -> Vec<String> {
 struct Cluster {
     dir: tempfile::TempDir,
     url: String,
+    cli: Cli,
     agent_status: String,
     _procs: Vec<Proc>,
     _rapl: FakeRapl,
@@ -148,52 +120,28 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = cluster::shared_dir();
         let d = dir.path();
         std::fs::write(d.join("read.keys"), format!("{READ_KEY}\n")).unwrap();
         let rapl = FakeRapl::start(&d.join("powercap"));
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let (master, url) = cluster::master(d, KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms"])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(d.join("ready"))
-            .arg("--read-key-file")
-            .arg(d.join("read.keys"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&d.join("ready"), Duration::from_secs(30));
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .path("--read-key-file", "read.keys")
+            .start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--name", "prom-agent", "--idle-window", "1s"])
             .args(["--status-addr", "127.0.0.1:0"])
-            .arg("--status-url-file")
-            .arg(d.join("agent.status"))
-            .arg("--status-tls-dir")
-            .arg(d.join("status-tls"))
-            .arg("--status-key-file")
-            .arg(d.join("read.keys"))
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(d.join("powercap"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "agent.log"))
-            .spawn()
-            .unwrap();
-        let agent = Proc(agent);
-        let agent_status = wait_for_file(&d.join("agent.status"), Duration::from_secs(30));
+            .path("--status-url-file", "agent.status")
+            .path("--status-tls-dir", "status-tls")
+            .path("--status-key-file", "read.keys")
+            .path("--powercap-root", "powercap")
+            .spawn();
+        let agent_status = wait_for_file(&d.join("agent.status"), Duration::from_secs(30))
+            .trim()
+            .to_string();
         Cluster {
+            cli: Cli::new(d, &url, KEY),
             dir,
             url,
             agent_status,
@@ -222,29 +170,11 @@ impl Cluster {
         body
     }
 
-    fn cli(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url, "--output", "json"])
-            .arg("--ca-cert")
-            .arg(self.master_ca())
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            logs(self.dir.path())
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     /// Submits a real 1 s 720p encode and waits until it completed.
     fn encode_one(&self) {
-        let job = self.cli(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "1"]);
+        let job = self.cli.json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "1"]);
         let id = job["id"].as_str().unwrap().to_string();
-        let done = self.cli(&["jobs", "wait", &id, "--timeout", "120s"]);
+        let done = self.cli.json(&["jobs", "wait", &id, "--timeout", "120s"]);
         assert_eq!(done[0]["state"], "completed", "{done:#}\n{}", logs(self.dir.path()));
     }
 }

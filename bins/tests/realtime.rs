@@ -3,13 +3,16 @@
 //! a second, a cancel kills the encode's process group within a second, and the CLI's live
 //! views print plain lines and JSON lines.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::Proc;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 const KEY: &str = "live-test-key-0123456789abcdef";
 
@@ -17,93 +20,40 @@ const KEY: &str = "live-test-key-0123456789abcdef";
 struct Cluster {
     dir: tempfile::TempDir,
     url: String,
+    cli: Cli,
     _procs: Vec<Proc>,
 }
 
 impl Cluster {
     fn start(slots: u32) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = cluster::shared_dir();
         let d = dir.path();
-        let ready = d.join("ready");
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
-            .args(["--port", "0", "--db"])
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&ready, Duration::from_secs(30));
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--claim-wait", "2s", "--name", "live-0"])
+        let (master, url) = cluster::master(d, KEY).args(["--port", "0"]).start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--claim-wait", "2s", "--name", "live-0"])
             .args(["--max-concurrent-jobs", &slots.to_string()])
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "agent.log"))
-            .spawn()
-            .unwrap();
+            .path("--powercap-root", "no-powercap")
+            .spawn();
         Cluster {
+            cli: Cli::new(d, &url, KEY),
             dir,
             url,
-            _procs: vec![master, Proc(agent)],
+            _procs: vec![master, agent],
         }
     }
 
     /// The CLI with `args` (global flags included), not checked.
     fn cli_raw(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap()
-    }
-
-    fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        let out = self.cli_raw(&all);
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.cli.output(args)
     }
 
     fn submit(&self, scenario: &str, duration: &str) -> String {
-        let job = self.cli_json(&["jobs", "submit", "--scenario", scenario, "--duration", duration]);
+        let job = self.cli.json(&["jobs", "submit", "--scenario", scenario, "--duration", duration]);
         job["id"].as_str().unwrap().to_string()
     }
 
     fn logs(&self) -> String {
-        let mut s = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let p: PathBuf = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                s += &format!(
-                    "--- {}\n{}\n",
-                    p.display(),
-                    std::fs::read_to_string(&p).unwrap_or_default()
-                );
-            }
-        }
-        s
+        cluster::logs(self.dir.path())
     }
 }
 
@@ -154,7 +104,7 @@ fn progress_flows_every_second_and_cancel_kills_the_encode_within_a_second_at_30
     for (n, id) in ids.iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(60);
         let group = loop {
-            let j = cluster.cli_json(&["jobs", "status", id]);
+            let j = cluster.cli.json(&["jobs", "status", id]);
             let procs = processes_mentioning(id);
             if j["state"] == "running" && !procs.is_empty() {
                 break procs[0].1;
@@ -176,7 +126,7 @@ fn progress_flows_every_second_and_cancel_kills_the_encode_within_a_second_at_30
                     "progress at the master: {frames:?}\n{}",
                     cluster.logs()
                 );
-                let j = cluster.cli_json(&["jobs", "status", id]);
+                let j = cluster.cli.json(&["jobs", "status", id]);
                 if let Some(f) = j["progress"]["frame"].as_u64() {
                     if frames.last() != Some(&f) {
                         frames.push(f);
@@ -187,7 +137,7 @@ fn progress_flows_every_second_and_cancel_kills_the_encode_within_a_second_at_30
             println!("progress frames seen at the master within seconds: {frames:?}");
         }
         let asked = Instant::now();
-        assert_eq!(cluster.cli_json(&["jobs", "cancel", id])["state"], "canceled");
+        assert_eq!(cluster.cli.json(&["jobs", "cancel", id])["state"], "canceled");
         let deadline = asked + Duration::from_secs(10);
         while group_alive(group) {
             assert!(

@@ -33,21 +33,12 @@ fn signal(pid: u32, name: &str) {
         .status();
 }
 
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
+#[path = "support/procs.rs"]
+mod procs;
 
-fn logs(dir: &Path) -> String {
-    ["master.log", "agent.log"]
-        .iter()
-        .map(|n| {
-            format!(
-                "--- {n}\n{}\n",
-                std::fs::read_to_string(dir.join(n)).unwrap_or_default()
-            )
-        })
-        .collect()
-}
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::{logs, Cli};
 
 /// Polls `cond` every 50 ms until it yields a value; panics with `what` at the deadline.
 fn wait_for<T>(what: &str, within: Duration, dir: &Path, mut cond: impl FnMut() -> Option<T>) -> T {
@@ -94,8 +85,8 @@ fn encodes(out: &Path) -> BTreeMap<u32, String> {
 
 struct Cluster {
     dir: tempfile::TempDir,
-    url: String,
-    _master: Proc,
+    cli: Cli,
+    _master: procs::Proc,
     agent: Option<Proc>,
 }
 
@@ -103,78 +94,35 @@ impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let ready = d.join("ready");
-        let master = Proc(
-            Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
-                .args(["--port", "0", "--heartbeat-interval", "1s", "--sweep-interval", "200ms"])
-                .args(["--retry-base", "200ms"])
-                .arg("--db")
-                .arg(d.join("master.db"))
-                .arg("--ready-file")
-                .arg(&ready)
-                .env("MASTER_API_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(log_file(d, "master.log"))
-                .spawn()
-                .unwrap(),
-        );
-        let url = wait_for("the master", Duration::from_secs(30), d, || {
-            std::fs::read_to_string(&ready).ok().filter(|s| !s.is_empty())
-        });
-        let agent = Proc(
-            Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-                .args(["--master", &url, "--heartbeat-interval", "1s", "--claim-wait", "2s"])
-                .args([
-                    "--max-concurrent-jobs",
-                    "2",
-                    "--name",
-                    "stalled",
-                    "--status-addr",
-                    "none",
-                ])
-                .args(["--idle-window", "0s", "--drain-timeout", "5s"])
-                .arg("--ca-cert")
-                .arg(d.join("tls/cert.pem"))
-                .arg("--output-dir")
-                .arg(d.join("out"))
-                .arg("--input-dir")
-                .arg(d.join("in"))
-                .arg("--powercap-root")
-                .arg(d.join("no-powercap"))
-                .env("MASTER_API_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(log_file(d, "agent.log"))
-                .spawn()
-                .unwrap(),
-        );
+        let (master, url) = cluster::master(d, KEY)
+            .args(["--port", "0", "--heartbeat-interval", "1s", "--sweep-interval", "200ms"])
+            .args(["--retry-base", "200ms"])
+            .start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "1s", "--claim-wait", "2s"])
+            .args([
+                "--max-concurrent-jobs",
+                "2",
+                "--name",
+                "stalled",
+                "--status-addr",
+                "none",
+            ])
+            .args(["--idle-window", "0s", "--drain-timeout", "5s"])
+            .path("--powercap-root", "no-powercap")
+            .command()
+            .spawn()
+            .unwrap();
         Cluster {
+            cli: Cli::new(d, &url, KEY),
             dir,
-            url,
             _master: master,
-            agent: Some(agent),
+            agent: Some(Proc(agent)),
         }
     }
 
-    fn cli(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url, "--output", "json"])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            logs(self.dir.path())
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn job(&self, id: &str) -> Job {
-        serde_json::from_value(self.cli(&["jobs", "status", id])).unwrap()
+        serde_json::from_value(self.cli.json(&["jobs", "status", id])).unwrap()
     }
 
     fn out(&self) -> PathBuf {
@@ -216,7 +164,7 @@ fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
     let sampler = Sampler::start(cluster.out());
     // A CPU quota of 10% of a core makes the encode last well past the freeze (about 0.3 CPU
     // seconds per second of 360p video here: over 10 s), however fast the machine.
-    let job = cluster.cli(&[
+    let job = cluster.cli.json(&[
         "jobs",
         "submit",
         "--scenario",
@@ -283,7 +231,7 @@ fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
     assert!(seen.contains(&format!("{id}-a{}", done.attempt)), "{seen:?}");
 
     // A wait longer than the clock can count is no limit, not a crash.
-    let waited = cluster.cli(&["jobs", "wait", &id, "--timeout", "200000000000000d"]);
+    let waited = cluster.cli.json(&["jobs", "wait", &id, "--timeout", "200000000000000d"]);
     assert_eq!(waited[0]["state"], "completed");
 
     let agent = cluster.agent.take().unwrap();
