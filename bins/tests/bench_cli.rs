@@ -3,8 +3,7 @@
 //! against the real master and agent binaries on loopback.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use ffrtmp_power::compare::{read_csv, read_json, write_csv, write_json, RunSample};
 
@@ -13,6 +12,14 @@ const KEY: &str = "bench-test-key-0123456789abcdef";
 #[path = "support/fake_rapl.rs"]
 mod fake_rapl;
 use fake_rapl::FakeRapl;
+
+#[path = "support/procs.rs"]
+mod procs;
+use procs::Proc;
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 fn ffrtmp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
@@ -312,126 +319,63 @@ fn auto_idle_windows_need_a_warm_up_to_measure() {
     assert!(text(&bad).contains("or auto"), "{}", text(&bad));
 }
 
-// --- the real master and agent on loopback (helpers as in e2e.rs) ---
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
+// --- the real master and agent on loopback ---
 
 struct Cluster {
     _procs: Vec<Proc>,
     _rapl: Option<FakeRapl>,
     dir: tempfile::TempDir,
-    url: String,
+    cli: Cli,
 }
 
 impl Cluster {
     /// A master and one agent; with `metered`, the agent reads a [`FakeRapl`] (50 W).
     fn start(metered: bool) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = cluster::shared_dir();
         let d = dir.path();
-        // Reachable by the unprivileged user the agent runs workloads as.
-        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let powercap = d.join(if metered { "powercap" } else { "no-powercap" });
         let rapl = metered.then(|| FakeRapl::start(&powercap));
-        let ready = d.join("ready");
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let (master, url) = cluster::master(d, KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms", "--retry-base", "200ms"])
-            .arg("--db")
-            .arg(d.join("master.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&ready, Duration::from_secs(30));
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .start();
+        let agent = cluster::agent(d, &url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--max-concurrent-jobs", "1", "--name", "bench-agent"])
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(&powercap)
+            .path("--powercap-root", &powercap)
             // The start-up idle measurement, short so that a test need not wait for it.
             .args(["--idle-window", "1s"])
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, "agent.log"))
-            .spawn()
-            .unwrap();
+            .spawn();
         Cluster {
-            url,
-            _procs: vec![Proc(agent), master],
+            cli: Cli::new(d, &url, KEY),
+            _procs: vec![agent, master],
             _rapl: rapl,
             dir,
         }
     }
 
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", KEY)
-            .output()
-            .unwrap()
-    }
-
     fn logs(&self) -> String {
-        ["master.log", "agent.log"]
-            .iter()
-            .map(|n| {
-                format!(
-                    "--- {n}\n{}\n",
-                    std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default()
-                )
-            })
-            .collect()
+        cluster::logs(self.dir.path())
     }
+}
+
+/// A matrix of one 1 s 720p cell with null output, in `dir`.
+fn write_matrix(dir: &Path) -> PathBuf {
+    let matrix = dir.join("matrix.json");
+    std::fs::write(
+        &matrix,
+        r#"{"scenarios":["720p-h264"],"duration":1,"output_mode":"null"}"#,
+    )
+    .unwrap();
+    matrix
 }
 
 #[test]
 fn bench_run_records_every_repeat_against_a_real_cluster() {
     let cluster = Cluster::start(false);
     let d = cluster.dir.path();
-    let matrix = d.join("matrix.json");
-    std::fs::write(
-        &matrix,
-        r#"{"scenarios":["720p-h264"],"duration":1,"output_mode":"null"}"#,
-    )
-    .unwrap();
+    let matrix = write_matrix(d);
     let results = d.join("results");
-    let out = cluster.cli(&[
+    let out = cluster.cli.output(&[
         "bench",
         "run",
         "--matrix",
@@ -501,14 +445,9 @@ const SPAN_SLACK_S: f64 = 0.5;
 fn bench_run_measures_idle_windows_with_the_nodes_meters() {
     let cluster = Cluster::start(true);
     let d = cluster.dir.path();
-    let matrix = d.join("matrix.json");
-    std::fs::write(
-        &matrix,
-        r#"{"scenarios":["720p-h264"],"duration":1,"output_mode":"null"}"#,
-    )
-    .unwrap();
+    let matrix = write_matrix(d);
     let results = d.join("results");
-    let out = cluster.cli(&[
+    let out = cluster.cli.output(&[
         "--output",
         "json",
         "bench",

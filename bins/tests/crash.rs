@@ -2,7 +2,7 @@
 //! 2,000 short jobs; after a restart on the same database every job completes exactly once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,52 +12,30 @@ use ffrtmp_http::{ApiClient, ClientConfig};
 const KEY: &str = "crash-test-key-0123456789abcdef";
 const JOBS: usize = 2000;
 
-struct Proc(Child);
+#[path = "support/procs.rs"]
+mod procs;
+use procs::Proc;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/cluster.rs"]
+mod cluster;
 
-fn master(dir: &Path, db: &str, port: u16, log: &str) -> Proc {
+/// A master on `db` and its URL, once ready.
+fn master(dir: &Path, db: &str, port: u16, log: &str) -> (Proc, String) {
     let _ = std::fs::remove_file(dir.join("ready"));
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--heartbeat-interval",
-                "500ms",
-                "--sweep-interval",
-                "200ms",
-            ])
-            .args(["--retry-base", "100ms"])
-            .args(["--db", db])
-            .arg("--tls-dir")
-            .arg(dir.join("tls"))
-            .arg("--ready-file")
-            .arg(dir.join("ready"))
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join(log)).unwrap()))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn wait_ready(dir: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(dir.join("ready")) {
-            if !url.is_empty() {
-                return url;
-            }
-        }
-        assert!(Instant::now() < deadline, "master did not become ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    cluster::master(dir, KEY)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--heartbeat-interval",
+            "500ms",
+            "--sweep-interval",
+            "200ms",
+        ])
+        .args(["--retry-base", "100ms"])
+        .flag("--db", db)
+        .path("--tls-dir", "tls")
+        .log(log)
+        .start()
 }
 
 async fn count(api: &ApiClient, state: JobState) -> usize {
@@ -110,38 +88,12 @@ async fn the_same_on_postgres() {
 }
 
 async fn crash_and_restart(d: &Path, db: &str) {
-    let mut m = master(d, db, 0, "master-1.log");
-    let url = wait_ready(d);
+    let (mut m, url) = master(d, db, 0, "master-1.log");
     let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
 
     let mut agents = Vec::new();
     for i in 0..4 {
-        agents.push(Proc(
-            Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-                .args(["--master", &url, "--executor", "noop", "--noop-delay", "5ms"])
-                .args([
-                    "--max-concurrent-jobs",
-                    "4",
-                    "--heartbeat-interval",
-                    "500ms",
-                    "--claim-wait",
-                    "1s",
-                ])
-                .args(["--name", &format!("noop-{i}"), "--status-addr", "none"])
-                .arg("--output-dir")
-                .arg(d.join(format!("out-{i}")))
-                .arg("--input-dir")
-                .arg(d.join("in"))
-                .arg("--ca-cert")
-                .arg(d.join("tls/cert.pem"))
-                .env("MASTER_API_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(d.join(format!("agent-{i}.log"))).unwrap(),
-                ))
-                .spawn()
-                .unwrap(),
-        ));
+        agents.push(cluster::noop_agent(d, &url, KEY, i, &format!("noop-{i}"), "5ms").spawn());
     }
 
     let mut config = ClientConfig::new(url.clone(), KEY.to_string());
@@ -175,8 +127,7 @@ async fn crash_and_restart(d: &Path, db: &str) {
     }
     m.0.kill().unwrap();
     m.0.wait().unwrap();
-    let _m2 = master(d, db, port, "master-2.log");
-    wait_ready(d);
+    let (_m2, _) = master(d, db, port, "master-2.log");
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let done = count(&api, JobState::Completed).await;

@@ -243,7 +243,9 @@ async fn the_dashboard_shows_a_jobs_progress_and_cancels_it_in_headless_chromium
     );
 
     // A real encode submitted through the API shows up, and its progress bar advances.
-    let job = farm.cli.json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "300"]);
+    let job = farm
+        .cli
+        .json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "300"]);
     let id = job["id"].as_str().unwrap().to_string();
     wait_js(
         &client,

@@ -1,8 +1,8 @@
 //! The whole system from the outside: the real master and agent binaries on loopback with
 //! TLS, the real CLI, and a real ffmpeg encode.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "e2e-test-key-0123456789abcdef";
@@ -13,7 +13,11 @@ use fake_rapl::FakeRapl;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{log_file, wait_for_file, Proc};
+use procs::{wait_for_file, Proc};
+
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 impl Proc {
     /// SIGTERM, then wait for a clean exit within the deadline.
@@ -43,30 +47,19 @@ fn unsafe_kill(pid: i32, sig: i32) {
 struct Cluster {
     dir: tempfile::TempDir,
     url: String,
+    api: Cli,
     master: Option<Proc>,
     agents: Vec<Proc>,
 }
 
 impl Cluster {
     fn start(agents: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        // Reachable by the unprivileged user the agent runs workloads as.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let ready = dir.path().join("ready");
-        let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+        let dir = cluster::shared_dir();
+        let (master, url) = cluster::master(dir.path(), KEY)
             .args(["--port", "0", "--heartbeat-interval", "500ms", "--retry-base", "200ms"])
-            .arg("--db")
-            .arg(dir.path().join("master.db"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(dir.path(), "master.log"))
-            .spawn()
-            .unwrap();
-        let master = Proc(master);
-        let url = wait_for_file(&ready, Duration::from_secs(30));
+            .start();
         let mut c = Cluster {
+            api: Cli::new(dir.path(), &url, KEY),
             dir,
             url,
             master: Some(master),
@@ -88,35 +81,17 @@ impl Cluster {
     }
 
     fn add_agent_with(&mut self, i: usize, powercap: &Path, extra: &[&str]) {
-        let d = self.dir.path();
-        let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-            .args([
-                "--master",
-                &self.url,
-                "--heartbeat-interval",
-                "500ms",
-                "--claim-wait",
-                "2s",
-            ])
+        let agent = cluster::agent(self.dir.path(), &self.url, KEY)
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
             .args(["--max-concurrent-jobs", "1", "--name", &format!("agent-{i}")])
             .args(["--status-addr", "127.0.0.1:0"])
-            .arg("--status-url-file")
-            .arg(d.join(format!("agent-{i}.status")))
+            .path("--status-url-file", format!("agent-{i}.status"))
             .args(extra)
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join(format!("out-{i}")))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(powercap)
-            .env("MASTER_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, &format!("agent-{i}.log")))
-            .spawn()
-            .unwrap();
-        self.agents.push(Proc(agent));
+            .path("--output-dir", format!("out-{i}"))
+            .path("--powercap-root", powercap)
+            .log(&format!("agent-{i}.log"))
+            .spawn();
+        self.agents.push(agent);
     }
 
     fn cli(&self, args: &[&str]) -> Output {
@@ -124,40 +99,38 @@ impl Cluster {
     }
 
     fn cli_with_key(&self, key: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-            .args(["--master", &self.url, "--output", "json"])
-            .arg("--ca-cert")
-            .arg(self.dir.path().join("tls/cert.pem"))
-            .args(args)
-            .env("MASTER_API_KEY", key)
-            .output()
-            .unwrap()
+        let mut command = self.api.with_key(Some(key)).command();
+        command.args(["--output", "json"]).args(args).output().unwrap()
     }
 
     fn cli_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "ffrtmp {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.api.json(args)
     }
 
     fn logs(&self) -> String {
-        let mut s = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let p: PathBuf = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                s += &format!(
-                    "--- {}\n{}\n",
-                    p.display(),
-                    std::fs::read_to_string(&p).unwrap_or_default()
-                );
-            }
-        }
-        s
+        cluster::logs(self.dir.path())
+    }
+
+    /// A master and agent 0 reading a [`FakeRapl`] tree (50 W), started with `extra` flags.
+    fn start_metered(extra: &[&str]) -> (Cluster, FakeRapl) {
+        let mut cluster = Cluster::start(0);
+        let powercap = cluster.dir.path().join("powercap");
+        let rapl = FakeRapl::start(&powercap);
+        cluster.add_agent_with(0, &powercap, extra);
+        (cluster, rapl)
+    }
+
+    /// Submits a real 720p encode of `seconds` with null output (and `extra` flags); its id.
+    fn submit_null(&self, seconds: &str, extra: &[&str]) -> String {
+        let mut args = vec!["jobs", "submit", "--scenario", "720p-h264", "--duration", seconds];
+        args.extend_from_slice(&["--output-mode", "null"]);
+        args.extend_from_slice(extra);
+        self.cli_json(&args)["id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the job runs on an agent.
+    fn wait_running(&self, id: &str) {
+        self.api.wait_state(id, &["running"], Duration::from_secs(60));
     }
 }
 
@@ -262,31 +235,9 @@ fn wrong_key_is_refused_and_bad_input_is_reported() {
 #[test]
 fn a_killed_agents_job_is_retried_elsewhere_and_completes_once() {
     let mut cluster = Cluster::start(1);
-    let job = cluster.cli_json(&[
-        "jobs",
-        "submit",
-        "--scenario",
-        "720p-h264",
-        "--duration",
-        "30",
-        "--output-mode",
-        "null",
-    ]);
-    let id = job["id"].as_str().unwrap().to_string();
+    let id = cluster.submit_null("30", &[]);
     // Wait until the only agent runs it, then kill that agent without warning.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = cluster.cli_json(&["jobs", "status", &id]);
-        if j["state"] == "running" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job never started: {j:#}\n{}",
-            cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.wait_running(&id);
     let mut victim = cluster.agents.remove(0);
     victim.0.kill().unwrap();
     victim.0.wait().unwrap();
@@ -308,21 +259,8 @@ fn a_killed_agents_job_is_retried_elsewhere_and_completes_once() {
 
 #[test]
 fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
-    let mut cluster = Cluster::start(0);
-    let powercap = cluster.dir.path().join("powercap");
-    let _rapl = FakeRapl::start(&powercap);
-    cluster.add_agent_with_powercap(0, &powercap);
-    let job = cluster.cli_json(&[
-        "jobs",
-        "submit",
-        "--scenario",
-        "720p-h264",
-        "--duration",
-        "4",
-        "--output-mode",
-        "null",
-    ]);
-    let id = job["id"].as_str().unwrap().to_string();
+    let (cluster, _rapl) = Cluster::start_metered(&[]);
+    let id = cluster.submit_null("4", &[]);
     let done = cluster.cli_json(&["jobs", "wait", &id, "--timeout", "120s"]);
     let r = &done[0]["result"];
     assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], cluster.logs());
@@ -352,25 +290,8 @@ fn a_jobs_energy_is_attributed_by_its_cgroup_cpu_share() {
 /// `ffrtmp jobs status`) and the CLI's text show it.
 #[test]
 fn a_timed_out_jobs_energy_is_stored_and_shown() {
-    let mut cluster = Cluster::start(0);
-    let powercap = cluster.dir.path().join("powercap");
-    let _rapl = FakeRapl::start(&powercap);
-    cluster.add_agent_with_powercap(0, &powercap);
-    let job = cluster.cli_json(&[
-        "jobs",
-        "submit",
-        "--scenario",
-        "720p-h264",
-        "--duration",
-        "600",
-        "--output-mode",
-        "null",
-        "--timeout-sec",
-        "2",
-        "--max-retries",
-        "0",
-    ]);
-    let id = job["id"].as_str().unwrap().to_string();
+    let (cluster, _rapl) = Cluster::start_metered(&[]);
+    let id = cluster.submit_null("600", &["--timeout-sec", "2", "--max-retries", "0"]);
     // `jobs wait` exits non-zero when a job did not complete, as this one must not.
     let waited = cluster.cli(&["jobs", "wait", &id, "--timeout", "120s"]);
     assert!(!waited.status.success());
@@ -384,14 +305,7 @@ fn a_timed_out_jobs_energy_is_stored_and_shown() {
         "the timeout report carried no energy: {job:#}\n{}",
         cluster.logs()
     );
-    let text = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--master", &cluster.url])
-        .arg("--ca-cert")
-        .arg(cluster.dir.path().join("tls/cert.pem"))
-        .args(["jobs", "status", &id])
-        .env("MASTER_API_KEY", KEY)
-        .output()
-        .unwrap();
+    let text = cluster.api.output(&["jobs", "status", &id]);
     let text = String::from_utf8_lossy(&text.stdout);
     if e["source"] == "unavailable" {
         let reason = e["unavailable_reason"].as_str().unwrap_or_default();
@@ -419,21 +333,8 @@ fn a_timed_out_jobs_energy_is_stored_and_shown() {
 /// says it is partial, and why.
 #[test]
 fn a_counter_reset_mid_job_leaves_plausible_partial_energy() {
-    let mut cluster = Cluster::start(0);
-    let powercap = cluster.dir.path().join("powercap");
-    let rapl = FakeRapl::start(&powercap);
-    cluster.add_agent_with_powercap(0, &powercap);
-    let job = cluster.cli_json(&[
-        "jobs",
-        "submit",
-        "--scenario",
-        "720p-h264",
-        "--duration",
-        "60",
-        "--output-mode",
-        "null",
-    ]);
-    let id = job["id"].as_str().unwrap().to_string();
+    let (cluster, rapl) = Cluster::start_metered(&[]);
+    let id = cluster.submit_null("60", &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let j = cluster.cli_json(&["jobs", "status", &id]);
@@ -558,11 +459,7 @@ fn sigterm_drains_the_agent_and_hands_unfinished_jobs_back() {
     cluster.add_agent_with(0, &powercap, &["--drain-timeout", "1s"]);
     let job = cluster.cli_json(&["jobs", "submit", "--scenario", "1080p-h264", "--duration", "600"]);
     let id = job["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
-        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_running(&id);
     // Stop claiming, give the job the 1 s drain, then stop it and report it as interrupted.
     let agent = cluster.agents.remove(0);
     let status = agent.stop(Duration::from_secs(20));
@@ -592,33 +489,15 @@ fn an_agent_registers_again_when_the_master_no_longer_knows_it() {
     // old backup, or replaced): it has never heard of the agent's node.
     cluster.master.take().unwrap().0.kill().unwrap();
     let d = cluster.dir.path();
-    let ready = d.join("ready-2");
-    let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+    let (master, _) = cluster::master(d, KEY)
         .args(["--port", &port, "--heartbeat-interval", "500ms"])
-        .arg("--db")
-        .arg(d.join("fresh.db"))
-        .arg("--tls-dir")
-        .arg(d.join("tls"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .env("MASTER_API_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(log_file(d, "master-2.log"))
-        .spawn()
-        .unwrap();
-    cluster.master = Some(Proc(master));
-    wait_for_file(&ready, Duration::from_secs(30));
-    let job = cluster.cli_json(&[
-        "jobs",
-        "submit",
-        "--scenario",
-        "720p-h264",
-        "--duration",
-        "1",
-        "--output-mode",
-        "null",
-    ]);
-    let id = job["id"].as_str().unwrap().to_string();
+        .path("--db", "fresh.db")
+        .path("--tls-dir", "tls")
+        .path("--ready-file", "ready-2")
+        .log("master-2.log")
+        .start();
+    cluster.master = Some(master);
+    let id = cluster.submit_null("1", &[]);
     let done = cluster.cli_json(&["jobs", "wait", &id, "--timeout", "60s"]);
     assert_eq!(done[0]["state"], "completed", "{:#}\n{}", done[0], cluster.logs());
     let nodes = cluster.cli_json(&["nodes", "list"]);
@@ -688,31 +567,15 @@ fn the_agent_and_its_encodes_hold_no_key_and_encodes_run_unprivileged() {
 fn a_key_given_on_the_command_line_leaves_it_and_still_authenticates() {
     let cluster = Cluster::start(0);
     let d = cluster.dir.path();
-    let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-        .args([
-            "--master",
-            &cluster.url,
-            "--heartbeat-interval",
-            "500ms",
-            "--claim-wait",
-            "2s",
-        ])
+    let agent = cluster::agent(d, &cluster.url, KEY)
+        .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
         .args(["--executor", "noop", "--name", "argv-agent", "--status-addr", "none"])
         .arg(format!("--api-key={KEY}"))
-        .arg("--ca-cert")
-        .arg(d.join("tls/cert.pem"))
-        .arg("--output-dir")
-        .arg(d.join("out-argv"))
-        .arg("--input-dir")
-        .arg(d.join("in"))
-        .arg("--powercap-root")
-        .arg(d.join("no-powercap"))
-        .env_remove("MASTER_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(log_file(d, "agent-argv.log"))
-        .spawn()
-        .unwrap();
-    let agent = Proc(agent);
+        .path("--output-dir", "out-argv")
+        .path("--powercap-root", "no-powercap")
+        .no_key()
+        .log("agent-argv.log")
+        .spawn();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let nodes = cluster.cli_json(&["nodes", "list"]);
@@ -813,17 +676,10 @@ fn a_job_requiring_its_limits_runs_enforced_on_a_node_that_advertises_enforcemen
 /// shows it per attempt, attribution named, and in total.
 #[test]
 fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
-    let mut cluster = Cluster::start(0);
-    let powercap = cluster.dir.path().join("powercap");
-    let _rapl = FakeRapl::start(&powercap);
-    cluster.add_agent_with_powercap(0, &powercap);
+    let (cluster, _rapl) = Cluster::start_metered(&[]);
     let job = cluster.cli_json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "600"]);
     let id = job["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
-        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_running(&id);
     // Let it encode for a while so that its share of the node's energy is measurable.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
@@ -865,14 +721,7 @@ fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
     assert!(joules > 0.0, "{e:#}");
     assert!(e["attribution"].as_str().is_some_and(|a| !a.is_empty()), "{e:#}");
     assert_eq!(job["attempts_energy"]["total_joules"].as_f64(), Some(joules), "{job:#}");
-    let text = Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--master", &cluster.url])
-        .arg("--ca-cert")
-        .arg(cluster.dir.path().join("tls/cert.pem"))
-        .args(["jobs", "status", &id])
-        .env("MASTER_API_KEY", KEY)
-        .output()
-        .unwrap();
+    let text = cluster.api.output(&["jobs", "status", &id]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("energy by attempt:"), "{text}");
     assert!(
@@ -886,17 +735,10 @@ fn a_canceled_jobs_record_shows_the_energy_its_attempt_used() {
 /// the attempt's energy follows once it has, and the job's record keeps it.
 #[test]
 fn a_drained_attempts_energy_is_kept_on_its_job() {
-    let mut cluster = Cluster::start(0);
-    let powercap = cluster.dir.path().join("powercap");
-    let _rapl = FakeRapl::start(&powercap);
-    cluster.add_agent_with(0, &powercap, &["--drain-timeout", "1s"]);
+    let (mut cluster, _rapl) = Cluster::start_metered(&["--drain-timeout", "1s"]);
     let job = cluster.cli_json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "600"]);
     let id = job["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster.cli_json(&["jobs", "status", &id])["state"] != "running" {
-        assert!(Instant::now() < deadline, "job never started\n{}", cluster.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster.wait_running(&id);
     let status = cluster.agents.remove(0).stop(Duration::from_secs(20));
     assert!(status.success(), "agent exit {status}\n{}", cluster.logs());
     // The agent exits only after its reports went out: the record is complete now.

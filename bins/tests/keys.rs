@@ -3,38 +3,19 @@
 //! its routes.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const AGENT_KEYS: [&str; 2] = ["agent-key-file-000000001", "agent-key-file-000000002"];
 const USER_KEY: &str = "user-key-file-0000000001";
 const READ_KEY: &str = "read-key-file-0000000001";
 
-struct Proc(Child);
+#[path = "support/procs.rs"]
+mod procs;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_file(path: &Path, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
-}
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Cli;
 
 /// The process's command line and environment, as the kernel shows them to `ps`.
 fn visible(pid: u32) -> String {
@@ -44,12 +25,10 @@ fn visible(pid: u32) -> String {
 }
 
 fn cli(dir: &Path, url: &str, key_file: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(["--master", url, "--output", "json"])
-        .arg("--ca-cert")
-        .arg(dir.join("tls/cert.pem"))
+    Cli::keyless(dir, url)
+        .command()
+        .args(["--output", "json"])
         .args(args)
-        .env_remove("MASTER_API_KEY")
         .env("MASTER_API_KEY_FILE", key_file)
         .output()
         .unwrap()
@@ -77,48 +56,24 @@ fn keys_come_from_files_stay_out_of_ps_and_are_separated_by_role() {
     let user_keys = write("user.keys", format!("{USER_KEY}\n"));
     let read_keys = write("read.keys", format!("{READ_KEY}\n"));
 
-    let ready = d.join("ready");
-    let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+    let (master, url) = cluster::master(d, "")
         .args(["--port", "0", "--heartbeat-interval", "500ms"])
-        .arg("--db")
-        .arg(d.join("master.db"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--agent-key-file")
-        .arg(&agent_keys)
-        .arg("--user-key-file")
-        .arg(&user_keys)
-        .env_remove("MASTER_API_KEY")
+        .path("--agent-key-file", &agent_keys)
+        .path("--user-key-file", &user_keys)
+        .no_key()
         .env("MASTER_READ_KEY_FILE", &read_keys)
-        .stdout(Stdio::null())
-        .stderr(log_file(d, "master.log"))
-        .spawn()
-        .unwrap();
-    let master = Proc(master);
-    let url = wait_for_file(&ready, Duration::from_secs(30));
+        .start();
 
     // The agent uses the older of the two agent keys: both are accepted.
-    let agent = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-        .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+    let agent = cluster::agent(d, &url, "")
+        .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
         .args(["--name", "keyed-agent", "--executor", "noop", "--status-addr", "none"])
-        .arg("--api-key-file")
-        .arg(&agent_key)
-        .arg("--ca-cert")
-        .arg(d.join("tls/cert.pem"))
-        .arg("--output-dir")
-        .arg(d.join("out"))
-        .arg("--input-dir")
-        .arg(d.join("in"))
-        .arg("--powercap-root")
-        .arg(d.join("no-powercap"))
+        .path("--api-key-file", &agent_key)
+        .path("--powercap-root", "no-powercap")
         .arg("--idle-window")
         .arg("0s")
-        .env_remove("MASTER_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(log_file(d, "agent.log"))
-        .spawn()
-        .unwrap();
-    let agent = Proc(agent);
+        .no_key()
+        .spawn();
 
     for pid in [master.0.id(), agent.0.id()] {
         let shown = visible(pid);
@@ -181,8 +136,7 @@ fn an_agent_with_its_client_certificate_registers_where_one_is_required() {
     client_pki(d);
     let key_file = d.join("all.key");
     std::fs::write(&key_file, format!("{USER_KEY}\n")).unwrap();
-    let ready = d.join("ready");
-    let master = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+    let (_master, url) = cluster::master(d, "")
         .args([
             "--port",
             "0",
@@ -190,24 +144,12 @@ fn an_agent_with_its_client_certificate_registers_where_one_is_required() {
             "500ms",
             "--require-client-cert-for-agents",
         ])
-        .arg("--db")
-        .arg(d.join("master.db"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--client-ca")
-        .arg(d.join("ca.pem"))
-        .env_remove("MASTER_API_KEY")
+        .path("--client-ca", "ca.pem")
+        .no_key()
         .env("MASTER_API_KEY_FILE", &key_file)
-        .stdout(Stdio::null())
-        .stderr(log_file(d, "master.log"))
-        .spawn()
-        .unwrap();
-    let _master = Proc(master);
-    let url = wait_for_file(&ready, Duration::from_secs(30));
+        .start();
     let agent = |name: &str, with_cert: bool| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"));
-        command
-            .args(["--master", &url, "--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+        let mut agent = cluster::agent(d, &url, "")
             .args([
                 "--name",
                 name,
@@ -218,23 +160,16 @@ fn an_agent_with_its_client_certificate_registers_where_one_is_required() {
                 "--idle-window",
                 "0s",
             ])
-            .arg("--ca-cert")
-            .arg(d.join("tls/cert.pem"))
-            .arg("--output-dir")
-            .arg(d.join("out"))
-            .arg("--input-dir")
-            .arg(d.join("in"))
-            .arg("--powercap-root")
-            .arg(d.join("no-powercap"))
-            .env_remove("MASTER_API_KEY")
+            .args(["--heartbeat-interval", "500ms", "--claim-wait", "2s"])
+            .path("--powercap-root", "no-powercap")
+            .no_key()
             .env("MASTER_API_KEY_FILE", &key_file)
-            .stdout(Stdio::null())
-            .stderr(log_file(d, &format!("{name}.log")));
+            .log(&format!("{name}.log"));
         if with_cert {
-            command.arg("--client-cert").arg(d.join("agent.pem"));
-            command.arg("--client-key").arg(d.join("agent.key"));
+            agent = agent.path("--client-cert", "agent.pem");
+            agent = agent.path("--client-key", "agent.key");
         }
-        Proc(command.spawn().unwrap())
+        agent.spawn()
     };
     let _bare = agent("without-cert", false);
     let _good = agent("with-cert", true);

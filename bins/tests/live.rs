@@ -79,7 +79,8 @@ impl Cluster {
 
     /// Polls the job until it is completed or failed.
     fn wait(&self, id: &str) -> serde_json::Value {
-        self.cli.wait_state(id, &["completed", "failed"], Duration::from_secs(90))
+        self.cli
+            .wait_state(id, &["completed", "failed"], Duration::from_secs(90))
     }
 }
 

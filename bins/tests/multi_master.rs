@@ -3,7 +3,7 @@
 //! a private server); `FFRTMP_SKIP_PG=1` skips with a message.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,14 +13,12 @@ use ffrtmp_http::{ApiClient, ClientConfig};
 const KEY: &str = "multi-master-key-0123456789abcdef";
 const JOBS: usize = 600;
 
-struct Proc(Child);
+#[path = "support/procs.rs"]
+mod procs;
+use procs::Proc;
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/cluster.rs"]
+mod cluster;
 
 fn admin_url() -> Option<String> {
     if std::env::var("FFRTMP_SKIP_PG").as_deref() == Ok("1") {
@@ -73,8 +71,7 @@ impl Drop for Database {
 }
 
 fn master(dir: &Path, db: &str, name: &str) -> (Proc, String) {
-    let ready = dir.join(format!("{name}.url"));
-    let child = Command::new(env!("CARGO_BIN_EXE_ffrtmp-master"))
+    cluster::master(dir, KEY)
         .args([
             "--port",
             "0",
@@ -82,32 +79,12 @@ fn master(dir: &Path, db: &str, name: &str) -> (Proc, String) {
             "500ms",
             "--sweep-interval",
             "200ms",
-            "--db",
-            db,
         ])
-        .arg("--tls-dir")
-        .arg(dir.join("tls"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .env("MASTER_API_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join(format!("{name}.log"))).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let p = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(&ready) {
-            if !url.is_empty() {
-                return (p, url);
-            }
-        }
-        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-        assert!(Instant::now() < deadline, "{name} did not start:\n{log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .flag("--db", db)
+        .path("--tls-dir", "tls")
+        .path("--ready-file", format!("{name}.url"))
+        .log(&format!("{name}.log"))
+        .start()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,32 +105,7 @@ async fn two_masters_on_one_postgres_never_hand_out_a_job_twice() {
     let mut agents = Vec::new();
     for i in 0..4 {
         let url = if i % 2 == 0 { &url1 } else { &url2 };
-        agents.push(Proc(
-            Command::new(env!("CARGO_BIN_EXE_ffrtmp-agent"))
-                .args(["--master", url, "--executor", "noop", "--noop-delay", "2ms"])
-                .args([
-                    "--max-concurrent-jobs",
-                    "4",
-                    "--heartbeat-interval",
-                    "500ms",
-                    "--claim-wait",
-                    "1s",
-                ])
-                .args(["--name", &format!("agent-{i}"), "--status-addr", "none"])
-                .arg("--output-dir")
-                .arg(d.join(format!("out-{i}")))
-                .arg("--input-dir")
-                .arg(d.join("in"))
-                .arg("--ca-cert")
-                .arg(d.join("tls/cert.pem"))
-                .env("MASTER_API_KEY", KEY)
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(
-                    std::fs::File::create(d.join(format!("agent-{i}.log"))).unwrap(),
-                ))
-                .spawn()
-                .unwrap(),
-        ));
+        agents.push(cluster::noop_agent(d, url, KEY, i, &format!("agent-{i}"), "2ms").spawn());
     }
     let client = |url: &str| {
         let mut c = ClientConfig::new(url.to_string(), KEY.to_string());

@@ -172,7 +172,9 @@ impl Cluster {
 
     /// Submits a real 1 s 720p encode and waits until it completed.
     fn encode_one(&self) {
-        let job = self.cli.json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "1"]);
+        let job = self
+            .cli
+            .json(&["jobs", "submit", "--scenario", "720p-h264", "--duration", "1"]);
         let id = job["id"].as_str().unwrap().to_string();
         let done = self.cli.json(&["jobs", "wait", &id, "--timeout", "120s"]);
         assert_eq!(done[0]["state"], "completed", "{done:#}\n{}", logs(self.dir.path()));

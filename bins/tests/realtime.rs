@@ -48,7 +48,9 @@ impl Cluster {
     }
 
     fn submit(&self, scenario: &str, duration: &str) -> String {
-        let job = self.cli.json(&["jobs", "submit", "--scenario", scenario, "--duration", duration]);
+        let job = self
+            .cli
+            .json(&["jobs", "submit", "--scenario", scenario, "--duration", duration]);
         job["id"].as_str().unwrap().to_string()
     }
 

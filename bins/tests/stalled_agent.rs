@@ -231,7 +231,9 @@ fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
     assert!(seen.contains(&format!("{id}-a{}", done.attempt)), "{seen:?}");
 
     // A wait longer than the clock can count is no limit, not a crash.
-    let waited = cluster.cli.json(&["jobs", "wait", &id, "--timeout", "200000000000000d"]);
+    let waited = cluster
+        .cli
+        .json(&["jobs", "wait", &id, "--timeout", "200000000000000d"]);
     assert_eq!(waited[0]["state"], "completed");
 
     let agent = cluster.agent.take().unwrap();

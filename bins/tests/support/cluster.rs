@@ -58,6 +58,24 @@ pub fn agent(dir: &Path, url: &str, key: &str) -> Launch {
         .path("--input-dir", "in")
 }
 
+/// Agent `i` of a load test, named `name`: the noop executor taking `delay` a job, four slots,
+/// 500 ms heartbeats, 1 s claim waits, no status endpoint, `out-<i>` and `agent-<i>.log`.
+pub fn noop_agent(dir: &Path, url: &str, key: &str, i: usize, name: &str, delay: &str) -> Launch {
+    agent(dir, url, key)
+        .args(["--executor", "noop", "--noop-delay", delay])
+        .args([
+            "--max-concurrent-jobs",
+            "4",
+            "--heartbeat-interval",
+            "500ms",
+            "--claim-wait",
+            "1s",
+        ])
+        .args(["--name", name, "--status-addr", "none"])
+        .path("--output-dir", format!("out-{i}"))
+        .log(&format!("agent-{i}.log"))
+}
+
 impl Launch {
     fn new(program: &'static str, dir: &Path, key: &str, log: &str) -> Launch {
         Launch {
@@ -186,7 +204,9 @@ pub fn logs(dir: &Path) -> String {
     for p in paths {
         let text = std::fs::read_to_string(&p).unwrap_or_default();
         let start = text.len().saturating_sub(LOG_TAIL);
-        let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
         s += &format!("--- {}\n{}\n", p.display(), &text[start..]);
     }
     s
@@ -209,6 +229,11 @@ impl Cli {
         }
     }
 
+    /// The CLI for the master at `url` whose files are in `dir`, without `MASTER_API_KEY`.
+    pub fn keyless(dir: &Path, url: &str) -> Cli {
+        Cli::new(dir, url, "").with_key(None)
+    }
+
     /// The same CLI with another key (`None`: no `MASTER_API_KEY` at all).
     pub fn with_key(&self, key: Option<&str>) -> Cli {
         Cli {
@@ -226,7 +251,10 @@ impl Cli {
     /// `ffrtmp --master URL --ca-cert CA`, for a test to add to.
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ffrtmp"));
-        command.args(["--master", &self.url]).arg("--ca-cert").arg(self.dir.join("tls/cert.pem"));
+        command
+            .args(["--master", &self.url])
+            .arg("--ca-cert")
+            .arg(self.dir.join("tls/cert.pem"));
         match &self.key {
             Some(key) => command.env("MASTER_API_KEY", key),
             None => command.env_remove("MASTER_API_KEY"),
@@ -264,7 +292,7 @@ impl Cli {
                 "job {id} did not reach {states:?}: {job:#}\n{}",
                 logs(&self.dir)
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
