@@ -128,6 +128,14 @@ impl Cluster {
         self.cli_json(&args)["id"].as_str().unwrap().to_string()
     }
 
+    /// SIGTERM to the agents, then the master; each must exit cleanly.
+    fn stop_cleanly(&mut self) {
+        for agent in self.agents.drain(..) {
+            assert!(agent.stop(Duration::from_secs(40)).success());
+        }
+        assert!(self.master.take().unwrap().stop(Duration::from_secs(20)).success());
+    }
+
     /// Waits until the job runs on an agent.
     fn wait_running(&self, id: &str) {
         self.api.wait_state(id, &["running"], Duration::from_secs(60));
@@ -205,10 +213,7 @@ fn a_real_720p_job_travels_master_agent_and_back() {
     );
     assert!(metrics.contains("ffrtmp_energy_available 0"), "{metrics}");
 
-    for agent in cluster.agents.drain(..) {
-        assert!(agent.stop(Duration::from_secs(40)).success());
-    }
-    assert!(cluster.master.take().unwrap().stop(Duration::from_secs(20)).success());
+    cluster.stop_cleanly();
 }
 
 #[test]
@@ -665,10 +670,7 @@ fn a_job_requiring_its_limits_runs_enforced_on_a_node_that_advertises_enforcemen
         assert!(limits.starts_with("enforced: cgroup v"), "{limits}");
         assert!(limits.ends_with("memory=512MiB"), "{limits}");
     }
-    for agent in cluster.agents.drain(..) {
-        assert!(agent.stop(Duration::from_secs(40)).success());
-    }
-    assert!(cluster.master.take().unwrap().stop(Duration::from_secs(20)).success());
+    cluster.stop_cleanly();
 }
 
 /// A canceled encode used energy too: once its workload stopped, the agent reports the
