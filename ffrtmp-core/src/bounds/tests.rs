@@ -137,6 +137,7 @@ fn registration() -> NodeRegistration {
         engines: vec!["ffmpeg".into()],
         version: "0.1.0".into(),
         enforces_limits: true,
+        quality_metrics: Vec::new(),
     }
 }
 

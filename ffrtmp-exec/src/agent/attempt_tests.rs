@@ -92,6 +92,7 @@ fn config(max: u32) -> AgentConfig {
         encoders: vec![],
         engines: vec![],
         enforces_limits: false,
+        quality_metrics: Vec::new(),
         version: String::new(),
     });
     c.heartbeat_interval = Duration::from_millis(20);
