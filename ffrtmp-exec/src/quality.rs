@@ -84,7 +84,9 @@ pub async fn measure_synthetic(
     );
     // Same time base and start on both sides, so frames pair up one to one.
     let graph = format!("[0:v]settb=AVTB,setpts=PTS-STARTPTS[d];[1:v]settb=AVTB,setpts=PTS-STARTPTS[r];[d][r]{filter}");
-    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-nostats", "-i"].map(OsString::from).into();
+    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-nostats", "-i"]
+        .map(OsString::from)
+        .into();
     args.push(output.as_os_str().to_owned());
     args.extend(["-f", "lavfi", "-i", &source, "-lavfi", &graph, "-f", "null", "-"].map(OsString::from));
     let mut spec = ProcessSpec::new(pass.ffmpeg, args);

@@ -290,8 +290,8 @@ impl AttributedEnergy {
     /// Why a job (or its quality pass) has no CPU reading.
     fn why_unmeasured(&self) -> EnergyReport {
         match (self.sampler.unavailable_reason(), &self.no_cgroups) {
-                (Some(e), _) => unavailable_energy(e.to_string()),
-                (None, Some(reason)) => unavailable_energy(format!("no job cgroup to attribute CPU time to: {reason}")),
+            (Some(e), _) => unavailable_energy(e.to_string()),
+            (None, Some(reason)) => unavailable_energy(format!("no job cgroup to attribute CPU time to: {reason}")),
             (None, None) => unavailable_energy("the job's cgroup was not measured"),
         }
     }
