@@ -199,7 +199,10 @@ fn the_filter_list_parser_finds_libvmaf_only_where_listed() {
     let without = " TS. psnr              VV->V      Calculate the PSNR between two video streams.\n \
                    ... vmafmotion        V->V       Calculate the VMAF Motion score.\n";
     assert!(!ffrtmp_exec::detect::lists_libvmaf(without));
-    assert!(!ffrtmp_exec::detect::lists_libvmaf("libvmaf\n"), "the name is the second column");
+    assert!(
+        !ffrtmp_exec::detect::lists_libvmaf("libvmaf\n"),
+        "the name is the second column"
+    );
 }
 
 /// On the installed FFmpeg (Debian's has no libvmaf) the advertised metrics are PSNR and SSIM
