@@ -73,7 +73,8 @@ pub struct QualityReport {
     pub energy: Option<EnergyReport>,
     /// Quality per joule: the score divided by the joules of the *encode* (the job's
     /// `energy.energy_joules`, not the quality pass's), e.g. PSNR dB or VMAF points per joule;
-    /// estimated when the encode's energy is. `None` without a score or encode energy.
+    /// estimated when the encode's energy is. `None` without a score or encode energy, or when
+    /// that energy is partial (a lower bound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_per_joule: Option<f64>,
 }

@@ -424,7 +424,9 @@ fn measure(
             let pass_energy = result.quality.is_some().then(|| m.quality_pass(job, &result)).flatten();
             if let Some(q) = result.quality.as_mut() {
                 q.energy = pass_energy;
-                q.score_per_joule = q.per_joule(result.energy.energy_joules);
+                // A partial report is a lower bound: a ratio over it would overstate.
+                let encode_joules = result.energy.energy_joules.filter(|_| !result.energy.partial);
+                q.score_per_joule = q.per_joule(encode_joules);
             }
             (ExecOutcome::Completed { result }, None)
         }
