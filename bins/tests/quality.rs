@@ -198,6 +198,14 @@ fn registration_advertises_vmaf_only_with_libvmaf_and_a_vmaf_job_still_runs() {
         expected.push("vmaf");
     }
     assert_eq!(*metrics, serde_json::json!(expected), "{nodes:#}");
+    let out = farm.cli(&["nodes", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("metered"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.lines().next().unwrap().ends_with("QUALITY"), "{text}");
+    assert!(line.trim_end().ends_with(&expected.join(",")), "{text}");
     let q = &job["result"]["quality"];
     if has_libvmaf {
         assert!(q["score"].is_number(), "{q:#}");
