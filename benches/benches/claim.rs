@@ -45,6 +45,7 @@ async fn lifecycles_per_sec(store: Arc<SqliteStore>, jobs: usize, workers: usize
                     engines: vec![],
                     version: String::new(),
                     enforces_limits: false,
+                    quality_metrics: Vec::new(),
                 })
                 .await
                 .unwrap();

@@ -535,6 +535,7 @@ fn names_from_the_master_are_printed_without_terminal_controls() {
                 encoders: vec!["libx264".into()],
                 engines: vec!["ffmpeg".into()],
                 enforces_limits: false,
+                quality_metrics: Vec::new(),
                 version: "0".into(),
             },
         ))

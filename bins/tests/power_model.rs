@@ -112,6 +112,14 @@ fn a_jobs_quality_per_joule_is_shown_with_its_estimated_energy() {
     let db = q["score"].as_f64().unwrap_or_else(|| panic!("{job:#}"));
     assert!((30.0..80.0).contains(&db), "{db}");
     let joules = job["result"]["energy"]["energy_joules"].as_f64().unwrap();
+    // The quality pass's own energy: estimated from the same model, apart from the encode's.
+    let pass = &q["energy"];
+    assert_eq!(pass["source"], "model:test-vm", "{job:#}");
+    assert_eq!(
+        (&pass["estimated"], &pass["model"]),
+        (&serde_json::json!(true), &serde_json::json!("test-vm"))
+    );
+    assert!(pass["energy_joules"].as_f64().unwrap() > 0.0, "{pass:#}");
     let text = farm.cli.output(&["jobs", "status", job["id"].as_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     println!("{text}");

@@ -238,9 +238,18 @@ fn a_real_prometheus_scrapes_master_and_agent_and_the_dashboard_uses_live_names(
         "ffrtmp_job_queue_wait_seconds_count 1",
         "ffrtmp_build_info{version=",
         "process_start_time_seconds ",
+        "ffrtmp_efficiency_window_seconds 86400",
+        r#",encoder="ffmpeg/libx264",scenario="720p-h264",energy="measured"} "#,
     ] {
         assert!(master.contains(needle), "master lacks {needle}\n{master}");
     }
+    // The job just measured is in the efficiency series: its node's row, measured J/frame.
+    assert!(
+        master
+            .lines()
+            .any(|l| l.starts_with("ffrtmp_efficiency_joules_per_frame{") && l.contains(r#"energy="measured""#)),
+        "{master}"
+    );
     for needle in [
         r#"ffrtmp_agent_jobs_total{outcome="completed"} 1"#,
         "process_resident_memory_bytes ",

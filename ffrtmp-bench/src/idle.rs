@@ -458,6 +458,7 @@ pub(super) mod tests {
                 engines: vec![],
                 version: String::new(),
                 enforces_limits: false,
+                quality_metrics: Vec::new(),
             },
             status: NodeStatus::Online,
             active_jobs: 0,

@@ -101,6 +101,7 @@ fn registration(i: usize, slots: u32) -> NodeRegistration {
         engines: vec!["noop".into()],
         version: env!("CARGO_PKG_VERSION").into(),
         enforces_limits: false,
+        quality_metrics: Vec::new(),
     }
 }
 

@@ -207,6 +207,7 @@ fn registration(name: String, engine: &str, slots: u32) -> NodeRegistration {
         engines: vec![engine.into()],
         version: env!("CARGO_PKG_VERSION").into(),
         enforces_limits: false,
+        quality_metrics: Vec::new(),
     }
 }
 

@@ -163,8 +163,8 @@ impl NodeRegistration {
     /// Checks every field against its bound: the name 1..=[`MAX_NODE_NAME_LEN`] bytes, cores
     /// 1..=[`MAX_CPU_CORES`], memory at most [`MAX_NODE_MEMORY_MB`], concurrency
     /// 1..=[`MAX_CONCURRENT_JOBS`], at most [`MAX_ENCODERS`] encoders and [`MAX_ENGINES`]
-    /// engines of 1..=[`MAX_LABEL_LEN`] bytes each, a version of at most [`MAX_LABEL_LEN`].
-    /// The stores refuse a registration that fails this.
+    /// engines of 1..=[`MAX_LABEL_LEN`] bytes each, each quality metric at most once, a
+    /// version of at most [`MAX_LABEL_LEN`]. The stores refuse a registration that fails this.
     pub fn validate(&self) -> Result<(), FieldError> {
         length("name", &self.name, 1, MAX_NODE_NAME_LEN)?;
         in_range("cpu_cores", self.cpu_cores, 1, MAX_CPU_CORES)?;
@@ -172,6 +172,10 @@ impl NodeRegistration {
         in_range("max_concurrent_jobs", self.max_concurrent_jobs, 1, MAX_CONCURRENT_JOBS)?;
         labels("encoders", &self.encoders, MAX_ENCODERS)?;
         labels("engines", &self.engines, MAX_ENGINES)?;
+        let metrics = &self.quality_metrics;
+        if metrics.iter().enumerate().any(|(i, m)| metrics[..i].contains(m)) {
+            return Err(FieldError::new("quality_metrics", "must list each metric at most once"));
+        }
         length("version", &self.version, 0, MAX_LABEL_LEN)
     }
 }

@@ -7,7 +7,8 @@
 //! (`EnergyReport::estimated`) never share a median: they have their own columns. A partial
 //! energy report is a lower bound, so it is left out of the J/frame medians (the job still
 //! counts for fps). Quality medians are per metric, over the jobs whose quality pass gave a
-//! score.
+//! score; so is quality per joule (score per joule of the encode), measured and estimated
+//! apart.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,13 @@ pub struct QualityFigures {
     pub median: f64,
     /// Jobs with a score of this metric.
     pub samples: u64,
+    /// Median quality per joule ([`QualityReport::per_joule`](crate::quality::QualityReport::per_joule):
+    /// the score per joule of the encode) over the jobs with a score and measured energy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_joule: Option<f64>,
+    /// The same over jobs whose encode energy was estimated from a power model, apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_per_joule: Option<f64>,
 }
 
 /// One (node, encoder, scenario) group.
@@ -73,7 +81,15 @@ struct Group {
     fps: Vec<f64>,
     measured: Vec<f64>,
     estimated: Vec<f64>,
-    quality: BTreeMap<String, Vec<f64>>,
+    quality: BTreeMap<String, Scores>,
+}
+
+/// The scores of one metric in a group, and their quality per joule by kind of energy.
+#[derive(Default)]
+struct Scores {
+    scores: Vec<f64>,
+    per_joule: Vec<f64>,
+    estimated_per_joule: Vec<f64>,
 }
 
 /// The median of `values` (the mean of the two middle ones for an even count); `None` when
@@ -129,11 +145,16 @@ pub fn efficiency_table<'a>(jobs: impl IntoIterator<Item = &'a Job>, since_ms: u
         }
         if let Some(q) = &result.quality {
             if let Some(score) = q.score.filter(|s| s.is_finite()) {
-                group
-                    .quality
-                    .entry(q.metric.as_str().to_string())
-                    .or_default()
-                    .push(score);
+                let scores = group.quality.entry(q.metric.as_str().to_string()).or_default();
+                scores.scores.push(score);
+                let joules = usable(energy.energy_joules).filter(|_| !energy.partial);
+                if let Some(per_joule) = q.per_joule(joules) {
+                    if energy.estimated {
+                        scores.estimated_per_joule.push(per_joule);
+                    } else {
+                        scores.per_joule.push(per_joule);
+                    }
+                }
             }
         }
     }
@@ -152,9 +173,15 @@ pub fn efficiency_table<'a>(jobs: impl IntoIterator<Item = &'a Job>, since_ms: u
             quality: g
                 .quality
                 .into_iter()
-                .filter_map(|(metric, scores)| {
-                    let samples = scores.len() as u64;
-                    median(scores).map(|m| (metric, QualityFigures { median: m, samples }))
+                .filter_map(|(metric, s)| {
+                    let samples = s.scores.len() as u64;
+                    let figures = |m| QualityFigures {
+                        median: m,
+                        samples,
+                        per_joule: median(s.per_joule),
+                        estimated_per_joule: median(s.estimated_per_joule),
+                    };
+                    median(s.scores).map(|m| (metric, figures(m)))
                 })
                 .collect(),
         })
@@ -297,7 +324,9 @@ mod tests {
             x264.quality["psnr"],
             QualityFigures {
                 median: 41.0,
-                samples: 2
+                samples: 2,
+                per_joule: None,
+                estimated_per_joule: None,
             }
         );
         let est = row(b, "ffmpeg/libx264", "720p-h264");
@@ -323,5 +352,39 @@ mod tests {
         let t = efficiency_table([&job], 0, 2_000);
         assert_eq!((t.rows[0].samples, t.rows[0].energy_samples), (1, 0));
         assert_eq!(t.rows[0].joules_per_frame, None);
+    }
+
+    /// Quality per joule is the score over the encode's joules, its median per metric, with
+    /// estimated energy apart and partial energy left out.
+    #[test]
+    fn quality_per_joule_is_the_median_score_per_joule_of_the_encode() {
+        let node = NodeId::new();
+        let job = |psnr: f64, joules: f64, estimated: bool, partial: bool| {
+            let mut j = done(Done {
+                node,
+                scenario: "720p-h264",
+                encoder: "ffmpeg/libx264",
+                fps: 10.0,
+                jpf: Some(0.1),
+                estimated,
+                psnr: Some(psnr),
+            });
+            let energy = &mut j.result.as_mut().unwrap().energy;
+            energy.energy_joules = Some(joules);
+            energy.partial = partial;
+            j
+        };
+        let jobs = [
+            job(40.0, 10.0, false, false), // 4 dB/J
+            job(42.0, 21.0, false, false), // 2 dB/J
+            job(45.0, 5.0, false, false),  // 9 dB/J
+            job(40.0, 4.0, true, false),   // 10 dB/J, estimated
+            job(40.0, 1.0, false, true),   // partial: left out
+        ];
+        let t = efficiency_table(&jobs, 0, 2_000);
+        let q = &t.rows[0].quality["psnr"];
+        assert_eq!((q.samples, q.median), (5, 40.0));
+        assert_eq!(q.per_joule, Some(4.0));
+        assert_eq!(q.estimated_per_joule, Some(10.0));
     }
 }

@@ -13,7 +13,7 @@
 //! let node = NodeRegistration {
 //!     name: "n1".into(), cpu_cores: 4, memory_mb: 8192, max_concurrent_jobs: 2,
 //!     encoders: vec!["libx264".into()], engines: vec!["ffmpeg".into()],
-//!     version: "1".into(), enforces_limits: false,
+//!     version: "1".into(), enforces_limits: false, quality_metrics: Vec::new(),
 //! };
 //! let mut job = JobSpec::new("720p-h264");
 //! assert_eq!(node.can_run(&job), Ok(()));
@@ -129,6 +129,7 @@ mod tests {
             engines: engines.iter().map(|s| s.to_string()).collect(),
             version: String::new(),
             enforces_limits,
+            quality_metrics: Vec::new(),
         }
     }
 

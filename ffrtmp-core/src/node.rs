@@ -31,6 +31,12 @@ pub struct NodeRegistration {
     /// limits are [`Required`](crate::Enforcement::Required). Absent: `false`.
     #[serde(default)]
     pub enforces_limits: bool,
+    /// Quality metrics (`parameters.quality`) the node's ffmpeg can compute: `psnr` and `ssim`
+    /// with any ffmpeg, `vmaf` only where it has the `libvmaf` filter. Advisory: claims do not
+    /// depend on it (a job asking for VMAF on a node without it completes with the score
+    /// unavailable, and why). Absent (older agents): not known.
+    #[serde(default)]
+    pub quality_metrics: Vec<crate::quality::QualityMetric>,
 }
 
 /// Liveness of a node as judged by the master.

@@ -156,6 +156,15 @@ pub trait JobEnergyMeter: Send + Sync {
     /// energy too: its report carries it (the agent sends it with the failure), with the
     /// figures that need a result, such as joules per frame, left out.
     fn finished(&self, job: &Job, result: Option<&JobResult>) -> EnergyReport;
+    /// The energy of the job's quality pass (`parameters.quality`), measured apart from the
+    /// encode's (the executor runs it in the cgroup named by
+    /// [`quality_pass_key`](crate::quality::quality_pass_key)); `result` is the completed
+    /// job's, whose quality report gives the pass's wall time. `None` (the default) where the
+    /// meter cannot tell the pass apart from the encode.
+    fn quality_pass(&self, job: &Job, result: &JobResult) -> Option<EnergyReport> {
+        let _ = (job, result);
+        None
+    }
     /// The whole node's energy meter now, sent with every heartbeat; `None` (the default)
     /// when the meter cannot say, e.g. no energy source. Called from the heartbeat task: it
     /// must not block.

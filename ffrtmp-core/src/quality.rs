@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::AttemptKey;
+use crate::job::EnergyReport;
+
 /// A quality metric of an encode against its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,8 +49,8 @@ impl std::str::FromStr for QualityMetric {
     }
 }
 
-/// The quality of a job's output, measured after the encode by a separate pass whose time is
-/// reported here, apart from the encode's.
+/// The quality of a job's output, measured after the encode by a separate pass whose time and
+/// energy are reported here, apart from the encode's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QualityReport {
     /// The metric.
@@ -62,7 +65,33 @@ pub struct QualityReport {
     /// outside the job's cgroup, so the job's attributed energy is the encode's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_s: Option<f64>,
+    /// Energy of the quality pass itself, attributed by the node's meter exactly as the
+    /// encode's is (its own cgroup, the same sampler; `estimated` with the model named on a node
+    /// with a power model), and never included in the job's `energy`. `None` where the node
+    /// has no meter or the report predates this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyReport>,
+    /// Quality per joule: the score divided by the joules of the *encode* (the job's
+    /// `energy.energy_joules`, not the quality pass's), e.g. PSNR dB or VMAF points per joule;
+    /// estimated when the encode's energy is. `None` without a score or encode energy, or when
+    /// that energy is partial (a lower bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_per_joule: Option<f64>,
 }
+
+/// The cgroup (and energy attribution key) of a job attempt's quality pass: the attempt key
+/// with [`QUALITY_PASS_SUFFIX`], so the pass is measured like an encode yet apart from it.
+///
+/// ```
+/// let key: ffrtmp_core::AttemptKey = "0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11-a2".parse().unwrap();
+/// assert_eq!(ffrtmp_core::quality::quality_pass_key(&key), "0b7d4f3e-3c57-4f7c-9a57-7b0b1d9e2f11-a2-quality");
+/// ```
+pub fn quality_pass_key(attempt: &AttemptKey) -> String {
+    format!("{attempt}{QUALITY_PASS_SUFFIX}")
+}
+
+/// What [`quality_pass_key`] appends to the attempt key.
+pub const QUALITY_PASS_SUFFIX: &str = "-quality";
 
 impl QualityReport {
     /// A report without a score, with the reason.
@@ -72,10 +101,15 @@ impl QualityReport {
             score: None,
             unavailable_reason: Some(reason.into()),
             wall_s: None,
+            energy: None,
+            score_per_joule: None,
         }
     }
 
-    /// Score per joule of the encode's energy, where both exist.
+    /// Quality per joule: the score per joule of the encode's energy (`joules`), where both
+    /// exist. This is the definition used everywhere (results' `score_per_joule`, `ffrtmp jobs
+    /// status`, the efficiency table): e.g. PSNR dB or VMAF points per joule of encode. The
+    /// quality pass's own energy is not in the denominator.
     ///
     /// ```
     /// use ffrtmp_core::quality::{QualityMetric, QualityReport};

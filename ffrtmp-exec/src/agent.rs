@@ -421,6 +421,13 @@ fn measure(
             if let Some(live) = result.live.as_mut() {
                 live.apply_energy(&result.energy);
             }
+            let pass_energy = result.quality.is_some().then(|| m.quality_pass(job, &result)).flatten();
+            if let Some(q) = result.quality.as_mut() {
+                q.energy = pass_energy;
+                // A partial report is a lower bound: a ratio over it would overstate.
+                let encode_joules = result.energy.energy_joules.filter(|_| !result.energy.partial);
+                q.score_per_joule = q.per_joule(encode_joules);
+            }
             (ExecOutcome::Completed { result }, None)
         }
         (None, ExecOutcome::Completed { mut result }) => {

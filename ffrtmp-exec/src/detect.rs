@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ffrtmp_core::quality::QualityMetric;
 use ffrtmp_core::Codec;
 
 use crate::cgroup::Cgroups;
@@ -44,6 +45,41 @@ pub fn parse_encoders(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether an `ffmpeg -filters` listing has the `libvmaf` filter (the name is the second
+/// column, after the flags).
+///
+/// ```
+/// use ffrtmp_exec::detect::lists_libvmaf;
+/// let with = " ... psnr              VV->V      Calculate the PSNR between two video streams.\n \
+///             ... libvmaf           VV->V      Calculate the VMAF between two video streams.\n";
+/// assert!(lists_libvmaf(with));
+/// assert!(!lists_libvmaf(" ... psnr  VV->V  Calculate the PSNR.\n ... vmafmotion  V->V  VMAF motion score.\n"));
+/// ```
+pub fn lists_libvmaf(filters: &str) -> bool {
+    filters.lines().any(|l| l.split_whitespace().nth(1) == Some("libvmaf"))
+}
+
+/// Whether `ffmpeg -filters` lists `libvmaf`; `false` when ffmpeg cannot be run.
+pub async fn has_libvmaf(ffmpeg: &Path) -> bool {
+    let mut cmd = tokio::process::Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-filters"])
+        .stdin(std::process::Stdio::null());
+    match probe_output(cmd, PROBE_TIMEOUT).await {
+        Ok(out) => lists_libvmaf(&String::from_utf8_lossy(&out.stdout)),
+        Err(_) => false,
+    }
+}
+
+/// The quality metrics `ffmpeg` can compute, as the registration advertises them: PSNR and
+/// SSIM always (built-in filters), VMAF where it has `libvmaf`.
+pub async fn quality_metrics(ffmpeg: &Path) -> Vec<QualityMetric> {
+    let mut metrics = vec![QualityMetric::Psnr, QualityMetric::Ssim];
+    if has_libvmaf(ffmpeg).await {
+        metrics.push(QualityMetric::Vmaf);
+    }
+    metrics
 }
 
 /// Whether this node enforces jobs' CPU and memory limits, as its registration advertises:

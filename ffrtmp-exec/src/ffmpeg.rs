@@ -146,6 +146,7 @@ impl FfmpegExecutor {
         spec.run_as = self.run_as.clone();
         spec.current_dir = Some(workdir);
         let mut parser = ProgressParser::new(cmd.expected_duration_s, Some(f64::from(cmd.scenario.fps)));
+        let quality_cancel = cancel.clone();
         let run = run_workload(
             spec,
             &crate::cgroup::job_cgroup_name(job),
@@ -176,7 +177,7 @@ impl FfmpegExecutor {
             remove_output(&cmd);
             return Err(e);
         }
-        let quality = self.quality_pass(job, &cmd, wall_s).await;
+        let quality = self.quality_pass(job, &cmd, wall_s, quality_cancel).await;
         let frames = parser.frames();
         let output_bytes = match &cmd.output {
             Some(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -242,7 +243,13 @@ impl FfmpegExecutor {
 impl FfmpegExecutor {
     /// The quality pass, when the job asks for one: against the regenerated synthetic source,
     /// or unavailable with the reason for a file input.
-    async fn quality_pass(&self, job: &Job, cmd: &FfmpegCommand, wall_s: f64) -> Option<QualityReport> {
+    async fn quality_pass(
+        &self,
+        job: &Job,
+        cmd: &FfmpegCommand,
+        wall_s: f64,
+        cancel: CancelSignal,
+    ) -> Option<QualityReport> {
         let metric = job.spec.parameters.quality?;
         let output = cmd.output.as_ref()?;
         let (None, Some(duration_s)) = (&job.spec.parameters.input, cmd.expected_duration_s) else {
@@ -251,9 +258,15 @@ impl FfmpegExecutor {
                 "quality is measured against the synthetic source only; this job encoded a file input",
             ));
         };
-        let timeout = std::time::Duration::from_secs_f64((wall_s * 4.0).max(120.0));
-        let ffmpeg = &self.config.ffmpeg_path;
-        Some(crate::quality::measure_synthetic(ffmpeg, output, &cmd.scenario, duration_s, metric, timeout).await)
+        let pass = crate::quality::QualityPass {
+            ffmpeg: &self.config.ffmpeg_path,
+            cgroups: &self.cgroups,
+            cgroup_name: ffrtmp_core::quality::quality_pass_key(&job.attempt_key()),
+            nice: self.nice,
+            timeout: std::time::Duration::from_secs_f64((wall_s * 4.0).max(120.0)),
+            cancel,
+        };
+        Some(crate::quality::measure_synthetic(pass, output, &cmd.scenario, duration_s, metric).await)
     }
 }
 

@@ -187,3 +187,42 @@ async fn fake_ffmpeg_test_encodes_decide_what_is_advertised() {
             .is_empty()
     );
 }
+
+/// The `libvmaf` filter is found in a filter list that has it (as an ffmpeg built with
+/// `--enable-libvmaf` prints it), and not in one with only its neighbours.
+#[test]
+fn the_filter_list_parser_finds_libvmaf_only_where_listed() {
+    let with = " TS. psnr              VV->V      Calculate the PSNR between two video streams.\n \
+                ... libvmaf           VV->V      Calculate the VMAF between two video streams.\n \
+                TS. ssim              VV->V      Calculate the SSIM between two video streams.\n";
+    assert!(ffrtmp_exec::detect::lists_libvmaf(with));
+    let without = " TS. psnr              VV->V      Calculate the PSNR between two video streams.\n \
+                   ... vmafmotion        V->V       Calculate the VMAF Motion score.\n";
+    assert!(!ffrtmp_exec::detect::lists_libvmaf(without));
+    assert!(
+        !ffrtmp_exec::detect::lists_libvmaf("libvmaf\n"),
+        "the name is the second column"
+    );
+}
+
+/// On the installed FFmpeg (Debian's has no libvmaf) the advertised metrics are PSNR and SSIM
+/// alone; VMAF only where the filter list has it.
+#[tokio::test]
+async fn the_installed_ffmpeg_advertises_vmaf_only_with_libvmaf() {
+    use ffrtmp_core::quality::QualityMetric;
+    let ffmpeg = Path::new("/usr/bin/ffmpeg");
+    assert!(ffmpeg.exists(), "ffmpeg is needed (scripts/test.sh installs it)");
+    let filters = std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-filters"])
+        .output()
+        .unwrap();
+    let has = String::from_utf8_lossy(&filters.stdout).contains(" libvmaf ");
+    let metrics = ffrtmp_exec::detect::quality_metrics(ffmpeg).await;
+    let mut expected = vec![QualityMetric::Psnr, QualityMetric::Ssim];
+    if has {
+        expected.push(QualityMetric::Vmaf);
+    }
+    assert_eq!(metrics, expected);
+    // A missing ffmpeg advertises no VMAF rather than failing.
+    assert!(!ffrtmp_exec::detect::has_libvmaf(Path::new("/nonexistent/ffmpeg")).await);
+}

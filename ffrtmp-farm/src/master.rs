@@ -162,6 +162,7 @@ mod tests {
                 engines: vec![],
                 version: "0".into(),
                 enforces_limits: false,
+                quality_metrics: Vec::new(),
             })
             .await
             .unwrap();

@@ -60,6 +60,13 @@ pub(crate) async fn metrics(state: &AppState) -> Response<Full<Bytes>> {
                 None
             }
         };
+        cluster.efficiency = match state.metrics.efficiency_cache().get(&state.store).await {
+            Ok(table) => Some(table),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics without efficiency series: the store failed");
+                None
+            }
+        };
         Ok::<_, ffrtmp_core::StoreError>(cluster)
     };
     let snapshot = tokio::time::timeout(READY_TIMEOUT, read).await;

@@ -42,6 +42,7 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 ///         engines: vec!["ffmpeg".into()],
 ///         version: "0.1.0".into(),
 ///         enforces_limits: false,
+///         quality_metrics: Vec::new(),
 ///     })
 ///     .await?;
 /// println!("registered as {}", node.id);

@@ -182,6 +182,7 @@ async fn registration_is_not_repeated_after_a_timeout() {
             engines: vec![],
             version: String::new(),
             enforces_limits: false,
+            quality_metrics: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -90,6 +90,7 @@ fn registration() -> ffrtmp_core::NodeRegistration {
         engines: vec!["ffmpeg".into()],
         version: "test".into(),
         enforces_limits: false,
+        quality_metrics: Vec::new(),
     }
 }
 

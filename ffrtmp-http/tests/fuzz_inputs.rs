@@ -116,6 +116,7 @@ fn bodies() -> Vec<String> {
             engines: vec!["ffmpeg".into()],
             version: "0.1.0".into(),
             enforces_limits: true,
+            quality_metrics: Vec::new(),
         })
         .unwrap(),
         r#"{"reason":"operator"}"#.into(),

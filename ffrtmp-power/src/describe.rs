@@ -25,7 +25,7 @@ pub fn estimated_note(e: &EnergyReport) -> String {
 }
 
 /// How `ffrtmp jobs status` shows the output's quality, when the job asked for it: the score,
-/// the quality pass's own time (its energy is not in the encode's), and the score per joule of
+/// the quality pass's own time and energy (not in the encode's), and the score per joule of
 /// the encode where both exist; or why there is no score.
 ///
 /// ```
@@ -39,6 +39,11 @@ pub fn estimated_note(e: &EnergyReport) -> String {
 /// };
 /// assert_eq!(ffrtmp_power::describe::quality_line(&r).unwrap(),
 ///     "quality: psnr 41.500 dB (quality pass 0.80 s, not in the encode's energy), 2.0750 dB/J of the encode");
+/// let mut with_pass = r.clone();
+/// with_pass.quality.as_mut().unwrap().energy =
+///     Some(EnergyReport { source: "rapl".into(), energy_joules: Some(1.5), ..Default::default() });
+/// assert_eq!(ffrtmp_power::describe::quality_line(&with_pass).unwrap(),
+///     "quality: psnr 41.500 dB (quality pass 0.80 s, 1.50 J (rapl), not in the encode's energy), 2.0750 dB/J of the encode");
 /// let none = JobResult { quality: Some(Box::new(QualityReport::unavailable(QualityMetric::Vmaf, "no libvmaf"))),
 ///     ..Default::default() };
 /// assert_eq!(ffrtmp_power::describe::quality_line(&none).unwrap(), "quality: vmaf unavailable (no libvmaf)");
@@ -52,9 +57,16 @@ pub fn quality_line(r: &ffrtmp_core::JobResult) -> Option<String> {
             q.unavailable_reason.as_deref().unwrap_or("no reason given")
         ));
     };
+    let pass_joules = q.energy.as_ref().and_then(|e| {
+        e.energy_joules
+            .map(|j| format!(", {j:.2} J ({}{})", e.source, estimated_note(e)))
+    });
     let pass = q
         .wall_s
-        .map(|w| format!(" (quality pass {w:.2} s, not in the encode's energy)"))
+        .map(|w| {
+            let joules = pass_joules.unwrap_or_default();
+            format!(" (quality pass {w:.2} s{joules}, not in the encode's energy)")
+        })
         .unwrap_or_default();
     let per_joule = q
         .per_joule(r.energy.energy_joules)

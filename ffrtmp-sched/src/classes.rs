@@ -201,6 +201,7 @@ mod tests {
             engines: engines.iter().map(|s| s.to_string()).collect(),
             version: String::new(),
             enforces_limits: enforces,
+            quality_metrics: Vec::new(),
         }
     }
 

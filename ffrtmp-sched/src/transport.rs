@@ -76,6 +76,7 @@ mod tests {
             encoders: vec!["libx264".into()],
             engines: vec!["ffmpeg".into()],
             enforces_limits: false,
+            quality_metrics: Vec::new(),
             version: String::new(),
         };
         let node = transport.register(&registration).await.unwrap();

@@ -438,6 +438,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    let quality_metrics = match &engine_path {
+        Some(ffmpeg) => detect::quality_metrics(ffmpeg).await,
+        None => Vec::new(),
+    };
     let transport: Arc<dyn Transport> = Arc::new(transport(&args)?);
 
     let mut agent = AgentBuilder::new(transport, executor)
@@ -445,6 +449,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .encoders(encoders)
         .engines(engines)
         .enforces_limits(enforces_limits)
+        .quality_metrics(quality_metrics)
         .energy_meter(meter)
         .heartbeat_interval(args.heartbeat_interval)
         .progress_interval(args.progress_interval)

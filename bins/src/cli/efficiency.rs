@@ -47,6 +47,13 @@ pub async fn run(api: &ApiClient, args: &EfficiencyArgs, json: bool) -> anyhow::
     if report.rows.iter().any(|r| r.estimated_samples > 0) {
         println!("J/FRAME EST: estimated from a node's power model, not measured");
     }
+    if report.rows.iter().any(|r| {
+        r.quality
+            .values()
+            .any(|q| q.per_joule.is_some() || q.estimated_per_joule.is_some())
+    }) {
+        println!("QUALITY /J: median score per joule of the encode (/J-est: from estimated energy)");
+    }
     Ok(())
 }
 
@@ -61,7 +68,16 @@ fn row(r: &EfficiencyRow, names: &HashMap<String, String>) -> Vec<String> {
     let quality: Vec<String> = r
         .quality
         .iter()
-        .map(|(metric, q)| format!("{metric}={:.3} (n={})", q.median, q.samples))
+        .map(|(metric, q)| {
+            let mut cell = format!("{metric}={:.3} (n={})", q.median, q.samples);
+            if let Some(v) = q.per_joule {
+                cell.push_str(&format!(" {v:.4}/J"));
+            }
+            if let Some(v) = q.estimated_per_joule {
+                cell.push_str(&format!(" {v:.4}/J-est"));
+            }
+            cell
+        })
         .collect();
     vec![
         names.get(&r.node_id).cloned().unwrap_or_else(|| r.node_id.clone()),

@@ -43,11 +43,22 @@ pub async fn run(api: &ApiClient, command: NodesCommand, json: bool) -> anyhow::
                         format!("{}/{}", n.active_jobs, n.registration.max_concurrent_jobs),
                         n.registration.cpu_cores.to_string(),
                         n.registration.encoders.join(","),
+                        quality_metrics(&n.registration),
                     ]
                 })
                 .collect();
-            table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS"], rows);
+            table(&["ID", "NAME", "STATUS", "JOBS", "CORES", "ENCODERS", "QUALITY"], rows);
         }
     }
     Ok(())
+}
+
+/// The quality metrics a node advertises (`vmaf` only where its ffmpeg has libvmaf); `-`
+/// where it advertises none (an older agent, or an engine without a quality pass).
+fn quality_metrics(r: &ffrtmp_core::NodeRegistration) -> String {
+    if r.quality_metrics.is_empty() {
+        return "-".into();
+    }
+    let names: Vec<&str> = r.quality_metrics.iter().map(|m| m.as_str()).collect();
+    names.join(",")
 }

@@ -137,6 +137,7 @@ fn registration() -> NodeRegistration {
         engines: vec!["ffmpeg".into()],
         version: "0.1.0".into(),
         enforces_limits: true,
+        quality_metrics: Vec::new(),
     }
 }
 
@@ -153,6 +154,12 @@ fn reg_edge(field: &str, at: impl Fn(&mut NodeRegistration), past: impl Fn(&mut 
 
 #[test]
 fn every_field_of_a_registration_is_bounded() {
+    use crate::quality::QualityMetric::{Psnr, Ssim, Vmaf};
+    reg_edge(
+        "quality_metrics",
+        |r| r.quality_metrics = vec![Psnr, Ssim, Vmaf],
+        |r| r.quality_metrics = vec![Psnr, Ssim, Psnr],
+    );
     let label = |n: usize| "e".repeat(n);
     reg_edge(
         "name",

@@ -92,6 +92,7 @@ fn config(max: u32) -> AgentConfig {
         encoders: vec![],
         engines: vec![],
         enforces_limits: false,
+        quality_metrics: Vec::new(),
         version: String::new(),
     });
     c.heartbeat_interval = Duration::from_millis(20);
@@ -461,4 +462,50 @@ async fn a_drained_attempt_reports_interrupted_then_its_energy() {
         "{outcomes:?}"
     );
     assert_eq!((outcomes[1].0, energy_of(&outcomes[1].1)), (key, Some(4.0)));
+}
+
+/// A meter that tells the quality pass from the encode: 20 J for the encode, 3 J for the pass.
+struct SplitMeter;
+
+impl ffrtmp_core::JobEnergyMeter for SplitMeter {
+    fn started(&self, _job: &Job) {}
+    fn finished(&self, _job: &Job, _result: Option<&JobResult>) -> ffrtmp_core::EnergyReport {
+        ffrtmp_core::EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(20.0),
+            ..Default::default()
+        }
+    }
+    fn quality_pass(&self, _job: &Job, _result: &JobResult) -> Option<ffrtmp_core::EnergyReport> {
+        Some(ffrtmp_core::EnergyReport {
+            source: "rapl".into(),
+            energy_joules: Some(3.0),
+            ..Default::default()
+        })
+    }
+}
+
+/// The quality pass's energy goes in the quality report, the encode's in the job's, and
+/// quality per joule divides by the encode's alone.
+#[test]
+fn the_quality_pass_energy_is_reported_apart_and_quality_per_joule_is_of_the_encode() {
+    use ffrtmp_core::quality::{QualityMetric, QualityReport};
+    let meter: Option<Arc<dyn ffrtmp_core::JobEnergyMeter>> = Some(Arc::new(SplitMeter));
+    let done = ExecOutcome::Completed {
+        result: JobResult {
+            quality: Some(Box::new(QualityReport {
+                score: Some(40.0),
+                wall_s: Some(0.5),
+                ..QualityReport::unavailable(QualityMetric::Psnr, "")
+            })),
+            ..Default::default()
+        },
+    };
+    let (ExecOutcome::Completed { result }, None) = super::measure(&meter, &job(JobId::new(), 1), done) else {
+        panic!("outcome changed")
+    };
+    assert_eq!(result.energy.energy_joules, Some(20.0));
+    let q = result.quality.unwrap();
+    assert_eq!(q.energy.and_then(|e| e.energy_joules), Some(3.0));
+    assert_eq!(q.score_per_joule, Some(2.0));
 }

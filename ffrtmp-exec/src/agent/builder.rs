@@ -48,6 +48,7 @@ impl AgentBuilder {
             engines: Vec::new(),
             version: env!("CARGO_PKG_VERSION").into(),
             enforces_limits: false,
+            quality_metrics: Vec::new(),
         };
         AgentBuilder {
             transport,
@@ -90,6 +91,12 @@ impl AgentBuilder {
     /// Whether this node enforces resource limits (jobs that require them go only to such nodes).
     pub fn enforces_limits(mut self, enforces: bool) -> Self {
         self.config.registration.enforces_limits = enforces;
+        self
+    }
+
+    /// The quality metrics advertised (see [`crate::detect::quality_metrics`]).
+    pub fn quality_metrics(mut self, metrics: impl IntoIterator<Item = ffrtmp_core::quality::QualityMetric>) -> Self {
+        self.config.registration.quality_metrics = metrics.into_iter().collect();
         self
     }
 

@@ -112,6 +112,7 @@ async fn ticks_carry_progress_between_heartbeats_and_their_cancels_stop_the_job(
         engines: vec![],
         version: String::new(),
         enforces_limits: false,
+        quality_metrics: Vec::new(),
     });
     config.heartbeat_interval = Duration::from_secs(30);
     config.progress_interval = Duration::from_millis(100);

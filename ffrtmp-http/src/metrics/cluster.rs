@@ -31,6 +31,9 @@ pub struct ClusterSnapshot {
     pub nodes: Vec<Node>,
     /// SLA figures of the recent past, when they were read ([`super::sla::SlaCache`]).
     pub sla: Option<super::sla::SlaSnapshot>,
+    /// The efficiency table of the recent past, when it was read
+    /// ([`super::efficiency::EfficiencyCache`]).
+    pub efficiency: Option<super::efficiency::EfficiencySnapshot>,
 }
 
 impl ClusterSnapshot {
@@ -102,11 +105,15 @@ impl ClusterSnapshot {
         if let Some(sla) = &self.sla {
             sla.encode(e)?;
         }
+        if let Some(efficiency) = &self.efficiency {
+            efficiency.encode(e)?;
+        }
         self.encode_power(e)
     }
 
     /// Per-node power, idle power and energy meter, as of each node's last heartbeat;
-    /// nodes without a meter reading have no series (not zeros).
+    /// nodes without a meter reading have no series (not zeros). A node estimating from a
+    /// power model has the label `estimated` with the model's name.
     fn encode_power(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let metered: Vec<(String, String, &ffrtmp_core::NodePower)> = self
             .nodes
@@ -114,9 +121,17 @@ impl ClusterSnapshot {
             .take(MAX_NODE_LABELS)
             .filter_map(|n| Some((n.id.to_string(), n.registration.name.clone(), n.power.as_ref()?)))
             .collect();
-        let labels: Vec<[(&str, &str); 2]> = metered
+        // A power model's estimate carries `estimated="<model>"`, so it is never read as a
+        // measurement (the agent names such a source `model:<name>`).
+        let labels: Vec<Vec<(&str, &str)>> = metered
             .iter()
-            .map(|(id, name, _)| [("node", id.as_str()), ("name", name.as_str())])
+            .map(|(id, name, p)| {
+                let mut l = vec![("node", id.as_str()), ("name", name.as_str())];
+                if let Some(model) = p.source.strip_prefix(MODEL_SOURCE_PREFIX) {
+                    l.push(("estimated", model));
+                }
+                l
+            })
             .collect();
         let pick = |f: &dyn Fn(&ffrtmp_core::NodePower) -> Option<f64>| -> Vec<(Labels, f64)> {
             metered
@@ -146,6 +161,9 @@ impl ClusterSnapshot {
         )
     }
 }
+
+/// How an agent names a power-model source: `model:<name>` (`ffrtmp_power::model`).
+const MODEL_SOURCE_PREFIX: &str = "model:";
 
 /// The lowercase wire name of a queue, priority or classification.
 pub(super) fn label<T: serde::Serialize>(v: &T) -> String {

@@ -7,6 +7,7 @@
 //! [`encode`] helps collectors whose values are read at scrape time (the agent's).
 
 pub mod cluster;
+pub mod efficiency;
 pub mod encode;
 pub mod process;
 pub mod sla;
@@ -23,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use cluster::ClusterSnapshot;
+pub use efficiency::{EfficiencyCache, EfficiencySnapshot};
 pub use sla::{SlaCache, SlaSnapshot};
 
 /// Upper bounds (seconds) of the request duration histogram. Long polls last up to 30 s.
@@ -111,6 +113,8 @@ pub struct Metrics {
     route_time: Mutex<BTreeMap<&'static str, (u64, f64)>>,
     /// The SLA series' scan of job history, shared by scrapes.
     sla: SlaCache,
+    /// The efficiency series' scan of job history, shared by scrapes.
+    efficiency: EfficiencyCache,
 }
 
 /// Attempts whose claim was already timed: a repeated claim (same `claim_id`, after a lost
@@ -214,6 +218,7 @@ impl Default for Metrics {
             claimed: Mutex::new(RecentAttempts::default()),
             route_time: Mutex::new(BTreeMap::new()),
             sla: SlaCache::default(),
+            efficiency: EfficiencyCache::default(),
         }
     }
 }
@@ -306,6 +311,11 @@ impl Metrics {
     /// The cache of the SLA series' scan of job history.
     pub fn sla_cache(&self) -> &SlaCache {
         &self.sla
+    }
+
+    /// The cache of the efficiency series' scan of job history.
+    pub fn efficiency_cache(&self) -> &EfficiencyCache {
+        &self.efficiency
     }
 
     /// The Prometheus text exposition (version 0.0.4), without the store's series.

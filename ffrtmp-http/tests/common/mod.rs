@@ -114,5 +114,6 @@ pub fn registration(name: &str, slots: u32) -> NodeRegistration {
         engines: vec!["ffmpeg".into()],
         version: "test".into(),
         enforces_limits: false,
+        quality_metrics: Vec::new(),
     }
 }

@@ -44,6 +44,7 @@ use crate::{
     Sampler, SamplerConfig,
 };
 use ffrtmp_core::power::unavailable_energy;
+use ffrtmp_core::quality::quality_pass_key;
 use ffrtmp_core::{CgroupObserver, CgroupPaths};
 use ffrtmp_core::{EnergyReport, Job, JobEnergyMeter, JobResult, PowerError, PowerSource};
 
@@ -258,14 +259,46 @@ impl JobEnergyMeter for AttributedEnergy {
             None => (None, None),
         };
         let Some(e) = energy else {
-            return match (self.sampler.unavailable_reason(), &self.no_cgroups) {
-                (Some(e), _) => unavailable_energy(e.to_string()),
-                (None, Some(reason)) => unavailable_energy(format!("no job cgroup to attribute CPU time to: {reason}")),
-                (None, None) => unavailable_energy("the job's cgroup was not measured"),
-            };
+            return self.why_unmeasured();
         };
         let frames = result.map_or(0, |r| r.frames);
         let wall_s = result.map_or(0.0, |r| r.wall_s);
+        self.report(job, e, gpu, frames, wall_s)
+    }
+
+    /// The quality pass ran in its own cgroup ([`quality_pass_key`]): its readings make its
+    /// report, over the same frames as the encode and the pass's own wall time.
+    fn quality_pass(&self, job: &Job, result: &JobResult) -> Option<EnergyReport> {
+        let quality = result.quality.as_ref()?;
+        let key = quality_pass_key(&job.attempt_key());
+        let fin = self.finals.lock().ok().and_then(|mut f| f.remove(&key));
+        let (energy, gpu) = match fin {
+            Some(Final::Measured(readings)) => *readings,
+            Some(Final::Abandoned) => return Some(unavailable_energy("the quality pass could not join its cgroup")),
+            // No pass ran (VMAF without libvmaf, a file input): nothing to report.
+            None if quality.wall_s.is_none() => return None,
+            None => (None, None),
+        };
+        let Some(e) = energy else {
+            return Some(self.why_unmeasured());
+        };
+        Some(self.report(job, e, gpu, result.frames, quality.wall_s.unwrap_or(0.0)))
+    }
+}
+
+impl AttributedEnergy {
+    /// Why a job (or its quality pass) has no CPU reading.
+    fn why_unmeasured(&self) -> EnergyReport {
+        match (self.sampler.unavailable_reason(), &self.no_cgroups) {
+            (Some(e), _) => unavailable_energy(e.to_string()),
+            (None, Some(reason)) => unavailable_energy(format!("no job cgroup to attribute CPU time to: {reason}")),
+            (None, None) => unavailable_energy("the job's cgroup was not measured"),
+        }
+    }
+
+    /// The report of one measured cgroup: its CPU share and GPU readings over `frames` and
+    /// `wall_s`.
+    fn report(&self, job: &Job, e: JobEnergy, gpu: Option<GpuJobEnergy>, frames: u64, wall_s: f64) -> EnergyReport {
         let s = job.spec.scenario();
         let pixels = frames * u64::from(s.width) * u64::from(s.height);
         let mut report = e.report_with_gpu(gpu.as_ref(), frames, wall_s, pixels);

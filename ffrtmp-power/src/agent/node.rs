@@ -102,6 +102,10 @@ impl JobEnergyMeter for MeteredNode {
         self.energy.finished(job, result)
     }
 
+    fn quality_pass(&self, job: &Job, result: &JobResult) -> Option<EnergyReport> {
+        self.energy.quality_pass(job, result)
+    }
+
     fn node_power(&self) -> Option<NodePower> {
         self.snapshot()
     }

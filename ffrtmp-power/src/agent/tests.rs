@@ -333,3 +333,41 @@ fn final_readings_never_asked_for_are_dropped_oldest_first() {
     assert!(finals.remove("job-1").is_some());
     assert!(finals.remove(&format!("job-{MAX_FINALS}")).is_some());
 }
+
+/// The quality pass runs in a cgroup of its own (`<attempt>-quality`): the meter reports its
+/// energy apart, over the pass's wall time, and the encode's report holds none of it.
+#[test]
+fn the_quality_pass_is_measured_in_its_own_cgroup_apart_from_the_encode() {
+    use ffrtmp_core::quality::{quality_pass_key, QualityMetric, QualityReport};
+    let m = Machine::with_rapl();
+    let job = job();
+    let (encode, pass) = (job_cgroup_name(&job), quality_pass_key(&job.attempt_key()));
+    process(&m.proc_root, 4242, &format!("0::/system.slice/ffrtmp/{encode}\n"));
+    process(&m.proc_root, 4343, &format!("0::/system.slice/ffrtmp/{pass}\n"));
+    let groups = [&encode, &pass].map(|name| {
+        let group = m.cgroups.create(name, &ResourceLimits::default()).unwrap();
+        fs::write(m.cgroup_file(name, "cpuacct.usage"), "0").unwrap();
+        group
+    });
+    m.gpu.set(100_000_000, &[(4242, 60), (4343, 20)]);
+    m.energy.gpu().tick().unwrap();
+    drop(groups);
+    let result = JobResult {
+        frames: 100,
+        wall_s: 2.0,
+        quality: Some(Box::new(QualityReport {
+            score: Some(40.0),
+            wall_s: Some(1.0),
+            ..QualityReport::unavailable(QualityMetric::Psnr, "")
+        })),
+        ..Default::default()
+    };
+    let encoded = m.energy.finished(&job, Some(&result));
+    let measured = m.energy.quality_pass(&job, &result).expect("the pass's energy");
+    assert_eq!(encoded.energy_joules, Some(60.0), "{encoded:?}");
+    assert_eq!(measured.energy_joules, Some(20.0), "{measured:?}");
+    assert_eq!((measured.wall_s, measured.avg_watts), (Some(1.0), Some(20.0)));
+    assert_eq!(measured.joules_per_frame, Some(0.2));
+    // Asked again (a retried report), nothing is left to attribute twice.
+    assert_ne!(m.energy.quality_pass(&job, &result), Some(measured));
+}

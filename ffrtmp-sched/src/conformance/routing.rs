@@ -14,6 +14,7 @@ fn with(engines: &[&str], enforces_limits: bool, name: &str) -> NodeRegistration
     NodeRegistration {
         engines: engines.iter().map(|e| e.to_string()).collect(),
         enforces_limits,
+        quality_metrics: Vec::new(),
         ..registration(name, 8)
     }
 }
