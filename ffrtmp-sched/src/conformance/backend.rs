@@ -46,8 +46,9 @@ impl Backend for SqliteBackend {
     }
 }
 
-/// A backend whose stores all claim under `placement`, whatever configuration a test
-/// opens them with: runs the whole suite under another placement policy.
+/// A backend whose stores claim under `placement` where a test opens them with the default
+/// policy: runs the whole suite under another placement policy (tests of placement itself
+/// keep the policy they set).
 pub struct WithPlacement<B> {
     inner: B,
     placement: Arc<dyn Placement>,
@@ -70,12 +71,12 @@ impl<B: Backend> WithPlacement<B> {
 #[async_trait]
 impl<B: Backend> Backend for WithPlacement<B> {
     async fn open(&self, config: SchedConfig) -> Arc<dyn JobStore> {
-        self.inner
-            .open(SchedConfig {
-                placement: self.placement.clone(),
-                ..config
-            })
-            .await
+        let placement = if config.placement.name() == ffrtmp_core::DefaultPlacement.name() {
+            self.placement.clone()
+        } else {
+            config.placement
+        };
+        self.inner.open(SchedConfig { placement, ..config }).await
     }
     fn name(&self) -> &'static str {
         self.inner.name()

@@ -36,6 +36,7 @@ mod lifecycle;
 mod nodes;
 #[cfg(feature = "postgres")]
 pub mod pg;
+mod placement;
 mod power;
 mod routing;
 mod scheduling;
@@ -47,6 +48,7 @@ pub use self::concurrency::*;
 pub use self::failures::*;
 pub use self::lifecycle::*;
 pub use self::nodes::*;
+pub use self::placement::*;
 pub use self::power::*;
 pub use self::routing::*;
 pub use self::scheduling::*;
@@ -110,6 +112,8 @@ macro_rules! conformance_tests {
             a_canceled_jobs_energy_is_stored,
             a_job_that_failed_once_then_completed_keeps_both_attempts_energy,
             a_stale_attempts_energy_alters_only_its_own_record,
+            a_deferred_job_leaves_the_jobs_behind_it_free_to_go,
+            a_policy_reorders_within_a_rank_and_sees_what_it_asked_for,
         );
     };
 }
