@@ -67,8 +67,10 @@ fn the_config_file_chooses_the_policy_and_a_bad_name_is_refused() {
             .output()
             .unwrap()
     };
-    let ok = check("placement = \"energy-aware\"\nplacement-max-wait = \"20s\"\n");
+    let ok = check("placement = \"energy-aware\"\nplacement-max-wait = \"20s\"\nplacement-window = \"6h\"\n");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(said.contains("placement energy-aware"), "{said}");
     let bad = check("placement = \"fastest\"\n");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);

@@ -115,6 +115,10 @@ struct Args {
     /// energy-aware: how often the efficiency table is rebuilt from the job history.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     placement_refresh: Duration,
+    /// energy-aware: the job history the efficiency table covers (each rebuild reads the
+    /// jobs completed within it).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    placement_window: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -146,9 +150,6 @@ struct Args {
     #[command(flatten)]
     go: ffrtmp::compat::MasterFlags,
 }
-
-/// The job history the energy-aware policy's efficiency table covers.
-const EFFICIENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn main() -> std::process::ExitCode {
     ffrtmp::term::exit_status(run())
@@ -246,7 +247,7 @@ async fn run() -> anyhow::Result<()> {
     let store = open_store(&args, config).await?;
     tracing::info!(placement = args.placement.as_str(), "placement policy");
     if let Some(table) = efficiency {
-        spawn_efficiency_refresher(store.clone(), table, args.placement_refresh, EFFICIENCY_WINDOW);
+        spawn_efficiency_refresher(store.clone(), table, args.placement_refresh, args.placement_window);
     }
     let tls = tls_setup(&args);
     if tls == TlsSetup::Plaintext {
@@ -327,7 +328,10 @@ mod check {
         } else {
             args.db.display().to_string()
         };
-        println!("configuration OK: {keys} API keys, job store {store}");
+        println!(
+            "configuration OK: {keys} API keys, job store {store}, placement {}",
+            args.placement.as_str()
+        );
         Ok(())
     }
 }
