@@ -21,23 +21,23 @@ pub struct Figure {
 /// One row of the table, reduced to what placement compares.
 #[derive(Clone, Debug, PartialEq)]
 struct Entry {
-    node: String,
     encoder: String,
     figure: Figure,
 }
 
-/// An [`EfficiencyTable`] indexed for placement: per scenario, each node's figure per
-/// encoder. A row's figure is its measured median when it has one, else its estimated one;
-/// rows with neither are left out.
+/// An [`EfficiencyTable`] indexed for placement: per (scenario, node), the node's figure per
+/// encoder, so a claim's lookups cost the same however many nodes the table holds. A row's
+/// figure is its measured median when it has one, else its estimated one; rows with neither
+/// are left out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Efficiency {
-    by_scenario: HashMap<String, Vec<Entry>>,
+    by_scenario: HashMap<String, HashMap<String, Vec<Entry>>>,
 }
 
 impl Efficiency {
     /// The index of `table`.
     pub fn new(table: &EfficiencyTable) -> Self {
-        let mut by_scenario: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut by_scenario: HashMap<String, HashMap<String, Vec<Entry>>> = HashMap::new();
         for row in &table.rows {
             let figure = match (row.joules_per_frame, row.estimated_joules_per_frame) {
                 (Some(j), _) if row.energy_samples > 0 => Figure {
@@ -50,11 +50,15 @@ impl Efficiency {
                 },
                 _ => continue,
             };
-            by_scenario.entry(row.scenario.clone()).or_default().push(Entry {
-                node: row.node_id.clone(),
-                encoder: row.encoder.clone(),
-                figure,
-            });
+            by_scenario
+                .entry(row.scenario.clone())
+                .or_default()
+                .entry(row.node_id.clone())
+                .or_default()
+                .push(Entry {
+                    encoder: row.encoder.clone(),
+                    figure,
+                });
         }
         Efficiency { by_scenario }
     }
@@ -65,8 +69,9 @@ impl Efficiency {
     pub fn figure(&self, node: &str, scenario: &str, req: Option<&Requirements>) -> Option<Figure> {
         self.by_scenario
             .get(scenario)?
+            .get(node)?
             .iter()
-            .filter(|e| e.node == node && compatible(&e.encoder, req))
+            .filter(|e| compatible(&e.encoder, req))
             .max_by(|a, b| {
                 a.figure
                     .samples

@@ -187,3 +187,27 @@ fn kinds_parse_and_build() {
     let (p, table) = PlacementKind::Default.build(EnergyAwareConfig::default());
     assert_eq!((p.name(), table.is_none()), ("default", true));
 }
+
+#[test]
+fn a_nodes_figure_is_its_usual_encoder_unless_the_job_pins_one() {
+    let n = NodeId::new();
+    let mut table = EfficiencyTable::default();
+    table.rows = vec![row(n, "ffmpeg/libx264", 2.0, 5), row(n, "ffmpeg/h264_nvenc", 0.5, 10)];
+    let index = Efficiency::new(&table);
+    let id = n.to_string();
+    let fig = index.figure(&id, "720p-h264", None).unwrap();
+    assert_eq!(
+        (fig.joules_per_frame, fig.samples),
+        (0.5, 10),
+        "the encoder it ran most"
+    );
+    let mut spec = JobSpec::new("720p-h264");
+    spec.parameters.encoder = Some("libx264".into());
+    let req = Requirements::of(&ValidSpec::try_from(spec).unwrap());
+    assert_eq!(
+        index.figure(&id, "720p-h264", Some(&req)).unwrap().joules_per_frame,
+        2.0
+    );
+    assert_eq!(index.figure(&id, "1080p-h264", None), None);
+    assert_eq!(index.figure(&NodeId::new().to_string(), "720p-h264", None), None);
+}
