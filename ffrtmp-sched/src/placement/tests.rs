@@ -191,8 +191,10 @@ fn kinds_parse_and_build() {
 #[test]
 fn a_nodes_figure_is_its_usual_encoder_unless_the_job_pins_one() {
     let n = NodeId::new();
-    let mut table = EfficiencyTable::default();
-    table.rows = vec![row(n, "ffmpeg/libx264", 2.0, 5), row(n, "ffmpeg/h264_nvenc", 0.5, 10)];
+    let table = EfficiencyTable {
+        rows: vec![row(n, "ffmpeg/libx264", 2.0, 5), row(n, "ffmpeg/h264_nvenc", 0.5, 10)],
+        ..Default::default()
+    };
     let index = Efficiency::new(&table);
     let id = n.to_string();
     let fig = index.figure(&id, "720p-h264", None).unwrap();
