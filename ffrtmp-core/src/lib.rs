@@ -6,6 +6,10 @@
 //! - [`PowerSource`]: cumulative energy counters (RAPL in `ffrtmp-power`).
 //! - [`Transport`]: what an agent says to a master (HTTPS in `ffrtmp-http`).
 //!
+//! A fifth, smaller seam, [`Placement`], decides which of the jobs a claiming node could
+//! take it takes now (the default keeps the claim order; `ffrtmp-sched` has an energy-aware
+//! policy).
+//!
 //! Each is a small object-safe trait, so a researcher can implement one and swap it into
 //! the reference master or agent. This crate has no runtime, no SQL and no HTTP.
 //!
