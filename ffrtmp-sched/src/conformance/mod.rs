@@ -25,6 +25,9 @@
 //! ffrtmp_sched::conformance_tests!(Some(MyBackend));
 //! ```
 //!
+//! [`WithPlacement`] wraps a backend so that the whole suite runs again with a placement
+//! policy configured (this crate runs it under the energy-aware policy on both stores).
+//!
 //! The tests use real time only where a race is the point (claims from many tasks, two
 //! sweeps at once); everything time-driven runs on a manual clock.
 
