@@ -6,6 +6,10 @@
 //! - [`PowerSource`]: cumulative energy counters (RAPL in `ffrtmp-power`).
 //! - [`Transport`]: what an agent says to a master (HTTPS in `ffrtmp-http`).
 //!
+//! A fifth, smaller seam, [`Placement`], decides which of the jobs a claiming node could
+//! take it takes now (the default keeps the claim order; `ffrtmp-sched` has an energy-aware
+//! policy).
+//!
 //! Each is a small object-safe trait, so a researcher can implement one and swap it into
 //! the reference master or agent. This crate has no runtime, no SQL and no HTTP.
 //!
@@ -28,6 +32,7 @@ pub mod live;
 pub mod live_progress;
 pub mod matching;
 pub mod node;
+pub mod placement;
 pub mod power;
 pub mod progress;
 pub mod quality;
@@ -53,6 +58,7 @@ pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
     NodeStatus, RunningJob,
 };
+pub use placement::{DefaultPlacement, Placement, PlacementCandidate, PlacementNeeds, PlacementNode, PlacementPeer};
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use progress::{ProgressReply, ProgressTick};
 pub use retry::Backoff;

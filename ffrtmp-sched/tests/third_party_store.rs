@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use ffrtmp_core::{
     Assignment, AttemptKey, ClaimRequest, Heartbeat, HeartbeatReply, HistoryEntry, Job, JobError, JobEvent, JobId,
     JobPage, JobQuery, JobReport, JobSpec, JobState, JobStore, Node, NodeId, NodePage, NodeQuery, NodeRegistration,
-    NodeStatus, StoreError, SweepSummary, ValidSpec,
+    NodeStatus, PlacementNode, PlacementPeer, Requirements, StoreError, SweepSummary, ValidSpec,
 };
 use ffrtmp_sched::conformance::Backend;
 use ffrtmp_sched::policy::report::{self, ReportDecision};
-use ffrtmp_sched::policy::{claim, energy, heartbeat, holds, sweep, Step};
+use ffrtmp_sched::policy::{claim, energy, heartbeat, holds, place, sweep, Step};
 use ffrtmp_sched::{conformance_tests, SchedConfig};
 
 conformance_tests!(Some(MemBackend::default()));
@@ -147,6 +147,23 @@ impl State {
         self.jobs
             .values()
             .filter(move |r| r.job.node_id == Some(node) && r.job.state.is_active())
+    }
+
+    /// The online nodes other than `node`, with their free slots.
+    fn peers(&self, node: NodeId) -> Vec<PlacementPeer> {
+        self.nodes
+            .values()
+            .filter(|n| n.id != node && n.status == NodeStatus::Online)
+            .map(|n| PlacementPeer {
+                id: n.id,
+                name: n.registration.name.clone(),
+                free_slots: n
+                    .registration
+                    .max_concurrent_jobs
+                    .saturating_sub(self.active_on(n.id).count() as u32),
+                last_seen_ms: n.last_seen_ms,
+            })
+            .collect()
     }
 
     fn with_active_count(&self, mut node: Node) -> Node {
@@ -419,15 +436,37 @@ impl JobStore for MemStore {
             st.active_on(req.node_id).count() as u32,
             req.max_jobs,
         );
-        let mut queued: Vec<(i64, u64)> = st
+        // Every queued job the node can run, as one class: none lies beyond what is shown,
+        // so the placement policy decides over all of them.
+        let heads: Vec<place::Head> = st
             .jobs
             .values()
             .filter(|r| r.job.state == JobState::Queued && reg.can_take(&r.job.spec).is_ok())
-            .map(|r| (r.rank, r.job.seq))
+            .map(|r| place::Head {
+                candidate: claim::Candidate {
+                    seq: r.job.seq,
+                    base_rank: r.base_rank,
+                    queued_at_ms: r.queued_at_ms,
+                },
+                scenario: r.job.spec.scenario.clone(),
+                requirements: Some(Requirements::of(&r.job.spec)),
+            })
             .collect();
-        queued.sort_unstable();
+        let policy = self.cfg.placement.clone();
+        let node = PlacementNode {
+            id: req.node_id,
+            name: reg.name.clone(),
+            free_slots: want,
+            peers: if policy.needs().peers {
+                st.peers(req.node_id)
+            } else {
+                Vec::new()
+            },
+        };
+        let limit = heads.len() as u32 + 1;
+        let order = place::place(policy.as_ref(), &node, vec![heads], limit, now, self.cfg.aging_interval);
         let mut out = Vec::new();
-        for (_, seq) in queued.into_iter().take(want as usize) {
+        for seq in order.into_iter().take(want as usize).map(|c| c.seq) {
             let row = st.jobs.get_mut(&seq).expect("listed");
             let step = claim::assign(&mut row.job, req.node_id);
             apply(row, &step, now)?;

@@ -12,6 +12,7 @@ use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
 use ffrtmp_farm::MasterBuilder;
 use ffrtmp_http::TlsSetup;
+use ffrtmp_sched::placement::{spawn_efficiency_refresher, EnergyAwareConfig, PlacementKind};
 use ffrtmp_sched::{PgStore, SchedConfig, SqliteStore};
 
 /// ffrtmp master: schedules transcode jobs onto pull-based agents.
@@ -104,6 +105,20 @@ struct Args {
     /// Completed jobs older than this are deleted (0 keeps them forever).
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     retention: Duration,
+    /// Placement policy: `default` (queue, priority and aging order) or `energy-aware`
+    /// (nodes take the work they run for fewer joules per frame, from the efficiency table).
+    #[arg(long, default_value = "default", value_name = "POLICY")]
+    placement: PlacementKind,
+    /// energy-aware: longest a job is left for a more efficient node, from queue entry.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    placement_max_wait: Duration,
+    /// energy-aware: how often the efficiency table is rebuilt from the job history.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    placement_refresh: Duration,
+    /// energy-aware: the job history the efficiency table covers (each rebuild reads the
+    /// jobs completed within it).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    placement_window: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -208,6 +223,10 @@ async fn run() -> anyhow::Result<()> {
         read: args.read_key_file.clone(),
     };
     let keys = master_keyring(args.api_key.as_deref(), &key_files)?;
+    let (placement, efficiency) = args.placement.build(EnergyAwareConfig {
+        max_wait: args.placement_max_wait,
+        ..EnergyAwareConfig::default()
+    });
     let config = SchedConfig {
         heartbeat_interval: args.heartbeat_interval,
         dead_after_intervals: args.dead_after_intervals.max(1),
@@ -218,6 +237,7 @@ async fn run() -> anyhow::Result<()> {
         aging_interval: args.aging_interval.max(Duration::from_millis(1)),
         retention: (!args.retention.is_zero()).then_some(args.retention),
         node_retention: (!args.node_retention.is_zero()).then_some(args.node_retention),
+        placement,
         ..SchedConfig::default()
     };
     if args.check_config {
@@ -225,6 +245,10 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let store = open_store(&args, config).await?;
+    tracing::info!(placement = args.placement.as_str(), "placement policy");
+    if let Some(table) = efficiency {
+        spawn_efficiency_refresher(store.clone(), table, args.placement_refresh, args.placement_window);
+    }
     let tls = tls_setup(&args);
     if tls == TlsSetup::Plaintext {
         tracing::warn!("TLS is off (--insecure-plaintext): keys and jobs travel in clear text");
@@ -304,7 +328,10 @@ mod check {
         } else {
             args.db.display().to_string()
         };
-        println!("configuration OK: {keys} API keys, job store {store}");
+        println!(
+            "configuration OK: {keys} API keys, job store {store}, placement {}",
+            args.placement.as_str()
+        );
         Ok(())
     }
 }

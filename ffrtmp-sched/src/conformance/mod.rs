@@ -25,6 +25,9 @@
 //! ffrtmp_sched::conformance_tests!(Some(MyBackend));
 //! ```
 //!
+//! [`WithPlacement`] wraps a backend so that the whole suite runs again with a placement
+//! policy configured (this crate runs it under the energy-aware policy on both stores).
+//!
 //! The tests use real time only where a race is the point (claims from many tasks, two
 //! sweeps at once); everything time-driven runs on a manual clock.
 
@@ -36,17 +39,19 @@ mod lifecycle;
 mod nodes;
 #[cfg(feature = "postgres")]
 pub mod pg;
+mod placement;
 mod power;
 mod routing;
 mod scheduling;
 pub mod support;
 
 pub use self::attempt_energy::*;
-pub use self::backend::{Backend, SqliteBackend};
+pub use self::backend::{Backend, SqliteBackend, WithPlacement};
 pub use self::concurrency::*;
 pub use self::failures::*;
 pub use self::lifecycle::*;
 pub use self::nodes::*;
+pub use self::placement::*;
 pub use self::power::*;
 pub use self::routing::*;
 pub use self::scheduling::*;
@@ -110,6 +115,8 @@ macro_rules! conformance_tests {
             a_canceled_jobs_energy_is_stored,
             a_job_that_failed_once_then_completed_keeps_both_attempts_energy,
             a_stale_attempts_energy_alters_only_its_own_record,
+            a_deferred_job_leaves_the_jobs_behind_it_free_to_go,
+            a_policy_reorders_within_a_rank_and_sees_what_it_asked_for,
         );
     };
 }

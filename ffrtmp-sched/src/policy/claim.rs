@@ -59,6 +59,8 @@ pub fn order_key(c: &Candidate, now: u64, aging_interval: Duration) -> (i64, u64
 /// The first `want` of `candidates` in claim order. A store passes the head of each
 /// requirement class its node can run (at most `want` each, in queue-entry order): within a
 /// class the earliest entry is also the most aged, so the best `want` overall are among them.
+/// Stores claim through [`super::place::place`], which gives this order under the default
+/// placement policy.
 pub fn pick(mut candidates: Vec<Candidate>, want: usize, now: u64, aging_interval: Duration) -> Vec<Candidate> {
     candidates.sort_by_key(|c| order_key(c, now, aging_interval));
     candidates.truncate(want);
