@@ -88,7 +88,7 @@ fn the_text_names_both_policies_the_note_and_the_verdict() {
     assert!(text.contains("node1-15w 15.00 W busy / 1.50 W idle"), "{text}");
     let policy_rows: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("default ") || l.starts_with("energy-aware "))
+        .filter(|l| (l.starts_with("default ") || l.starts_with("energy-aware ")) && !l.contains(" vs "))
         .collect();
     // One row per run and one per policy.
     assert_eq!(policy_rows.len(), 4, "{text}");
