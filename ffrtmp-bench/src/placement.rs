@@ -144,6 +144,8 @@ pub struct RunOutcome {
     pub without_energy: usize,
     /// Stream jobs each node ran, by node name.
     pub jobs_per_node: BTreeMap<String, usize>,
+    /// Attributed joules of the stream jobs each node ran, by node name.
+    pub joules_per_node: BTreeMap<String, f64>,
     /// Joules each node's counter advanced by over the whole run (idle and warm-up included).
     pub simulated_joules: BTreeMap<String, f64>,
 }
@@ -497,10 +499,12 @@ fn outcome(
     let completed: Vec<&Job> = jobs.iter().filter(|j| j.state == JobState::Completed).collect();
     let energy = |j: &Job| j.result.as_ref().and_then(|r| r.energy.energy_joules);
     let mut jobs_per_node: BTreeMap<String, usize> = names.iter().map(|n| (n.clone(), 0)).collect();
+    let mut joules_per_node: BTreeMap<String, f64> = names.iter().map(|n| (n.clone(), 0.0)).collect();
     for j in &completed {
         let node = j.node_id.map(|n| n.to_string()).unwrap_or_default();
         let name = node_names.get(&node).cloned().unwrap_or(node);
-        *jobs_per_node.entry(name).or_insert(0) += 1;
+        *jobs_per_node.entry(name.clone()).or_insert(0) += 1;
+        *joules_per_node.entry(name).or_insert(0.0) += energy(j).unwrap_or(0.0);
     }
     let first = jobs.iter().map(|j| j.created_at_ms).min().unwrap_or(0);
     let last = jobs.iter().map(|j| j.updated_at_ms).max().unwrap_or(first);
@@ -513,6 +517,7 @@ fn outcome(
         failed: jobs.len() - completed.len(),
         without_energy: completed.iter().filter(|j| energy(j).is_none()).count(),
         jobs_per_node,
+        joules_per_node,
         simulated_joules: names.iter().cloned().zip(totals.iter().copied()).collect(),
     }
 }

@@ -75,7 +75,7 @@ impl Farm {
         let ready = dir.join("master.url");
         let mut master = Command::new(binary(spec, "ffrtmp-master")?);
         master
-            .args(["--port", "0", "--heartbeat-interval", "1s", "--no-dashboard"])
+            .args(["--port", "0", "--heartbeat-interval", "2s", "--no-dashboard"])
             .arg("--db")
             .arg(dir.join("master.db"))
             .arg("--api-key-file")
@@ -108,7 +108,7 @@ impl Farm {
         for (name, root) in names.iter().zip(powercap_roots) {
             let child = Command::new(&agent)
                 .args(["--master", &url, "--name", name, "--max-concurrent-jobs", "1"])
-                .args(["--heartbeat-interval", "1s", "--claim-wait", "5s"])
+                .args(["--heartbeat-interval", "2s", "--claim-wait", "5s"])
                 .args(["--status-addr", "none", "--idle-window", "0s", "--gpu-energy", "off"])
                 .arg("--api-key-file")
                 .arg(&key_file)

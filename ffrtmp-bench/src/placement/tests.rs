@@ -11,6 +11,7 @@ fn run(policy: &str, repeat: usize, joules: f64, makespan_s: f64, per_node: [usi
         failed: 0,
         without_energy: 0,
         jobs_per_node: names.iter().map(|n| n.to_string()).zip(per_node).collect(),
+        joules_per_node: BTreeMap::new(),
         simulated_joules: BTreeMap::new(),
     }
 }
