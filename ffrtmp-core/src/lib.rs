@@ -28,6 +28,7 @@ pub mod live;
 pub mod live_progress;
 pub mod matching;
 pub mod node;
+pub mod placement;
 pub mod power;
 pub mod progress;
 pub mod quality;
@@ -53,6 +54,7 @@ pub use node::{
     Assignment, ClaimRequest, Heartbeat, HeartbeatReply, JobEvent, JobReport, Node, NodePower, NodeRegistration,
     NodeStatus, RunningJob,
 };
+pub use placement::{DefaultPlacement, Placement, PlacementCandidate, PlacementNeeds, PlacementNode, PlacementPeer};
 pub use power::{EnergySample, JobEnergyMeter, PowerError, PowerSource, ZoneEnergy};
 pub use progress::{ProgressReply, ProgressTick};
 pub use retry::Backoff;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ffrtmp_core::Backoff;
+use ffrtmp_core::{Backoff, DefaultPlacement, Placement};
 
 /// Source of "now" in milliseconds since the Unix epoch; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -34,6 +34,9 @@ pub struct SchedConfig {
     pub node_retention: Option<Duration>,
     /// Time source.
     pub clock: Clock,
+    /// Which of the jobs a claiming node could take it takes now
+    /// ([`ffrtmp_core::placement`]); [`DefaultPlacement`] keeps the claim order.
+    pub placement: Arc<dyn Placement>,
 }
 
 impl SchedConfig {
@@ -61,6 +64,7 @@ impl Default for SchedConfig {
             prune_batch: 500,
             node_retention: Some(Duration::from_secs(7 * 24 * 3600)),
             clock: Arc::new(ffrtmp_core::now_ms),
+            placement: Arc::new(DefaultPlacement),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Debug for SchedConfig {
             .field("retention", &self.retention)
             .field("prune_batch", &self.prune_batch)
             .field("node_retention", &self.node_retention)
+            .field("placement", &self.placement.name())
             .finish_non_exhaustive()
     }
 }

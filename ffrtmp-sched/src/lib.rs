@@ -33,6 +33,7 @@ mod config;
 pub mod conformance;
 mod matching;
 mod order;
+pub mod placement;
 pub mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -18,6 +18,13 @@ use ffrtmp_sched::{PgStore, SchedConfig};
 
 conformance_tests!(PgBackend::create().await);
 
+/// The whole suite again, every store claiming under the energy-aware placement policy.
+mod energy_aware {
+    use ffrtmp_sched::conformance::pg::PgBackend;
+    use ffrtmp_sched::conformance::WithPlacement;
+    ffrtmp_sched::conformance_tests!(PgBackend::create().await.map(WithPlacement::energy_aware));
+}
+
 async fn admin(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);

@@ -7,6 +7,12 @@ use ffrtmp_sched::{conformance_tests, SqliteStore};
 
 conformance_tests!(Some(SqliteBackend::new()));
 
+/// The whole suite again, every store claiming under the energy-aware placement policy.
+mod energy_aware {
+    use ffrtmp_sched::conformance::{SqliteBackend, WithPlacement};
+    ffrtmp_sched::conformance_tests!(Some(WithPlacement::energy_aware(SqliteBackend::new())));
+}
+
 /// A spec stored before today's bounds (here: more retries and a longer timeout than they
 /// allow) still reads back, lists and keeps its values; its `check()` says why it would be
 /// refused now. A spec whose scenario no longer parses is reported as corrupt, not a panic.

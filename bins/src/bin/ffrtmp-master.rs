@@ -12,6 +12,7 @@ use ffrtmp::{init_logging, parse_duration, shutdown_signal, LogFormat};
 use ffrtmp_core::JobStore;
 use ffrtmp_farm::MasterBuilder;
 use ffrtmp_http::TlsSetup;
+use ffrtmp_sched::placement::{spawn_efficiency_refresher, EnergyAwareConfig, PlacementKind};
 use ffrtmp_sched::{PgStore, SchedConfig, SqliteStore};
 
 /// ffrtmp master: schedules transcode jobs onto pull-based agents.
@@ -104,6 +105,16 @@ struct Args {
     /// Completed jobs older than this are deleted (0 keeps them forever).
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     retention: Duration,
+    /// Placement policy: `default` (queue, priority and aging order) or `energy-aware`
+    /// (nodes take the work they run for fewer joules per frame, from the efficiency table).
+    #[arg(long, default_value = "default", value_name = "POLICY")]
+    placement: PlacementKind,
+    /// energy-aware: longest a job is left for a more efficient node, from queue entry.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    placement_max_wait: Duration,
+    /// energy-aware: how often the efficiency table is rebuilt from the job history.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    placement_refresh: Duration,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -135,6 +146,9 @@ struct Args {
     #[command(flatten)]
     go: ffrtmp::compat::MasterFlags,
 }
+
+/// The job history the energy-aware policy's efficiency table covers.
+const EFFICIENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn main() -> std::process::ExitCode {
     ffrtmp::term::exit_status(run())
@@ -208,6 +222,10 @@ async fn run() -> anyhow::Result<()> {
         read: args.read_key_file.clone(),
     };
     let keys = master_keyring(args.api_key.as_deref(), &key_files)?;
+    let (placement, efficiency) = args.placement.build(EnergyAwareConfig {
+        max_wait: args.placement_max_wait,
+        ..EnergyAwareConfig::default()
+    });
     let config = SchedConfig {
         heartbeat_interval: args.heartbeat_interval,
         dead_after_intervals: args.dead_after_intervals.max(1),
@@ -218,6 +236,7 @@ async fn run() -> anyhow::Result<()> {
         aging_interval: args.aging_interval.max(Duration::from_millis(1)),
         retention: (!args.retention.is_zero()).then_some(args.retention),
         node_retention: (!args.node_retention.is_zero()).then_some(args.node_retention),
+        placement,
         ..SchedConfig::default()
     };
     if args.check_config {
@@ -225,6 +244,10 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let store = open_store(&args, config).await?;
+    tracing::info!(placement = args.placement.as_str(), "placement policy");
+    if let Some(table) = efficiency {
+        spawn_efficiency_refresher(store.clone(), table, args.placement_refresh, EFFICIENCY_WINDOW);
+    }
     let tls = tls_setup(&args);
     if tls == TlsSetup::Plaintext {
         tracing::warn!("TLS is off (--insecure-plaintext): keys and jobs travel in clear text");

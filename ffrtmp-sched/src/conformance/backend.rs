@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{SchedConfig, SqliteStore};
 use async_trait::async_trait;
-use ffrtmp_core::JobStore;
+use ffrtmp_core::{JobStore, Placement};
 
 /// Durable storage that stores can be opened on, several times (a restart, or two masters
 /// sharing it).
@@ -43,5 +43,41 @@ impl Backend for SqliteBackend {
     }
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+/// A backend whose stores all claim under `placement`, whatever configuration a test
+/// opens them with: runs the whole suite under another placement policy.
+pub struct WithPlacement<B> {
+    inner: B,
+    placement: Arc<dyn Placement>,
+}
+
+impl<B: Backend> WithPlacement<B> {
+    /// `inner`, its stores claiming under `placement`.
+    pub fn new(inner: B, placement: Arc<dyn Placement>) -> Self {
+        WithPlacement { inner, placement }
+    }
+
+    /// `inner` under the energy-aware policy (default settings, an efficiency table that
+    /// starts empty): the policy asks the store for scenarios, peers and a lookahead.
+    pub fn energy_aware(inner: B) -> Self {
+        let policy = crate::placement::EnergyAware::new(Default::default(), crate::placement::SharedEfficiency::new());
+        Self::new(inner, Arc::new(policy))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for WithPlacement<B> {
+    async fn open(&self, config: SchedConfig) -> Arc<dyn JobStore> {
+        self.inner
+            .open(SchedConfig {
+                placement: self.placement.clone(),
+                ..config
+            })
+            .await
+    }
+    fn name(&self) -> &'static str {
+        self.inner.name()
     }
 }

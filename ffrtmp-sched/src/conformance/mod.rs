@@ -42,7 +42,7 @@ mod scheduling;
 pub mod support;
 
 pub use self::attempt_energy::*;
-pub use self::backend::{Backend, SqliteBackend};
+pub use self::backend::{Backend, SqliteBackend, WithPlacement};
 pub use self::concurrency::*;
 pub use self::failures::*;
 pub use self::lifecycle::*;

@@ -12,12 +12,14 @@
 //!   retention cutoffs.
 //! - [`heartbeat`]: which listed jobs a node is told to cancel and which unlisted ones
 //!   are taken back from it.
+//! - [`place`]: which of the probed jobs a claim hands out under a placement policy.
 //! - [`energy`]: how reports add to a job's per-attempt energy, and which node may report
 //!   an ended attempt's energy.
 
 pub mod claim;
 pub mod energy;
 pub mod heartbeat;
+pub mod place;
 pub mod report;
 pub mod sweep;
 

@@ -17,6 +17,7 @@
 
 mod jobs;
 mod nodes;
+mod place;
 mod pool;
 mod rows;
 mod schema;

@@ -9,7 +9,7 @@ use super::rows::{
 use super::{Ctx, Error, Result};
 use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
 use crate::matching::admits;
-use crate::policy::{claim, heartbeat, holds, sweep};
+use crate::policy::{claim, heartbeat, holds, place, sweep};
 use crate::power::replaces;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -196,42 +196,36 @@ pub async fn claim(tx: &Db<'_>, ctx: &Ctx<'_>, req: ClaimRequest, known: &Known<
         return Ok(Claimed::default());
     }
     // The head of each class, in queue-entry order (also its aging order), at most `want`
-    // each: the best `want` jobs overall are among them. Rows another transaction holds (a
-    // concurrent claim through another master, a cancel) are skipped, never waited on.
-    let mut heads = Vec::new();
+    // each (plus the policy's lookahead): the best `want` jobs overall are among them. Rows
+    // another transaction holds (a concurrent claim through another master, a cancel) are
+    // skipped, never waited on.
+    let policy = ctx.cfg.placement.as_ref();
+    let needs = policy.needs();
+    let limit = place::probe_limit(policy, want);
+    let lock_in_probe = limit == want;
+    let mut per_class = Vec::new();
     let mut emptied = Vec::new();
     for seen in classes {
-        let (base_rank, class) = &seen.0;
         known.claims.probed();
-        let rows = tx
-            .query(
-                "SELECT seq, queued_at_ms FROM jobs WHERE state = 'queued' AND base_rank = $1 AND req_class = $2 \
-                 ORDER BY queued_at_ms, seq LIMIT $3 FOR UPDATE SKIP LOCKED",
-                &[base_rank, class, &i64::from(want)],
-            )
-            .await?;
-        if rows.is_empty() {
+        let heads = super::place::probe(tx, &seen.0, limit, needs.scenario, lock_in_probe).await?;
+        if heads.is_empty() {
             emptied.push(seen.clone());
         }
-        for r in &rows {
-            heads.push(claim::Candidate {
-                seq: u(r.try_get(0)?),
-                base_rank: *base_rank,
-                queued_at_ms: u(r.try_get(1)?),
-            });
-        }
+        per_class.push(heads);
     }
     let mut out = Claimed {
         assignments: Vec::new(),
         emptied,
     };
-    for c in claim::pick(heads, want as usize, now, ctx.cfg.aging_interval) {
-        let row = tx
-            .query_one(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq = $1"),
-                &[&(c.seq as i64)],
-            )
-            .await?;
+    let target = super::place::node_view(tx, req.node_id, &node.registration, want, needs).await?;
+    let chosen = place::place(policy, &target, per_class, limit, now, ctx.cfg.aging_interval);
+    for c in chosen {
+        if out.assignments.len() >= want as usize {
+            break;
+        }
+        let Some(row) = super::place::lock(tx, c.seq, lock_in_probe).await? else {
+            continue;
+        };
         let mut stored = job_from_row(&row)?;
         if !admits(&node.registration, &stored.job) {
             continue;

@@ -3,6 +3,7 @@
 mod checkpoint;
 mod jobs;
 mod nodes;
+mod place;
 mod rows;
 mod schema;
 mod writer;

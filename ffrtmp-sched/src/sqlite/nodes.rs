@@ -16,7 +16,7 @@ use super::rows::{
 use crate::classes::{class_of, ClaimCounters, ClassKey, QueuedClasses, Seen};
 use crate::config::SchedConfig;
 use crate::matching::admits;
-use crate::policy::{claim, heartbeat, sweep};
+use crate::policy::{claim, heartbeat, place, sweep};
 use crate::power::replaces;
 
 pub fn register(conn: &Connection, reg: NodeRegistration, now: u64) -> Result<Node, StoreError> {
@@ -194,42 +194,30 @@ pub fn claim(
         return Ok(Claimed::default());
     }
     // The head of each class, in queue-entry order (also its aging order), at most `want`
-    // each: the best `want` jobs overall are among them.
-    let mut heads = Vec::new();
+    // each (plus the policy's lookahead): the best `want` jobs overall are among them.
+    let policy = cfg.placement.as_ref();
+    let needs = policy.needs();
+    let limit = place::probe_limit(policy, want);
+    let mut per_class = Vec::new();
     let mut emptied = Vec::new();
-    let mut probe = conn
-        .prepare_cached(
-            "SELECT seq, queued_at_ms FROM jobs INDEXED BY jobs_class WHERE state = 'queued' \
-             AND base_rank = ?1 AND req_class = ?2 ORDER BY queued_at_ms, seq LIMIT ?3",
-        )
-        .map_err(db)?;
     for seen in classes {
-        let (base_rank, class) = &seen.0;
         known.claims.probed();
-        let rows = probe
-            .query_map(params![base_rank, class, want], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(db)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db)?;
-        if rows.is_empty() {
+        let heads = super::place::probe(conn, &seen.0, limit, needs.scenario)?;
+        if heads.is_empty() {
             emptied.push(seen.clone());
         }
-        for row in rows {
-            let (seq, queued_at) = row;
-            heads.push(claim::Candidate {
-                seq: seq as u64,
-                base_rank: *base_rank,
-                queued_at_ms: queued_at as u64,
-            });
-        }
+        per_class.push(heads);
     }
     let mut out = Claimed {
         assignments: Vec::new(),
         emptied,
     };
-    for c in claim::pick(heads, want as usize, now, cfg.aging_interval) {
+    let target = super::place::node_view(conn, req.node_id, &node.registration, want, needs)?;
+    let chosen = place::place(policy, &target, per_class, limit, now, cfg.aging_interval);
+    for c in chosen {
+        if out.assignments.len() >= want as usize {
+            break;
+        }
         let mut stored = load_job_seq(conn, c.seq)?;
         if !admits(&node.registration, &stored.job) {
             continue;
