@@ -34,6 +34,8 @@ fn placement_json_compares_both_policies_on_simulated_power() {
         "4",
         "--repeats",
         "1",
+        "--warmup-samples",
+        "1",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));

@@ -4,8 +4,10 @@
 //! Each run starts a real master with the policy under test and one real agent per simulated
 //! node on this machine. Every agent reads its own powercap tree ([`powercap`]), whose counter
 //! this bench advances at that node's wattage while the master shows the node holding a job,
-//! so the nodes differ in power although they share one CPU. A warm-up batch (one job per
-//! node, not counted) starts every run; the first one measures the farm's capacity. Then the
+//! so the nodes differ in power although they share one CPU. A warm-up (not counted) starts
+//! every run: rounds of one job per node and scenario at once, until the master's efficiency
+//! table holds enough energy samples of every node and scenario (what the energy-aware policy
+//! needs before it steers), and the first round measures the farm's capacity. Then the
 //! same seeded stream of short synthetic encodes ([`stream`]) arrives at a fraction of that
 //! capacity, and the run's figures are the sum of the jobs' attributed joules (their energy
 //! reports) and the makespan (first submission to last completion, by the master's clock).
@@ -44,6 +46,8 @@ pub const GOAL_MAKESPAN_CHANGE: f64 = 0.10;
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 /// Most time one job may take, on top of the stream's own length, before a run gives up.
 const PER_JOB_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most warm-up rounds one run runs.
+const MAX_WARMUP_ROUNDS: usize = 6;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -68,6 +72,9 @@ pub struct PlacementConfig {
     pub mean_gap: Option<Duration>,
     /// `max_energy_range_uj` of the simulated counters.
     pub range_uj: u64,
+    /// Energy samples of every (node, scenario) the warm-up gathers before the stream (at
+    /// most [`MAX_WARMUP_ROUNDS`] rounds); 3 is what the energy-aware policy needs by default.
+    pub warmup_samples: u64,
 }
 
 impl PlacementConfig {
@@ -85,6 +92,7 @@ impl PlacementConfig {
             nodes: [15.0, 30.0, 60.0].map(busy_watts).to_vec(),
             mean_gap: None,
             range_uj: powercap::RAPL_RANGE_UJ,
+            warmup_samples: 3,
         }
     }
 
@@ -229,17 +237,19 @@ pub async fn run(cfg: &PlacementConfig, dir: &Path, progress: &dyn Fn(&str)) -> 
             std::fs::create_dir_all(&run_dir).context("creating a run directory")?;
             set_mode(&run_dir, 0o755)?;
             let mut run = Run::start(cfg, policy, &run_dir, &names).await?;
-            let batch = run.warm_up().await?;
+            let (batch, took, rounds, fewest) = run.warm_up(cfg.warmup_samples).await?;
+            progress(&format!(
+                "  warm-up: {rounds} round(s); fewest energy samples of a node and scenario: {fewest}"
+            ));
             let stream = match &arrivals {
                 Some(a) => a.clone(),
                 None => {
-                    let cap = names.len() as f64 / batch.as_secs_f64();
+                    let cap = batch as f64 / took.as_secs_f64();
                     capacity = Some(cap);
                     let gap = stream::mean_gap(cap, cfg.load);
                     progress(&format!(
-                        "capacity {cap:.2} jobs/s ({} jobs at once took {:.1} s): one job every {:.2} s on average",
-                        names.len(),
-                        batch.as_secs_f64(),
+                        "capacity {cap:.2} jobs/s ({batch} jobs at once took {:.1} s): one job every {:.2} s on average",
+                        took.as_secs_f64(),
                         gap.as_secs_f64()
                     ));
                     arrivals.insert(stream::schedule(cfg.jobs, gap, cfg.seed)).clone()
@@ -384,21 +394,59 @@ impl Run {
         })
     }
 
-    /// One job per node at once, waited for; how long the batch took.
-    async fn warm_up(&mut self) -> Result<Duration> {
-        let start = Instant::now();
-        let mut ids = Vec::new();
-        for _ in &self.names {
-            ids.push(self.submit(stream::spec("480p-h264", 1.5)).await?);
+    /// Rounds of one job per node and scenario at once, until every node has `samples`
+    /// energy samples of every scenario in the master's efficiency table (at least one
+    /// round; later rounds only of the scenarios still lacking). The first round's size and duration, the rounds run and the fewest samples.
+    async fn warm_up(&mut self, samples: u64) -> Result<(usize, Duration, usize, u64)> {
+        let mut first = None;
+        let mut round = 0;
+        let mut lacking: Vec<&str> = stream::SCENARIOS.to_vec();
+        loop {
+            round += 1;
+            let start = Instant::now();
+            let mut ids = Vec::new();
+            for _ in &self.names {
+                for scenario in &lacking {
+                    ids.push(self.submit(stream::spec(scenario, 1.0)).await?);
+                }
+            }
+            let jobs = self.wait_all(&ids, PER_JOB_TIMEOUT * ids.len() as u32).await?;
+            if let Some(j) = jobs.iter().find(|j| j.state != JobState::Completed) {
+                return Err(BenchError::invalid(format!(
+                    "warm-up job {} ended {:?}: {:?}",
+                    j.id, j.state, j.error
+                )));
+            }
+            let (n, took) = *first.get_or_insert((ids.len(), start.elapsed()));
+            let mut fewest: Vec<(&str, u64)> = stream::SCENARIOS.iter().map(|s| (*s, 0)).collect();
+            for (scenario, count) in &mut fewest {
+                *count = self.fewest_samples(scenario).await?;
+            }
+            lacking = fewest.iter().filter(|(_, n)| *n < samples).map(|(s, _)| *s).collect();
+            if round >= MAX_WARMUP_ROUNDS || lacking.is_empty() {
+                let least = fewest.iter().map(|(_, n)| *n).min().unwrap_or(0);
+                return Ok((n, took, round, least));
+            }
         }
-        let jobs = self.wait_all(&ids, PER_JOB_TIMEOUT * 2).await?;
-        if let Some(j) = jobs.iter().find(|j| j.state != JobState::Completed) {
-            return Err(BenchError::invalid(format!(
-                "warm-up job {} ended {:?}: {:?}",
-                j.id, j.state, j.error
-            )));
-        }
-        Ok(start.elapsed())
+    }
+
+    /// The fewest energy samples any node has of `scenario` in the master's efficiency table.
+    async fn fewest_samples(&self, scenario: &str) -> Result<u64> {
+        let table = self.api.efficiency(Duration::from_secs(3600)).await?;
+        let count = |node: &String, scenario: &str| -> u64 {
+            table
+                .rows
+                .iter()
+                .filter(|r| r.node_id == *node && r.scenario == scenario)
+                .map(|r| r.energy_samples)
+                .sum()
+        };
+        Ok(self
+            .node_names
+            .keys()
+            .map(|node| count(node, scenario))
+            .min()
+            .unwrap_or(0))
     }
 
     async fn submit(&self, spec: JobSpec) -> Result<JobId> {

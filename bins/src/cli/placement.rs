@@ -33,6 +33,10 @@ pub struct PlacementArgs {
     /// Mean gap between arrivals instead of one derived from the measured capacity (`800ms`).
     #[arg(long, value_parser = crate::parse_duration)]
     pub arrival_gap: Option<Duration>,
+    /// Energy samples of every node and scenario the warm-up gathers before each run's stream
+    /// (at most 8 rounds); the energy-aware policy steers only by figures with 3 or more.
+    #[arg(long, default_value_t = 3)]
+    pub warmup_samples: u64,
     /// Seed of the job stream.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -68,6 +72,7 @@ pub async fn run(args: &PlacementArgs, json: bool) -> anyhow::Result<()> {
     config.load = args.load;
     config.mean_gap = args.arrival_gap;
     config.seed = args.seed;
+    config.warmup_samples = args.warmup_samples;
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let progress = |line: &str| eprintln!("{line}");
     let report = placement::run(&config, dir.path(), &progress)

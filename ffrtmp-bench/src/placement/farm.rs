@@ -82,10 +82,8 @@ impl Farm {
             .arg(&key_file)
             .arg("--ready-file")
             .arg(&ready);
-        // The default policy is what a master without the flag runs.
-        if spec.policy != "default" {
-            master.args(["--placement", &spec.policy]);
-        }
+        // A short run cannot wait the default 5 s for the efficiency table to catch up.
+        master.args(["--placement", &spec.policy, "--placement-refresh", "1s"]);
         if let Some(wait) = &spec.max_wait {
             master.args(["--placement-max-wait", wait]);
         }
