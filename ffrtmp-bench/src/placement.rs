@@ -407,7 +407,9 @@ impl Run {
             let mut ids = Vec::new();
             for _ in &self.names {
                 for scenario in &lacking {
-                    ids.push(self.submit(stream::spec(scenario, 1.0)).await?);
+                    // The stream's mean length, so the first round measures the capacity the
+                    // stream is paced against.
+                    ids.push(self.submit(stream::spec(scenario, stream::MEAN_DURATION_S)).await?);
                 }
             }
             let jobs = self.wait_all(&ids, PER_JOB_TIMEOUT * ids.len() as u32).await?;

@@ -75,9 +75,11 @@ pub async fn run(args: &PlacementArgs, json: bool) -> anyhow::Result<()> {
     config.warmup_samples = args.warmup_samples;
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let progress = |line: &str| eprintln!("{line}");
-    let report = placement::run(&config, dir.path(), &progress)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.chain()))?;
+    // On SIGINT or SIGTERM the run is dropped, and with it the master and agents it started.
+    let report = tokio::select! {
+        r = placement::run(&config, dir.path(), &progress) => r.map_err(|e| anyhow::anyhow!(e.chain()))?,
+        _ = crate::shutdown_signal() => anyhow::bail!("interrupted: the farm was stopped"),
+    };
     if json {
         return print_json(&report);
     }

@@ -10,6 +10,8 @@ use rand::{Rng, SeedableRng};
 pub const SCENARIOS: [&str; 2] = ["360p-h264", "480p-h264"];
 /// Seconds of video each job encodes, drawn from these.
 pub const DURATIONS_S: [f64; 3] = [1.0, 1.5, 2.0];
+/// The mean of [`DURATIONS_S`].
+pub const MEAN_DURATION_S: f64 = 1.5;
 /// The encoder preset of every job: fast enough that a job takes about a second or two.
 pub const PRESET: &str = "veryfast";
 
@@ -91,6 +93,10 @@ mod tests {
         for d in DURATIONS_S {
             assert!(a.iter().any(|x| x.duration_s == d), "{d} s never drawn");
         }
+        assert_eq!(
+            DURATIONS_S.iter().sum::<f64>() / DURATIONS_S.len() as f64,
+            MEAN_DURATION_S
+        );
     }
 
     #[test]
