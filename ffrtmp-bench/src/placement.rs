@@ -73,7 +73,7 @@ pub struct PlacementConfig {
     /// `max_energy_range_uj` of the simulated counters.
     pub range_uj: u64,
     /// Energy samples of every (node, scenario) the warm-up gathers before the stream (at
-    /// most [`MAX_WARMUP_ROUNDS`] rounds); 3 is what the energy-aware policy needs by default.
+    /// most 6 rounds); 3 is what the energy-aware policy needs by default.
     pub warmup_samples: u64,
 }
 
