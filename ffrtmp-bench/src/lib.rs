@@ -16,7 +16,8 @@
 //! Statistics (medians, bootstrap intervals, verdicts) all come from
 //! [`ffrtmp_power::compare`]; this crate only runs, loads, formats and draws. Beside the
 //! benchmark: [`load`], the scheduler's claim throughput and latency harness, [`scale`], its costs
-//! at growing queue sizes, and
+//! at growing queue sizes, [`placement`], the energy and makespan of placement policies on a
+//! farm of simulated-power nodes, and
 //! [`recommend`], a concurrency recommendation for the host. Every fallible step returns a
 //! [`BenchError`].
 //!
@@ -43,6 +44,7 @@ pub mod idle;
 pub mod label;
 pub mod load;
 pub mod matrix;
+pub mod placement;
 pub mod png;
 pub mod recommend;
 pub mod report;

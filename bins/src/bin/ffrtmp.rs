@@ -133,6 +133,11 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         idle_agents: usize,
     },
+    /// Placement policies compared on a farm started here: a master per run and one agent per
+    /// simulated node (each its own powercap tree, advanced by this bench at that node's
+    /// wattage), the same seeded stream of short real encodes for every policy; total
+    /// attributed joules and makespan per policy with 95% intervals, and the change.
+    Placement(ffrtmp::cli::placement::PlacementArgs),
     /// Run a benchmark matrix on the master's nodes and write per-run results (runs.json,
     /// runs.csv, meta.json) into --out.
     Run(BenchRunArgs),
@@ -253,6 +258,9 @@ async fn run() -> anyhow::Result<()> {
                 fill_parallel: 64,
             };
             return ffrtmp::cli::scale::run(store, config, json).await;
+        }
+        Command::Bench(BenchCommand::Placement(args)) => {
+            return ffrtmp::cli::placement::run(args, json).await;
         }
         Command::Bench(BenchCommand::Compare {
             base,

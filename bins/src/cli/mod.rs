@@ -5,6 +5,7 @@ pub mod efficiency;
 pub mod jobs;
 pub mod load;
 pub mod nodes;
+pub mod placement;
 pub mod scale;
 pub mod scenarios;
 pub mod sla;
