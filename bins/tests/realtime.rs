@@ -54,6 +54,14 @@ impl Cluster {
         job["id"].as_str().unwrap().to_string()
     }
 
+    /// A job held to 10 % of a core, so that it runs for seconds (and sends progress) however
+    /// fast the machine: 4 s of 240p take about 0.25 CPU seconds on an idle one.
+    fn submit_throttled(&self, scenario: &str, duration: &str) -> String {
+        let args = ["jobs", "submit", "--scenario", scenario, "--duration", duration];
+        let job = self.cli.json(&[&args[..], &["--max-cpu-percent", "10"]].concat());
+        job["id"].as_str().unwrap().to_string()
+    }
+
     fn logs(&self) -> String {
         cluster::logs(self.dir.path())
     }
@@ -161,7 +169,7 @@ fn progress_flows_every_second_and_cancel_kills_the_encode_within_a_second_at_30
 #[test]
 fn live_views_print_plain_lines_and_json_lines() {
     let cluster = Cluster::start(1);
-    let id = cluster.submit("240p-h264", "4");
+    let id = cluster.submit_throttled("240p-h264", "4");
     let out = cluster.cli_raw(&["jobs", "watch", &id, "--timeout", "60s"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -176,7 +184,7 @@ fn live_views_print_plain_lines_and_json_lines() {
     assert!(progress[0].contains(" fps ") && progress[0].contains(" speed ") && progress[0].contains(" eta "));
 
     // On a terminal (util-linux `script` gives it one): progress bars.
-    let bars_job = cluster.submit("240p-h264", "4");
+    let bars_job = cluster.submit_throttled("240p-h264", "4");
     let command = format!(
         "{} --master {} --ca-cert {} jobs watch {bars_job} --timeout 60s",
         env!("CARGO_BIN_EXE_ffrtmp"),
@@ -204,7 +212,7 @@ fn live_views_print_plain_lines_and_json_lines() {
     assert!(screen.contains("completed"), "{screen:?}");
     assert!(screen.contains(" fps ") && screen.contains(" eta "), "{screen:?}");
 
-    let second = cluster.submit("240p-h264", "4");
+    let second = cluster.submit_throttled("240p-h264", "4");
     let out = cluster.cli_raw(&[
         "--output",
         "json",

@@ -162,15 +162,15 @@ fn a_frozen_agent_given_its_job_again_runs_it_once_at_a_time() {
     let mut cluster = Cluster::start();
     let d = cluster.dir.path();
     let sampler = Sampler::start(cluster.out());
-    // A CPU quota of 10% of a core makes the encode last well past the freeze (about 0.3 CPU
-    // seconds per second of 360p video here: over 10 s), however fast the machine.
+    // A CPU quota of 10% of a core makes the encode last well past the freeze: 12 s of 360p
+    // video take 0.8–4 CPU seconds here (idle to loaded machine), so 8–40 s of wall time.
     let job = cluster.cli.json(&[
         "jobs",
         "submit",
         "--scenario",
         "360p-h264",
         "--duration",
-        "4",
+        "12",
         "--max-cpu-percent",
         "10",
     ]);
