@@ -44,6 +44,14 @@ fn load_json_reports_throughput_and_the_https_breakdown() {
     for f in ["in_process_mean_group", "https_mean_group"] {
         assert!(v[f].as_f64().unwrap() >= 1.0, "{f}: {v}");
     }
+    // Durable commits: one WAL flush covers one or more commits, never fewer.
+    for (flush, group) in [
+        ("in_process_writes_per_flush", "in_process_mean_group"),
+        ("https_writes_per_flush", "https_mean_group"),
+    ] {
+        let (flush, group) = (v[flush].as_f64().unwrap(), v[group].as_f64().unwrap());
+        assert!(flush >= group, "{flush} writes per flush < {group} per commit: {v}");
+    }
     let routes = v["https_routes"].as_array().unwrap();
     let route = |name: &str| {
         routes

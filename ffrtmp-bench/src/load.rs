@@ -36,6 +36,13 @@ pub struct LoadReport {
     /// The same in the HTTPS run.
     #[serde(default)]
     pub https_mean_group: f64,
+    /// Mean number of writes made durable by one WAL flush in the in-process run (0 when
+    /// commits are not durable).
+    #[serde(default)]
+    pub in_process_writes_per_flush: f64,
+    /// The same in the HTTPS run.
+    #[serde(default)]
+    pub https_writes_per_flush: f64,
     /// CPU time (user + system, all threads) of this process per lifecycle in-process, ms.
     #[serde(default)]
     pub in_process_cpu_ms: f64,
@@ -225,6 +232,8 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
     let in_process_cpu_ms = (cpu_s() - cpu) * 1000.0 / cfg.jobs as f64;
     let (ops, groups) = store.write_counts();
     let mean_group = ops as f64 / groups.max(1) as f64;
+    let per_flush = |ops: u64, flushes: u64| if flushes == 0 { 0.0 } else { ops as f64 / flushes as f64 };
+    let in_process_writes_per_flush = per_flush(ops, store.flush_count());
 
     // HTTPS on loopback.
     let key = "load-harness-key-0123456789abcdef";
@@ -265,11 +274,13 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
         transports.push(Arc::new(HttpTransport::new(client(Duration::from_secs(30)))?));
     }
     let (ops, groups) = https_store.write_counts();
+    let flushes = https_store.flush_count();
     let cpu = cpu_s();
     let https = throughput(submit, transports, &cfg).await;
     let https_cpu_ms = (cpu_s() - cpu) * 1000.0 / cfg.jobs as f64;
     let (ops_after, groups_after) = https_store.write_counts();
     let https_mean_group = (ops_after - ops) as f64 / (groups_after - groups).max(1) as f64;
+    let https_writes_per_flush = per_flush(ops_after - ops, https_store.flush_count() - flushes);
     let https_routes = metrics
         .route_totals()
         .into_iter()
@@ -353,6 +364,8 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
         in_process_per_s: in_process,
         in_process_mean_group: mean_group,
         https_mean_group,
+        in_process_writes_per_flush,
+        https_writes_per_flush,
         in_process_cpu_ms,
         https_cpu_ms,
         https_routes,

@@ -281,3 +281,58 @@ async fn specs_stored_under_looser_bounds_still_load() {
     let page = store.list(&JobQuery::default()).await.unwrap();
     assert_eq!(page.jobs.len(), 2);
 }
+
+/// A sweep pass with nothing due only reads: while another session holds every table
+/// against writers (a bulk import, a long migration), it still returns at once, and once
+/// something is due the pass does its work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_with_nothing_due_does_not_wait_for_writers() {
+    let Some(b) = PgBackend::create().await else { return };
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    let job = store.submit(spec("720p-h264")).await.unwrap();
+    assert_eq!(claim(&*store, &node, 1).await.len(), 1);
+
+    let mut other = admin(b.url()).await;
+    let tx = other.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE jobs, nodes, claims, job_history IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let swept = tokio::time::timeout(Duration::from_secs(10), store.sweep()).await;
+    let swept = swept.expect("a sweep with nothing due waited for the writers' lock");
+    assert_eq!(swept.unwrap(), Default::default());
+    tx.rollback().await.unwrap();
+
+    clock.advance(Duration::from_secs(120));
+    let s = store.sweep().await.unwrap();
+    assert_eq!((s.nodes_lost, s.jobs_requeued), (1, 1));
+    assert_eq!(store.get(job.id).await.unwrap().state, JobState::Retrying);
+}
+
+/// Claims are forgotten after an hour even when nothing else is due: a sweep with only old
+/// claims to delete still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_forgets_old_claims_when_nothing_else_is_due() {
+    let Some(b) = PgBackend::create().await else { return };
+    let clock = ManualClock::new();
+    let store = b.open(clock.config()).await;
+    let node = store.register_node(registration("n", 1)).await.unwrap();
+    store.submit(spec("720p-h264")).await.unwrap();
+    let got = claim(&*store, &node, 1).await;
+    store.report(&completed(&got[0], &node, 1)).await.unwrap();
+    let db = admin(b.url()).await;
+    let claims = || async {
+        db.query_one("SELECT count(*) FROM claims", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(claims().await, 1);
+    assert_eq!(store.sweep().await.unwrap(), Default::default());
+    assert_eq!(claims().await, 1, "a claim younger than an hour is remembered");
+    clock.advance(Duration::from_secs(3601));
+    store.heartbeat(node.id, &Heartbeat::default()).await.unwrap();
+    assert_eq!(store.sweep().await.unwrap(), Default::default());
+    assert_eq!(claims().await, 0, "the hour-old claim was forgotten");
+}

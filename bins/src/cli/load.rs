@@ -47,6 +47,16 @@ pub async fn run(config: LoadConfig, json: bool) -> anyhow::Result<()> {
                 "-".into(),
             ],
             vec![
+                "writes per WAL flush (in-process)".into(),
+                format!("{:.1}", r.in_process_writes_per_flush),
+                "-".into(),
+            ],
+            vec![
+                "writes per WAL flush (HTTPS)".into(),
+                format!("{:.1}", r.https_writes_per_flush),
+                "-".into(),
+            ],
+            vec![
                 "CPU ms per lifecycle (in-process)".into(),
                 format!("{:.3}", r.in_process_cpu_ms),
                 "-".into(),

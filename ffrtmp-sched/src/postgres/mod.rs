@@ -15,6 +15,7 @@
 //! Transactions that fail with a serialization failure or a deadlock (SQLSTATE `40001`,
 //! `40P01`) are retried a few times.
 
+mod due;
 mod jobs;
 mod nodes;
 mod place;
@@ -256,6 +257,28 @@ impl PgStore {
         }
     }
 
+    /// Whether a sweep pass now would change anything (see `due`). When the look itself
+    /// fails, true: the pass, with its retries, reports what is wrong.
+    async fn sweep_due(&self) -> bool {
+        let look = async {
+            let mut pooled = self.inner.pool.get().await?;
+            let (client, cache) = pooled.parts();
+            let ctx = Ctx {
+                cfg: &self.inner.config,
+                now: self.inner.config.now(),
+                opened_at_ms: self.inner.opened_at_ms,
+            };
+            due::anything_due(client, cache, &ctx).await
+        };
+        match look.await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::debug!(error = %e.into_store(), "sweep pre-check failed; running the full pass");
+                true
+            }
+        }
+    }
+
     /// `user@host:port/dbname` of the database (without the password).
     pub fn target(&self) -> &str {
         &self.inner.target
@@ -416,6 +439,9 @@ impl JobStore for PgStore {
     }
 
     async fn sweep(&self) -> std::result::Result<SweepSummary, StoreError> {
+        if !self.sweep_due().await {
+            return Ok(SweepSummary::default());
+        }
         let (summary, released) = self.tx(false, |tx, ctx| Box::pin(nodes::sweep(tx, ctx))).await?;
         self.queued(released);
         Ok(summary)

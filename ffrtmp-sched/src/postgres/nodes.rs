@@ -307,7 +307,8 @@ pub async fn queued_classes(tx: &Db<'_>) -> Result<Vec<ClassKey>> {
 }
 
 /// Runs a sweep pass; returns its summary and the classes of the jobs it put back in the
-/// queue.
+/// queue. A pass runs only when `due::anything_due` found work, so each step's condition
+/// is mirrored there.
 pub async fn sweep(tx: &Db<'_>, ctx: &Ctx<'_>) -> Result<(SweepSummary, Vec<ClassKey>)> {
     let mut summary = SweepSummary::default();
     let mut released = Vec::new();

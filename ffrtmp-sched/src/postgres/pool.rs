@@ -134,6 +134,23 @@ impl Drop for PooledClient<'_> {
     }
 }
 
+/// The statement for `sql` prepared on `client`'s connection: from `cache`, or prepared now
+/// and kept there.
+pub async fn prepared(client: &Client, cache: &StatementCache, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+    let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sql).cloned();
+    match cached {
+        Some(s) => Ok(s),
+        None => {
+            let s = client.prepare(sql).await?;
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(sql.to_string(), s.clone());
+            Ok(s)
+        }
+    }
+}
+
 /// A transaction whose statements come from the connection's cache.
 pub struct Db<'a> {
     tx: Transaction<'a>,

@@ -176,6 +176,13 @@ impl SqliteStore {
         (s.ops.load(Ordering::Relaxed), s.groups.load(Ordering::Relaxed))
     }
 
+    /// WAL flushes (`fdatasync`) since the store was opened: with durable commits, one
+    /// flush makes every group committed before it durable, so ops per flush says how
+    /// many writes share one disk wait.
+    pub fn flush_count(&self) -> u64 {
+        self.inner.writer.stats().flushes.load(Ordering::Relaxed)
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &SchedConfig {
         &self.inner.config
