@@ -15,8 +15,8 @@ use ffrtmp_core::{
 use ffrtmp_http::{ApiClient, ClientConfig, HttpTransport, Server, ServerConfig, TlsSetup};
 use ffrtmp_sched::{SchedConfig, SqliteStore, StoreTransport};
 
-/// Concurrent submitting clients in the throughput runs.
-const SUBMITTERS: usize = 32;
+/// Concurrent submitting clients in the throughput runs unless told otherwise.
+pub const DEFAULT_SUBMITTERS: usize = 32;
 
 /// What one run measured.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -56,6 +56,9 @@ pub struct LoadReport {
     pub jobs: usize,
     /// Concurrent agents.
     pub agents: usize,
+    /// Concurrent submitting clients.
+    #[serde(default)]
+    pub submitters: usize,
     /// Whether commits were durable (`synchronous=FULL`).
     pub durable: bool,
 }
@@ -96,6 +99,9 @@ pub struct LoadConfig {
     pub durable: bool,
     /// Submissions timed for the latency figure.
     pub latency_samples: usize,
+    /// Concurrent submitting clients in the throughput runs, each submitting one job at a
+    /// time: the offered load (too few leave a master waiting on its clients).
+    pub submitters: usize,
 }
 
 fn registration(i: usize, slots: u32) -> NodeRegistration {
@@ -179,10 +185,10 @@ async fn throughput(
     for (i, t) in transports.into_iter().enumerate() {
         agents.push(tokio::spawn(agent_loop(t, i, cfg.batch, cfg.jobs, done.clone())));
     }
-    let submitters: Vec<_> = (0..SUBMITTERS)
+    let submitters: Vec<_> = (0..cfg.submitters)
         .map(|_| {
             let submit = submit.clone();
-            let n = cfg.jobs / SUBMITTERS;
+            let n = cfg.jobs / cfg.submitters;
             tokio::spawn(async move {
                 for _ in 0..n {
                     submit(JobSpec::new("720p-h264")).await;
@@ -196,7 +202,7 @@ async fn throughput(
     for a in agents {
         a.await.expect("agent");
     }
-    (cfg.jobs / SUBMITTERS * SUBMITTERS) as f64 / start.elapsed().as_secs_f64()
+    (cfg.jobs / cfg.submitters * cfg.submitters) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Small boxed-future helper so the submit path can be either the store or the HTTPS API.
@@ -206,8 +212,10 @@ mod futures_lite {
 
 /// Runs the whole harness in a scratch directory.
 pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
+    let submitters = cfg.submitters.max(1);
     let cfg = LoadConfig {
-        jobs: cfg.jobs.max(SUBMITTERS) / SUBMITTERS * SUBMITTERS,
+        jobs: cfg.jobs.max(submitters) / submitters * submitters,
+        submitters,
         ..cfg
     };
     let raw = ffrtmp_sched::baseline::raw_update_tx_per_s(dir, 2000, cfg.durable)?;
@@ -374,6 +382,7 @@ pub async fn run(cfg: LoadConfig, dir: &Path) -> Result<LoadReport> {
         claim_latency_p99_ms: pct(0.99),
         jobs: cfg.jobs,
         agents: cfg.agents,
+        submitters: cfg.submitters,
         durable: cfg.durable,
     })
 }

@@ -115,6 +115,9 @@ enum BenchCommand {
         no_durable: bool,
         #[arg(long, default_value_t = 200)]
         latency_samples: usize,
+        /// Concurrent submitting clients (the offered load), each submitting one job at a time.
+        #[arg(long, default_value_t = ffrtmp::load::DEFAULT_SUBMITTERS)]
+        clients: usize,
     },
     /// Scheduler costs at growing queue sizes: fills a store to each size of queued jobs and
     /// measures submit, claim (by idle agents that can run nothing and by one that can),
@@ -235,6 +238,7 @@ async fn run() -> anyhow::Result<()> {
             batch,
             no_durable,
             latency_samples,
+            clients,
         }) => {
             let config = ffrtmp::load::LoadConfig {
                 jobs: *jobs,
@@ -242,6 +246,7 @@ async fn run() -> anyhow::Result<()> {
                 batch: (*batch).max(1),
                 durable: !no_durable,
                 latency_samples: (*latency_samples).max(1),
+                submitters: (*clients).max(1),
             };
             return ffrtmp::cli::load::run(config, json).await;
         }

@@ -14,8 +14,8 @@ pub async fn run(config: LoadConfig, json: bool) -> anyhow::Result<()> {
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
-        "load: {} jobs, {} agents, durable={}, {cores} cores",
-        r.jobs, r.agents, r.durable
+        "load: {} jobs, {} agents, {} submitting clients, durable={}, {cores} cores",
+        r.jobs, r.agents, r.submitters, r.durable
     );
     let ratio = |v: f64| format!("{:.2}", v / r.raw_sqlite_tx_per_s);
     table(
