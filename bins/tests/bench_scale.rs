@@ -213,6 +213,13 @@ fn scale_runs_on_postgres_and_refuses_a_database_with_jobs() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["store"].as_str().unwrap().starts_with("postgres "), "{v}");
     check_json(&v);
+    // Each size is measured after the fill's maintenance, not during it.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        progress.matches("settled: VACUUM (ANALYZE) of the job tables").count(),
+        2,
+        "{progress}"
+    );
     // The database now holds the jobs of that run: a second run refuses it.
     let again = ffrtmp(&["bench", "scale", "--sizes", "10", "--store", &url]);
     assert!(!again.status.success());

@@ -5,7 +5,9 @@
 //! against a real master serving HTTPS on loopback in this process, with idle agents
 //! long-polling throughout.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -378,13 +380,20 @@ async fn idle_agents(client: &dyn Fn() -> Result<ClientConfig>, n: usize) -> Res
     Ok(agents)
 }
 
+/// Brings a store to a steady state after a fill, before it is measured (PostgreSQL:
+/// `VACUUM (ANALYZE)` and a checkpoint, which autovacuum and the checkpointer would otherwise
+/// run at some moment of the measurement); resolves to a line saying what it did.
+pub type Settle = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String>> + Send>> + Send + Sync>;
+
 /// Runs the harness on `store`, which must hold no jobs; `dir` holds the master's TLS files.
-/// `progress` is told what happens (one line per step).
+/// `settle`, when given, runs after each fill; `progress` is told what happens (one line
+/// per step).
 pub async fn run(
     store: Arc<dyn JobStore>,
     store_name: &str,
     cfg: ScaleConfig,
     dir: &Path,
+    settle: Option<Settle>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ScaleReport> {
     let mut sizes = cfg.sizes.clone();
@@ -439,7 +448,11 @@ pub async fn run(
         idle,
         busy,
     };
-    let result = measure_sizes(&store, &clients, &sizes, samples, cfg.fill_parallel, progress).await;
+    let fill = Fill {
+        parallel: cfg.fill_parallel,
+        settle,
+    };
+    let result = measure_sizes(&store, &clients, &sizes, samples, &fill, progress).await;
     for a in agents {
         a.abort();
     }
@@ -457,12 +470,18 @@ pub async fn run(
     })
 }
 
+/// How the store is filled between sizes.
+struct Fill {
+    parallel: usize,
+    settle: Option<Settle>,
+}
+
 async fn measure_sizes(
     store: &Arc<dyn JobStore>,
     clients: &Clients,
     sizes: &[usize],
     samples: usize,
-    parallel: usize,
+    how: &Fill,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<ScaleRow>> {
     // Each sample submits one job and the able node takes one: the queue stays at its size.
@@ -473,8 +492,15 @@ async fn measure_sizes(
         let add = size - queued;
         progress(&format!("filling to {size} queued jobs (+{add})"));
         let t = Instant::now();
-        fill(store, next, add, parallel).await.context("filling the store")?;
+        fill(store, next, add, how.parallel)
+            .await
+            .context("filling the store")?;
         let fill_s = t.elapsed().as_secs_f64();
+        if let Some(settle) = &how.settle {
+            let t = Instant::now();
+            let did = settle().await.context("settling the store after the fill")?;
+            progress(&format!("settled: {did} ({:.1} s)", t.elapsed().as_secs_f64()));
+        }
         next += add;
         queued = size;
         progress(&format!("measuring at {size} queued ({fill_s:.1} s to fill)"));

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use ffrtmp_core::JobStore;
 use ffrtmp_sched::{PgStore, SchedConfig, SqliteStore};
 
-use crate::bench::scale::{self, ScaleConfig, ScaleReport};
+use crate::bench::scale::{self, ScaleConfig, ScaleReport, Settle};
 use crate::cli::{print_json, table};
 
 /// The sizes of `--sizes`, in jobs.
@@ -44,20 +44,37 @@ pub fn parse_sizes(text: &str) -> Result<Sizes, String> {
     Ok(Sizes(sizes))
 }
 
+/// A store to measure: the store, its name, and how it settles after a fill.
+type Opened = (Arc<dyn JobStore>, String, Option<Settle>);
+
 /// Opens the store `spec` names (`sqlite`: a scratch file in `dir`; `postgres://…`: that
-/// database, which must hold no jobs), with the master's default settings.
-async fn open(spec: &str, dir: &std::path::Path) -> anyhow::Result<(Arc<dyn JobStore>, String)> {
+/// database, which must hold no jobs), with the master's default settings. PostgreSQL
+/// settles after each fill ([`PgStore::settle`]); SQLite's checkpoint thread keeps up on
+/// its own.
+async fn open(spec: &str, dir: &std::path::Path) -> anyhow::Result<Opened> {
     let config = SchedConfig::default();
     if spec == "sqlite" {
         let store = SqliteStore::open_with(&dir.join("scale.db"), config).context("opening the SQLite store")?;
-        return Ok((Arc::new(store), "sqlite".into()));
+        return Ok((Arc::new(store), "sqlite".into(), None));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        let store = PgStore::connect(spec, config)
-            .await
-            .context("connecting to PostgreSQL")?;
+        let store = Arc::new(
+            PgStore::connect(spec, config)
+                .await
+                .context("connecting to PostgreSQL")?,
+        );
         let name = format!("postgres {}", store.target());
-        return Ok((Arc::new(store), name));
+        let pg = store.clone();
+        let settle: Settle = Arc::new(move || {
+            let pg = pg.clone();
+            Box::pin(async move {
+                Ok(match pg.settle().await? {
+                    true => "VACUUM (ANALYZE) of the job tables, then CHECKPOINT".to_string(),
+                    false => "VACUUM (ANALYZE) of the job tables (this role may not CHECKPOINT)".to_string(),
+                })
+            })
+        });
+        return Ok((store, name, Some(settle)));
     }
     bail!("invalid --store {spec:?}: expected sqlite or a postgres:// URL")
 }
@@ -65,9 +82,9 @@ async fn open(spec: &str, dir: &std::path::Path) -> anyhow::Result<(Arc<dyn JobS
 /// Runs the harness and prints the table (or JSON).
 pub async fn run(store: &str, config: ScaleConfig, json: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
-    let (store, name) = open(store, dir.path()).await?;
+    let (store, name, settle) = open(store, dir.path()).await?;
     let progress = |line: &str| eprintln!("{line}");
-    let report = scale::run(store, &name, config, dir.path(), &progress).await?;
+    let report = scale::run(store, &name, config, dir.path(), settle, &progress).await?;
     if json {
         return print_json(&report);
     }

@@ -297,4 +297,42 @@ mod tests {
             }
         }
     }
+
+    /// `settle` leaves the job tables vacuumed and analyzed (their statistics count the
+    /// jobs, where a table never analyzed says -1) and, as the tests' superuser, runs the
+    /// checkpoint; no job is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settle_analyzes_the_job_tables_and_checkpoints_without_losing_a_job() {
+        use ffrtmp_core::{JobSpec, JobStore};
+        let Some(b) = PgBackend::create().await else { return };
+        let store = crate::PgStore::connect(b.url(), Default::default()).await.unwrap();
+        for _ in 0..20 {
+            store.submit(JobSpec::new("720p-h264")).await.unwrap();
+        }
+        let (db, conn) = tokio_postgres::connect(b.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let estimate = |db: tokio_postgres::Client| async move {
+            let row = db
+                .query_one("SELECT reltuples::bigint FROM pg_class WHERE relname = 'jobs'", &[])
+                .await
+                .unwrap();
+            (db, row.get::<_, i64>(0))
+        };
+        let (db, before) = estimate(db).await;
+        assert_ne!(before, 20, "the fresh table's statistics already counted the jobs");
+        assert!(
+            store.settle().await.unwrap(),
+            "the tests' role is a superuser: CHECKPOINT runs"
+        );
+        let (_db, after) = estimate(db).await;
+        assert_eq!(after, 20);
+        let page = store
+            .list(&JobQuery {
+                limit: Some(100),
+                ..JobQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.jobs.len(), 20);
+    }
 }

@@ -279,6 +279,26 @@ impl PgStore {
         }
     }
 
+    /// Leaves the job tables as autovacuum would after a bulk load, now rather than at some
+    /// later moment: `VACUUM (ANALYZE)` of `jobs` and `job_history`, then a `CHECKPOINT`
+    /// where the role may run one (a superuser or a member of `pg_checkpoint`). Benchmarks
+    /// call it between filling and measuring, so the measurement does not overlap the
+    /// load's own maintenance. Returns whether the checkpoint ran.
+    pub async fn settle(&self) -> std::result::Result<bool, StoreError> {
+        let mut pooled = self.inner.pool.get().await.map_err(Error::into_store)?;
+        let (client, _) = pooled.parts();
+        // VACUUM cannot run inside a transaction block: one statement per call.
+        client
+            .batch_execute("VACUUM (ANALYZE) jobs, job_history")
+            .await
+            .map_err(|e| StoreError::Backend(format!("VACUUM (ANALYZE) of the job tables: {}", pg_message(&e))))?;
+        match client.batch_execute("CHECKPOINT").await {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Ok(false),
+            Err(e) => Err(StoreError::Backend(format!("CHECKPOINT: {}", pg_message(&e)))),
+        }
+    }
+
     /// `user@host:port/dbname` of the database (without the password).
     pub fn target(&self) -> &str {
         &self.inner.target
