@@ -3,7 +3,7 @@
 //! against the real master and agent binaries on loopback.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ffrtmp_power::compare::{read_csv, read_json, write_csv, write_json, RunSample};
 
@@ -21,22 +21,9 @@ use procs::Proc;
 mod cluster;
 use cluster::Cli;
 
-fn ffrtmp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(args)
-        .env_remove("FFRTMP_MASTER")
-        .env_remove("FFRTMP_CA_CERT")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/offline.rs"]
+mod offline;
+use offline::{ffrtmp, text};
 
 /// Deterministic noise in [-1 %, +1 %].
 fn noise(i: u32, seed: u32) -> f64 {

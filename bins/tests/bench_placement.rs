@@ -3,25 +3,11 @@
 //! policies, every job completed with joules, no run attributed more energy than the
 //! simulated counters advanced by, and it says plainly that the power is simulated.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn ffrtmp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(args)
-        .env_remove("FFRTMP_MASTER")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+#[path = "support/offline.rs"]
+mod offline;
+use offline::{ffrtmp, text};
 
 #[test]
 fn placement_json_compares_both_policies_on_simulated_power() {

@@ -6,6 +6,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "support/offline.rs"]
+mod offline;
+use offline::{ffrtmp, text};
+
 const FIGURES: [&str; 11] = [
     "submit_p50_ms",
     "submit_p99_ms",
@@ -19,22 +23,6 @@ const FIGURES: [&str; 11] = [
     "list_p99_ms",
     "rss_mb",
 ];
-
-fn ffrtmp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ffrtmp"))
-        .args(args)
-        .env_remove("FFRTMP_MASTER")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Checks a JSON report of sizes 200 and 2000.
 fn check_json(v: &Value) {

@@ -12,6 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/offline.rs"]
+mod offline;
+use offline::text;
+
 const KEY: &str = "readme-test-key-0123456789abcdef";
 
 /// A flag and the value the README gives it, if any.
@@ -170,14 +174,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn bin(name: &str) -> Command {

@@ -212,21 +212,25 @@ fn push_spec(url: &str, seconds: u32) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_reconnects_when_the_server_comes_back_within_the_window_and_completes() {
-    let mut server = RtmpServer::start();
-    let d = dirs();
-    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, Duration::from_secs(20)), Cgroups::detect());
-    let url = server.url("reconnect");
-    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 10)));
+/// Pushes 10 s to `key`, restarts nginx 2 s into the stream, and checks that the stream is
+/// back on the server (ffprobe) and that the job completes having reconnected and delivered
+/// the whole stream. Returns the result for engine-specific checks.
+async fn push_survives_a_server_restart(
+    exec: Arc<dyn Executor>,
+    mut server: RtmpServer,
+    key: &'static str,
+) -> JobResult {
+    let url = server.url(key);
+    let running = spawn_job(exec, job(&push_spec(&url, 10)));
     let server = tokio::task::spawn_blocking(move || {
-        wait_published(&server, "reconnect", 1, Duration::from_secs(15));
+        wait_published(&server, key, 1, Duration::from_secs(15));
         std::thread::sleep(Duration::from_secs(2));
         server.restart();
         // The stream is back on the restarted server (nginx appends to its log).
-        wait_published(&server, "reconnect", 2, Duration::from_secs(15));
-        let probed = probe_live(&server.url("reconnect"), Duration::from_secs(15));
-        assert_eq!((probed.width, probed.height), (640, 360));
+        wait_published(&server, key, 2, Duration::from_secs(15));
+        let probed = probe_live(&server.url(key), Duration::from_secs(15));
+        println!("{key}: ffprobe after the restart: {}", probed.line);
+        assert_eq!((probed.codec.as_str(), probed.width, probed.height), ("h264", 640, 360));
         server
     })
     .await
@@ -237,8 +241,8 @@ async fn a_push_reconnects_when_the_server_comes_back_within_the_window_and_comp
             .unwrap()
             .unwrap(),
     );
-    let qoe = result.live.expect("live QoE in the result");
-    println!("QoE after a restart: {}", qoe.line());
+    let qoe = result.live.clone().expect("live QoE in the result");
+    println!("{key}: QoE after a restart: {}", qoe.line());
     assert!(qoe.reconnects >= 1, "{qoe:?}");
     // The whole stream was delivered, across both connections (what was in flight at the
     // kill is lost: at most a second).
@@ -246,18 +250,22 @@ async fn a_push_reconnects_when_the_server_comes_back_within_the_window_and_comp
     assert_eq!(qoe.target_bitrate_kbps, Some(800.0));
     assert!(qoe.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{qoe:?}");
     drop(server);
+    result
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window() {
-    let mut server = RtmpServer::start();
-    let d = dirs();
-    let window = Duration::from_secs(3);
-    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, window), Cgroups::detect());
-    let url = server.url("gone");
-    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 30)));
+/// Pushes to `key`, stops nginx once the stream is up, and checks that the job fails with
+/// `destination_lost` after reconnecting for the whole `window` and not much longer.
+/// Returns the error's message for engine-specific checks.
+async fn push_fails_destination_lost_after_the_window(
+    exec: Arc<dyn Executor>,
+    mut server: RtmpServer,
+    key: &'static str,
+    window: Duration,
+) -> String {
+    let url = server.url(key);
+    let running = spawn_job(exec, job(&push_spec(&url, 30)));
     let (server, stopped) = tokio::task::spawn_blocking(move || {
-        wait_published(&server, "gone", 1, Duration::from_secs(15));
+        wait_published(&server, key, 1, Duration::from_secs(20));
         server.stop();
         (server, Instant::now())
     })
@@ -268,7 +276,7 @@ async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window
         .unwrap()
         .unwrap();
     let took = stopped.elapsed();
-    match outcome {
+    let message = match outcome {
         ExecOutcome::Failed { error } => {
             assert_eq!(error.kind, ErrorKind::DestinationLost, "{error:?}");
             assert!(
@@ -276,20 +284,64 @@ async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window
                 "{}",
                 error.message
             );
-            assert!(error.message.contains("3 s reconnect window"), "{}", error.message);
+            assert!(
+                error
+                    .message
+                    .contains(&format!("{} s reconnect window", window.as_secs())),
+                "{}",
+                error.message
+            );
+            error.message
         }
         other => panic!("expected destination_lost, got {other:?}"),
-    }
-    // The window, one backoff delay at most and the time ffmpeg takes to fail.
+    };
+    // Reconnects were tried for the whole window, then it gave up within a backoff delay
+    // and the time the engine's process takes to fail.
     assert!(
-        took < window + Duration::from_secs(5),
+        took >= window && took < window + Duration::from_secs(5),
         "failed {took:?} after the server stopped"
     );
-    assert!(
-        took >= window,
-        "failed {took:?} after the server stopped, before the window"
-    );
     drop(server);
+    message
+}
+
+/// Pushes 720p to `key` with the encode held to 15 % of one core, which cannot keep up with
+/// real time, and checks that the result flags it while the whole stream still went out.
+async fn a_throttled_push_is_flagged_behind_realtime(exec: Arc<dyn Executor>, server: &RtmpServer, key: &str) {
+    let url = server.url(key);
+    let spec = format!(
+        r#"{{"scenario":"live-rtmp","parameters":{{"duration":3,"preset":"veryfast","output_mode":"rtmp","output_url":"{url}"}},"resource_limits":{{"max_cpu_percent":15}}}}"#
+    );
+    let (_c, signal) = cancel_pair();
+    let result = completed(exec.execute(&job(&spec), &NoProgress, signal).await);
+    assert!(result.limits.starts_with("enforced"), "{}", result.limits);
+    let qoe = result.live.expect("live QoE in the result");
+    println!("{key}: throttled QoE: {}", qoe.line());
+    assert!(qoe.behind_realtime, "{qoe:?}");
+    assert!(qoe.behind_realtime_s > 2.0 && qoe.min_speed < 0.9, "{qoe:?}");
+    assert!(
+        (2.5..=3.5).contains(&qoe.uptime_s),
+        "the whole stream still went out: {qoe:?}"
+    );
+}
+
+const NO_CPU_CGROUP: &str = "this test throttles the encode with a CPU cgroup, which this host lacks";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_reconnects_when_the_server_comes_back_within_the_window_and_completes() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, Duration::from_secs(20)), Cgroups::detect());
+    push_survives_a_server_restart(Arc::new(exec), server, "reconnect").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_server_stays_away_fails_destination_lost_within_the_window() {
+    let server = RtmpServer::start();
+    let d = dirs();
+    let window = Duration::from_secs(3);
+    let exec = FfmpegExecutor::with_cgroups(live_config(&d, &server, window), Cgroups::detect());
+    push_fails_destination_lost_after_the_window(Arc::new(exec), server, "gone", window).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,26 +351,8 @@ async fn a_push_that_cannot_keep_up_with_real_time_is_flagged_behind_realtime() 
     let mut cfg = config(&d, &server);
     cfg.live.behind_limit = Duration::from_secs(2);
     let exec = FfmpegExecutor::with_cgroups(cfg, Cgroups::detect());
-    assert!(
-        exec.cgroups().has_cpu(),
-        "this test throttles the encode with a CPU cgroup, which this host lacks"
-    );
-    // 720p on 15 % of one core cannot be encoded in real time.
-    let url = server.url("slow");
-    let spec = format!(
-        r#"{{"scenario":"live-rtmp","parameters":{{"duration":3,"preset":"veryfast","output_mode":"rtmp","output_url":"{url}"}},"resource_limits":{{"max_cpu_percent":15}}}}"#
-    );
-    let (_c, signal) = cancel_pair();
-    let result = completed(exec.execute(&job(&spec), &NoProgress, signal).await);
-    assert!(result.limits.starts_with("enforced"), "{}", result.limits);
-    let qoe = result.live.expect("live QoE in the result");
-    println!("throttled QoE: {}", qoe.line());
-    assert!(qoe.behind_realtime, "{qoe:?}");
-    assert!(qoe.behind_realtime_s > 2.0 && qoe.min_speed < 0.9, "{qoe:?}");
-    assert!(
-        (2.5..=3.5).contains(&qoe.uptime_s),
-        "the whole stream still went out: {qoe:?}"
-    );
+    assert!(exec.cgroups().has_cpu(), "{NO_CPU_CGROUP}");
+    a_throttled_push_is_flagged_behind_realtime(Arc::new(exec), &server, "slow").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,82 +415,21 @@ async fn gst(cfg: FfmpegConfig) -> GstExecutor {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gstreamer_push_reconnects_when_the_server_comes_back_within_the_window_and_completes() {
-    let mut server = RtmpServer::start();
+    let server = RtmpServer::start();
     let d = dirs();
     let exec = gst(live_config(&d, &server, Duration::from_secs(20))).await;
-    let url = server.url("gst-reconnect");
-    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 10)));
-    let server = tokio::task::spawn_blocking(move || {
-        wait_published(&server, "gst-reconnect", 1, Duration::from_secs(15));
-        std::thread::sleep(Duration::from_secs(2));
-        server.restart();
-        // The stream is back on the restarted server (nginx appends to its log).
-        wait_published(&server, "gst-reconnect", 2, Duration::from_secs(15));
-        let probed = probe_live(&server.url("gst-reconnect"), Duration::from_secs(15));
-        println!("gst-reconnect: ffprobe after the restart: {}", probed.line);
-        assert_eq!((probed.codec.as_str(), probed.width, probed.height), ("h264", 640, 360));
-        server
-    })
-    .await
-    .unwrap();
-    let result = completed(
-        tokio::time::timeout(Duration::from_secs(60), running)
-            .await
-            .unwrap()
-            .unwrap(),
-    );
+    let result = push_survives_a_server_restart(Arc::new(exec), server, "gst-reconnect").await;
     assert_eq!(result.encoder, "gstreamer/x264enc");
-    let qoe = result.live.expect("live QoE in the result");
-    println!("gstreamer QoE after a restart: {}", qoe.line());
-    assert!(qoe.reconnects >= 1, "{qoe:?}");
-    // The whole stream was delivered, across both connections (what was in flight at the
-    // kill is lost: at most a second).
-    assert!((9.0..=10.5).contains(&qoe.uptime_s), "{qoe:?}");
-    assert_eq!(qoe.target_bitrate_kbps, Some(800.0));
-    assert!(qoe.bitrate_kbps.is_some_and(|b| b > 50.0 && b < 4000.0), "{qoe:?}");
-    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gstreamer_push_whose_server_goes_away_fails_destination_lost() {
-    let mut server = RtmpServer::start();
+    let server = RtmpServer::start();
     let d = dirs();
     let window = Duration::from_secs(3);
     let exec = gst(live_config(&d, &server, window)).await;
-    let url = server.url("gst-gone");
-    let running = spawn_job(Arc::new(exec), job(&push_spec(&url, 30)));
-    let (server, stopped) = tokio::task::spawn_blocking(move || {
-        wait_published(&server, "gst-gone", 1, Duration::from_secs(20));
-        server.stop();
-        (server, Instant::now())
-    })
-    .await
-    .unwrap();
-    match tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        ExecOutcome::Failed { error } => {
-            assert_eq!(error.kind, ErrorKind::DestinationLost, "{error:?}");
-            assert!(
-                error.message.starts_with(&format!("live destination {url} lost")),
-                "{}",
-                error.message
-            );
-            assert!(error.message.contains("3 s reconnect window"), "{}", error.message);
-            assert!(!error.message.contains("(0 reconnects"), "{}", error.message);
-        }
-        other => panic!("expected destination_lost, got {other:?}"),
-    }
-    // Reconnects were tried for the whole window, then it gave up within a backoff delay
-    // and the time gst-launch takes to fail.
-    let took = stopped.elapsed();
-    assert!(
-        took >= window && took < window + Duration::from_secs(5),
-        "failed {took:?} after the server stopped"
-    );
-    drop(server);
+    let message = push_fails_destination_lost_after_the_window(Arc::new(exec), server, "gst-gone", window).await;
+    assert!(!message.contains("(0 reconnects"), "{message}");
 }
 
 /// Keeps every progress update a job sends.
@@ -601,24 +574,6 @@ async fn a_gstreamer_push_that_cannot_keep_up_with_real_time_is_flagged_behind_r
     let mut cfg = config(&d, &server);
     cfg.live.behind_limit = Duration::from_secs(2);
     let exec = gst(cfg).await;
-    assert!(
-        exec.cgroups().has_cpu(),
-        "this test throttles the encode with a CPU cgroup, which this host lacks"
-    );
-    // 720p on 15 % of one core cannot be encoded in real time.
-    let url = server.url("gst-slow");
-    let spec = format!(
-        r#"{{"scenario":"live-rtmp","parameters":{{"duration":3,"preset":"veryfast","output_mode":"rtmp","output_url":"{url}"}},"resource_limits":{{"max_cpu_percent":15}}}}"#
-    );
-    let (_c, signal) = cancel_pair();
-    let result = completed(exec.execute(&job(&spec), &NoProgress, signal).await);
-    assert!(result.limits.starts_with("enforced"), "{}", result.limits);
-    let qoe = result.live.expect("live QoE in the result");
-    println!("gstreamer throttled QoE: {}", qoe.line());
-    assert!(qoe.behind_realtime, "{qoe:?}");
-    assert!(qoe.behind_realtime_s > 2.0 && qoe.min_speed < 0.9, "{qoe:?}");
-    assert!(
-        (2.5..=3.5).contains(&qoe.uptime_s),
-        "the whole stream still went out: {qoe:?}"
-    );
+    assert!(exec.cgroups().has_cpu(), "{NO_CPU_CGROUP}");
+    a_throttled_push_is_flagged_behind_realtime(Arc::new(exec), &server, "gst-slow").await;
 }
